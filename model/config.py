@@ -1,0 +1,251 @@
+"""The one config file: every tensor's format and cast modes, the activation tables, the RTL's
+architecture parameters (DESIGN.md §2-3). Model, RTL and testbench all read it from here.
+
+Sizes (X inputs, H hidden units) are not in the config: they come from the weights, and
+:func:`check_sizes` derives the accumulator width they need and refuses a config that could
+overflow it.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from .fixed import Format, FixedPointError, check_modes
+
+__all__ = [
+    "ConfigError", "TensorSpec", "TableSpec", "Config", "TENSORS", "TABLES",
+    "DEFAULT_CONFIG", "load_config", "parse_config", "accumulator_bound",
+    "accumulator_bits_needed", "check_sizes",
+]
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+
+#: Every tensor that has a format, with what it holds. The cast *into* a tensor uses its modes.
+TENSORS = {
+    "x": "input x_t (float inputs are cast into it)",
+    "weight": "W_ih and W_hh entries (and the classifier head's weights)",
+    "bias": "bias b = b_ih + b_hh (and the classifier head's bias)",
+    "accumulator": "exact sum W_ih x + W_hh h + b; never narrowed, width checked",
+    "z": "gate pre-activations z (cast from the accumulator)",
+    "gate": "sigmoid outputs i (write), f (keep), o (read)",
+    "candidate": "tanh output g",
+    "c": "cell state c_t = f*c + i*g",
+    "tanh_c": "tanh(c_t)",
+    "h": "hidden state h_t = o * tanh(c_t)",
+}
+#: Activation tables: name -> (function, input tensor, output tensor).
+TABLES = {
+    "sigmoid": ("sigmoid", "z", "gate"),
+    "tanh": ("tanh", "z", "candidate"),
+    "tanh_c": ("tanh", "c", "tanh_c"),
+}
+METHODS = ("pwl", "plan")
+_TABLE_KEYS = ("method", "max_segments", "slope_frac", "index_shift")
+
+
+class ConfigError(FixedPointError):
+    """A config that cannot be used, with the reason."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tensor's format and the modes of the cast into it."""
+
+    fmt: Format
+    round: str = "RND"
+    overflow: str = "SAT"
+
+    def __str__(self) -> str:
+        return f"{self.fmt} {self.round}/{self.overflow}"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How one activation table is generated (see :mod:`model.activations`)."""
+
+    function: str            # "sigmoid" or "tanh"
+    method: str              # "pwl" (fitted segments) or "plan" (power-of-two slopes)
+    input: TensorSpec
+    output: TensorSpec
+    max_segments: int        # segment budget for "pwl"
+    slope_frac: int          # fraction bits of a slope (per input LSB: see activations.py)
+    index_shift: int         # segment index ROM is addressed by |input code| >> index_shift
+
+
+@dataclass(frozen=True)
+class Config:
+    tensors: MappingProxyType
+    tables: MappingProxyType
+    lanes: int
+    source: str = field(default="<config>", compare=False)
+
+    def spec(self, name: str) -> TensorSpec:
+        return self.tensors[name]
+
+    def fmt(self, name: str) -> Format:
+        return self.tensors[name].fmt
+
+    def __hash__(self):
+        return hash((tuple(self.tensors.items()), tuple(self.tables.items()), self.lanes))
+
+    def __eq__(self, other):
+        return (isinstance(other, Config) and dict(self.tensors) == dict(other.tensors)
+                and dict(self.tables) == dict(other.tables) and self.lanes == other.lanes)
+
+    def replace(self, *, lanes: int | None = None, **tensors: TensorSpec) -> "Config":
+        """A copy with some tensor specs (or the lane count) changed; tables follow formats."""
+        raw = {"formats": {n: _spec_dict(s) for n, s in {**self.tensors, **tensors}.items()},
+               "activations": {n: _table_dict(t) for n, t in self.tables.items()},
+               "rtl": {"lanes": self.lanes if lanes is None else lanes}}
+        return parse_config(raw, source=self.source)
+
+
+def _spec_dict(s: TensorSpec) -> dict:
+    return {"bits": s.fmt.bits, "frac": s.fmt.frac, "round": s.round, "overflow": s.overflow}
+
+
+def _table_dict(t: TableSpec) -> dict:
+    return {k: getattr(t, k) for k in _TABLE_KEYS}
+
+
+def _int(value, where: str, lo: int, hi: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{where} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{where} must be from {lo} to {hi}, not {value}")
+    return value
+
+
+def _unknown(table: dict, allowed, where: str) -> None:
+    extra = sorted(set(table) - set(allowed))
+    if extra:
+        raise ConfigError(f"unknown key {extra[0]!r} in {where} (allowed: {', '.join(allowed)})")
+
+
+def _section(raw: dict, name: str, required, optional=()) -> dict:
+    """A top-level table that must name every key in ``required`` (no hidden defaults)."""
+    table = raw.get(name)
+    if not isinstance(table, dict):
+        raise ConfigError(f"the config has no [{name}] table")
+    _unknown(table, (*required, *optional), f"[{name}]")
+    missing = [k for k in required if k not in table]
+    if missing:
+        raise ConfigError(f"[{name}] is missing {missing[0]!r}")
+    return table
+
+
+def _parse_tensor(name: str, entry, modes: dict) -> TensorSpec:
+    where = f"[formats] {name}"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a table like {{ bits = 16, frac = 12 }}, not {entry!r}")
+    _unknown(entry, ("bits", "frac", "round", "overflow"), where)
+    for key in ("bits", "frac"):
+        if key not in entry:
+            raise ConfigError(f"{where} is missing {key!r}")
+    try:
+        fmt = Format(entry["bits"], entry["frac"])
+        quant = entry.get("round", modes["round"])
+        overflow = entry.get("overflow", modes["overflow"])
+        check_modes(quant, overflow)
+    except FixedPointError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return TensorSpec(fmt, quant, overflow)
+
+
+def parse_config(raw: dict, *, source: str = "<config>") -> Config:
+    """Validate a config given as nested dicts (the parsed TOML)."""
+    _unknown(raw, ("modes", "formats", "activations", "rtl"), "the config")
+    modes = _section(raw, "modes", ("round", "overflow"))
+    try:
+        check_modes(modes["round"], modes["overflow"])
+    except FixedPointError as e:
+        raise ConfigError(f"[modes]: {e}") from None
+
+    formats = _section(raw, "formats", TENSORS)
+    tensors = {n: _parse_tensor(n, formats[n], modes) for n in TENSORS}
+    for name in ("gate", "candidate", "tanh_c"):
+        if tensors[name].fmt.int_bits < 1:
+            raise ConfigError(
+                f"[formats] {name} is {tensors[name].fmt}: it must hold 1.0 (at least 1 integer bit)")
+    for name in ("z", "c"):
+        if tensors[name].fmt.bits > 24:
+            raise ConfigError(f"[formats] {name} has {tensors[name].fmt.bits} bits: activation "
+                              "inputs may have at most 24 (their tables are checked exhaustively)")
+
+    acts = _section(raw, "activations", _TABLE_KEYS, optional=TABLES)
+    shared = {k: acts[k] for k in _TABLE_KEYS}
+    tables = {}
+    for name, (function, src, dst) in TABLES.items():
+        own = acts.get(name, {})
+        where = f"[activations.{name}]"
+        if not isinstance(own, dict):
+            raise ConfigError(f"{where} must be a table, not {own!r}")
+        _unknown(own, _TABLE_KEYS, where)
+        t = {**shared, **own}
+        if t["method"] not in METHODS:
+            raise ConfigError(f"{where} method must be one of {', '.join(METHODS)}, not {t['method']!r}")
+        in_fmt = tensors[src].fmt
+        tables[name] = TableSpec(
+            function=function, method=t["method"], input=tensors[src], output=tensors[dst],
+            max_segments=_int(t["max_segments"], f"{where} max_segments", 1, 1024),
+            slope_frac=_int(t["slope_frac"], f"{where} slope_frac", 0, 40),
+            index_shift=_int(t["index_shift"], f"{where} index_shift", 0, in_fmt.bits - 2))
+
+    lanes = _int(_section(raw, "rtl", ("lanes",))["lanes"], "[rtl] lanes", 1, 4096)
+    return Config(MappingProxyType(tensors), MappingProxyType(tables), lanes, source)
+
+
+def load_config(path=None) -> Config:
+    """Read and validate a TOML config; ``None`` is ``configs/default.toml``."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config {path} is not valid TOML: {e}") from None
+    return parse_config(raw, source=str(path))
+
+
+def accumulator_bound(config: Config, n_inputs: int, n_hidden: int) -> int:
+    """Largest |W_ih x + W_hh h + b| in accumulator LSBs over *every* representable operand.
+
+    Each product a*b of W_a- and W_b-bit codes has |a*b| <= 2^(W_a-1) * 2^(W_b-1) (both most
+    negative); it is shifted left to the accumulator's fraction bits.
+    """
+    acc, w = config.fmt("accumulator"), config.fmt("weight")
+    total = 0
+    for name, count in (("x", n_inputs), ("h", n_hidden)):
+        v = config.fmt(name)
+        total += count << (v.bits - 1 + w.bits - 1 + acc.frac - v.frac - w.frac)
+    b = config.fmt("bias")
+    return total + (1 << (b.bits - 1 + acc.frac - b.frac))
+
+
+def accumulator_bits_needed(config: Config, n_inputs: int, n_hidden: int) -> int:
+    """Smallest two's complement width that holds +-accumulator_bound()."""
+    return accumulator_bound(config, n_inputs, n_hidden).bit_length() + 1
+
+
+def check_sizes(config: Config, n_inputs: int, n_hidden: int) -> None:
+    """Refuse a config whose accumulator is inexact or could overflow for these sizes."""
+    acc, w = config.fmt("accumulator"), config.fmt("weight")
+    need_frac = max(config.fmt("x").frac + w.frac, config.fmt("h").frac + w.frac,
+                    config.fmt("bias").frac)
+    if acc.frac < need_frac:
+        raise ConfigError(
+            f"accumulator {acc} has {acc.frac} fraction bits: exact products need {need_frac} "
+            f"(x {config.fmt('x')} or h {config.fmt('h')} times weight {w}, and bias {config.fmt('bias')})")
+    need_bits = accumulator_bits_needed(config, n_inputs, n_hidden)
+    if acc.bits < need_bits:
+        raise ConfigError(
+            f"accumulator {acc} ({acc.bits} bits) could overflow for X={n_inputs}, H={n_hidden}: "
+            f"it needs {need_bits} bits")
+
+

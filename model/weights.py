@@ -1,0 +1,204 @@
+"""LSTM weights and inputs: loading, validation, and the float-to-fixed cast of weights.
+
+Weights ``.npz`` (DESIGN.md §7): ``weight_ih`` (4H, X), ``weight_hh`` (4H, H), ``bias`` (4H),
+gate order i, f, g, o (PyTorch's; its b_ih + b_hh is one bias here); optional classifier head
+``head_weight`` (C, H) with ``head_bias`` (C). Inputs ``.npy``: float (B, T, X) or (T, X).
+"""
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+
+from .config import Config, check_sizes
+from .fixed import FixedPointError, quantize
+
+__all__ = ["InputError", "LSTMWeights", "QuantizedWeights", "load_weights", "save_weights",
+           "load_inputs", "load_labels", "quantize_weights", "check_finite"]
+
+GATES = ("i", "f", "g", "o")   # row blocks of weight_ih / weight_hh / bias
+
+
+class InputError(FixedPointError):
+    """A file or array the user gave that cannot be used, with the reason."""
+
+
+def check_finite(name: str, a: np.ndarray) -> None:
+    if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+        raise InputError(f"{name} must be real numbers, not {a.dtype}")
+    if not np.all(np.isfinite(a)):
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+        raise InputError(f"{name} contains NaN or infinity (first at index {where})")
+
+
+@dataclass(frozen=True, eq=False)
+class LSTMWeights:
+    """Float weights of one LSTM layer (and an optional classifier head on the last h)."""
+
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias: np.ndarray
+    head_weight: np.ndarray | None = None
+    head_bias: np.ndarray | None = None
+
+    def __post_init__(self):
+        for name in ("weight_ih", "weight_hh", "bias", "head_weight", "head_bias"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            a = np.asarray(value)
+            check_finite(name, a)
+            object.__setattr__(self, name, a.astype(np.float64))
+        wih, whh, b = self.weight_ih, self.weight_hh, self.bias
+        if whh.ndim != 2 or whh.shape[0] != 4 * whh.shape[1] or whh.shape[1] == 0:
+            raise InputError(f"weight_hh must have shape (4H, H), not {whh.shape}")
+        H = whh.shape[1]
+        if wih.ndim != 2 or wih.shape[0] != 4 * H or wih.shape[1] == 0:
+            raise InputError(f"weight_ih must have shape (4H, X) = ({4 * H}, X), not {wih.shape}")
+        if b.shape != (4 * H,):
+            raise InputError(f"bias must have shape (4H,) = ({4 * H},), not {b.shape}")
+        if (self.head_weight is None) != (self.head_bias is None):
+            raise InputError("head_weight and head_bias go together: give both or neither")
+        if self.head_weight is not None:
+            hw, hb = self.head_weight, self.head_bias
+            if hw.ndim != 2 or hw.shape[1] != H or hw.shape[0] == 0:
+                raise InputError(f"head_weight must have shape (C, H) = (C, {H}), not {hw.shape}")
+            if hb.shape != (hw.shape[0],):
+                raise InputError(f"head_bias must have shape (C,) = ({hw.shape[0]},), not {hb.shape}")
+
+    @property
+    def n_inputs(self) -> int:
+        return self.weight_ih.shape[1]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.weight_hh.shape[1]
+
+    @property
+    def has_head(self) -> bool:
+        return self.head_weight is not None
+
+    def arrays(self) -> dict:
+        d = {"weight_ih": self.weight_ih, "weight_hh": self.weight_hh, "bias": self.bias}
+        if self.has_head:
+            d.update(head_weight=self.head_weight, head_bias=self.head_bias)
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedWeights:
+    """Raw int64 codes of the weights (weight format) and biases (bias format)."""
+
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias: np.ndarray
+    head_weight: np.ndarray | None
+    head_bias: np.ndarray | None
+    overflow: MappingProxyType     # tensor name -> how many values saturated or wrapped
+
+    @property
+    def n_inputs(self) -> int:
+        return self.weight_ih.shape[1]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.weight_hh.shape[1]
+
+
+def quantize_weights(weights: LSTMWeights, config: Config) -> QuantizedWeights:
+    """Cast float weights into the config's weight and bias formats (a cast like any other)."""
+    check_sizes(config, weights.n_inputs, weights.n_hidden)
+    w, b = config.spec("weight"), config.spec("bias")
+    out, overflow = {}, {}
+    for name, spec in (("weight_ih", w), ("weight_hh", w), ("bias", b),
+                       ("head_weight", w), ("head_bias", b)):
+        value = getattr(weights, name)
+        if value is None:
+            out[name] = None
+            continue
+        out[name], overflow[name] = quantize(value, spec.fmt, spec.round, spec.overflow, name=name)
+    return QuantizedWeights(**out, overflow=MappingProxyType(overflow))
+
+
+def _open(path, what: str):
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} file not found: {path}")
+    if not path.is_file():
+        raise InputError(f"{what} path is not a file: {path}")
+    return path
+
+
+def load_weights(path) -> LSTMWeights:
+    path = _open(path, "weights")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise InputError(f"weights file {path} is not an .npz archive (it holds one array)")
+            arrays = {k: npz[k] for k in npz.files}
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise InputError(f"weights file {path} is not a readable .npz archive: {e}") from None
+    missing = [k for k in ("weight_ih", "weight_hh", "bias") if k not in arrays]
+    if missing:
+        raise InputError(f"weights file {path} has no {missing[0]!r} "
+                         "(needs weight_ih, weight_hh, bias; optional head_weight, head_bias)")
+    known = ("weight_ih", "weight_hh", "bias", "head_weight", "head_bias")
+    try:
+        return LSTMWeights(**{k: arrays[k] for k in known if k in arrays})
+    except InputError as e:
+        raise InputError(f"weights file {path}: {e}") from None
+
+
+def save_weights(path, weights: LSTMWeights) -> None:
+    np.savez(path, **weights.arrays())
+
+
+def _load_npy(path, what: str) -> np.ndarray:
+    path = _open(path, what)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise InputError(f"{what} file {path} is not a readable .npy array: {e}") from None
+
+
+def load_inputs(path, n_inputs: int) -> np.ndarray:
+    """Float inputs as (B, T, X); a (T, X) array is one sequence."""
+    x = _load_npy(path, "inputs")
+    if not isinstance(x, np.ndarray):
+        raise InputError(f"inputs file {path} must hold one array")
+    return check_inputs(x, n_inputs, f"inputs {path}")
+
+
+def check_inputs(x, n_inputs: int, name: str = "inputs") -> np.ndarray:
+    x = np.asarray(x)
+    check_finite(name, x)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[2] != n_inputs:
+        raise InputError(f"{name} must have shape (B, T, X) or (T, X) with X = {n_inputs} "
+                         f"(the weights' input size), not {np.shape(x)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise InputError(f"{name} is empty: shape {x.shape}")
+    return x.astype(np.float64)
+
+
+def load_labels(path, n_sequences: int, n_classes: int | None) -> np.ndarray:
+    y = _load_npy(path, "labels")
+    return check_labels(y, n_sequences, n_classes, f"labels {path}")
+
+
+def check_labels(y, n_sequences: int, n_classes: int | None, name: str = "labels") -> np.ndarray:
+    y = np.asarray(y)
+    if y.shape != (n_sequences,) or not np.issubdtype(y.dtype, np.integer):
+        raise InputError(f"{name} must be {n_sequences} integers (one per sequence), "
+                         f"not {y.dtype} {y.shape}")
+    if n_classes is None:
+        raise InputError("labels need a classifier head (head_weight, head_bias) in the weights")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise InputError(f"{name} must be class numbers from 0 to {n_classes - 1}")
+    return y.astype(np.int64)
