@@ -1,0 +1,171 @@
+"""Sizes, formats and memory images of the RTL, all derived from the model's config and
+quantized weights (never re-derived by hand: DESIGN.md §2)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from amaranth.hdl import signed
+from amaranth.lib import data
+
+from model.config import Config, check_sizes
+from model.fixed import Format
+from model.weights import QuantizedWeights
+
+__all__ = ["Geometry", "RTLError"]
+
+GATES = 4   # i, f, g, o
+
+
+class RTLError(ValueError):
+    """Parameters the RTL cannot implement."""
+
+
+@dataclass(frozen=True, eq=False)
+class Geometry:
+    """Everything the components need to know about one design instance.
+
+    Memory order of the weight matrix: row 4u + k holds gate k (i, f, g, o) of hidden unit u, so
+    a unit's four pre-activations finish together and its cell update can start while the lanes
+    work on the next units. Columns are [x_t (X); h_{t-1} (H)].
+    """
+
+    config: Config
+    weights: QuantizedWeights
+    lanes: int
+
+    def __post_init__(self):
+        P, w = self.lanes, self.weights
+        if not isinstance(P, int) or isinstance(P, bool) or P < 1:
+            raise RTLError(f"lanes must be a positive integer, not {P!r}")
+        if P > self.n_columns:
+            raise RTLError(f"lanes must be at most X+H = {self.n_columns} (one row end per "
+                           f"cycle), not {P}")
+        try:
+            check_sizes(self.config, self.n_inputs, self.n_hidden)
+        except ValueError as e:
+            raise RTLError(str(e)) from None
+        H = self.n_hidden
+        shapes = {"weight_ih": (4 * H, self.n_inputs), "weight_hh": (4 * H, H), "bias": (4 * H,)}
+        for name, shape in shapes.items():
+            a = np.asarray(getattr(w, name))
+            if a.shape != shape:
+                raise RTLError(f"{name} must have shape {shape}, not {a.shape}")
+            fmt = self.bias_fmt if name == "bias" else self.weight_fmt
+            if a.size and (a.min() < fmt.min_code or a.max() > fmt.max_code):
+                raise RTLError(f"{name} codes do not fit the {name.split('_')[0]} format {fmt}")
+
+    @classmethod
+    def of(cls, config: Config, weights: QuantizedWeights, lanes: int | None = None) -> "Geometry":
+        return cls(config, weights, config.lanes if lanes is None else lanes)
+
+    # -- sizes ---------------------------------------------------------------------------------
+    @property
+    def n_inputs(self) -> int:
+        return self.weights.n_inputs
+
+    @property
+    def n_hidden(self) -> int:
+        return self.weights.n_hidden
+
+    @property
+    def n_columns(self) -> int:
+        return self.n_inputs + self.n_hidden
+
+    @property
+    def n_rows(self) -> int:
+        return GATES * self.n_hidden
+
+    @property
+    def n_weights(self) -> int:
+        return self.n_rows * self.n_columns
+
+    @property
+    def n_words(self) -> int:
+        """Words of a full runtime weight load: every weight, then every bias."""
+        return self.n_weights + self.n_rows
+
+    @property
+    def issue_cycles(self) -> int:
+        """The MAC bound: ceil(4H(X+H) / P) cycles per step."""
+        return -(-self.n_weights // self.lanes)
+
+    # -- formats -------------------------------------------------------------------------------
+    def fmt(self, name: str) -> Format:
+        return self.config.fmt(name)
+
+    @property
+    def weight_fmt(self) -> Format:
+        return self.fmt("weight")
+
+    @property
+    def bias_fmt(self) -> Format:
+        return self.fmt("bias")
+
+    @property
+    def acc_fmt(self) -> Format:
+        return self.fmt("accumulator")
+
+    @cached_property
+    def vector_fmt(self) -> Format:
+        """Common format of [x; h] entries: enough fraction and integer bits for both."""
+        x, h = self.fmt("x"), self.fmt("h")
+        frac = max(x.frac, h.frac)
+        return Format(max(x.bits - x.frac, h.bits - h.frac) + frac, frac)
+
+    @property
+    def x_shift(self) -> int:
+        return self.vector_fmt.frac - self.fmt("x").frac
+
+    @property
+    def h_shift(self) -> int:
+        return self.vector_fmt.frac - self.fmt("h").frac
+
+    @property
+    def product_shift(self) -> int:
+        """Left shift from vector x weight fraction bits to the accumulator's."""
+        return self.acc_fmt.frac - self.vector_fmt.frac - self.weight_fmt.frac
+
+    @property
+    def bias_shift(self) -> int:
+        return self.acc_fmt.frac - self.bias_fmt.frac
+
+    @property
+    def load_layout(self) -> data.StructLayout:
+        return data.StructLayout({
+            "data": signed(max(self.weight_fmt.bits, self.bias_fmt.bits)),
+            "first": 1,
+        })
+
+    # -- memory images -------------------------------------------------------------------------
+    def memory_rows(self, weights: QuantizedWeights | None = None) -> np.ndarray:
+        """(4H, X+H) weight codes in memory order (row 4u + gate)."""
+        w = self.weights if weights is None else weights
+        H = self.n_hidden
+        full = np.concatenate([np.asarray(w.weight_ih, np.int64),
+                               np.asarray(w.weight_hh, np.int64)], axis=1)
+        return full.reshape(GATES, H, self.n_columns).transpose(1, 0, 2).reshape(self.n_rows, -1)
+
+    def memory_bias(self, weights: QuantizedWeights | None = None) -> np.ndarray:
+        w = self.weights if weights is None else weights
+        return np.asarray(w.bias, np.int64).reshape(GATES, self.n_hidden).T.reshape(-1)
+
+    def lane_memories(self) -> list[list[int]]:
+        """Initial contents of each lane's weight memory: lane j, address t = element tP + j."""
+        flat = np.zeros(self.issue_cycles * self.lanes, np.int64)
+        flat[:self.n_weights] = self.memory_rows().reshape(-1)
+        return [[int(v) for v in flat[j::self.lanes]] for j in range(self.lanes)]
+
+    def bias_memory(self) -> list[int]:
+        return [int(v) for v in self.memory_bias()]
+
+    def load_words(self, weights: QuantizedWeights) -> list[int]:
+        """The runtime weight-load stream for ``weights``: every weight in memory order, then
+        every bias in memory order (send the first word with ``first`` = 1)."""
+        other = Geometry(self.config, weights, self.lanes)
+        if (other.n_inputs, other.n_hidden) != (self.n_inputs, self.n_hidden):
+            raise RTLError(f"weights for X={other.n_inputs}, H={other.n_hidden} cannot load into "
+                           f"a design built for X={self.n_inputs}, H={self.n_hidden}")
+        return [int(v) for v in other.memory_rows().reshape(-1)] + \
+               [int(v) for v in other.memory_bias()]

@@ -1,0 +1,131 @@
+"""Piecewise-linear activation unit: the model's integer table in ROM (DESIGN.md §4)."""
+from amaranth.hdl import Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from model.activations import Table
+
+from .cast import cast
+
+__all__ = ["PWLUnit"]
+
+
+class PWLUnit(wiring.Component):
+    """Sigmoid or tanh by a :class:`model.activations.Table`, bit-exact with ``table(q)``.
+
+    Fully pipelined: one input per cycle, result :attr:`latency` = 4 cycles later::
+
+        cycle 0  a = |q|; index ROM address = min(a >> index_shift, entries - 1)
+        cycle 1  coefficient ROM address = segment number
+        cycle 2  y = intercept + slope * (a - base)         (PLAN: shift instead of multiply)
+        cycle 3  symmetry for q < 0 (one - y, or -y); cast to the output format
+        cycle 4  output registered
+
+    Parameters
+    ----------
+    table : :class:`model.activations.Table`
+        The integer table; its spec gives the input and output formats and the output cast.
+
+    Members
+    -------
+    q : ``In(signed(W_in))``
+        Input code in the table's input format (z or c).
+    q_valid : ``In(1)``
+    y : ``Out(signed(W_out))``
+        Output code in the table's output format (gate, candidate or tanh_c).
+    y_valid : ``Out(1)``
+        ``q_valid`` delayed by :attr:`latency`.
+    """
+
+    latency = 4
+
+    def __init__(self, table: Table):
+        if not isinstance(table, Table):
+            raise TypeError(f"table must be a model.activations.Table, not {table!r}")
+        self._table = table
+        spec = table.spec
+        super().__init__({
+            "q": In(signed(spec.input.fmt.bits)),
+            "q_valid": In(1),
+            "y": Out(signed(spec.output.fmt.bits)),
+            "y_valid": Out(1),
+        })
+
+    @property
+    def table(self) -> Table:
+        return self._table
+
+    @property
+    def shift_only(self) -> bool:
+        """PLAN tables have power-of-two slopes: a shifter replaces the multiplier."""
+        return self._table.spec.method == "plan"
+
+    def _coefficients(self):
+        t = self._table
+        a_bits = t.spec.input.fmt.bits          # |q| <= 2^(W-1) fits W unsigned bits
+        if self.shift_only:
+            shifts = [int(s).bit_length() - 1 if s else 0 for s in t.slope]
+            slope_field = unsigned(max(max(shifts), 1).bit_length())
+            slopes = shifts
+        else:
+            slope_field = unsigned(max(int(t.slope.max()).bit_length(), 1))
+            slopes = [int(s) for s in t.slope]
+        layout = data.StructLayout({
+            "base": unsigned(a_bits),
+            "slope": slope_field,
+            "zero": unsigned(1),                 # slope is 0 (PLAN's saturation segment)
+            "intercept": unsigned(t.frac + 1),   # 0 <= intercept <= one = 2^F_t
+        })
+        init = [{"base": int(b), "slope": s, "zero": int(sl == 0), "intercept": int(i)}
+                for b, s, sl, i in zip(t.base, slopes, t.slope, t.intercept)]
+        return layout, init
+
+    def elaborate(self, platform):
+        m = Module()
+        t = self._table
+        spec = t.spec
+        n_index = len(t.index)
+
+        # ROMs: segment index by |q| >> index_shift, then that segment's coefficients
+        seg_bits = max((t.segments - 1).bit_length(), 1)
+        m.submodules.index_rom = index_rom = Memory(
+            shape=unsigned(seg_bits), depth=n_index, init=[int(k) for k in t.index])
+        layout, init = self._coefficients()
+        m.submodules.coef_rom = coef_rom = Memory(shape=layout, depth=t.segments, init=init)
+        index_rd = index_rom.read_port()
+        coef_rd = coef_rom.read_port()
+
+        # cycle 0: magnitude and index address
+        a0 = Signal(unsigned(spec.input.fmt.bits))
+        m.d.comb += a0.eq(abs(self.q))
+        coarse = a0 >> t.index_shift
+        m.d.comb += index_rd.addr.eq(Mux(coarse >= n_index - 1, n_index - 1, coarse))
+
+        # cycle 1: coefficient address; carry |q| and the sign along
+        a1, a2 = Signal.like(a0), Signal.like(a0)
+        neg1, neg2, neg3 = Signal(), Signal(), Signal()
+        valid = [Signal(name=f"valid{k}") for k in range(1, 5)]
+        m.d.sync += [a1.eq(a0), neg1.eq(self.q < 0), valid[0].eq(self.q_valid)]
+        m.d.comb += coef_rd.addr.eq(index_rd.data)
+        m.d.sync += [a2.eq(a1), neg2.eq(neg1), valid[1].eq(valid[0])]
+
+        # cycle 2: y = intercept + slope * (a - base), exact (F_t fraction bits)
+        coef = coef_rd.data
+        offset = (a2 - coef.base)[:len(a2)]     # a >= base inside its segment
+        if self.shift_only:
+            step = Mux(coef.zero, 0, offset << coef.slope)
+        else:
+            step = offset * coef.slope
+        y3 = Signal(unsigned(t.frac + 1))       # never above one = 2^F_t
+        m.d.sync += [y3.eq(coef.intercept + step), neg3.eq(neg2), valid[2].eq(valid[1])]
+
+        # cycle 3: symmetry, then the output cast (the only rounding)
+        y_signed = Signal(signed(t.frac + 2))
+        if t.function == "sigmoid":
+            m.d.comb += y_signed.eq(Mux(neg3, Const(t.one) - y3, y3))
+        else:
+            m.d.comb += y_signed.eq(Mux(neg3, -y3, y3))
+        m.d.sync += [self.y.eq(cast(y_signed, t.frac, spec.output)), valid[3].eq(valid[2])]
+        m.d.comb += self.y_valid.eq(valid[3])
+        return m
