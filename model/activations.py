@@ -128,8 +128,6 @@ class _Fitter:
         self.exact = reference(spec.function, to_float(a, fin))
         self.target = np.ldexp(self.exact, self.frac)          # in F_t units
         self.out = spec.output
-        # the output cast's own error: half an LSB (RND) or up to a whole one (TRN, which we
-        # centre by lifting the line half an LSB more)
         self.half_lsb = 2.0 ** (-fout.frac - 1)
         self.trn = spec.output.round == "TRN"
         self.ends = [min(j * self.grain, self.amax + 1)
@@ -149,7 +147,10 @@ class _Fitter:
 
     def place(self, target: float, budget: int):
         """Greedy segments meeting ``target``; None when more than ``budget`` are needed."""
-        lift_real = max(target - 1.25 * self.half_lsb, target / 2) + (2 * self.half_lsb if self.trn else 0)
+        # aim the chords above the curve so errors swing both ways; TRN floors, so it aims
+        # half an output LSB higher still (its rounding error becomes +-half an LSB too)
+        lift_real = min(max(target - 1.25 * self.half_lsb, target / 2), 0.25) + \
+            (self.half_lsb if self.trn else 0)
         lift = np.ldexp(lift_real, self.frac)
         icpt = min(int(round(self.target[0] + lift)), self.one)
         segs, start_j, ends = [], 0, self.ends

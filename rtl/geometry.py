@@ -13,13 +13,20 @@ from model.config import Config, check_sizes
 from model.fixed import Format
 from model.weights import QuantizedWeights
 
-__all__ = ["Geometry", "RTLError"]
+__all__ = ["Geometry", "RTLError", "refuse"]
 
 GATES = 4   # i, f, g, o
 
 
 class RTLError(ValueError):
     """Parameters the RTL cannot implement."""
+
+
+def refuse(component, error: Exception):
+    """Raise ``error`` from a component's constructor. Amaranth warns about elaboratables that
+    are created but never used; one whose construction failed was never usable, so silence it."""
+    component._MustUse__silence = True
+    raise error
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from model.activations import Table
 
 from .cast import cast
+from .geometry import refuse
 
 __all__ = ["PWLUnit"]
 
@@ -42,7 +43,7 @@ class PWLUnit(wiring.Component):
 
     def __init__(self, table: Table):
         if not isinstance(table, Table):
-            raise TypeError(f"table must be a model.activations.Table, not {table!r}")
+            refuse(self, TypeError(f"table must be a model.activations.Table, not {table!r}"))
         self._table = table
         spec = table.spec
         super().__init__({

