@@ -111,6 +111,12 @@ class FixedLSTM:
         ah = self._matvec(h, w.weight_hh, self._whh_t if fast else None)
         return shift(ax, self.shift_x) + shift(ah, self.shift_h) + self.bias_acc
 
+    def _mul(self, a: np.ndarray, b: np.ndarray, fmt_a: str, fmt_b: str) -> np.ndarray:
+        """Exact a * b: |product| <= 2^(W_a + W_b - 2) fits int64 only when W_a + W_b <= 64."""
+        if self.config.fmt(fmt_a).bits + self.config.fmt(fmt_b).bits > 64:
+            return a.astype(object) * b.astype(object)
+        return a * b
+
     def step(self, x: np.ndarray, h: np.ndarray, c: np.ndarray, overflow: dict | None = None):
         """One time step on raw codes: x (B, X), h and c (B, H). Returns a dict of raw tensors."""
         cfg, H = self.config, self.n_hidden
@@ -135,10 +141,12 @@ class FixedLSTM:
         f_fc = cfg.fmt("gate").frac + cfg.fmt("c").frac
         f_ig = cfg.fmt("gate").frac + cfg.fmt("candidate").frac
         f_sum = max(f_fc, f_ig)
-        c_sum = shift(f * c, f_sum - f_fc) + shift(i * g, f_sum - f_ig)
+        c_sum = shift(self._mul(f, c, "gate", "c"), f_sum - f_fc) + \
+            shift(self._mul(i, g, "gate", "candidate"), f_sum - f_ig)
         c_new = into("c", c_sum, f_sum)
         tanh_c = table("tanh_c", "tanh_c", c_new)
-        h_new = into("h", o * tanh_c, cfg.fmt("gate").frac + cfg.fmt("tanh_c").frac)
+        h_new = into("h", self._mul(o, tanh_c, "gate", "tanh_c"),
+                     cfg.fmt("gate").frac + cfg.fmt("tanh_c").frac)
         return {"z": z, "i": i, "f": f, "g": g, "o": o, "c": c_new, "tanh_c": tanh_c, "h": h_new}
 
     # -- sequences ----------------------------------------------------------------------------

@@ -94,11 +94,22 @@ class Config:
         return (isinstance(other, Config) and dict(self.tensors) == dict(other.tensors)
                 and dict(self.tables) == dict(other.tables) and self.lanes == other.lanes)
 
+    def as_dict(self, **tensors: TensorSpec) -> dict:
+        """The config as nested dicts that :func:`parse_config` reads back to an equal config
+        (with some tensor specs replaced)."""
+        tables = {n: _table_dict(t) for n, t in self.tables.items()}
+        # [modes] and the shared [activations] keys are required; every spec and table below
+        # names its own values, so these only satisfy the parser
+        return {"modes": {"round": "RND", "overflow": "SAT"},
+                "formats": {n: _spec_dict(s) for n, s in {**self.tensors, **tensors}.items()},
+                "activations": {**tables["sigmoid"], **tables},
+                "rtl": {"lanes": self.lanes}}
+
     def replace(self, *, lanes: int | None = None, **tensors: TensorSpec) -> "Config":
         """A copy with some tensor specs (or the lane count) changed; tables follow formats."""
-        raw = {"formats": {n: _spec_dict(s) for n, s in {**self.tensors, **tensors}.items()},
-               "activations": {n: _table_dict(t) for n, t in self.tables.items()},
-               "rtl": {"lanes": self.lanes if lanes is None else lanes}}
+        raw = self.as_dict(**tensors)
+        if lanes is not None:
+            raw["rtl"]["lanes"] = lanes
         return parse_config(raw, source=self.source)
 
 
@@ -192,6 +203,10 @@ def parse_config(raw: dict, *, source: str = "<config>") -> Config:
             max_segments=_int(t["max_segments"], f"{where} max_segments", 1, 1024),
             slope_frac=_int(t["slope_frac"], f"{where} slope_frac", 0, 40),
             index_shift=_int(t["index_shift"], f"{where} index_shift", 0, in_fmt.bits - 2))
+        if in_fmt.frac + tables[name].slope_frac > 62:
+            # the table's integers (one = 2^(F_in + slope_frac)) must fit int64 ROM words
+            raise ConfigError(f"{where} slope_frac {t['slope_frac']} on input {in_fmt}: the table "
+                              f"needs {in_fmt.frac + t['slope_frac']} fraction bits, at most 62")
 
     lanes = _int(_section(raw, "rtl", ("lanes",))["lanes"], "[rtl] lanes", 1, 4096)
     return Config(MappingProxyType(tensors), MappingProxyType(tables), lanes, source)

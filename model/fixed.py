@@ -173,6 +173,8 @@ def cast(raw, from_frac: int, fmt: Format, quant: str = "RND", overflow: str = "
     a = _exact(raw)
     drop = from_frac - fmt.frac
     if drop > 0:
+        if drop > 63 and a.dtype != object:
+            a = a.astype(object)          # 2^(drop-1) does not fit int64
         if quant == "RND":
             a = a + (1 << (drop - 1))
         q = a >> drop
@@ -192,13 +194,14 @@ def quantize(values, fmt: Format, quant: str = "RND", overflow: str = "SAT", *, 
         bad = np.argwhere(~np.isfinite(v))[0]
         where = f" at index {tuple(int(i) for i in bad)}" if v.ndim else ""
         raise FixedPointError(f"{name} contains NaN or infinity{where}")
-    scaled = np.ldexp(v, fmt.frac)            # exact: a power-of-two scaling
-    floor = np.floor(scaled)
-    if quant == "RND":
-        # floor + (fraction >= 1/2); scaled - floor is exact, unlike floor(scaled + 0.5)
-        q = floor + (scaled - floor >= 0.5)
-    else:
-        q = floor
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = np.ldexp(v, fmt.frac)        # exact: a power-of-two scaling (or +-inf)
+        floor = np.floor(scaled)
+        if quant == "RND":
+            # floor + (fraction >= 1/2); scaled - floor is exact, unlike floor(scaled + 0.5)
+            q = floor + (scaled - floor >= 0.5)
+        else:
+            q = floor
     lo, hi = fmt.min_code, fmt.max_code
     big = np.abs(q) >= 2.0 ** 62
     if overflow == "SAT" or not big.any():
@@ -206,10 +209,13 @@ def quantize(values, fmt: Format, quant: str = "RND", overflow: str = "SAT", *, 
         # clip in float first (lo, hi are exact in float64 up to 53 bits; wider formats are
         # only reached through the object path below)
         if fmt.bits <= 53:
-            clipped = np.clip(q, lo - 1, hi + 1).astype(np.int64)
-            codes, _ = _overflow(clipped, fmt, overflow)
+            # WRAP needs the unclipped code (|q| < 2^62 here, so int64 is exact)
+            clipped = np.clip(q, lo - 1, hi + 1) if overflow == "SAT" else q
+            codes, _ = _overflow(clipped.astype(np.int64), fmt, overflow)
             return codes, n
-    qi = np.array([int(t) for t in q.ravel()], dtype=object).reshape(q.shape)
+    # a scaled value that overflowed float64 came from an integer |value| >= 2^53
+    qi = np.array([int(t) if np.isfinite(t) else int(x) << fmt.frac
+                   for t, x in zip(q.ravel(), v.ravel())], dtype=object).reshape(q.shape)
     return _overflow(qi, fmt, overflow)
 
 

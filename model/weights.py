@@ -135,9 +135,10 @@ def _open(path, what: str):
 def load_weights(path) -> LSTMWeights:
     path = _open(path, "weights")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise InputError(f"weights file {path} is not an .npz archive (it holds one array)")
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):   # a .npy: an array, not a context manager
+            raise InputError(f"weights file {path} is not an .npz archive (it holds one array)")
+        with npz:
             arrays = {k: npz[k] for k in npz.files}
     except InputError:
         raise

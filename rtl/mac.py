@@ -5,6 +5,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .geometry import Geometry
+from .pipeline import tree_sum
 
 __all__ = ["MACArray"]
 
@@ -135,8 +136,8 @@ class MACArray(wiring.Component):
         sum_shape = signed(prod_shape.width + P.bit_length())
         this_row, next_row = Signal(sum_shape), Signal(sum_shape)
         ends3, valid3, first3 = Signal(), Signal(), Signal()
-        m.d.sync += [this_row.eq(sum(Mux(mask2[j], product[j], 0) for j in range(P))),
-                     next_row.eq(sum(Mux(mask2[j], 0, product[j]) for j in range(P))),
+        m.d.sync += [this_row.eq(tree_sum(Mux(mask2[j], product[j], 0) for j in range(P))),
+                     next_row.eq(tree_sum(Mux(mask2[j], 0, product[j]) for j in range(P))),
                      ends3.eq(ends2), valid3.eq(valid2), first3.eq(first2)]
 
         # stage 4: accumulate; a finished row adds its bias and leaves, the next row begins

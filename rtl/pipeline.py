@@ -1,7 +1,7 @@
 """Pipeline registers shared by the components."""
 from amaranth.hdl import Signal
 
-__all__ = ["delay"]
+__all__ = ["delay", "tree_sum"]
 
 
 def delay(m, value, cycles: int, name: str):
@@ -13,3 +13,15 @@ def delay(m, value, cycles: int, name: str):
         m.d.sync += stage.eq(out)
         out = stage
     return out
+
+
+def tree_sum(values):
+    """Sum of Amaranth values as a balanced adder tree: log2(n) adder levels, not n - 1 (shorter
+    critical path; event-driven simulators also re-evaluate far fewer adders per change)."""
+    values = list(values)
+    if not values:
+        raise ValueError("tree_sum needs at least one value")
+    while len(values) > 1:
+        pairs = [values[k] + values[k + 1] for k in range(0, len(values) - 1, 2)]
+        values = pairs + ([values[-1]] if len(values) % 2 else [])
+    return values[0]

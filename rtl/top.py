@@ -14,7 +14,17 @@ from .mac import MACArray
 from .pipeline import delay
 from .pwl import PWLUnit
 
-__all__ = ["LSTMCell"]
+__all__ = ["LSTMCell", "stream_layouts"]
+
+
+def stream_layouts(config: Config, n_inputs: int, n_hidden: int, output_c: bool = True):
+    """Payload layouts of the x, h and state streams (fields at increasing bit offsets)."""
+    wx, wh, wc = (signed(config.fmt(n).bits) for n in ("x", "h", "c"))
+    step = data.StructLayout({"x": data.ArrayLayout(wx, n_inputs), "first": 1})
+    out = {"h": data.ArrayLayout(wh, n_hidden)}
+    if output_c:
+        out["c"] = data.ArrayLayout(wc, n_hidden)
+    return step, data.StructLayout(out), data.StructLayout({"h": wh, "c": wc})
 
 
 class LSTMCell(wiring.Component):
@@ -71,14 +81,8 @@ class LSTMCell(wiring.Component):
             refuse(self, e)
         self._output_c = bool(output_c)
         self._tables = {name: build_table(spec) for name, spec in config.tables.items()}
-        X, H = g.n_inputs, g.n_hidden
-        wx, wh, wc = (signed(config.fmt(n).bits) for n in ("x", "h", "c"))
-        self.step_layout = data.StructLayout({"x": data.ArrayLayout(wx, X), "first": 1})
-        out = {"h": data.ArrayLayout(wh, H)}
-        if self._output_c:
-            out["c"] = data.ArrayLayout(wc, H)
-        self.output_layout = data.StructLayout(out)
-        self.state_layout = data.StructLayout({"h": wh, "c": wc})
+        self.step_layout, self.output_layout, self.state_layout = stream_layouts(
+            config, g.n_inputs, g.n_hidden, self._output_c)
         super().__init__({
             "x": In(stream.Signature(self.step_layout)),
             "h": Out(stream.Signature(self.output_layout)),

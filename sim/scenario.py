@@ -1,0 +1,85 @@
+"""A verification scenario: the design's config and weights, and what the testbench does to it
+(steps with framing, runtime weight and state loads, resets), saved as one JSON file that the
+cocotb test reads. The golden model runs inside the testbench, on what the driver sends."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from model.config import Config, parse_config
+from model.weights import QuantizedWeights
+
+__all__ = ["Scenario", "qweights_dict", "qweights_from_dict"]
+
+
+def qweights_dict(q: QuantizedWeights) -> dict:
+    return {k: np.asarray(getattr(q, k)).tolist() for k in ("weight_ih", "weight_hh", "bias")}
+
+
+def qweights_from_dict(d: dict) -> QuantizedWeights:
+    return QuantizedWeights(**{k: np.asarray(d[k], np.int64) for k in ("weight_ih", "weight_hh", "bias")},
+                            head_weight=None, head_bias=None, overflow={})
+
+
+@dataclass
+class Scenario:
+    """What one simulation run does. Build it with the ``add_*`` methods, in order."""
+
+    config: Config
+    weights: QuantizedWeights          # what the design's memories start with
+    seed: int = 0
+    gap: float = 0.0                   # probability of an idle cycle before each input word
+    stall: float = 0.0                 # probability of a ready stall before each output
+    output_c: bool = True
+    ops: list = field(default_factory=list)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.weights.n_inputs
+
+    @property
+    def n_hidden(self) -> int:
+        return self.weights.n_hidden
+
+    @property
+    def n_steps(self) -> int:
+        return sum(len(op["x"]) for op in self.ops if op["op"] == "steps")
+
+    def add_sequences(self, x_raw: np.ndarray, *, first_sequence: int = 0) -> None:
+        """Raw x codes (B, T, X): B sequences, back to back, each starting with ``first``."""
+        x_raw = np.asarray(x_raw, np.int64)
+        B, T, _ = x_raw.shape
+        first = np.zeros((B, T), bool)
+        first[:, 0] = True
+        seq = np.repeat(np.arange(B) + first_sequence, T)
+        step = np.tile(np.arange(T), B)
+        self.ops.append({"op": "steps", "x": x_raw.reshape(B * T, -1).tolist(),
+                         "first": first.reshape(-1).astype(int).tolist(),
+                         "sequence": seq.tolist(), "step": step.tolist()})
+
+    def add_weight_load(self, weights: QuantizedWeights, words: list[int]) -> None:
+        self.ops.append({"op": "weights", "weights": qweights_dict(weights), "words": list(words)})
+
+    def add_state_load(self, h0_raw, c0_raw) -> None:
+        self.ops.append({"op": "state", "h0": [int(v) for v in h0_raw], "c0": [int(v) for v in c0_raw]})
+
+    def add_reset(self, after_cycles: int, length: int = 3) -> None:
+        """Assert reset ``after_cycles`` after the last accepted input (mid-step if shorter than
+        a step), for ``length`` cycles; outputs not yet delivered are lost, state restarts at 0."""
+        self.ops.append({"op": "reset", "after": int(after_cycles), "length": int(length)})
+
+    # -- file form ------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps({
+            "config": self.config.as_dict(), "weights": qweights_dict(self.weights),
+            "seed": self.seed, "gap": self.gap, "stall": self.stall, "output_c": self.output_c,
+            "ops": self.ops}))
+
+    @classmethod
+    def load(cls, path) -> "Scenario":
+        d = json.loads(Path(path).read_text())
+        return cls(parse_config(d["config"], source="<scenario>"), qweights_from_dict(d["weights"]),
+                   d["seed"], d["gap"], d["stall"], d["output_c"], d["ops"])
