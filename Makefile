@@ -45,7 +45,8 @@ sim:
 	$(PY) -m sim --sim $(SIM)
 
 regress:
-	$(PY) -m pytest -q -m slow tests
+	rm -f $(BUILD)/regress-$(SIM).jsonl
+	SIM=$(SIM) $(PY) -m pytest -q -m slow tests/test_sim_regress.py
 
 train:
 	$(PY) -m model.train

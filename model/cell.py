@@ -98,7 +98,7 @@ class FixedLSTM:
     # -- one step -----------------------------------------------------------------------------
     def _matvec(self, v: np.ndarray, w: np.ndarray, w_t_float) -> np.ndarray:
         if self.path == "float":
-            return np.rint(v.astype(np.float64) @ w_t_float).astype(np.int64)
+            return (v.astype(np.float64) @ w_t_float).astype(np.int64)   # exact integers
         if self.int64_exact and v.dtype != object and w.dtype != object:
             return v @ w.T        # int64 matmul cannot wrap below the 2^63 bound
         return v.astype(object) @ w.T.astype(object)

@@ -17,7 +17,8 @@ from .config import Config, check_sizes
 from .fixed import FixedPointError, quantize
 
 __all__ = ["InputError", "LSTMWeights", "QuantizedWeights", "load_weights", "save_weights",
-           "load_inputs", "load_labels", "quantize_weights", "check_finite"]
+           "file_kind", "load_npz", "load_npy", "load_dataset", "load_inputs", "check_inputs",
+           "check_labels", "quantize_weights", "check_finite"]
 
 GATES = ("i", "f", "g", "o")   # row blocks of weight_ih / weight_hh / bias
 
@@ -123,27 +124,45 @@ def quantize_weights(weights: LSTMWeights, config: Config) -> QuantizedWeights:
     return QuantizedWeights(**out, overflow=MappingProxyType(overflow))
 
 
-def _open(path, what: str):
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def file_kind(path, what: str) -> str:
+    """``"npz"`` or ``"npy"`` by content (not by name), or InputError for anything else."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{what} file not found: {path}")
     if not path.is_file():
         raise InputError(f"{what} path is not a file: {path}")
-    return path
+    if zipfile.is_zipfile(path):
+        return "npz"
+    with open(path, "rb") as f:
+        if f.read(len(NPY_MAGIC)) == NPY_MAGIC:
+            return "npy"
+    raise InputError(f"{what} file {path} is neither a .npy array nor a .npz archive")
+
+
+def load_npz(path, what: str) -> dict:
+    if file_kind(path, what) != "npz":
+        raise InputError(f"{what} file {path} is a .npy array, not an .npz archive")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise InputError(f"{what} file {path} is not a readable .npz archive: {e}") from None
+
+
+def load_npy(path, what: str) -> np.ndarray:
+    if file_kind(path, what) != "npy":
+        raise InputError(f"{what} file {path} is an .npz archive, not a .npy array")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise InputError(f"{what} file {path} is not a readable .npy array: {e}") from None
 
 
 def load_weights(path) -> LSTMWeights:
-    path = _open(path, "weights")
-    try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):   # a .npy: an array, not a context manager
-            raise InputError(f"weights file {path} is not an .npz archive (it holds one array)")
-        with npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except InputError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise InputError(f"weights file {path} is not a readable .npz archive: {e}") from None
+    arrays = load_npz(path, "weights")
     missing = [k for k in ("weight_ih", "weight_hh", "bias") if k not in arrays]
     if missing:
         raise InputError(f"weights file {path} has no {missing[0]!r} "
@@ -159,20 +178,19 @@ def save_weights(path, weights: LSTMWeights) -> None:
     np.savez(path, **weights.arrays())
 
 
-def _load_npy(path, what: str) -> np.ndarray:
-    path = _open(path, what)
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise InputError(f"{what} file {path} is not a readable .npy array: {e}") from None
+def load_dataset(path) -> tuple[np.ndarray, np.ndarray | None]:
+    """A data set .npz: ``x`` (N, T, X) float and optional ``labels`` (N,) integers."""
+    arrays = load_npz(path, "data set")
+    if "x" not in arrays:
+        raise InputError(f"data set {path} has no 'x' array (keys: {', '.join(arrays) or 'none'})")
+    return arrays["x"], arrays.get("labels")
 
 
-def load_inputs(path, n_inputs: int) -> np.ndarray:
-    """Float inputs as (B, T, X); a (T, X) array is one sequence."""
-    x = _load_npy(path, "inputs")
-    if not isinstance(x, np.ndarray):
-        raise InputError(f"inputs file {path} must hold one array")
-    return check_inputs(x, n_inputs, f"inputs {path}")
+def load_inputs(path) -> np.ndarray:
+    """``--inputs``: a .npy array, or a data set .npz (its ``x``); not yet checked."""
+    if file_kind(path, "inputs") == "npz":
+        return load_dataset(path)[0]
+    return load_npy(path, "inputs")
 
 
 def check_inputs(x, n_inputs: int, name: str = "inputs") -> np.ndarray:
@@ -186,11 +204,6 @@ def check_inputs(x, n_inputs: int, name: str = "inputs") -> np.ndarray:
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise InputError(f"{name} is empty: shape {x.shape}")
     return x.astype(np.float64)
-
-
-def load_labels(path, n_sequences: int, n_classes: int | None) -> np.ndarray:
-    y = _load_npy(path, "labels")
-    return check_labels(y, n_sequences, n_classes, f"labels {path}")
 
 
 def check_labels(y, n_sequences: int, n_classes: int | None, name: str = "labels") -> np.ndarray:

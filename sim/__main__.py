@@ -2,26 +2,23 @@
 
 Runs the exported Verilog under cocotb against the golden model, every raw integer compared.
 With no options: the shipped digits model on its whole held-out set."""
-import argparse
 import json
 import os
 import sys
 
 import numpy as np
 
-from model.config import load_config
+from model.cli import ArgumentParser, load_operands, run_command
 from model.fixed import FixedPointError
 from model.golden import run_golden
-from model.shipped import DEFAULT_WEIGHTS, load_heldout
-from model.weights import load_inputs, load_labels, load_weights
 from rtl.geometry import RTLError
 
 from .runner import SIMULATORS, SimError, run_scenario
 from .scenario import Scenario
 
 
-def _args(argv):
-    ap = argparse.ArgumentParser(prog="python -m sim", description=__doc__.splitlines()[2])
+def build_parser() -> ArgumentParser:
+    ap = ArgumentParser(prog="python -m sim", description=__doc__.splitlines()[2])
     ap.add_argument("--config", help="TOML config (default: configs/default.toml)")
     ap.add_argument("--weights", help="weights .npz (default: the shipped digits model)")
     ap.add_argument("--inputs", help="inputs .npy, (B, T, X) or (T, X) (default: held-out digits)")
@@ -35,24 +32,15 @@ def _args(argv):
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SEED", 0)), help="random seed")
     ap.add_argument("--waves", action="store_true", help="dump a waveform file and print its path")
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+    ap.add_argument("--progress", action="store_true", default=None,
                     help="progress bar on stderr (default: when stderr is a terminal)")
-    return ap.parse_args(argv)
+    return ap
 
 
 def _load(args):
-    config = load_config(args.config)
-    weights = load_weights(args.weights if args.weights else DEFAULT_WEIGHTS)
-    n_classes = weights.head_weight.shape[0] if weights.has_head else None
-    labels = None
-    if args.inputs:
-        x = load_inputs(args.inputs, weights.n_inputs)
-        if args.labels:
-            labels = load_labels(args.labels, x.shape[0], n_classes)
-    else:
-        if args.labels:
-            raise FixedPointError("--labels goes with --inputs")
-        x, labels = load_heldout(weights.n_inputs, n_classes)
+    if args.labels and not args.inputs:
+        raise FixedPointError("--labels goes with --inputs")
+    config, weights, x, labels, _ = load_operands(args, want_labels=True)
     if args.limit is not None:
         if args.limit < 1:
             raise FixedPointError(f"--limit must be at least 1, not {args.limit}")
@@ -73,18 +61,13 @@ def _accuracy(golden, received_h, labels, n_seq, T):
     return float((rtl_pred == labels).mean()), float((gold_pred == labels).mean())
 
 
-def main(argv=None) -> int:
-    args = _args(argv)
-    try:
-        config, weights, x, labels = _load(args)
-        golden = run_golden(config, weights, x)
-        scenario = Scenario(config, golden.qweights, seed=args.seed, gap=args.gap, stall=args.stall)
-        scenario.add_sequences(golden.x_raw)
-        progress = sys.stderr.isatty() if args.progress is None else args.progress
-        result = run_scenario(scenario, args.sim, waves=args.waves, progress=progress, lanes=args.lanes)
-    except (FixedPointError, RTLError, SimError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def cmd_sim(args) -> int:
+    config, weights, x, labels = _load(args)
+    golden = run_golden(config, weights, x)
+    scenario = Scenario(config, golden.qweights, seed=args.seed, gap=args.gap, stall=args.stall)
+    scenario.add_sequences(golden.x_raw)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    result = run_scenario(scenario, args.sim, waves=args.waves, progress=progress, lanes=args.lanes)
     r = result.results
     B, T = x.shape[:2]
     summary = {
@@ -116,6 +99,10 @@ def main(argv=None) -> int:
     for line in r["reports"]:
         print(f"mismatch: {line}", file=sys.stderr)
     return 0 if result.passed else 1
+
+
+def main(argv=None) -> int:
+    return run_command(cmd_sim, build_parser().parse_args(argv), expected=(RTLError, SimError))
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool =
                                    "LSTM_RESULTS": str(results_path),
                                    "LSTM_PROGRESS": str(progress_path),
                                    "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])})
-        except Exception:
+        except (Exception, SystemExit):    # a failing cocotb test ends the runner with SystemExit
             passed = False
     finally:
         stop.set()

@@ -1,0 +1,123 @@
+"""cocotb on the exported Verilog, golden model as scoreboard: short runs on both simulators.
+
+The long randomised regression is tests/test_sim_regress.py (``make regress``)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers_sim import corner_weights, full_scenario, random_case
+from model.config import load_config
+from model.golden import quantize_inputs
+from model.weights import quantize_weights
+from rtl_helpers import random_weights
+from sim.runner import run_scenario
+from sim.scenario import Scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SIMULATORS = ["icarus", "verilator"]
+
+
+def _check(result, min_steps):
+    r = result.results
+    assert result.passed, "\n".join(r["reports"][:5]) or f"see {result.log}"
+    assert r["mismatches"] == 0 and r["missing"] == 0
+    assert r["steps"] >= min_steps and r["compared"] == r["steps"] * len(r["received_h"][0][2:])
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_default_formats_all_scenarios(simulator):
+    """X=5, H=7, P=3 (P divides nothing): gaps, stalls, reset mid-step, back-to-back
+    sequences, runtime weight load, initial state load."""
+    cfg = load_config()
+    weights = random_weights(np.random.default_rng(0), 5, 7)
+    sc = full_scenario(cfg, weights, 3, seed=1, steps=40)
+    result = run_scenario(sc, simulator, lanes=3)
+    _check(result, min_steps=sc.n_steps - 1)
+    assert result.results["sent"] == sc.n_steps
+    assert result.results["steps"] == sc.n_steps - 1          # one output lost to the reset
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_random_formats_plan_and_saturation_corners(simulator):
+    """A random config (rounding, overflow and table methods drawn per tensor) with weights and
+    inputs at the rails, so accumulators, z and c saturate or wrap."""
+    cfg, X, H, lanes, _ = random_case(3)
+    for sign in (1, -1):
+        qw = quantize_weights(corner_weights(cfg, X, H, sign), cfg)
+        sc = Scenario(cfg, qw, seed=sign % 7, gap=0.2, stall=0.2)
+        x = np.where(np.random.default_rng(4).random((3, 3, X)) < 0.5, 1e3, -1e3)
+        sc.add_sequences(quantize_inputs(cfg, x)[0])
+        result = run_scenario(sc, simulator, lanes=lanes)
+        _check(result, min_steps=9)
+
+
+def test_mismatch_is_reported_with_location_and_seed():
+    """The checker can fail: the design's memories hold other weights than the scoreboard's
+    model (a weight-load op with no words changes the model alone)."""
+    cfg = load_config()
+    rng = np.random.default_rng(2)
+    built = quantize_weights(random_weights(rng, 3, 4), cfg)
+    believed = quantize_weights(random_weights(rng, 3, 4), cfg)
+    sc = Scenario(cfg, built, seed=42)
+    sc.add_weight_load(believed, words=[])
+    sc.add_sequences(quantize_inputs(cfg, rng.normal(0, 1, (2, 2, 3)))[0])
+    bad = run_scenario(sc, "icarus", lanes=2)
+    assert not bad.passed and bad.results["mismatches"] > 0
+    first = bad.results["reports"][0]
+    assert first.startswith("sequence 0 step 0 unit ") and "expected" in first and "got" in first
+    assert "reproduce with SEED=42" in first
+
+
+# ---- command line -------------------------------------------------------------------------
+
+def _sim_cli(*args):
+    return subprocess.run([sys.executable, "-m", "sim", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_cli_shipped_model_subset_json():
+    r = _sim_cli("--limit", "3", "--json", "--gap", "0.2", "--stall", "0.2")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    for key in ("compared", "mismatches", "cycles", "cycles_per_step", "simulator"):
+        assert key in out
+    assert out["simulator"] == "icarus" and out["mismatches"] == 0
+    assert out["compared"] == 3 * 8 * 32 and out["steps"] == 24
+    assert out["accuracy_rtl"] == out["accuracy_golden"]
+
+
+def test_cli_whole_heldout_set_on_verilator():
+    """All 540 held-out digits through the shipped model: RTL accuracy = golden accuracy, and
+    the measured cycles per step equal the closed form (no gaps, no stalls)."""
+    r = _sim_cli("--sim", "verilator", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["mismatches"] == 0 and out["steps"] == 540 * 8
+    assert out["compared"] == 540 * 8 * 32
+    assert out["accuracy_rtl"] == out["accuracy_golden"] >= 0.95
+    assert out["cycles_per_step"] == 658
+
+
+def test_cli_waves(tmp_path):
+    r = _sim_cli("--limit", "1", "--waves")
+    assert r.returncode == 0, r.stderr
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("waves: ")]
+    assert line and Path(line[0][7:]).stat().st_size > 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--weights", "nope.npz"], "weights file not found: nope.npz"),
+    (["--inputs", "nope.npy"], "inputs file not found: nope.npy"),
+    (["--limit", "0"], "--limit must be at least 1, not 0"),
+    (["--gap", "1.5"], "--gap must be a probability in [0, 1), not 1.5"),
+    (["--lanes", "99"], "lanes must be at most X+H = 40"),
+    (["--labels", "y.npy"], "--labels goes with --inputs"),
+])
+def test_cli_bad_input(args, message):
+    r = _sim_cli(*args)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr
