@@ -18,7 +18,7 @@ from model.config import load_config
 from model.golden import quantize_inputs
 from model.cell import FixedLSTM, float_run
 from model.shipped import DEFAULT_WEIGHTS, load_heldout
-from model.weights import load_weights, quantize_weights
+from model.weights import LSTMWeights, load_weights, quantize_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -33,26 +33,42 @@ def _best(fn, repeat: int) -> float:
     return min(times)
 
 
-def bench_model(repeat: int) -> dict:
-    cfg = load_config()
-    weights = load_weights(DEFAULT_WEIGHTS)
-    x, _ = load_heldout(weights.n_inputs, weights.head_weight.shape[0])
-    qw = quantize_weights(weights, cfg)
-    x_raw, _ = quantize_inputs(cfg, x)
-    steps = x.shape[0] * x.shape[1]
-    out = {"sequences": x.shape[0], "steps": steps}
-    traces = {}
+def _paths(cfg, qw, x_raw, repeat: int) -> dict:
+    """Both dot-product paths on the same operands, timed in one run (a ratio, not absolutes)."""
+    steps = x_raw.shape[0] * x_raw.shape[1]
+    out, traces = {"steps": steps}, {}
+    h = np.zeros((x_raw.shape[0], qw.n_hidden), np.int64)
     for path in ("float", "int"):
         cell = FixedLSTM(cfg, qw, path=path)
         traces[path] = cell.run(x_raw)
-        out[f"fixed_{path}_s"] = _best(lambda: cell.run(x_raw), repeat)
-    out["float_reference_s"] = _best(lambda: float_run(weights, x), repeat)
+        out[f"run_{path}_s"] = _best(lambda: cell.run(x_raw), repeat)
+        out[f"accumulate_{path}_s"] = _best(lambda: cell.accumulate(x_raw[:, 0], h), 5 * repeat)
     out["paths_agree"] = all(np.array_equal(traces["float"][n], traces["int"][n])
                              for n in traces["float"].tensors)
-    out["fast_path_speedup"] = out["fixed_int_s"] / out["fixed_float_s"]
-    out["fixed_steps_per_s"] = steps / out["fixed_float_s"]
-    out["fixed_over_float_reference"] = out["fixed_float_s"] / out["float_reference_s"]
+    out["accumulate_speedup"] = out["accumulate_int_s"] / out["accumulate_float_s"]
+    out["run_speedup"] = out["run_int_s"] / out["run_float_s"]
+    out["steps_per_s"] = steps / out["run_float_s"]
     return out
+
+
+def bench_model(repeat: int) -> dict:
+    """The shipped model on its held-out set, and a larger random model (X=64, H=256)."""
+    cfg = load_config()
+    weights = load_weights(DEFAULT_WEIGHTS)
+    x, _ = load_heldout(weights.n_inputs, weights.head_weight.shape[0])
+    shipped = _paths(cfg, quantize_weights(weights, cfg), quantize_inputs(cfg, x)[0], repeat)
+    shipped["float_reference_s"] = _best(lambda: float_run(weights, x), repeat)
+    shipped["fixed_over_float_reference"] = shipped["run_float_s"] / shipped["float_reference_s"]
+    shipped["sequences"] = x.shape[0]
+    rng = np.random.default_rng(0)
+    X, H = 64, 256
+    k = 1 / np.sqrt(H)
+    big = LSTMWeights(rng.uniform(-k, k, (4 * H, X)), rng.uniform(-k, k, (4 * H, H)),
+                      rng.uniform(-k, k, 4 * H))
+    large = _paths(cfg, quantize_weights(big, cfg),
+                   quantize_inputs(cfg, rng.normal(0, 1, (64, 16, X)))[0], repeat)
+    large["shape"] = {"X": X, "H": H, "B": 64, "T": 16}
+    return {"shipped": shipped, "large": large}
 
 
 def bench_tables() -> dict:
@@ -100,14 +116,13 @@ def main(argv=None) -> int:
     if not args.no_sim:
         results["sim"] = {"icarus": bench_sim("icarus", 2 if args.quick else 10),
                           "verilator": bench_sim("verilator", 20 if args.quick else 540)}
-    m = results["model"]
-    print(f"golden model, {m['sequences']} sequences x {m['steps'] // m['sequences']} steps (shipped model):")
-    print(f"  fixed point, float64 fast path  {m['fixed_float_s'] * 1e3:8.1f} ms  "
-          f"({m['fixed_steps_per_s']:,.0f} steps/s)")
-    print(f"  fixed point, exact int64 path   {m['fixed_int_s'] * 1e3:8.1f} ms  "
-          f"(fast path x{m['fast_path_speedup']:.2f}; paths agree bit for bit: {m['paths_agree']})")
-    print(f"  float64 reference               {m['float_reference_s'] * 1e3:8.1f} ms  "
-          f"(fixed / float x{m['fixed_over_float_reference']:.2f})")
+    m = results["model"]["shipped"]
+    print(f"golden model, shipped model on {m['sequences']} held-out sequences ({m['steps']} steps):")
+    print(f"  fixed point, float64 fast path  {m['run_float_s'] * 1e3:8.1f} ms  "
+          f"({m['steps_per_s']:,.0f} steps/s; fixed / float reference x{m['fixed_over_float_reference']:.2f})")
+    for name, m in results["model"].items():
+        print(f"  {name:8s} fast path vs exact int64 path: whole run x{m['run_speedup']:.2f}, "
+              f"dot products x{m['accumulate_speedup']:.2f} (bit for bit equal: {m['paths_agree']})")
     print("activation tables (generation, exhaustive error):")
     for name, t in results["tables"].items():
         print(f"  {name:7s} {t['seconds']:6.2f} s  {t['segments']:3d} segments  "

@@ -35,8 +35,20 @@ def check_finite(name: str, a: np.ndarray) -> None:
         raise InputError(f"{name} contains NaN or infinity (first at index {where})")
 
 
+class _Sizes:
+    """X and H from the weight matrices (4H, X) and (4H, H)."""
+
+    @property
+    def n_inputs(self) -> int:
+        return self.weight_ih.shape[1]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.weight_hh.shape[1]
+
+
 @dataclass(frozen=True, eq=False)
-class LSTMWeights:
+class LSTMWeights(_Sizes):
     """Float weights of one LSTM layer (and an optional classifier head on the last h)."""
 
     weight_ih: np.ndarray
@@ -71,14 +83,6 @@ class LSTMWeights:
                 raise InputError(f"head_bias must have shape (C,) = ({hw.shape[0]},), not {hb.shape}")
 
     @property
-    def n_inputs(self) -> int:
-        return self.weight_ih.shape[1]
-
-    @property
-    def n_hidden(self) -> int:
-        return self.weight_hh.shape[1]
-
-    @property
     def has_head(self) -> bool:
         return self.head_weight is not None
 
@@ -90,7 +94,7 @@ class LSTMWeights:
 
 
 @dataclass(frozen=True, eq=False)
-class QuantizedWeights:
+class QuantizedWeights(_Sizes):
     """Raw int64 codes of the weights (weight format) and biases (bias format)."""
 
     weight_ih: np.ndarray
@@ -99,14 +103,6 @@ class QuantizedWeights:
     head_weight: np.ndarray | None
     head_bias: np.ndarray | None
     overflow: MappingProxyType     # tensor name -> how many values saturated or wrapped
-
-    @property
-    def n_inputs(self) -> int:
-        return self.weight_ih.shape[1]
-
-    @property
-    def n_hidden(self) -> int:
-        return self.weight_hh.shape[1]
 
 
 def quantize_weights(weights: LSTMWeights, config: Config) -> QuantizedWeights:

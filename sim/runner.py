@@ -5,8 +5,10 @@ same design (Verilator compiles C++) only pay once.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -104,12 +106,35 @@ def _watch(progress: Path, total: int, stop: threading.Event, label: str):
         sys.stderr.flush()
 
 
-def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool = False,
-                 progress: bool = False, lanes: int | None = None) -> SimResult:
-    """Export the design for ``scenario``, build it for ``simulator`` and run the testbench."""
-    from cocotb_tools.runner import get_runner
+@contextlib.contextmanager
+def _environment(env: dict):
+    """cocotb's runner reads ``os.environ`` at build and at test time: swap it for the run."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
-    env = simulator_env(simulator)
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, path: Path, total: int, label: str):
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(path, total, stop, label), daemon=True)
+    if enabled:
+        watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if enabled:
+            watcher.join()
+
+
+def _design_dir(scenario: Scenario, simulator: str, waves: bool, lanes) -> tuple[Path, Path]:
+    """Export the Verilog into a build directory named by its content and the build flavour."""
     dut = LSTMCell(scenario.config, scenario.weights, lanes=lanes, output_c=scenario.output_c)
     text = export_verilog(dut, TOPLEVEL)
     flavour = " ".join([simulator, *_build_args(simulator, waves), f"waves={waves}"])
@@ -119,24 +144,26 @@ def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool =
     verilog = build_dir / f"{TOPLEVEL}.v"
     if not verilog.exists() or verilog.read_text() != text:
         verilog.write_text(text)
+    return build_dir, verilog
 
-    saved_env = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
+
+def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool = False,
+                 progress: bool = False, lanes: int | None = None) -> SimResult:
+    """Export the design for ``scenario``, build it for ``simulator`` and run the testbench."""
+    from cocotb_tools.runner import get_runner
+
+    env = simulator_env(simulator)
+    build_dir, verilog = _design_dir(scenario, simulator, waves, lanes)
     work = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
     scenario_path, results_path = work / "scenario.json", work / "results.json"
     progress_path, log = work / "progress", work / "sim.log"
     scenario.save(scenario_path)
-    stop = threading.Event()
-    watcher = None
-    if progress:
-        watcher = threading.Thread(target=_watch, args=(progress_path, scenario.n_steps, stop, simulator),
-                                   daemon=True)
-        watcher.start()
     start = time.monotonic()
     passed = True
-    try:
+    with _environment(env), _progress_bar(progress, progress_path, scenario.n_steps, simulator):
         runner = get_runner(simulator)
+        # reusing a cached build is the point of the build directories, not a warning
+        logging.getLogger(type(runner).__qualname__).setLevel(logging.ERROR)
         try:
             _build(runner, simulator, verilog, build_dir, waves, work / "build.log")
         except Exception as e:   # a tool failure, not a verdict on the design
@@ -146,16 +173,9 @@ def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool =
                         test_dir=work, waves=waves, log_file=log, seed=scenario.seed,
                         extra_env={"LSTM_SCENARIO": str(scenario_path),
                                    "LSTM_RESULTS": str(results_path),
-                                   "LSTM_PROGRESS": str(progress_path),
-                                   "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])})
+                                   "LSTM_PROGRESS": str(progress_path)})
         except (Exception, SystemExit):    # a failing cocotb test ends the runner with SystemExit
             passed = False
-    finally:
-        stop.set()
-        if watcher:
-            watcher.join()
-        os.environ.clear()
-        os.environ.update(saved_env)
     if not results_path.exists():
         raise SimError(f"{simulator} run ended without results; see {log}")
     results = json.loads(results_path.read_text())

@@ -114,6 +114,7 @@ class Testbench:
         self.in_reset = False
         self.sent = 0
         self.progress_path = os.environ.get("LSTM_PROGRESS")
+        self.progress_every = max(1, min(200, scenario.n_steps // 100))
 
     # -- driver ---------------------------------------------------------------------------------
     async def put(self, prefix, word):
@@ -137,7 +138,7 @@ class Testbench:
             await self.put("x", self.pack_step.pack({"x": x, "first": first}))
             self.accepted.append(cycle_now())
             self.sent += 1
-            if self.progress_path and self.sent % 200 == 0:
+            if self.progress_path and self.sent % self.progress_every == 0:
                 with open(self.progress_path, "w") as f:
                     f.write(f"{self.sent} {self.scenario.n_steps}\n")
 
