@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 SIM    ?= icarus
 BUILD  ?= build
 
-.PHONY: help setup test golden report activations verilog sim regress train bench clean
+.PHONY: help setup test golden report activations verilog sim regress train bench synth clean
 
 help:
 	@echo "make setup      create $(VENV) and install everything from PyPI"
@@ -17,6 +17,7 @@ help:
 	@echo "make regress    long randomised RTL-vs-golden regression (SEED=, COUNT=)"
 	@echo "make train      retrain the shipped digits model (data/)"
 	@echo "make bench      benchmarks -> bench/results/"
+	@echo "make synth      FPGA cost of the default design (Yosys + nextpnr, ECP5) -> bench/results/"
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,9 @@ train:
 
 bench:
 	$(PY) -m bench
+
+synth:
+	$(PY) -m bench.synth --family $(or $(FAMILY),ecp5) --build-dir $(BUILD)/synth
 
 clean:
 	rm -rf $(BUILD) sim_build .pytest_cache

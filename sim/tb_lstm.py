@@ -61,7 +61,7 @@ class Checker:
     def __init__(self, config, seed):
         self.config, self.seed = config, seed
         self.expected = deque()
-        self.compared = self.compared_c = self.steps = 0
+        self.compared = self.compared_c = self.steps = self.dropped = 0
         self.errors = 0
         self.reports = []
         self.received_h = []     # (sequence, step, h codes) for accuracy downstream
@@ -70,6 +70,8 @@ class Checker:
         self.expected.append((tag, h, c))
 
     def drop_pending(self):
+        """A reset: outputs not yet delivered are lost (counted, so every step is accounted for)."""
+        self.dropped += len(self.expected)
         self.expected.clear()
 
     def _mismatch(self, tag, unit, name, want, got):
@@ -225,7 +227,7 @@ class Testbench:
         span = (self.outputs[-1] - self.accepted[0]) if self.outputs and self.accepted else 0
         return {
             "compared": ch.compared, "compared_c": ch.compared_c, "steps": ch.steps,
-            "sent": steps, "missing": len(ch.expected), "mismatches": ch.errors,
+            "sent": steps, "dropped": ch.dropped, "missing": len(ch.expected), "mismatches": ch.errors,
             "reports": ch.reports, "cycles": cycles,
             "cycles_per_step": span / ch.steps if ch.steps else None,
             "seed": self.scenario.seed, "received_h": ch.received_h,
@@ -244,5 +246,6 @@ async def lstm_scenario(dut):
     for line in results["reports"]:
         dut._log.error(line)
     assert results["missing"] == 0, f"{results['missing']} expected outputs never arrived"
+    assert results["steps"] + results["dropped"] == results["sent"], "outputs unaccounted for"
     assert results["compared"] > 0, "nothing was compared"
     assert results["mismatches"] == 0, f"{results['mismatches']} mismatches (first: {results['reports'][:1]})"

