@@ -17,12 +17,13 @@ class CellUpdate(wiring.Component):
     """One hidden unit's state update per cycle, fully pipelined, bit-exact with
     :meth:`model.cell.FixedLSTM.step`.
 
-    Latency :attr:`latency` = 2 + PWL latency + 1 = 7 cycles::
+    Latency :attr:`latency` = 2 + PWL latency + 2 = 9 cycles::
 
         cycle 0   f * c_prev and i * g, exact
         cycle 1   aligned sum, cast into the c format
-        cycle 2-5 tanh(c) in the tanh_c PWL unit
-        cycle 6   o * tanh(c), cast into the h format; registered with c
+        cycle 2-6 tanh(c) in the tanh_c PWL unit
+        cycle 7   o * tanh(c), exact
+        cycle 8   cast into the h format; registered with c
 
     Parameters
     ----------
@@ -44,7 +45,7 @@ class CellUpdate(wiring.Component):
     out_valid : ``Out(1)``
     """
 
-    latency = 3 + PWLUnit.latency
+    latency = 4 + PWLUnit.latency
 
     def __init__(self, config: Config, tanh_c: Table):
         self._config, self._tanh_c = config, tanh_c
@@ -76,13 +77,16 @@ class CellUpdate(wiring.Component):
         total = (fc << (f_sum - f_fc)) + (ig << (f_sum - f_ig))
         m.d.sync += [c2.eq(cast(total, f_sum, cfg.spec("c"))), o2.eq(o1), valid2.eq(valid1)]
 
-        # cycles 2-5: tanh(c); o and c wait beside it
+        # tanh(c) in the PWL unit; o and c wait beside it
         m.d.comb += [tanh_c.q.eq(c2), tanh_c.q_valid.eq(valid2)]
-        o6 = delay(m, o2, PWLUnit.latency, "o")
-        c6 = delay(m, c2, PWLUnit.latency, "c")
+        o_wait = delay(m, o2, PWLUnit.latency, "o")
+        c_wait = delay(m, c2, PWLUnit.latency, "c")
 
-        # cycle 6: h = o * tanh(c), one cast into h
+        # o * tanh(c), exact; then one cast into h
         f_h = cfg.fmt("gate").frac + cfg.fmt("tanh_c").frac
-        m.d.sync += [self.h.eq(cast(o6 * tanh_c.y, f_h, cfg.spec("h"))), self.c.eq(c6),
-                     self.out_valid.eq(tanh_c.y_valid)]
+        oh = Signal(signed(len(self.o) + len(tanh_c.y)))
+        c_held, oh_valid = Signal.like(self.c), Signal()
+        m.d.sync += [oh.eq(o_wait * tanh_c.y), c_held.eq(c_wait), oh_valid.eq(tanh_c.y_valid)]
+        m.d.sync += [self.h.eq(cast(oh, f_h, cfg.spec("h"))), self.c.eq(c_held),
+                     self.out_valid.eq(oh_valid)]
         return m

@@ -3,7 +3,6 @@ quantized weights (never re-derived by hand: DESIGN.md §2)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 from amaranth.hdl import signed
@@ -114,25 +113,21 @@ class Geometry:
     def acc_fmt(self) -> Format:
         return self.fmt("accumulator")
 
-    @cached_property
-    def vector_fmt(self) -> Format:
-        """Common format of [x; h] entries: enough fraction and integer bits for both."""
-        x, h = self.fmt("x"), self.fmt("h")
-        frac = max(x.frac, h.frac)
-        return Format(max(x.bits - x.frac, h.bits - h.frac) + frac, frac)
+    @property
+    def operand_bits(self) -> int:
+        """Width of the lanes' vector operands: raw x or h codes (x and h are aligned after
+        the multiplier, so the operand is no wider than the wider of the two)."""
+        return max(self.fmt("x").bits, self.fmt("h").bits)
 
     @property
-    def x_shift(self) -> int:
-        return self.vector_fmt.frac - self.fmt("x").frac
+    def x_product_shift(self) -> int:
+        """Left shift from x * weight fraction bits to the accumulator's."""
+        return self.acc_fmt.frac - self.fmt("x").frac - self.weight_fmt.frac
 
     @property
-    def h_shift(self) -> int:
-        return self.vector_fmt.frac - self.fmt("h").frac
-
-    @property
-    def product_shift(self) -> int:
-        """Left shift from vector x weight fraction bits to the accumulator's."""
-        return self.acc_fmt.frac - self.vector_fmt.frac - self.weight_fmt.frac
+    def h_product_shift(self) -> int:
+        """Left shift from h * weight fraction bits to the accumulator's."""
+        return self.acc_fmt.frac - self.fmt("h").frac - self.weight_fmt.frac
 
     @property
     def bias_shift(self) -> int:

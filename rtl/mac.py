@@ -20,8 +20,9 @@ class MACArray(wiring.Component):
     rest start the next one (segmented accumulation), so no lane idles and a step takes exactly
     ``issue_cycles`` = ceil(E / P) cycles, the MAC bound.
 
-    Pipeline: weight ROM read (1), products (1), masked lane sums (1), accumulate (1): a row that
-    ends at issue cycle t appears on ``row_acc`` at t + :attr:`latency`.
+    Pipeline: weight memory read (1), weight register (1), products (1), alignment and masked lane
+    sums (1), accumulate (1): a row that ends at issue cycle t appears on ``row_acc`` at
+    t + :attr:`latency`.
 
     Parameters
     ----------
@@ -30,8 +31,9 @@ class MACArray(wiring.Component):
 
     Members
     -------
-    vector : ``In(ArrayLayout(signed(W_v), X+H))``
-        [x_t; h_{t-1}] in the common vector format (captured when ``start`` is high).
+    vector : ``In(ArrayLayout(signed(max(W_x, W_h)), X+H))``
+        [x_t; h_{t-1}] as raw codes, x then h (captured when ``start`` is high); the lanes align
+        each product to the accumulator after multiplying.
     start : ``In(1)``
         Begin a step (ignored while ``busy``).
     busy : ``Out(1)``
@@ -47,12 +49,12 @@ class MACArray(wiring.Component):
         The top level allows loads only while no step runs.
     """
 
-    latency = 4
+    latency = 5
 
     def __init__(self, geometry: Geometry):
         self._g = g = geometry
         super().__init__({
-            "vector": In(data.ArrayLayout(signed(g.vector_fmt.bits), g.n_columns)),
+            "vector": In(data.ArrayLayout(signed(g.operand_bits), g.n_columns)),
             "start": In(1),
             "busy": Out(1),
             "row_acc": Out(signed(g.acc_fmt.bits)),
@@ -92,8 +94,24 @@ class MACArray(wiring.Component):
         w_addr = Mux(self.load.payload.first, 0, addr)
         fire = self.load.valid & self.load.ready
         m.d.comb += self.load.ready.eq(self.load_enable)
+        # issue: address t, column of lane 0, rotating vector register
+        t = Signal(range(max(M, 2)))
+        col0 = Signal(range(N))
+        vec = Signal(data.ArrayLayout(signed(g.operand_bits), N))
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [vec.eq(self.vector), t.eq(0), col0.eq(0), self.busy.eq(1)]
+        with m.Elif(self.busy):
+            m.d.sync += [vec[n].eq(vec[(n + P) % N]) for n in range(N)]
+            m.d.sync += [t.eq(t + 1), col0.eq(Mux(col0 + P >= N, col0 + P - N, col0 + P))]
+            with m.If(t == M - 1):
+                m.d.sync += self.busy.eq(0)
+
+        # weight memory ports: one address, the load counter's between steps, else t (a block
+        # RAM then needs no read-during-write bypass: loads and steps never overlap)
         for j in range(P):
-            m.d.comb += [weight_wr[j].addr.eq(w_addr), weight_wr[j].data.eq(self.load.payload.data),
+            shared = Mux(self.busy, t, w_addr)
+            m.d.comb += [weight_rd[j].addr.eq(shared), weight_wr[j].addr.eq(shared),
+                         weight_wr[j].data.eq(self.load.payload.data),
                          weight_wr[j].en.eq(fire & (word < g.n_weights) & (w_lane == j))]
         m.d.comb += [bias_wr.addr.eq(word - g.n_weights), bias_wr.data.eq(self.load.payload.data),
                      bias_wr.en.eq(fire & (word >= g.n_weights))]
@@ -103,55 +121,58 @@ class MACArray(wiring.Component):
                          lane.eq(Mux(last_word | (w_lane == P - 1), 0, w_lane + 1)),
                          addr.eq(Mux(last_word, 0, w_addr + (w_lane == P - 1)))]
 
-        # issue: address t, column of lane 0, rotating vector register
-        t = Signal(range(max(M, 2)))
-        col0 = Signal(range(N))
-        vec = Signal(data.ArrayLayout(signed(g.vector_fmt.bits), N))
-        with m.If(self.start & ~self.busy):
-            m.d.sync += [vec.eq(self.vector), t.eq(0), col0.eq(0), self.busy.eq(1)]
-        with m.Elif(self.busy):
-            m.d.sync += [vec[n].eq(vec[(n + P) % N]) for n in range(N)]
-            m.d.sync += [t.eq(t + 1), col0.eq(Mux(col0 + P >= N, col0 + P - N, col0 + P))]
-            with m.If(t == M - 1):
-                m.d.sync += self.busy.eq(0)
-        for j in range(P):
-            m.d.comb += weight_rd[j].addr.eq(t)
+        # per lane: still in the current row? an x column (else h)? (column = col0 + j mod N)
+        column = [Mux(col0 + j >= N, col0 + j - N, col0 + j) for j in range(P)]
+        ctl0 = {"mask": Cat(col0 + j < N for j in range(P)),
+                "is_x": Cat(column[j] < g.n_inputs for j in range(P)),
+                "ends": col0 + P >= N, "valid": self.busy, "first": self.busy & (t == 0)}
 
-        # stage 1: lane operands (ROM data arrives now); mask = lane still in the current row
-        operand = [Signal(signed(g.vector_fmt.bits), name=f"operand{j}") for j in range(P)]
-        mask1, ends1 = Signal(P), Signal()
-        valid1, first1 = Signal(), Signal()
+        def carry(ctl, stage):
+            """The control word one stage further down the pipeline."""
+            out = {k: Signal(len(v), name=f"{k}{stage}") for k, v in ctl.items()}
+            m.d.sync += [out[k].eq(v) for k, v in ctl.items()]
+            return out
+
+        # stage 1: weight memory data arrives; lane operands wait beside it
+        operand = [Signal(signed(g.operand_bits), name=f"operand{j}") for j in range(P)]
         m.d.sync += [operand[j].eq(vec[j]) for j in range(P)]
-        m.d.sync += [mask1.eq(Cat(col0 + j < N for j in range(P))), ends1.eq(col0 + P >= N),
-                     valid1.eq(self.busy), first1.eq(self.busy & (t == 0))]
+        ctl1 = carry(ctl0, 1)
 
-        # stage 2: products
-        prod_shape = signed(g.vector_fmt.bits + g.weight_fmt.bits)
-        product = [Signal(prod_shape, name=f"product{j}") for j in range(P)]
-        mask2, ends2, valid2, first2 = Signal(P), Signal(), Signal(), Signal()
-        m.d.sync += [product[j].eq(weight_rd[j].data * operand[j]) for j in range(P)]
-        m.d.sync += [mask2.eq(mask1), ends2.eq(ends1), valid2.eq(valid1), first2.eq(first1)]
+        # stage 2: weights registered (off the memory's clock-to-out path into the multiplier)
+        weight = [Signal(signed(g.weight_fmt.bits), name=f"weight{j}") for j in range(P)]
+        operand2 = [Signal.like(operand[j], name=f"operand{j}_2") for j in range(P)]
+        m.d.sync += [weight[j].eq(weight_rd[j].data) for j in range(P)]
+        m.d.sync += [operand2[j].eq(operand[j]) for j in range(P)]
+        ctl2 = carry(ctl1, 2)
 
-        # stage 3: lane sums before (this row) and after (next row) the row end
-        sum_shape = signed(prod_shape.width + P.bit_length())
+        # stage 3: products, operand x weight (fits one DSP multiplier)
+        product = [Signal(signed(g.operand_bits + g.weight_fmt.bits), name=f"product{j}")
+                   for j in range(P)]
+        m.d.sync += [product[j].eq(weight[j] * operand2[j]) for j in range(P)]
+        ctl3 = carry(ctl2, 3)
+
+        # stage 4: align x and h products to the accumulator; lane sums before (this row) and
+        # after (next row) the row end
+        aligned = [Mux(ctl3["is_x"][j], product[j] << g.x_product_shift,
+                       product[j] << g.h_product_shift) for j in range(P)]
+        sum_shape = signed(len(product[0]) + max(g.x_product_shift, g.h_product_shift)
+                           + P.bit_length() + 1)
         this_row, next_row = Signal(sum_shape), Signal(sum_shape)
-        ends3, valid3, first3 = Signal(), Signal(), Signal()
-        m.d.sync += [this_row.eq(tree_sum(Mux(mask2[j], product[j], 0) for j in range(P))),
-                     next_row.eq(tree_sum(Mux(mask2[j], 0, product[j]) for j in range(P))),
-                     ends3.eq(ends2), valid3.eq(valid2), first3.eq(first2)]
+        m.d.sync += [this_row.eq(tree_sum(Mux(ctl3["mask"][j], aligned[j], 0) for j in range(P))),
+                     next_row.eq(tree_sum(Mux(ctl3["mask"][j], 0, aligned[j]) for j in range(P)))]
+        ctl4 = carry(ctl3, 4)
 
-        # stage 4: accumulate; a finished row adds its bias and leaves, the next row begins
+        # stage 5: accumulate; a finished row adds its bias and leaves, the next row begins
         acc, row = Signal(signed(g.acc_fmt.bits)), Signal(range(g.n_rows))
-        acc_in = Mux(first3, 0, acc)
-        row_in = Mux(first3, 0, row)
-        total = acc_in + (this_row << g.product_shift)
+        acc_in = Mux(ctl4["first"], 0, acc)
+        row_in = Mux(ctl4["first"], 0, row)
+        total = acc_in + this_row
         m.d.comb += bias_rd.addr.eq(row_in)
-        m.d.sync += self.row_valid.eq(valid3 & ends3)
-        with m.If(valid3):
-            with m.If(ends3):
+        m.d.sync += self.row_valid.eq(ctl4["valid"] & ctl4["ends"])
+        with m.If(ctl4["valid"]):
+            with m.If(ctl4["ends"]):
                 m.d.sync += [self.row_acc.eq(total + (bias_rd.data << g.bias_shift)),
-                             self.row.eq(row_in),
-                             acc.eq(next_row << g.product_shift), row.eq(row_in + 1)]
+                             self.row.eq(row_in), acc.eq(next_row), row.eq(row_in + 1)]
             with m.Else():
                 m.d.sync += [acc.eq(total), row.eq(row_in)]
         return m

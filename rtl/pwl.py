@@ -15,13 +15,14 @@ __all__ = ["PWLUnit"]
 class PWLUnit(wiring.Component):
     """Sigmoid or tanh by a :class:`model.activations.Table`, bit-exact with ``table(q)``.
 
-    Fully pipelined: one input per cycle, result :attr:`latency` = 4 cycles later::
+    Fully pipelined: one input per cycle, result :attr:`latency` = 5 cycles later::
 
         cycle 0  a = |q|; index ROM address = min(a >> index_shift, entries - 1)
         cycle 1  coefficient ROM address = segment number
-        cycle 2  y = intercept + slope * (a - base)         (PLAN: shift instead of multiply)
-        cycle 3  symmetry for q < 0 (one - y, or -y); cast to the output format
-        cycle 4  output registered
+        cycle 2  offset = a - base, coefficients registered
+        cycle 3  y = intercept + slope * offset              (PLAN: shift instead of multiply)
+        cycle 4  symmetry for q < 0 (one - y, or -y); cast to the output format
+        cycle 5  output registered
 
     Parameters
     ----------
@@ -39,7 +40,7 @@ class PWLUnit(wiring.Component):
         ``q_valid`` delayed by :attr:`latency`.
     """
 
-    latency = 4
+    latency = 5
 
     def __init__(self, table: Table):
         if not isinstance(table, Table):
@@ -106,27 +107,33 @@ class PWLUnit(wiring.Component):
         # cycle 1: coefficient address; carry |q| and the sign along
         a1, a2 = Signal.like(a0), Signal.like(a0)
         neg1, neg2, neg3 = Signal(), Signal(), Signal()
-        valid = [Signal(name=f"valid{k}") for k in range(1, 5)]
+        valid = [Signal(name=f"valid{k}") for k in range(1, 6)]
         m.d.sync += [a1.eq(a0), neg1.eq(self.q < 0), valid[0].eq(self.q_valid)]
         m.d.comb += coef_rd.addr.eq(index_rd.data)
         m.d.sync += [a2.eq(a1), neg2.eq(neg1), valid[1].eq(valid[0])]
 
-        # cycle 2: y = intercept + slope * (a - base), exact (F_t fraction bits)
+        # cycle 2: offset in the segment (a >= base there) and the coefficients, registered
         coef = coef_rd.data
-        offset = (a2 - coef.base)[:len(a2)]     # a >= base inside its segment
-        if self.shift_only:
-            step = Mux(coef.zero, 0, offset << coef.slope)
-        else:
-            step = offset * coef.slope
-        y3 = Signal(unsigned(t.frac + 1))       # never above one = 2^F_t
-        m.d.sync += [y3.eq(coef.intercept + step), neg3.eq(neg2), valid[2].eq(valid[1])]
+        offset = Signal.like(a2)
+        coef3 = Signal.like(coef)
+        m.d.sync += [offset.eq((a2 - coef.base)[:len(a2)]), coef3.eq(coef),
+                     neg3.eq(neg2), valid[2].eq(valid[1])]
 
-        # cycle 3: symmetry, then the output cast (the only rounding)
+        # cycle 3: y = intercept + slope * offset, exact (F_t fraction bits)
+        if self.shift_only:
+            step = Mux(coef3.zero, 0, offset << coef3.slope)
+        else:
+            step = offset * coef3.slope
+        y4 = Signal(unsigned(t.frac + 1))       # never above one = 2^F_t
+        neg4 = Signal()
+        m.d.sync += [y4.eq(coef3.intercept + step), neg4.eq(neg3), valid[3].eq(valid[2])]
+
+        # cycle 4: symmetry, then the output cast (the only rounding)
         y_signed = Signal(signed(t.frac + 2))
         if t.function == "sigmoid":
-            m.d.comb += y_signed.eq(Mux(neg3, Const(t.one) - y3, y3))
+            m.d.comb += y_signed.eq(Mux(neg4, Const(t.one) - y4, y4))
         else:
-            m.d.comb += y_signed.eq(Mux(neg3, -y3, y3))
-        m.d.sync += [self.y.eq(cast(y_signed, t.frac, spec.output)), valid[3].eq(valid[2])]
-        m.d.comb += self.y_valid.eq(valid[3])
+            m.d.comb += y_signed.eq(Mux(neg4, -y4, y4))
+        m.d.sync += [self.y.eq(cast(y_signed, t.frac, spec.output)), valid[4].eq(valid[3])]
+        m.d.comb += self.y_valid.eq(valid[4])
         return m

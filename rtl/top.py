@@ -37,7 +37,7 @@ class LSTMCell(wiring.Component):
     Cycles per step, with inputs waiting and the output not stalled::
 
         cycles_per_step = ceil(4H (X+H) / P) + overhead
-        overhead = 2 + MACArray.latency + 1 + PWLUnit.latency + CellUpdate.latency = 18
+        overhead = 2 + MACArray.latency + 1 + PWLUnit.latency + CellUpdate.latency = 22
 
     (accept and commit, lane pipeline, z cast, gate activations, cell update of the last unit).
     A sequence of T steps takes T * cycles_per_step from the first accept to its last output.
@@ -137,14 +137,14 @@ class LSTMCell(wiring.Component):
             m.d.sync += [h_init[u].eq(h_init[u + 1]) for u in range(H - 1)]
             m.d.sync += [c_init[u].eq(c_init[u + 1]) for u in range(H - 1)]
 
-        # accept x_t: start the lanes on [x; h] in the common vector format
+        # accept x_t: start the lanes on [x; h]
         first = self.x.payload.first
         h_prev = Mux(first, h_init.as_value(), h_state.as_value())
         h_prev = data.View(data.ArrayLayout(wh, H), h_prev)
         start = self.x.valid & self.x.ready
         m.d.comb += mac.start.eq(start)
-        m.d.comb += [mac.vector[n].eq(self.x.payload.x[n] << g.x_shift) for n in range(X)]
-        m.d.comb += [mac.vector[X + u].eq(h_prev[u] << g.h_shift) for u in range(H)]
+        m.d.comb += [mac.vector[n].eq(self.x.payload.x[n]) for n in range(X)]
+        m.d.comb += [mac.vector[X + u].eq(h_prev[u]) for u in range(H)]
         with m.If(start):
             m.d.sync += idle.eq(0)
             with m.If(first):
