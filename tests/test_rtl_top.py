@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import helpers_model
+from helpers_sim import corner_weights
 from model.config import load_config
 from model.fixed import quantize
 from model.golden import run_golden
@@ -96,16 +97,10 @@ def test_saturation_corners():
     """All-max and all-min weights and inputs drive the accumulator and c to the rails."""
     rng = np.random.default_rng(11)
     X, H = 3, 4
-    for raw_seed in range(2):
+    for raw_seed, sign in enumerate((1, -1)):
         cfg = helpers_model.random_config(np.random.default_rng(100 + raw_seed), X, H)
-        wf = cfg.fmt("weight")
-        sign = 1 if raw_seed == 0 else -1
-        big = 2.0 * max(abs(wf.max_value), abs(wf.min_value), 1.0)
-        from model.weights import LSTMWeights
-        w = LSTMWeights(np.full((4 * H, X), sign * big), np.full((4 * H, H), sign * big),
-                        np.full(4 * H, sign * big))
         x = np.full((2, 3, X), 1e3) * np.where(rng.random((2, 3, X)) < 0.5, 1, -1)
-        golden = run_golden(cfg, w, x)
+        golden = run_golden(cfg, corner_weights(cfg, X, H, sign), x)
         assert golden.overflow["weight_ih"] > 0 and golden.overflow["x"] > 0
         dut = LSTMCell(cfg, golden.qweights, lanes=2)
         x_raw, first, h, c = _flatten(golden)
