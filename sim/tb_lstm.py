@@ -105,7 +105,10 @@ class Checker:
 class Testbench:
     def __init__(self, dut, scenario: Scenario):
         self.dut, self.scenario = dut, scenario
-        self.rng = random.Random(scenario.seed)
+        # one generator per coroutine: simulators may run the driver and the monitor in either
+        # order within a time step, and a shared generator would then hand out different gaps
+        self.gaps = random.Random(f"{scenario.seed}/driver")
+        self.stalls = random.Random(f"{scenario.seed}/monitor")
         step, out, state = stream_layouts(scenario.config, scenario.n_inputs, scenario.n_hidden,
                                           scenario.output_c)
         self.pack_step, self.pack_out, self.pack_state = Packer(step), Packer(out), Packer(state)
@@ -123,8 +126,8 @@ class Testbench:
         """Offer one word on a stream until the design takes it (valid never waits on ready)."""
         dut = self.dut
         valid, ready = getattr(dut, f"{prefix}__valid"), getattr(dut, f"{prefix}__ready")
-        if self.scenario.gap and self.rng.random() < self.scenario.gap:
-            await ClockCycles(dut.clk, self.rng.randint(1, 8))
+        if self.scenario.gap and self.gaps.random() < self.scenario.gap:
+            await ClockCycles(dut.clk, self.gaps.randint(1, 8))
         getattr(dut, f"{prefix}__payload").value = word
         valid.value = 1
         await ReadOnly()
@@ -182,9 +185,9 @@ class Testbench:
     async def monitor(self):
         dut = self.dut
         while True:
-            if self.scenario.stall and self.rng.random() < self.scenario.stall:
+            if self.scenario.stall and self.stalls.random() < self.scenario.stall:
                 dut.h__ready.value = 0
-                await ClockCycles(dut.clk, self.rng.randint(1, 12))
+                await ClockCycles(dut.clk, self.stalls.randint(1, 12))
             dut.h__ready.value = 1
             await ReadOnly()
             if not dut.h__valid.value:
