@@ -12,7 +12,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from .config import load_config
 from .fixed import FixedPointError

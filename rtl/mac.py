@@ -1,5 +1,5 @@
 """P multiply-accumulate lanes time-sharing the 4H x (X+H) weight matrix (DESIGN.md §5)."""
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out

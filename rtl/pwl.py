@@ -1,5 +1,5 @@
 """Piecewise-linear activation unit: the model's integer table in ROM (DESIGN.md §4)."""
-from amaranth.hdl import Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out

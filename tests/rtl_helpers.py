@@ -1,10 +1,8 @@
 """Shared helpers for the Amaranth-simulator tests of rtl/ (stream put/get, random models)."""
-import random
 
 import numpy as np
 from amaranth.sim import Simulator
 
-from model.config import load_config, parse_config
 from model.weights import LSTMWeights, quantize_weights
 
 __all__ = ["stream_put", "stream_get", "simulate", "random_weights", "quantized"]

@@ -17,7 +17,7 @@ from rtl.cell import CellUpdate
 from rtl.geometry import Geometry, RTLError
 from rtl.mac import MACArray
 from rtl.pwl import PWLUnit
-from rtl_helpers import quantized, random_weights, simulate, stream_put
+from rtl_helpers import quantized, random_weights, simulate
 
 
 # ---- cast ---------------------------------------------------------------------------------
