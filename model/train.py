@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .activations import reference
+
 __all__ = ["TrainConfig", "load_digits_split", "init_params", "forward", "backward",
            "loss_and_grads", "train", "predict", "PARAM_NAMES", "SPLIT"]
 
@@ -87,10 +89,6 @@ def init_params(rng: np.random.Generator, n_inputs: int, n_hidden: int, n_classe
     return p
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))    # no overflow warning for large |z|
-
-
 def forward(params: dict, x: np.ndarray):
     """Logits (B, C) for x (B, T, X), zero initial state, and what the backward pass needs."""
     B, T, _ = x.shape
@@ -101,7 +99,7 @@ def forward(params: dict, x: np.ndarray):
     steps = []
     for t in range(T):
         z = zx[:, t] + h @ params["weight_hh"].T
-        i, f, o = (_sigmoid(z[:, k * H:(k + 1) * H]) for k in (0, 1, 3))
+        i, f, o = (reference("sigmoid", z[:, k * H:(k + 1) * H]) for k in (0, 1, 3))
         g = np.tanh(z[:, 2 * H:3 * H])
         c_prev, h_prev = c, h
         c = f * c_prev + i * g

@@ -3,9 +3,9 @@
 import numpy as np
 from amaranth.sim import Simulator
 
-from model.weights import LSTMWeights, quantize_weights
+from model.weights import LSTMWeights
 
-__all__ = ["stream_put", "stream_get", "simulate", "random_weights", "quantized"]
+__all__ = ["stream_put", "stream_get", "simulate", "random_weights"]
 
 
 async def stream_put(ctx, port, payload, *, gap: float = 0.0, rng=None):
@@ -55,7 +55,3 @@ def random_weights(rng: np.random.Generator, n_inputs: int, n_hidden: int, scale
                      head_bias=rng.uniform(-k, k, head_classes))
     return LSTMWeights(rng.uniform(-k, k, (4 * H, n_inputs)), rng.uniform(-k, k, (4 * H, H)),
                        rng.uniform(-k, k, 4 * H), **extra)
-
-
-def quantized(config, weights):
-    return quantize_weights(weights, config)

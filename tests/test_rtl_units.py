@@ -17,7 +17,8 @@ from rtl.cell import CellUpdate
 from rtl.geometry import Geometry, RTLError
 from rtl.mac import MACArray
 from rtl.pwl import PWLUnit
-from rtl_helpers import quantized, random_weights, simulate
+from model.weights import quantize_weights
+from rtl_helpers import random_weights, simulate
 
 
 # ---- cast ---------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def _mac_rows(cfg, qw, lanes, vectors):
 def test_mac_rows_equal_model_accumulator(X, H, lanes):
     rng = np.random.default_rng(X * 100 + H * 10 + lanes)
     cfg = load_config()
-    qw = quantized(cfg, random_weights(rng, X, H, scale=2.0))
+    qw = quantize_weights(random_weights(rng, X, H, scale=2.0), cfg)
     x = rng.integers(cfg.fmt("x").min_code, cfg.fmt("x").max_code + 1, (3, X))
     h = rng.integers(cfg.fmt("h").min_code, cfg.fmt("h").max_code + 1, (3, H))
     vectors = np.concatenate([x, h], axis=1)
@@ -208,7 +209,7 @@ def test_cell_update_matches_model_step(seed):
 
 def test_geometry_rejects_bad_parameters():
     cfg = load_config()
-    qw = quantized(cfg, random_weights(np.random.default_rng(0), 5, 7))
+    qw = quantize_weights(random_weights(np.random.default_rng(0), 5, 7), cfg)
     with pytest.raises(RTLError, match=r"lanes must be a positive integer, not 0"):
         Geometry.of(cfg, qw, 0)
     with pytest.raises(RTLError, match=r"lanes must be at most X\+H = 12 .*not 13"):
@@ -227,7 +228,7 @@ def test_geometry_rejects_bad_parameters():
 def test_load_words_refuse_other_sizes():
     cfg = load_config()
     rng = np.random.default_rng(0)
-    g = Geometry.of(cfg, quantized(cfg, random_weights(rng, 5, 7)), 3)
-    assert len(g.load_words(quantized(cfg, random_weights(rng, 5, 7)))) == g.n_words
+    g = Geometry.of(cfg, quantize_weights(random_weights(rng, 5, 7), cfg), 3)
+    assert len(g.load_words(quantize_weights(random_weights(rng, 5, 7), cfg))) == g.n_words
     with pytest.raises(RTLError, match="cannot load into a design built for X=5, H=7"):
-        g.load_words(quantized(cfg, random_weights(rng, 4, 7)))
+        g.load_words(quantize_weights(random_weights(rng, 4, 7), cfg))
