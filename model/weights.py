@@ -16,7 +16,7 @@ import numpy as np
 from .config import Config, check_sizes
 from .fixed import FixedPointError, quantize
 
-__all__ = ["InputError", "LSTMWeights", "QuantizedWeights", "load_weights", "save_weights",
+__all__ = ["InputError", "LSTMWeights", "LSTMStack", "QuantizedWeights", "load_weights", "save_weights",
            "file_kind", "load_npz", "load_npy", "load_dataset", "load_inputs", "check_inputs",
            "check_labels", "quantize_weights", "check_finite"]
 
@@ -91,6 +91,87 @@ class LSTMWeights(_Sizes):
         if self.has_head:
             d.update(head_weight=self.head_weight, head_bias=self.head_bias)
         return d
+
+
+@dataclass(frozen=True, eq=False)
+class LSTMStack:
+    """L stacked LSTM layers and an optional classifier head: what every importer returns.
+
+    Layer k+1 reads layer k's h sequence as its x. ``layers`` are headless ``LSTMWeights``
+    (gate order i, f, g, o, one summed bias); the head, when present, reads the last layer's
+    h at the last step. ``h0`` and ``c0`` are initial states stored in the model file itself
+    (ONNX ``initial_h``/``initial_c``), float (L, H) or (L, B, H), else None.
+    """
+
+    layers: tuple
+    head_weight: np.ndarray | None = None
+    head_bias: np.ndarray | None = None
+    h0: np.ndarray | None = None
+    c0: np.ndarray | None = None
+
+    def __post_init__(self):
+        layers = tuple(self.layers)
+        if not layers:
+            raise InputError("a model needs at least one LSTM layer")
+        for k, layer in enumerate(layers):
+            if not isinstance(layer, LSTMWeights) or layer.has_head:
+                raise TypeError(f"layer {k} must be a headless LSTMWeights")
+            if k and layer.n_inputs != layers[k - 1].n_hidden:
+                raise InputError(f"layer {k} takes X = {layer.n_inputs} inputs but layer {k - 1} "
+                                 f"gives H = {layers[k - 1].n_hidden}")
+        object.__setattr__(self, "layers", layers)
+        # the head's checks are LSTMWeights' own, on the last layer
+        if self.head_weight is not None or self.head_bias is not None:
+            last = layers[-1]
+            checked = LSTMWeights(last.weight_ih, last.weight_hh, last.bias,
+                                  self.head_weight, self.head_bias)
+            object.__setattr__(self, "head_weight", checked.head_weight)
+            object.__setattr__(self, "head_bias", checked.head_bias)
+        for name in ("h0", "c0"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            a = np.asarray(value)
+            check_finite(name, a)
+            hidden = {layer.n_hidden for layer in layers}
+            if a.ndim not in (2, 3) or a.shape[0] != len(layers) or len(hidden) != 1 \
+                    or a.shape[-1] != layers[0].n_hidden:
+                raise InputError(f"{name} must have shape (L, H) or (L, B, H) with L = "
+                                 f"{len(layers)}, H = {layers[-1].n_hidden}, not {a.shape}")
+            object.__setattr__(self, name, a.astype(np.float64))
+
+    @classmethod
+    def from_single(cls, weights: LSTMWeights) -> "LSTMStack":
+        """One layer with its head, as the native ``.npz`` holds it."""
+        layer = LSTMWeights(weights.weight_ih, weights.weight_hh, weights.bias)
+        return cls((layer,), weights.head_weight, weights.head_bias)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0].n_inputs
+
+    @property
+    def n_hidden(self) -> int:
+        """H of the last layer (the one whose h is the output)."""
+        return self.layers[-1].n_hidden
+
+    @property
+    def has_head(self) -> bool:
+        return self.head_weight is not None
+
+    def single(self, what: str) -> LSTMWeights:
+        """The one layer with the head, for a consumer that takes one layer (``what`` names it
+        in the refusal of a stacked model)."""
+        if self.n_layers != 1:
+            raise InputError(f"{what} takes a single LSTM layer; this model has "
+                             f"{self.n_layers} stacked layers")
+        layer = self.layers[0]
+        return LSTMWeights(layer.weight_ih, layer.weight_hh, layer.bias,
+                           self.head_weight, self.head_bias)
 
 
 @dataclass(frozen=True, eq=False)
