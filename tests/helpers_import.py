@@ -206,3 +206,45 @@ def onnx_reference(model, x, **states):
     feeds = {"input": np.asarray(x, np.float32), **{k: np.asarray(v, np.float32) for k, v in states.items()}}
     names = [o.name for o in model.graph.output]
     return dict(zip(names, ReferenceEvaluator(model).run(None, feeds)))
+
+
+# ---- running an imported stack (the importers' float path, and the fixed path) --------------
+
+def float_stack(stack, x):
+    """Every layer's float h sequence (model.cell.float_run, layer by layer) and the logits."""
+    from model.cell import float_run
+    seqs, seq = [], np.asarray(x, np.float64)
+    for k, layer in enumerate(stack.layers):
+        h0 = None if stack.h0 is None else stack.h0[k]
+        c0 = None if stack.c0 is None else stack.c0[k]
+        seq = float_run(layer, seq, h0, c0)["h"]
+        seqs.append(seq)
+    logits = seq[:, -1] @ stack.head_weight.T + stack.head_bias if stack.has_head else None
+    return seqs, logits
+
+
+def fixed_stack(config, stack, x):
+    """The fixed-point h of the last layer, layer by layer through model.golden.run_golden
+    (layer k+1 reads layer k's fixed-point h, cast into the x format)."""
+    from model.golden import run_golden
+    from model.weights import LSTMWeights
+    seq = np.asarray(x, np.float64)
+    for k, layer in enumerate(stack.layers):
+        last = k == stack.n_layers - 1 and stack.has_head
+        weights = LSTMWeights(layer.weight_ih, layer.weight_hh, layer.bias,
+                              stack.head_weight if last else None, stack.head_bias if last else None)
+        h0 = None if stack.h0 is None else stack.h0[k]
+        c0 = None if stack.c0 is None else stack.c0[k]
+        seq = run_golden(config, weights, seq, h0=h0, c0=c0).decoded()["h"]
+    return seq
+
+
+def permute_gates(stack, order):
+    """The stack with every layer's gate blocks taken in ``order`` (a wrong importer)."""
+    from model.weights import LSTMStack, LSTMWeights
+
+    def p(a):
+        b = np.split(a, 4, axis=0)
+        return np.concatenate([b[k] for k in order], axis=0)
+    layers = tuple(LSTMWeights(p(w.weight_ih), p(w.weight_hh), p(w.bias)) for w in stack.layers)
+    return LSTMStack(layers, stack.head_weight, stack.head_bias, stack.h0, stack.c0)
