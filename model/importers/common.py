@@ -111,11 +111,15 @@ _ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i
               "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
 
 
+SAFETENSORS_MAX_HEADER = 100_000_000      # the format's own limit on the JSON header
+
+
 def is_safetensors(head: bytes, size: int) -> bool:
+    """An 8-byte header length then '{' (a truncated file still counts: the loader says so)."""
     if len(head) < 10:
         return False
     n = int.from_bytes(head[:8], "little")
-    return 2 <= n <= size - 8 and head[8:9] == b"{"
+    return 2 <= n <= SAFETENSORS_MAX_HEADER and head[8:9] == b"{"
 
 
 def load_safetensors(path) -> dict:

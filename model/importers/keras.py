@@ -65,6 +65,8 @@ def load(path) -> LSTMStack:
     with open(path, "rb") as f:
         head = f.read(len(HDF5_MAGIC))
     h5py = _h5py()
+    if head != HDF5_MAGIC and not zipfile.is_zipfile(path):
+        raise ImportFailure(f"{where}: neither a legacy .h5 (HDF5) file nor a .keras archive (zip)")
     try:
         if head == HDF5_MAGIC:
             with h5py.File(path, "r") as f:
