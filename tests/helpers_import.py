@@ -15,7 +15,14 @@ documented order, written out block by block, so a wrong permutation in an impor
 """
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+FIX = REPO / "tests" / "fixtures" / "import"
 
 TORCH_BLOCKS = ("i", "f", "g", "o")      # PyTorch nn.LSTM docs: W_ii|W_if|W_ig|W_io
 ONNX_BLOCKS = ("i", "o", "f", "g")       # ONNX LSTM spec: W[iofc] (c is the cell candidate g)
@@ -248,3 +255,18 @@ def permute_gates(stack, order):
         return np.concatenate([b[k] for k in order], axis=0)
     layers = tuple(LSTMWeights(p(w.weight_ih), p(w.weight_hh), p(w.bias)) for w in stack.layers)
     return LSTMStack(layers, stack.head_weight, stack.head_bias, stack.h0, stack.c0)
+
+
+# ---- the command line ------------------------------------------------------------------------
+
+def model_cli(*args, module="model"):
+    """``python -m <module> args`` from the repository root, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_exit_2(p, words=""):
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr and p.stdout == ""
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], p.stderr

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from helpers_import import onnx_lstm_model, torch_state_dict
+from helpers_import import FIX, assert_one_line_exit_2, model_cli, onnx_lstm_model, torch_state_dict
 from model.importers import importer, load_model_file
 from model.weights import InputError
 
-REPO = Path(__file__).resolve().parent.parent
-FIX = REPO / "tests" / "fixtures" / "import"
 X, H, L, C = 3, 4, 2, 3
 
 
@@ -320,18 +314,6 @@ def test_a_missing_importer_is_refused_by_name():
 CLI_CASES = ["safetensors truncated", "bidirectional", "proj_size", "onnx peepholes", "onnx clip",
              "onnx unknown node", "keras hard_sigmoid", "keras go_backwards", "keras truncated h5",
              "unknown npz keys"]
-
-
-def model_cli(*args, module="model"):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
-
-
-def assert_one_line_exit_2(p, words=""):
-    assert p.returncode == 2, (p.returncode, p.stderr)
-    assert "Traceback" not in p.stderr and p.stdout == ""
-    lines = p.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], p.stderr
 
 
 @pytest.mark.parametrize("case", CLI_CASES)
