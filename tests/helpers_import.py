@@ -87,12 +87,15 @@ def to_onnx_order(a, axis=0):
 
 
 def onnx_lstm_model(sd, n_layers, *, prefix="lstm.", head="gemm", layout=0, state="zero",
-                    opset=17, lstm_attrs=None, extra_inputs=None, seq_out=True):
+                    opset=17, lstm_attrs=None, extra_inputs=None, seq_out=True, final_states=False):
     """An ONNX model of the state_dict's LSTM (see the module docstring).
 
     head: "gemm" (Gather -1, Gemm transB=1), "matmul" (Slice -1:, Squeeze, MatMul, Add),
     "yh" (Squeeze of the last layer's Y_h, Gemm), or None. state: "zero" (built from the
-    input's shape), "const" (initializers (1, 1, H)), or "input" (graph inputs h0, c0).
+    input's shape), "const" (initializers (1, 1, H)), "zeros" (all-zero initializers
+    (1, 3, H), as a static-shape export folds them), or "input" (graph inputs h0, c0).
+    final_states: also output h_n and c_n (Concat of every layer's Y_h, Y_c), as
+    ``return out, (h_n, c_n)`` exports.
     lstm_attrs: extra attributes for every LSTM node; extra_inputs: {index: name} overrides.
     """
     import onnx
@@ -155,6 +158,8 @@ def onnx_lstm_model(sd, n_layers, *, prefix="lstm.", head="gemm", layout=0, stat
                 args.append(f"{s}0_{k}")
             elif state == "const":
                 args.append(init(f"{s}0_{k}", sd[f"{s}0"][k][None, None].astype(np.float32)))
+            elif state == "zeros":
+                args.append(init(f"{s}0_{k}", np.zeros((1, 3, H), np.float32)))
             else:
                 args.append(f"{s}0")
         for index, name in (extra_inputs or {}).items():
@@ -174,6 +179,11 @@ def onnx_lstm_model(sd, n_layers, *, prefix="lstm.", head="gemm", layout=0, stat
         nodes.append(helper.make_node("Identity", [x], ["h_seq"], name="/lstm/Identity"))
     outputs = [helper.make_tensor_value_info("h_seq", TensorProto.FLOAT, ["batch", "time", H])] \
         if seq_out else []
+    if final_states:
+        for s in ("h", "c"):
+            nodes.append(helper.make_node("Concat", [f"Y{s}{k}" for k in range(n_layers)], [f"{s}_n"],
+                                          axis=0, name=f"/lstm/Concat_{s}n"))
+            outputs.append(helper.make_tensor_value_info(f"{s}_n", TensorProto.FLOAT, [n_layers, "batch", H]))
     if head is not None:
         C = sd["fc.weight"].shape[0]
         fw = init("fc.weight", sd["fc.weight"].astype(np.float32))

@@ -201,6 +201,12 @@ def _insert_masking(config):
                                                                               "mask_value": 0.0}})
 
 
+def _read_state_c(config):
+    """The Dense reads the LSTM's third output (state_c) instead of its second (state_h)."""
+    dense = next(L for L in config["config"]["layers"] if L["class_name"] == "Dense")
+    dense["inbound_nodes"][0]["args"][0]["config"]["keras_history"][2] = 2
+
+
 def _weights_only_h5(d):
     import h5py
     with h5py.File(d / "w.h5", "w") as f:
@@ -227,6 +233,7 @@ KERAS = {
     "keras truncated h5": (lambda d: _cut(_keras(d, "k.h5", lambda c: None, "keras_sequential.h5"), 3000),
                            "cannot be read"),
     "keras weights-only h5": (_weights_only_h5, "model_config"),
+    "keras head on state_c": (lambda d: _keras(d, "s.keras", _read_state_c, "keras_state.keras"), "state_c"),
     "keras config not JSON": (lambda d: _raw_config(d), "not JSON"),
 }
 

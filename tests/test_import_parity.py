@@ -36,6 +36,7 @@ FIXTURES = {
     "keras_sequential.h5": ("keras", "keras_sequential.hT.npy", "last", "keras_sequential.logits.npy", False),
     "keras_functional.keras": ("keras", "keras_functional.hT.npy", "last", "keras_functional.logits.npy", True),
     "keras_single.keras": ("keras", "keras_single.hT.npy", "last", "keras_single.logits.npy", False),
+    "keras_state.keras": ("keras", "keras_state.hT.npy", "last", "keras_state.logits.npy", False),
     "onnx_lstm2.onnx": ("onnx", "onnx_lstm2.h1.npy", "seq", "onnx_lstm2.logits.npy", False),
     "torch_lstm2.npz": ("pytorch", "torch_lstm2.h1.npy", "seq", "torch_lstm2.logits.npy", False),
     "torch_lstm2.safetensors": ("pytorch", "torch_lstm2.h1.npy", "seq", "torch_lstm2.logits.npy", False),
@@ -122,6 +123,7 @@ ONNX_VARIANTS = {
     "gemm, layout 0": {}, "layout 1": {"layout": 1}, "MatMul + Add": {"head": "matmul"},
     "head on Y_h": {"head": "yh"}, "Y_h, layout 1": {"head": "yh", "layout": 1},
     "no head": {"head": None}, "stored state": {"state": "const"}, "opset 14": {"opset": 14},
+    "folded zero state": {"state": "zeros"}, "h_n, c_n outputs": {"final_states": True},
 }
 
 
@@ -141,6 +143,8 @@ def test_onnx_variants_against_the_reference_evaluator(tmp_path, variant, n_laye
     assert (stack.h0 is not None) == (ONNX_VARIANTS[variant].get("state") == "const")
     seqs, logits = float_stack(stack, x)
     assert np.abs(seqs[-1] - want["h_seq"]).max() < FLOAT_TOL
+    for k in range(n_layers if "h_n" in want else 0):
+        assert np.abs(seqs[k][:, -1] - want["h_n"][k]).max() < FLOAT_TOL
     if "logits" in want:
         assert np.abs(logits - want["logits"]).max() < FLOAT_TOL
     else:

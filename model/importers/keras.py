@@ -145,7 +145,9 @@ def _name(cfg) -> str:
 
 
 def _chain(config, where) -> list:
-    """The layers' configs from input to output, checked to form a single chain."""
+    """The layers' configs from input to output, checked to form a single chain, each with the
+    index of the predecessor's output tensor it reads (an LSTM with return_state=True gives
+    [output, state_h, state_c])."""
     cls = config.get("class_name")
     body = config.get("config", {})
     layers = body if isinstance(body, list) else body.get("layers")
@@ -153,45 +155,50 @@ def _chain(config, where) -> list:
         raise ImportFailure(f"{where}: the model is a {cls}; Sequential and Functional models "
                             "are read")
     if cls == "Sequential":
-        return layers
+        return [(L, 0) for L in layers]
     by_name = {_name(L): L for L in layers}
     outputs = body.get("output_layers") or []
     if outputs and isinstance(outputs[0], str):        # one output: [name, 0, 0]
         outputs = [outputs]
     if len(outputs) != 1:
         raise ImportFailure(f"{where}: the model has {len(outputs)} outputs; one is read")
+    if outputs[0][2:3] not in ([], [0]):
+        raise ImportFailure(f"{where}: the model's output is tensor {outputs[0][2]} of layer "
+                            f"{outputs[0][0]!r} (a state); the layer output is read")
     chain, name = [], outputs[0][0]
     while name is not None:
         L = by_name.get(name)
         if L is None:
             raise ImportFailure(f"{where}: layer {name!r} is referenced but not defined")
-        chain.append(L)
         sources = _inbound(L.get("inbound_nodes", []))
         if len(sources) > 1:
             raise ImportFailure(f"{where}: layer {name!r} has several inputs "
-                                f"({', '.join(sorted(sources))}); only a chain of layers is read")
-        name = sources.pop() if sources else None
+                                f"({', '.join(sorted(n for n, _ in sources))}); only a chain of "
+                                "layers is read")
+        name, index = sources.pop() if sources else (None, 0)
+        chain.append((L, index))
     if len(chain) != len(layers):
-        extra = sorted(set(by_name) - {_name(L) for L in chain})
+        extra = sorted(set(by_name) - {_name(L) for L, _ in chain})
         raise ImportFailure(f"{where}: layers off the input-to-output chain: {', '.join(extra)}")
     return chain[::-1]
 
 
 def _inbound(nodes) -> set:
-    """Layer names in Keras 3 (``keras_history``) or Keras 2 (``[name, i, j, {}]``) inbound nodes."""
+    """(layer name, tensor index) pairs in Keras 3 (``keras_history``) or Keras 2
+    (``[name, node, tensor, {}]``) inbound nodes."""
     found = set()
 
     def walk(v):
         if isinstance(v, dict):
             history = v.get("config", {}).get("keras_history") if isinstance(v.get("config"), dict) else None
             if history:
-                found.add(history[0])
+                found.add((history[0], int(history[2]) if len(history) > 2 else 0))
                 return
             for u in v.values():
                 walk(u)
         elif isinstance(v, list):
             if len(v) >= 3 and isinstance(v[0], str) and isinstance(v[1], int):
-                found.add(v[0])
+                found.add((v[0], int(v[2])))
                 return
             for u in v:
                 walk(u)
@@ -207,10 +214,15 @@ def _activation(value) -> str:
 
 def _build(config, weights, where) -> LSTMStack:
     layers, head, last_seq = [], None, None
-    for L in _chain(config, where):
+    for L, source in _chain(config, where):
         cls, cfg = L.get("class_name"), L.get("config", {})
         name = _name(L)
         what = f"{where}: layer {name!r} ({cls})"
+        if source == 2 or (source == 1 and cls != "Dense"):
+            raise ImportFailure(f"{what} reads the previous LSTM's {('state_h', 'state_c')[source - 1]} "
+                                "(return_state=True); only a Dense head on state_h is read")
+        if source == 1:
+            last_seq = False             # state_h is h at the last step
         if cls == "InputLayer" or (cls in IDENTITY_LAYERS and head is None):
             continue
         if head is not None and not (cls == "Activation" and

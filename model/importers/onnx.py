@@ -300,11 +300,15 @@ class _Graph:
             self.fail(node, f"has an {name} this mapping cannot read as a constant")
         if value.ndim != 3 or value.shape[0] != 1 or value.shape[2] != H:
             self.fail(node, f"has {name} of shape {value.shape}, not (1, batch, {H})")
+        if not value.any():          # an exporter's zeros folded to a constant: no state
+            return None
         return value[0].astype(np.float64)
 
     # -- the data path ---------------------------------------------------------------------------
     def _data(self, node, attrs, ins):
         op, v = node.op_type, ins[0]
+        if op == "Concat" and all(_final_state(u) for u in ins):
+            return _Other("the LSTMs' final states (h_n, c_n), kept only as a graph output")
         bad = next((u for u in ins if isinstance(u, _Other)), None)
         if bad is not None:
             self.fail(node, f"uses {bad.what}, which this mapping does not carry")
@@ -466,6 +470,12 @@ class _Graph:
         return out[:, 0] if n == 1 else out
 
 
+def _final_state(value) -> bool:
+    """An LSTM's Y_h or Y_c (or a concatenation of them), which exporters gather into h_n, c_n."""
+    return (isinstance(value, _Data) and value.last and value.axes[:1] == ("dir",)) or \
+        (isinstance(value, _Other) and value.what.startswith(("the final cell state", "the LSTMs' final")))
+
+
 def _tensor(proto) -> np.ndarray:
     from onnx import numpy_helper
     return numpy_helper.to_array(proto)
@@ -501,7 +511,13 @@ def _fold(g: _Graph, node, attrs, ins):
             return np.transpose(a, attrs.get("perm"))
         if op == "Gather":
             return np.take(a, ins[1], axis=attrs.get("axis", 0))
-        if op == "Slice" and "starts" not in attrs:
+        if op == "Slice" and "starts" in attrs:          # opset < 10: attributes
+            index = [slice(None)] * a.ndim
+            for ax, st, en in zip(attrs.get("axes", range(len(attrs["starts"]))), attrs["starts"],
+                                  attrs["ends"]):
+                index[int(ax)] = slice(int(st), int(en))
+            return a[tuple(index)]
+        if op == "Slice":
             axes = list(ins[3]) if len(ins) > 3 and ins[3] is not None else range(len(ins[1]))
             steps = list(ins[4]) if len(ins) > 4 and ins[4] is not None else [1] * len(ins[1])
             index = [slice(None)] * a.ndim
