@@ -91,3 +91,18 @@ def test_rtl_exports_an_onnx_model(tmp_path):
                   "--out", out, module="rtl")
     assert p.returncode == 0, p.stderr
     assert "X=3 H=5 P=2" in p.stdout and "module lstm_cell" in out.read_text()
+
+
+def test_frameworks_are_imported_only_when_their_format_is_read():
+    """``import model`` and reading a native or PyTorch file need numpy alone."""
+    import subprocess
+    import sys
+    code = ("import sys, model, model.cli, model.shipped\n"
+            "from model.importers import load_model_file\n"
+            f"load_model_file({str(FIX / 'torch_lstm2.npz')!r})\n"
+            "load_model_file(model.shipped.DEFAULT_WEIGHTS)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('onnx', 'h5py', 'safetensors', 'torch', 'keras', 'tensorflow', 'jax')))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"

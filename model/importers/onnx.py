@@ -324,6 +324,10 @@ class _Graph:
         if op in ("Identity", "Cast", "Dropout"):
             if op == "Cast" and attrs.get("to") not in FLOAT_TYPES:
                 self.fail(node, "casts the data path to a non-float type")
+            training = ins[2] if op == "Dropout" and len(ins) > 2 else None
+            if training is not None and (not isinstance(training, np.ndarray) or training.any()):
+                self.fail(node, "may run in training mode (training_mode input); inference "
+                                "dropout is the identity")
             return v
         if op == "Transpose":
             perm = list(attrs.get("perm", range(rank)[::-1]))
