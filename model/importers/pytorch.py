@@ -1,5 +1,7 @@
 """PyTorch ``state_dict`` of an ``nn.LSTM`` (or ``nn.LSTMCell``) and an optional ``nn.Linear``
-head, from ``.npz``, ``.safetensors`` or (when torch is installed) ``.pt``/``.pth``.
+head, from ``.npz``, ``.safetensors`` or (when torch is installed) ``.pt``/``.pth`` read with
+``torch.load(weights_only=True)``: a state_dict, or a checkpoint dict holding one under
+``state_dict`` or ``model_state_dict``.
 
 Accepted tensor names (PyTorch's own, with gate order i, f, g, o in every 4H axis):
 
@@ -95,8 +97,10 @@ def _torch_load(path) -> dict:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ImportFailure(f"{path}: torch.load(weights_only=True) cannot read it ({first}); "
                             f"{SAVE_HINT}") from None
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
+    for key in ("state_dict", "model_state_dict"):       # training checkpoints
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
     if not isinstance(obj, Mapping):
         raise ImportFailure(f"{path} holds a {type(obj).__name__}, not a state_dict; "
                             "save model.state_dict(), not the model")
