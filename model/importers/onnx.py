@@ -22,12 +22,14 @@ constant subgraph is no state; a state that is a graph input is refused (give it
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from ..weights import InputError, LSTMStack
 from .common import GATE_ORDERS, ImportFailure, layer, to_ifgo
+from .onnx_values import (SHAPE, ZERO, Data, Logits, Other, final_state, first_line, fold,
+                          shape_op, zero_op)
 
 NAME = "onnx"
 DESCRIPTION = "ONNX model with LSTM nodes (.onnx)"
@@ -59,50 +61,14 @@ def load(path) -> LSTMStack:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:   # noqa: BLE001 - protobuf's DecodeError and friends
-        raise ImportFailure(f"{where} cannot be parsed ({_first_line(e)})") from None
+        raise ImportFailure(f"{where} cannot be parsed ({first_line(e)})") from None
     return _Graph(model.graph, where).stack()
 
 
-def _first_line(e) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-# ---- what flows on an edge -------------------------------------------------------------------
-
-class _Shape:
-    """Integers computed from tensor shapes at run time (the batch size, ...)."""
-
-
-class _Zero:
-    """A float tensor known to be all zeros (its shape may depend on the batch size)."""
-
-
-SHAPE, ZERO = _Shape(), _Zero()
-
-
-@dataclass(frozen=True)
-class _Data:
-    axes: tuple        # one label per axis: "in0".. (graph input), "T", "B", "dir", "h0".., "Tlast"
-    layer: int         # -1: the graph input; k: the output of LSTM layer k
-    last: bool = False  # the time axis has been reduced to the last step
-    source: str = ""   # the graph input's name
-
-
-@dataclass(frozen=True)
-class _Logits:
-    weight: np.ndarray     # (C, H)
-    bias: np.ndarray | None
-    layer: int
-    final: bool = False    # after Softmax/LogSoftmax: nothing may follow
-
-
-@dataclass(frozen=True)
-class _Other:
-    what: str              # something the mapping must not use (Y_c, a dropout mask)
-
-
 class _Graph:
+    """One walk over the nodes in their (topological) order, classifying every tensor
+    (``onnx_values``), collecting LSTM layers, their stored states and the head."""
+
     def __init__(self, graph, where: str):
         from onnx import TensorProto, helper, numpy_helper
         self.where, self.helper = where, helper
@@ -124,7 +90,7 @@ class _Graph:
             for label, d in zip(axes, dims):
                 if d.HasField("dim_value") and d.dim_value > 0:
                     self.sizes[label] = d.dim_value
-            self.values[inp.name] = _Data(axes, -1, source=inp.name)
+            self.values[inp.name] = Data(axes, -1, source=inp.name)
         for node in graph.node:
             self._node(node)
 
@@ -159,22 +125,22 @@ class _Graph:
     def _node(self, node):
         if node.domain not in ("", "ai.onnx"):
             self.fail(node, f"from domain {node.domain!r} is not an ONNX operator this mapping knows")
-        ins = [self.values.get(n, _Other(f"undefined tensor {n!r}")) if n else None
+        ins = [self.values.get(n, Other(f"undefined tensor {n!r}")) if n else None
                for n in node.input]
         op, attrs = node.op_type, self.attrs(node)
         if op == "Constant":
             out = [self._constant(node, attrs)]
         elif op == "LSTM":
             out = self._lstm(node, attrs, ins)
-        elif any(isinstance(v, (_Data, _Logits, _Other)) for v in ins):
+        elif any(isinstance(v, (Data, Logits, Other)) for v in ins):
             out = [self._data(node, attrs, ins)]
         elif all(v is None or isinstance(v, np.ndarray) for v in ins):
-            out = [_fold(self, node, attrs, ins)]
+            out = [fold(self, node, attrs, ins)]
         elif any(v is ZERO for v in ins):
-            out = [self._zero(node, attrs, ins)]
+            out = [zero_op(self, node, attrs, ins)]
         else:
-            out = [self._shape(node, attrs, ins)]
-        for name, value in zip(node.output, out + [_Other(f"output of {op}")] * len(node.output)):
+            out = [shape_op(self, node, attrs, ins)]
+        for name, value in zip(node.output, out + [Other(f"output of {op}")] * len(node.output)):
             if name:
                 self.values[name] = value
 
@@ -188,41 +154,6 @@ class _Graph:
             if key in ("value_int", "value_ints"):
                 return np.asarray(value, np.int64)
         self.fail(node, "holds no tensor this mapping reads (sparse or string constants)")
-
-    def _shape(self, node, attrs, ins):
-        if node.op_type == "ConstantOfShape":
-            fill = attrs.get("value")
-            value = np.zeros(1, np.float32) if fill is None else _tensor(fill)
-            if np.issubdtype(value.dtype, np.integer):
-                return SHAPE
-            if not np.all(value == 0):
-                self.fail(node, "fills a run-time shape with a non-zero value; only zero states "
-                                "are built this way")
-            return ZERO
-        if node.op_type == "Expand" and isinstance(ins[0], np.ndarray):
-            if np.issubdtype(ins[0].dtype, np.integer):
-                return SHAPE
-            if ins[0].any():
-                self.fail(node, "expands a non-zero constant to a run-time shape; only zero "
-                                "states are built this way")
-            return ZERO
-        if node.op_type in {"Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Reshape",
-                            "Add", "Sub", "Mul", "Div", "Identity", "Equal", "Where", "Max", "Min",
-                            "Abs", "Neg", "Shape", "Range", "ReduceProd"}:
-            return SHAPE
-        self.fail(node, "computes on run-time shapes in a way this mapping does not understand")
-
-    def _zero(self, node, attrs, ins):
-        op = node.op_type
-        if op in {"Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Transpose", "Slice",
-                  "Gather", "Tile", "Expand"} and ins[0] is ZERO or node.op_type == "Mul":
-            return ZERO
-        if op == "Shape":
-            return SHAPE
-        if op == "Concat" and all(v is ZERO or (isinstance(v, np.ndarray) and not v.any())
-                                  for v in ins):
-            return ZERO
-        self.fail(node, "uses a zero initial state in a way this mapping does not understand")
 
     # -- LSTM ------------------------------------------------------------------------------------
     def _lstm(self, node, attrs, ins):
@@ -272,10 +203,10 @@ class _Graph:
         self.sizes[hk] = H
         y = (T, "dir", Bt, hk) if layout == 0 else (Bt, T, "dir", hk)
         y_h = ("dir", Bt, hk) if layout == 0 else (Bt, "dir", hk)
-        return [_Data(y, k), _Data(y_h, k, last=True), _Other("the final cell state Y_c")]
+        return [Data(y, k), Data(y_h, k, last=True), Other("the final cell state Y_c")]
 
     def _lstm_input(self, node, x, layout, k, n_inputs):
-        if not isinstance(x, _Data) or x.last or len(x.axes) != 3:
+        if not isinstance(x, Data) or x.last or len(x.axes) != 3:
             self.fail(node, "does not read a sequence [time, batch, feature] from the graph input "
                             "or the previous LSTM")
         t, b = (x.axes[0], x.axes[1]) if layout == 0 else (x.axes[1], x.axes[0])
@@ -293,7 +224,7 @@ class _Graph:
     def _state(self, node, value, name: str, H: int):
         if value is None or value is ZERO:
             return None
-        if isinstance(value, _Data) and value.layer == -1:
+        if isinstance(value, Data) and value.layer == -1:
             self.fail(node, f"takes {name} from the graph input {value.source!r}: the importer "
                             "reads states stored in the model; give a run-time state with --state")
         if not isinstance(value, np.ndarray):
@@ -307,17 +238,17 @@ class _Graph:
     # -- the data path ---------------------------------------------------------------------------
     def _data(self, node, attrs, ins):
         op, v = node.op_type, ins[0]
-        if op == "Concat" and all(_final_state(u) for u in ins):
-            return _Other("the LSTMs' final states (h_n, c_n), kept only as a graph output")
-        bad = next((u for u in ins if isinstance(u, _Other)), None)
+        if op == "Concat" and all(final_state(u) for u in ins):
+            return Other("the LSTMs' final states (h_n, c_n), kept only as a graph output")
+        bad = next((u for u in ins if isinstance(u, Other)), None)
         if bad is not None:
             self.fail(node, f"uses {bad.what}, which this mapping does not carry")
         if op == "Shape":
             return SHAPE
-        if any(isinstance(u, _Logits) for u in ins):
-            self.logits = self._after_head(node, attrs, sorted(ins, key=lambda u: not isinstance(u, _Logits)))
+        if any(isinstance(u, Logits) for u in ins):
+            self.logits = self._after_head(node, attrs, sorted(ins, key=lambda u: not isinstance(u, Logits)))
             return self.logits
-        if not isinstance(v, _Data) or any(isinstance(u, (_Data, _Logits)) for u in ins[1:]):
+        if not isinstance(v, Data) or any(isinstance(u, (Data, Logits)) for u in ins[1:]):
             self.fail(node, "combines the data path with other tensors in a way this mapping "
                             "does not understand")
         rank = len(v.axes)
@@ -423,7 +354,7 @@ class _Graph:
             self.fail(node, f"has a weight of shape {W.shape} that does not fit H = "
                             f"{self.sizes[f'h{v.layer}']}")
         self.head = node
-        return _Logits(weight, bias, v.layer)
+        return Logits(weight, bias, v.layer)
 
     def _after_head(self, node, attrs, ins):
         v = ins[0]
@@ -472,75 +403,3 @@ class _Graph:
                 for s, layer in zip(states, self.layers)]
         out = np.stack(full)
         return out[:, 0] if n == 1 else out
-
-
-def _final_state(value) -> bool:
-    """An LSTM's Y_h or Y_c (or a concatenation of them), which exporters gather into h_n, c_n."""
-    return (isinstance(value, _Data) and value.last and value.axes[:1] == ("dir",)) or \
-        (isinstance(value, _Other) and value.what.startswith(("the final cell state", "the LSTMs' final")))
-
-
-def _tensor(proto) -> np.ndarray:
-    from onnx import numpy_helper
-    return numpy_helper.to_array(proto)
-
-
-# ---- constant folding ------------------------------------------------------------------------
-
-def _fold(g: _Graph, node, attrs, ins):
-    """A node whose inputs are all constants, computed with numpy (a few shape-handling ops)."""
-    op = node.op_type
-    a = ins[0] if ins else None
-    try:
-        if op in ("Identity", "Dropout"):
-            return a
-        if op == "Cast":
-            from onnx import helper
-            return a.astype(helper.tensor_dtype_to_np_dtype(attrs["to"]))
-        if op in ("Unsqueeze", "Squeeze"):
-            raw = g.axes_of(node, attrs, 0)
-            axes = g.axes_of(node, attrs, a.ndim + (len(raw) if op == "Unsqueeze" else 0))
-            if op == "Squeeze":
-                return np.squeeze(a, axis=None if axes is None else tuple(axes))
-            for ax in sorted(axes):
-                a = np.expand_dims(a, ax)
-            return a
-        if op == "Concat":
-            return np.concatenate([np.atleast_1d(v) for v in ins], axis=attrs["axis"])
-        if op == "Reshape":
-            shape = [int(s) for s in ins[1]]
-            shape = [a.shape[i] if s == 0 else s for i, s in enumerate(shape)]
-            return a.reshape(shape)
-        if op == "Transpose":
-            return np.transpose(a, attrs.get("perm"))
-        if op == "Gather":
-            return np.take(a, ins[1], axis=attrs.get("axis", 0))
-        if op == "Slice" and "starts" in attrs:          # opset < 10: attributes
-            index = [slice(None)] * a.ndim
-            for ax, st, en in zip(attrs.get("axes", range(len(attrs["starts"]))), attrs["starts"],
-                                  attrs["ends"]):
-                index[int(ax)] = slice(int(st), int(en))
-            return a[tuple(index)]
-        if op == "Slice":
-            axes = list(ins[3]) if len(ins) > 3 and ins[3] is not None else range(len(ins[1]))
-            steps = list(ins[4]) if len(ins) > 4 and ins[4] is not None else [1] * len(ins[1])
-            index = [slice(None)] * a.ndim
-            for ax, s, e, st in zip(axes, ins[1], ins[2], steps):
-                index[int(ax)] = slice(int(s), int(e), int(st))
-            return a[tuple(index)]
-        if op in ("Add", "Sub", "Mul", "Div"):
-            f = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
-            return f(a, ins[1]).astype(np.result_type(a, ins[1]))
-        if op == "Neg":
-            return -a
-        if op == "Shape":
-            return np.asarray(a.shape, np.int64)
-        if op == "ConstantOfShape":
-            fill = attrs.get("value")
-            fill = np.zeros(1, np.float32) if fill is None else _tensor(fill)
-            return np.full([int(s) for s in a], fill.reshape(-1)[0], fill.dtype)
-        if op == "Expand":
-            return a * np.ones([int(s) for s in ins[1]], a.dtype)
-    except (ValueError, IndexError, KeyError, TypeError) as e:
-        g.fail(node, f"cannot be computed on its constant inputs ({_first_line(e)})")
-    g.fail(node, "has constant inputs but is not an operator this mapping folds")
