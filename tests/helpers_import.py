@@ -280,3 +280,54 @@ def assert_one_line_exit_2(p, words=""):
     assert "Traceback" not in p.stderr and p.stdout == ""
     lines = p.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], p.stderr
+
+
+# ---- a Keras 2 (tf.keras) legacy .h5, laid out as TensorFlow 2.x's model.save("m.h5") writes it
+
+def keras2_h5(path, stack, recurrent_activation="sigmoid"):
+    """A tf.keras 2.x functional model file (``model_config`` JSON with ``[[name, 0, 0, {}]]``
+    inbound nodes, weight names ending in ``:0``, byte-string attributes) holding ``stack``'s
+    LSTM layers (kernels transposed back to Keras's (X, 4H)) and head. Not written by Keras 2
+    itself (TensorFlow is not installed here): the layout of its legacy HDF5 format."""
+    import json
+
+    import h5py
+    layers = [{"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [],
+               "config": {"batch_input_shape": [None, None, stack.n_inputs], "dtype": "float32",
+                          "sparse": False, "ragged": False, "name": "input_1"}}]
+    weights, previous = {}, "input_1"
+    for k, layer in enumerate(stack.layers):
+        name = "lstm" if k == 0 else f"lstm_{k}"
+        layers.append({"class_name": "LSTM", "name": name,
+                       "inbound_nodes": [[[previous, 0, 0, {}]]],
+                       "config": {"name": name, "trainable": True, "dtype": "float32",
+                                  "return_sequences": k < stack.n_layers - 1, "return_state": False,
+                                  "go_backwards": False, "stateful": False, "unroll": False,
+                                  "time_major": False, "units": layer.n_hidden, "activation": "tanh",
+                                  "recurrent_activation": recurrent_activation, "use_bias": True,
+                                  "unit_forget_bias": True, "dropout": 0.0, "recurrent_dropout": 0.0,
+                                  "implementation": 2}})
+        weights[name] = {f"{name}/lstm_cell/kernel:0": layer.weight_ih.T,
+                         f"{name}/lstm_cell/recurrent_kernel:0": layer.weight_hh.T,
+                         f"{name}/lstm_cell/bias:0": layer.bias}
+        previous = name
+    layers.append({"class_name": "Dense", "name": "dense", "inbound_nodes": [[[previous, 0, 0, {}]]],
+                   "config": {"name": "dense", "units": stack.head_weight.shape[0],
+                              "activation": "linear", "use_bias": True}})
+    weights["dense"] = {"dense/kernel:0": stack.head_weight.T, "dense/bias:0": stack.head_bias}
+    config = {"class_name": "Functional", "config": {
+        "name": "model", "layers": layers, "input_layers": [["input_1", 0, 0]],
+        "output_layers": [["dense", 0, 0]]}, "keras_version": "2.15.0", "backend": "tensorflow"}
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.15.0"
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["model_config"] = json.dumps(config).encode()
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = [L["name"].encode() for L in layers]
+        for L in layers:
+            lg = g.create_group(L["name"])
+            names = list(weights.get(L["name"], {}))
+            lg.attrs["weight_names"] = [n.encode() for n in names]
+            for n in names:
+                lg.create_dataset(n, data=np.asarray(weights[L["name"]][n], np.float32))
+    return path

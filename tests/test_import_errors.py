@@ -14,7 +14,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from helpers_import import FIX, assert_one_line_exit_2, model_cli, onnx_lstm_model, torch_state_dict
+from helpers_import import (FIX, assert_one_line_exit_2, keras2_h5, model_cli, onnx_lstm_model,
+                            torch_state_dict)
 from model.importers import importer, load_model_file
 from model.weights import InputError
 
@@ -233,6 +234,8 @@ KERAS = {
     "keras truncated h5": (lambda d: _cut(_keras(d, "k.h5", lambda c: None, "keras_sequential.h5"), 3000),
                            "cannot be read"),
     "keras weights-only h5": (_weights_only_h5, "model_config"),
+    "keras 2 hard_sigmoid": (lambda d: keras2_h5(d / "k2.h5", load_model_file(FIX / "keras_sequential.keras"),
+                                                 recurrent_activation="hard_sigmoid"), "hard_sigmoid"),
     "keras head on state_c": (lambda d: _keras(d, "s.keras", _read_state_c, "keras_state.keras"), "state_c"),
     "keras config not JSON": (lambda d: _raw_config(d), "not JSON"),
 }

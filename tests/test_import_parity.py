@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers_import import (fixed_stack, float_stack, onnx_lstm_model, onnx_reference,
+from helpers_import import (fixed_stack, float_stack, keras2_h5, onnx_lstm_model, onnx_reference,
                             permute_gates, torch_reference, torch_state_dict)
 from model.config import load_config
 from model.golden import run_golden
@@ -211,3 +211,14 @@ def test_native_files_and_the_shipped_model_still_load():
     single = stack.single("test")
     for name, a in w.arrays().items():
         assert np.array_equal(getattr(single, name), a)
+
+
+def test_keras2_legacy_h5_layout(tmp_path):
+    """The Keras 3 fixture's weights in a tf.keras 2.x legacy .h5 layout read back the same,
+    and still match Keras's own outputs."""
+    pytest.importorskip("h5py")
+    stack = load_model_file(FIX / "keras_sequential.keras")
+    path = keras2_h5(tmp_path / "k2.h5", stack)
+    assert detect_format(path) == "keras"
+    h_err, logits_err = _compare(load_model_file(path), "keras_sequential.keras")
+    assert h_err < FLOAT_TOL and logits_err < FLOAT_TOL
