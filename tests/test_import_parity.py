@@ -222,3 +222,16 @@ def test_keras2_legacy_h5_layout(tmp_path):
     assert detect_format(path) == "keras"
     h_err, logits_err = _compare(load_model_file(path), "keras_sequential.keras")
     assert h_err < FLOAT_TOL and logits_err < FLOAT_TOL
+
+
+def test_safetensors_bf16_is_widened_exactly(tmp_path):
+    """BF16 (PyTorch's bfloat16, which numpy lacks) is the top half of a float32."""
+    import json
+    from model.importers.common import load_safetensors
+    values = np.array([1.0, -2.5, 0.15625, 3.0e38], np.float32)
+    raw = (values.view(np.uint32) >> 16).astype("<u2").tobytes()
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, len(raw)]}}).encode()
+    (tmp_path / "b.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + raw)
+    got = load_safetensors(tmp_path / "b.safetensors")["w"]
+    assert got.shape == (2, 2)
+    assert np.array_equal(got.ravel(), (values.view(np.uint32) & 0xFFFF0000).view(np.float32))
