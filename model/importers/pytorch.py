@@ -56,8 +56,13 @@ def _is_torch_file(path, head: bytes) -> bool:
 
 
 def _is_lstm_dict(keys) -> bool:
-    return any(_LSTM_KEY.match(k) and ("_l" in k or k.endswith(("bias_ih", "bias_hh")))
-               for k in keys)
+    """PyTorch names: layer-numbered, under a module prefix, or with two biases (a bare
+    ``weight_ih`` + ``weight_hh`` + ``bias`` is this tool's own format)."""
+    for key in keys:
+        m = _LSTM_KEY.match(key)
+        if m and (m["k"] is not None or m["prefix"] or m["kind"].startswith("bias_")):
+            return True
+    return False
 
 
 def sniff(path, head: bytes, npz_keys) -> bool:
