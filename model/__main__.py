@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import (ArgumentParser, UsageError, atomic_write, check_target, fail, load_operands,
-                  run_command)
+from .cli import (ArgumentParser, UsageError, add_weights_options, atomic_write, check_target,
+                  fail, load_operands, run_command)
 from .config import load_config
 from .plots import PlotError
 
@@ -61,7 +61,7 @@ def run_arrays(run) -> dict:
 def cmd_run(args) -> int:
     from .golden import run_golden
     out = check_target(args.out, "--out")
-    config, weights, x, _, _ = load_operands(args, want_labels=False)
+    config, weights, x, _, _ = load_operands(args, want_labels=False, what="python -m model run")
     run = run_golden(config, weights, x)
     _save_npz(out, run_arrays(run))
     B, T, H = run.fixed["h"].shape
@@ -79,7 +79,8 @@ def cmd_report(args) -> int:
         if plot_dir.exists() and not plot_dir.is_dir():
             raise UsageError(f"--plots {plot_dir} exists and is not a directory")
         require_matplotlib()
-    config, weights, x, labels, sources = load_operands(args, want_labels=True)
+    config, weights, x, labels, sources = load_operands(args, want_labels=True,
+                                                        what="python -m model report")
     run = run_golden(config, weights, x)
     report = quantization_report(run, labels)
     report["sources"] = sources
@@ -172,8 +173,7 @@ def build_parser() -> ArgumentParser:
         return p
 
     def operands(p):
-        p.add_argument("--weights", metavar="W.npz",
-                       help="weights (default: the shipped model data/digits_lstm.npz)")
+        add_weights_options(p, "the shipped model data/digits_lstm.npz")
         p.add_argument("--inputs", metavar="X.npy",
                        help="inputs (B, T, X) or (T, X) (.npy; or a .npz with 'x'); default: "
                             "data/digits_heldout.npz with its labels")

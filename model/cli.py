@@ -15,11 +15,13 @@ from pathlib import Path
 
 from .config import load_config
 from .fixed import FixedPointError
+from .importers import FORMATS, load_model_file
 from .shipped import DEFAULT_HELDOUT, DEFAULT_WEIGHTS
-from .weights import check_inputs, check_labels, load_dataset, load_inputs, load_npy, load_weights
+from .weights import InputError, check_inputs, check_labels, load_dataset, load_inputs, load_npy
 
 __all__ = ["USAGE_ERROR", "UsageError", "ArgumentParser", "fail", "run_command",
-           "load_model", "load_operands", "check_target", "atomic_write", "shown"]
+           "add_weights_options", "load_model", "single_layer", "load_operands", "check_target",
+           "atomic_write", "shown"]
 
 USAGE_ERROR = 2
 
@@ -70,17 +72,41 @@ def shown(path) -> str:
         return str(path)
 
 
+def add_weights_options(parser, default: str = "the shipped digits model") -> None:
+    """``--weights`` and ``--weights-format``, the same on every command that reads a model."""
+    parser.add_argument("--weights", metavar="FILE",
+                        help="trained model: our .npz, a PyTorch state_dict (.npz, .safetensors, "
+                             f".pt), .onnx, Keras .keras/.h5, TensorFlow .npz (default: {default})")
+    parser.add_argument("--weights-format", choices=FORMATS, metavar="{" + ",".join(FORMATS) + "}",
+                        help="read --weights as this format instead of recognising it by content")
+
+
 def load_model(args):
-    """Config and float weights from ``--config`` and ``--weights`` (defaults: shipped)."""
+    """Config and the model (an LSTMStack) from ``--config``, ``--weights`` and
+    ``--weights-format`` (defaults: the shipped config and model)."""
     config = load_config(args.config)
-    weights = load_weights(Path(args.weights) if args.weights else DEFAULT_WEIGHTS)
-    return config, weights
+    stack = load_model_file(Path(args.weights) if args.weights else DEFAULT_WEIGHTS,
+                            getattr(args, "weights_format", None))
+    return config, stack
 
 
-def load_operands(args, *, want_labels: bool):
-    """Config, weights, inputs (B, T, X), labels (or None) and where each came from, from the
-    common options ``--config``, ``--weights``, ``--inputs`` (and ``--labels``)."""
-    config, weights = load_model(args)
+def single_layer(stack, what: str):
+    """The model as one LSTMWeights for a consumer that takes one layer and no stored state."""
+    weights = stack.single(what)
+    if stack.h0 is not None or stack.c0 is not None:
+        raise InputError(f"{what} does not take the initial state stored in this model file "
+                         "(ONNX initial_h/initial_c)")
+    return weights
+
+
+def load_operands(args, *, want_labels: bool, stacked: bool = False, what: str = "this command"):
+    """Config, model, inputs (B, T, X), labels (or None) and where each came from, from the
+    common options ``--config``, ``--weights``, ``--inputs`` (and ``--labels``).
+
+    The model is the whole :class:`LSTMStack` with ``stacked=True``, else the single layer
+    (:func:`single_layer`; ``what`` names the command in a refusal)."""
+    config, stack = load_model(args)
+    weights = stack if stacked else single_layer(stack, what)
     bundled = None
     if args.inputs:
         x = check_inputs(load_inputs(Path(args.inputs)), weights.n_inputs, f"inputs {args.inputs}")

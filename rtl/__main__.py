@@ -1,9 +1,10 @@
-"""python -m rtl [--config C] [--weights W.npz] [--lanes P] [--no-c] --out FILE.v
+"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P] [--no-c] --out FILE.v
 
 Exports the LSTM cell, with the quantized weights in its memories, as plain Verilog."""
 import sys
 
-from model.cli import ArgumentParser, atomic_write, check_target, load_model, run_command
+from model.cli import (ArgumentParser, add_weights_options, atomic_write, check_target, load_model,
+                       run_command, single_layer)
 from model.weights import quantize_weights
 
 from .geometry import RTLError
@@ -18,7 +19,7 @@ def export_verilog(dut: LSTMCell, name: str = "lstm_cell") -> str:
 def build_parser() -> ArgumentParser:
     ap = ArgumentParser(prog="python -m rtl", description=__doc__.splitlines()[2])
     ap.add_argument("--config", metavar="C", help="TOML config (default: configs/default.toml)")
-    ap.add_argument("--weights", metavar="W.npz", help="weights (default: the shipped digits model)")
+    add_weights_options(ap)
     ap.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (default: the config's [rtl] lanes)")
     ap.add_argument("--no-c", action="store_true", help="leave c_t off the output stream")
     ap.add_argument("--name", default="lstm_cell", help="Verilog module name (default lstm_cell)")
@@ -28,7 +29,8 @@ def build_parser() -> ArgumentParser:
 
 def cmd_export(args) -> int:
     out = check_target(args.out, "--out")
-    config, weights = load_model(args)
+    config, stack = load_model(args)
+    weights = single_layer(stack, "python -m rtl")
     dut = LSTMCell(config, quantize_weights(weights, config), lanes=args.lanes,
                    output_c=not args.no_c)
     text = export_verilog(dut, args.name)

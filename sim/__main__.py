@@ -1,4 +1,4 @@
-"""python -m sim [--config C] [--weights W.npz] [--inputs X.npy] [--sim icarus|verilator] [--waves] [--json]
+"""python -m sim [--config C] [--weights FILE] [--weights-format F] [--inputs X.npy] [--sim icarus|verilator] [--waves] [--json]
 
 Runs the exported Verilog under cocotb against the golden model, every raw integer compared.
 With no options: the shipped digits model on its whole held-out set."""
@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from model.cli import ArgumentParser, load_operands, run_command
+from model.cli import ArgumentParser, add_weights_options, load_operands, run_command
 from model.fixed import FixedPointError
 from model.golden import run_golden
 from rtl.geometry import RTLError
@@ -20,7 +20,7 @@ from .scenario import Scenario
 def build_parser() -> ArgumentParser:
     ap = ArgumentParser(prog="python -m sim", description=__doc__.splitlines()[2])
     ap.add_argument("--config", help="TOML config (default: configs/default.toml)")
-    ap.add_argument("--weights", help="weights .npz (default: the shipped digits model)")
+    add_weights_options(ap)
     ap.add_argument("--inputs", help="inputs .npy, (B, T, X) or (T, X) (default: held-out digits)")
     ap.add_argument("--labels", help="labels .npy for --inputs (B,), to report RTL accuracy")
     ap.add_argument("--sim", choices=SIMULATORS, default=os.environ.get("SIM") or "icarus",
@@ -40,7 +40,7 @@ def build_parser() -> ArgumentParser:
 def _load(args):
     if args.labels and not args.inputs:
         raise FixedPointError("--labels goes with --inputs")
-    config, weights, x, labels, _ = load_operands(args, want_labels=True)
+    config, weights, x, labels, _ = load_operands(args, want_labels=True, what="python -m sim")
     if args.limit is not None:
         if args.limit < 1:
             raise FixedPointError(f"--limit must be at least 1, not {args.limit}")
