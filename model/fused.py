@@ -4,19 +4,20 @@ calling :meth:`~model.cell.FixedLSTM.step` once per time step, at close to float
 Used when the config proves that everything below is exact (:func:`plan` returns None
 otherwise and ``run`` takes the step-by-step path):
 
-- W_ih x for every time step is one BLAS call up front (x does not depend on h); then per
-  step one BLAS call W_hh h. Both run in float64 on weights pre-scaled by a power of two, so
-  the sum comes out directly in z LSBs, with the bias, the rounding half LSB (RND) and the
-  offset -min_code(z) folded into one constant. Every partial sum is an integer multiple of
-  2^-drop below 2^53 in magnitude (the accumulator bound plus that constant), so float64
-  holds it exactly, whatever order BLAS adds in.
+- z for a step is one BLAS call: the operand row [h, x_t, 1] of each sequence against
+  [W_hh; W_ih; constant], in float64, with the weights pre-scaled by powers of two so that the
+  sum comes out directly in z LSBs, and the constant holding the bias, the rounding half LSB
+  (RND) and the offset -min_code(z). Every partial sum is an integer multiple of 2^-drop below
+  2^53 in magnitude (the accumulator bound plus those offsets, checked by :func:`plan`), so
+  float64 holds it exactly, whatever order BLAS adds in.
 - Offset by -min_code, a z code that is in range is a non-negative number, so truncation to
   an integer is the floor: the z cast is one conversion, and its result is directly the
   index into the activation tables' per-code arrays (:attr:`model.activations.Table.per_code`),
   so each table lookup is one gather. Out-of-range values (the rare case) take an explicit
   floor and saturate or wrap.
 - c and h casts run in place on int64 (:func:`model.fixed.cast_int64_`), with widths
-  checked here so that nothing can wrap.
+  checked by :func:`plan` so that nothing can wrap.
+- Only the tensors asked for are kept (``record``); the overflow counts cover every cast.
 """
 from __future__ import annotations
 
@@ -28,8 +29,6 @@ __all__ = ["FusedPlan", "plan"]
 
 FLOAT_EXACT = 1 << 53
 INT64_SAFE = 1 << 62
-#: Largest block of precomputed x projections, in float64 values (32 MB).
-XPROJ_BLOCK = 1 << 22
 
 
 class FusedPlan:
@@ -42,12 +41,20 @@ class FusedPlan:
         self.z_spec, self.z_offset = z, -z.fmt.min_code
         self.n_codes_z = 1 << z.fmt.bits
         scale = -self.drop_z
-        self.wih = np.ldexp(cell.weights.weight_ih.T.astype(np.float64), cell.shift_x + scale)
-        self.whh = np.ldexp(cell.weights.weight_hh.T.astype(np.float64), cell.shift_h + scale)
+        X = cell.n_inputs
         half = (1 << (self.drop_z - 1)) if z.round == "RND" and self.drop_z > 0 else 0
         const = [int(b) + half + (self.z_offset << self.drop_z) for b in cell.bias_acc]
-        self.const = np.ldexp(np.array(const, dtype=np.float64), scale)
-        self.sigmoid, self.tanh, self.tanh_c = tables
+        # [W_hh; W_ih; constant] as (4, H + X + 1, H), gate-major, so that each gate's sums
+        # come out contiguous; scaled by powers of two (exact) to z LSBs
+        w = np.concatenate([np.ldexp(cell.weights.weight_hh.astype(np.float64), cell.shift_h + scale),
+                            np.ldexp(cell.weights.weight_ih.astype(np.float64), cell.shift_x + scale),
+                            np.ldexp(np.array(const, dtype=np.float64), scale)[:, None]], axis=1)
+        self.weights = np.ascontiguousarray(w.reshape(4, H, H + X + 1).transpose(0, 2, 1))
+        # per-code arrays in the narrowest integer type that holds the output codes (a
+        # smaller gather source stays in cache); products are taken in int64
+        self.sigmoid, self.tanh, self.tanh_c = (
+            (codes.astype(_narrowest(t.spec.output.fmt)), mask)
+            for t in tables for codes, mask in [t.per_code])
         gate, cand, c = cfg.fmt("gate"), cfg.fmt("candidate"), cfg.fmt("c")
         f_fc, f_ig = gate.frac + c.frac, gate.frac + cand.frac
         f_sum = max(f_fc, f_ig)
@@ -60,39 +67,35 @@ class FusedPlan:
 
     def run(self, x: np.ndarray, first, h0, c0, record) -> tuple[dict, dict]:
         """x raw codes (B, T, X); returns (recorded tensors (B, T, .), overflow counts)."""
-        B, T, _ = x.shape
+        B, T, X = x.shape
         H = self.n_hidden
         out = {n: np.empty((B, T, 4 * H if n == "z" else H), np.int64) for n in record}
         counts = dict.fromkeys(("z", "i", "f", "g", "o", "c", "tanh_c", "h"), 0)
-        x_tb = np.ascontiguousarray(np.moveaxis(x, 1, 0), dtype=np.float64)     # (T, B, X)
-        block = max(1, XPROJ_BLOCK // max(1, B * 4 * H))
-        acc = np.empty((B, 4 * H))
+        # one operand row per sequence: [h, x_t, 1] against [W_hh; W_ih; constant]
+        operand = np.empty((B, H + X + 1))
+        operand[:, H + X] = 1.0
+        acc = np.empty((4, B, H))             # gate-major: each gate's (B, H) is contiguous
         h, c = h0.astype(np.int64), c0.astype(np.int64)
-        h_float = h.astype(np.float64)
         restart_any = first[:, 1:].any(axis=0) if T > 1 else np.zeros(0, bool)
         for t in range(T):
-            if t % block == 0:
-                xs = x_tb[t:t + block]
-                xproj = (xs.reshape(-1, xs.shape[2]) @ self.wih).reshape(len(xs), B, 4 * H)
-                xproj += self.const
             if t and restart_any[t - 1]:
                 r = first[:, t][:, None]
                 h, c = np.where(r, h0, h), np.where(r, c0, c)
-                h_float = h.astype(np.float64)
-            np.matmul(h_float, self.whh, out=acc)
-            acc += xproj[t % block]
+            operand[:, :H] = h
+            operand[:, H:H + X] = x[:, t]
+            np.matmul(operand, self.weights, out=acc)
             idx, counts["z"] = self._z_index(acc, counts["z"])
             if "z" in out:
-                out["z"][:, t] = idx - self.z_offset
-            gates = {}
-            for name, k, table in (("i", 0, self.sigmoid), ("f", 1, self.sigmoid),
-                                   ("g", 2, self.tanh), ("o", 3, self.sigmoid)):
-                gates[name] = self._lookup(table, idx[:, k * H:(k + 1) * H], name, counts)
+                np.subtract(idx.transpose(1, 0, 2), self.z_offset,
+                            out=out["z"][:, t].reshape(B, 4, H))
+            i, f, g, o = (self._lookup(table, idx[k], name, counts) for name, k, table in
+                          (("i", 0, self.sigmoid), ("f", 1, self.sigmoid),
+                           ("g", 2, self.tanh), ("o", 3, self.sigmoid)))
             # c = f*c + i*g, exact in int64 (widths checked by plan), one cast
-            c_sum = gates["f"] * c
+            c_sum = np.multiply(f, c, dtype=np.int64)
             if self.shift_fc:
                 c_sum <<= self.shift_fc
-            ig = gates["i"] * gates["g"]
+            ig = np.multiply(i, g, dtype=np.int64)
             if self.shift_ig:
                 ig <<= self.shift_ig
             c_sum += ig
@@ -100,12 +103,11 @@ class FusedPlan:
             counts["c"] += cast_int64_(c_sum, self.drop_c, cs.fmt, cs.round, cs.overflow)
             c = c_sum
             tanh_c = self._lookup(self.tanh_c, c + self.c_offset, "tanh_c", counts)
-            h = gates["o"] * tanh_c
+            h = np.multiply(o, tanh_c, dtype=np.int64)
             hs = self.h_spec
             counts["h"] += cast_int64_(h, self.drop_h, hs.fmt, hs.round, hs.overflow)
-            h_float = h.astype(np.float64)
-            for name, v in (("i", gates["i"]), ("f", gates["f"]), ("g", gates["g"]),
-                            ("o", gates["o"]), ("c", c), ("tanh_c", tanh_c), ("h", h)):
+            for name, v in (("i", i), ("f", f), ("g", g), ("o", o), ("c", c),
+                            ("tanh_c", tanh_c), ("h", h)):
                 if name in out:
                     out[name][:, t] = v
         return out, counts
@@ -124,10 +126,14 @@ class FusedPlan:
 
     @staticmethod
     def _lookup(table, idx: np.ndarray, name: str, counts: dict) -> np.ndarray:
-        codes, mask = table.per_code
+        codes, mask = table
         if mask is not None:
             counts[name] += int(np.count_nonzero(np.take(mask, idx)))
         return np.take(codes, idx)
+
+
+def _narrowest(fmt) -> type:
+    return next(d for d in (np.int16, np.int32, np.int64) if fmt.bits <= np.iinfo(d).bits)
 
 
 def plan(cell) -> FusedPlan | None:

@@ -151,10 +151,7 @@ def test_fused_run_at_the_rails(modes, end):
     assert trace.overflow["z"] > 0
 
 
-def test_fused_run_on_the_default_config_with_the_shipped_shape_and_long_blocks(monkeypatch):
-    """Default formats, several blocks of precomputed x projections, record subsets."""
-    import model.fused
-    monkeypatch.setattr(model.fused, "XPROJ_BLOCK", 3 * 4 * 4 * 5)    # 3 steps per block
+def test_fused_run_on_the_default_config_with_restarts_and_record_subsets():
     rng = np.random.default_rng(7)
     X, H, B, T = 8, 5, 4, 11
     qw = random_qweights(rng, DEFAULT, X, H, False)
