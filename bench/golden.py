@@ -11,8 +11,9 @@ times are reported too):
 
 The golden run is ``FixedLSTM.run(x_codes, record=("h", "c"))`` (the fused loop; every h and
 c code of every step, every overflow counted); the float loop keeps h of every step. Also
-timed: the golden run keeping every tensor of every step (the full trace), and the exact
-step-by-step path. Bit-exactness is checked, not assumed: the fused runs must equal the
+timed: the golden run keeping every tensor of every step (the full trace), the step-by-step
+loop (``fused=False``: float64 dot products, tables evaluated directly, every tensor kept; what
+``run`` did before the fused loop), and the exact path (``path="int"``). Bit-exactness is checked, not assumed: the fused runs must equal the
 exact path (int64 dot products, tables evaluated directly) in every recorded integer and
 every overflow count, else the command fails.
 """
@@ -72,13 +73,17 @@ def measure(name: str, config, weights: LSTMWeights, x: np.ndarray, repeat: int)
         t, wall = best_of({"golden": lambda: fast.run(x_raw, record=LEAN),
                            "float": lambda: float_lstm(weights, x),
                            "full": lambda: fast.run(x_raw)}, repeat)
-    t["exact"] = best_of({"exact": lambda: exact.run(x_raw)}, max(1, repeat // 3))[0]["exact"]
+    steps = FixedLSTM(config, qw, fused=False)     # the step-by-step loop (the previous run)
+    t.update(best_of({"exact": lambda: exact.run(x_raw), "steps": lambda: steps.run(x_raw)},
+                     max(1, repeat // 3))[0])
     B, T, X = x.shape
     return {"name": name, "shape": {"B": B, "T": T, "X": X, "H": weights.n_hidden},
             "fused": fast.fused, "golden_seconds": t["golden"], "float_seconds": t["float"],
             "golden_wall_seconds": wall["golden"], "float_wall_seconds": wall["float"],
             "golden_vs_float_time_ratio": t["golden"] / t["float"],
             "full_trace_seconds": t["full"], "full_trace_vs_float_time_ratio": t["full"] / t["float"],
+            "step_by_step_seconds": t["steps"],
+            "step_by_step_vs_float_time_ratio": t["steps"] / t["float"],
             "exact_path_seconds": t["exact"], "exact_path_vs_float_time_ratio": t["exact"] / t["float"],
             "steps_per_second": B * T / t["golden"],
             "bit_exact": all(checks.values()), "checks": checks}
@@ -131,12 +136,13 @@ def print_table(r: dict) -> None:
     print(f"golden model vs float64 numpy LSTM, one BLAS thread, best CPU time of {r['repeat']} "
           f"({r['machine']['cores']} cores, {r['machine']['cpu']})")
     print(f"  {'shape':34s} {'float':>9s} {'golden':>9s} {'ratio':>6s} {'full trace':>11s} "
-          f"{'exact path':>11s}  bit-exact")
+          f"{'step loop':>10s} {'exact path':>11s}  bit-exact")
     for s in r["shapes"]:
         d = s["shape"]
         label = f"{s['name']} B={d['B']} T={d['T']} X={d['X']} H={d['H']}"
         print(f"  {label:34s} {s['float_seconds'] * 1e3:7.1f}ms {s['golden_seconds'] * 1e3:7.1f}ms "
               f"{s['golden_vs_float_time_ratio']:5.2f}x {s['full_trace_vs_float_time_ratio']:10.2f}x "
+              f"{s['step_by_step_vs_float_time_ratio']:9.2f}x "
               f"{s['exact_path_vs_float_time_ratio']:10.2f}x  {s['bit_exact']}")
     print(f"  golden_vs_float_time_ratio {r['golden_vs_float_time_ratio']:.2f} "
           f"(goal <= {r['goal_ratio']}; golden keeps h and c of every step, float keeps h)")
