@@ -70,7 +70,8 @@ class FusedPlan:
         B, T, X = x.shape
         H = self.n_hidden
         out = {n: np.empty((B, T, 4 * H if n == "z" else H), np.int64) for n in record}
-        counts = dict.fromkeys(("z", "i", "f", "g", "o", "c", "tanh_c", "h"), 0)
+        # as the step-by-step loop: a count for each cast once a step has run
+        counts = dict.fromkeys(("z", "i", "f", "g", "o", "c", "tanh_c", "h") if T else (), 0)
         # one operand row per sequence: [h, x_t, 1] against [W_hh; W_ih; constant]
         operand = np.empty((B, H + X + 1))
         operand[:, H + X] = 1.0

@@ -163,6 +163,13 @@ def test_fused_run_on_the_default_config_with_restarts_and_record_subsets():
         assert_fused_equals_steps(DEFAULT, qw, x, h0, None, first, record)
 
 
+@pytest.mark.parametrize("B, T", [(0, 3), (2, 0), (1, 1)])
+def test_fused_run_on_empty_and_single_step_inputs(B, T):
+    rng = np.random.default_rng(11)
+    qw = random_qweights(rng, DEFAULT, 3, 4, False)
+    assert_fused_equals_steps(DEFAULT, qw, random_codes(rng, DEFAULT.fmt("x"), (B, T, 3), False))
+
+
 def test_record_is_checked_and_decode_follows_it():
     rng = np.random.default_rng(8)
     cell = FixedLSTM(DEFAULT, random_qweights(rng, DEFAULT, 2, 3, False))
