@@ -52,13 +52,13 @@ def cmd_synth(args, extra) -> int:
     if not details.is_dir():
         raise UsageError(f"--details-dir {details} is not a directory")
     families = FAMILIES if args.family == "all" else (args.family,)
-    result = {"benchmark": "synth", "command": "python -m bench synth " + " ".join(extra),
+    result = {"benchmark": "synth", "command": " ".join(["python -m bench synth", *extra]),
               "machine": machine(), "families": {}}
     for family in families:
         report_file = details / f"synth-{family}.json"
         if not args.json:
-            print(f"bench synth: {family} (python -m bench.synth; ECP5 place and route takes minutes)",
-                  flush=True)
+            what = "synthesis, place and route: minutes" if family == "ecp5" else "synthesis"
+            print(f"bench synth: {family} (python -m bench.synth, {what})", flush=True)
         run = subprocess.run([sys.executable, "-m", "bench.synth", "--family", family, "--json",
                               "--out", str(report_file), *extra], capture_output=True, text=True)
         if run.returncode:
