@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 SIM    ?= icarus
 BUILD  ?= build
 
-.PHONY: help setup test golden report activations verilog sim regress train bench synth clean
+.PHONY: help setup test golden report activations verilog sim regress train bench bench-record synth clean
 
 help:
 	@echo "make setup      create $(VENV) and install everything from PyPI"
@@ -14,9 +14,10 @@ help:
 	@echo "make report     quantization report with plots -> $(BUILD)/report/"
 	@echo "make verilog    export the default design -> $(BUILD)/lstm_cell.v"
 	@echo "make sim        cocotb run of the Verilog vs the golden model (SIM=icarus|verilator)"
-	@echo "make regress    long randomised RTL-vs-golden regression (SEED=, COUNT=)"
+	@echo "make regress    long randomised RTL-vs-golden regression on every core (SEED=, COUNT=, SHARD=k/N)"
 	@echo "make train      retrain the shipped digits model (data/)"
-	@echo "make bench      benchmarks -> bench/results/"
+	@echo "make bench      benchmarks (golden model, RTL cycles) -> $(BUILD)/bench/"
+	@echo "make bench-record  refresh the committed figures in bench/results/ (synth takes minutes)"
 	@echo "make synth      FPGA cost of the default design (Yosys + nextpnr, ECP5) -> bench/results/"
 
 setup:
@@ -45,15 +46,23 @@ verilog:
 sim:
 	$(PY) -m sim --sim $(SIM)
 
+# one pytest-xdist worker per core (JOBS=1 for a serial run); SHARD=k/N runs configurations
+# i with i mod N == k into $(BUILD)/regress-$(SIM)-shard<k>of<N>.jsonl (python -m bench.merge_regress)
+REGRESS_LOG := $(BUILD)/regress-$(SIM)$(if $(SHARD),-shard$(subst /,of,$(SHARD))).jsonl
 regress:
-	rm -f $(BUILD)/regress-$(SIM).jsonl
-	SIM=$(SIM) $(PY) -m pytest -q -m slow tests/test_sim_regress.py
+	rm -f $(REGRESS_LOG)
+	SIM=$(SIM) SHARD=$(SHARD) $(PY) -m pytest -q -m slow -n $(or $(JOBS),auto) tests/test_sim_regress.py
 
 train:
 	$(PY) -m model.train
 
 bench:
 	$(PY) -m bench
+
+bench-record:
+	$(PY) -m bench golden --out bench/results/golden.json
+	$(PY) -m bench rtl --out bench/results/rtl.json
+	$(PY) -m bench synth --out bench/results/synth.json --details-dir bench/results
 
 synth:
 	$(PY) -m bench.synth --family $(or $(FAMILY),ecp5) --build-dir $(BUILD)/synth

@@ -24,14 +24,17 @@ Methods:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
 from .config import ConfigError, TableSpec
-from .fixed import cast, to_float
+from .fixed import cast, overflows, to_float
 
-__all__ = ["Table", "build_table", "reference", "evaluate"]
+__all__ = ["Table", "build_table", "reference", "evaluate", "GATHER_BITS"]
+
+#: Input formats up to this width also get a per-code table (2^W entries) for one-gather lookups.
+GATHER_BITS = 18
 
 
 def reference(function: str, v):
@@ -76,6 +79,28 @@ class Table:
         """Output codes for input codes q (any shape). Returns ``(codes, n_overflow)``."""
         return evaluate(self, q)
 
+    @cached_property
+    def per_code(self) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The table evaluated on every input code, for lookups by one gather.
+
+        Returns ``(codes, overflow)``: ``codes[q - min_code]`` is the output code of input code
+        q (exactly :func:`evaluate`'s, which computes it), ``overflow`` the matching mask of
+        output casts that saturated or wrapped (None when none does). None when the input
+        format is wider than ``GATHER_BITS``.
+        """
+        fin = self.spec.input.fmt
+        if fin.bits > GATHER_BITS:
+            return None
+        q = fin.codes()
+        codes, n = evaluate(self, q)
+        out = self.spec.output
+        mask = overflows(_unrounded(self, q), self.frac, out.fmt, out.round) if n else None
+        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        for a in (codes, mask):
+            if a is not None:
+                a.setflags(write=False)
+        return codes, mask
+
     def errors(self) -> np.ndarray:
         """Output minus the exact function over every representable input code (ascending)."""
         codes = self.spec.input.fmt.codes()
@@ -93,17 +118,21 @@ class Table:
                 "intercept": self.intercept.copy(), "frac": self.frac, "one": self.one}
 
 
-def evaluate(table: Table, q):
-    q = np.asarray(q, dtype=np.int64)
+def _unrounded(table: Table, q: np.ndarray) -> np.ndarray:
+    """y before the output cast (F_t fraction bits) for int64 input codes q."""
     a = np.abs(q)
     k = table.index[np.minimum(a >> table.index_shift, len(table.index) - 1)]
     y = table.intercept[k] + table.slope[k] * (a - table.base[k])
     if table.function == "sigmoid":
-        y = np.where(q < 0, table.one - y, y)
-    else:
-        y = np.where(q < 0, -y, y)
+        return np.where(q < 0, table.one - y, y)
+    return np.where(q < 0, -y, y)
+
+
+def evaluate(table: Table, q):
+    """The documented integer evaluation (module docstring). Returns ``(codes, n_overflow)``."""
+    q = np.asarray(q, dtype=np.int64)
     out = table.spec.output
-    return cast(y, table.frac, out.fmt, out.round, out.overflow)
+    return cast(_unrounded(table, q), table.frac, out.fmt, out.round, out.overflow)
 
 
 # ---- pwl: greedy placement under an error target ------------------------------------------

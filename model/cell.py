@@ -19,6 +19,7 @@ import numpy as np
 from .activations import build_table, reference
 from .config import Config, accumulator_bound, check_sizes
 from .fixed import cast, shift, to_float
+from .fused import plan as fused_plan
 from .weights import QuantizedWeights
 
 __all__ = ["FixedLSTM", "Trace", "float_run", "CAST_TENSORS", "STATE_TENSORS"]
@@ -68,9 +69,15 @@ class FixedLSTM:
     config proves every partial sum stays below 2^53 (then float64 is exact), else exact
     integers; ``"float"`` insists on BLAS (refused when not provably exact); ``"int"`` always
     uses exact integer arithmetic.
+
+    ``fused=True`` lets :meth:`run` take the fused loop of :mod:`model.fused` (one BLAS call
+    for W_ih x over all steps, table lookups by one gather) whenever the config proves it
+    exact; it gives the same integers as calling :meth:`step` per time step, which
+    ``fused=False`` (or ``path="int"``) does.
     """
 
-    def __init__(self, config: Config, weights: QuantizedWeights, *, path: str = "auto"):
+    def __init__(self, config: Config, weights: QuantizedWeights, *, path: str = "auto",
+                 fused: bool = True):
         H, X = weights.n_hidden, weights.n_inputs
         check_sizes(config, X, H)
         self.config, self.weights = config, weights
@@ -94,6 +101,13 @@ class FixedLSTM:
             self._wih_t = weights.weight_ih.T.astype(np.float64)
             self._whh_t = weights.weight_hh.T.astype(np.float64)
         self.tables = {name: build_table(spec) for name, spec in config.tables.items()}
+        # the fused sequence loop (model/fused.py) when this config proves it exact
+        self._fused = fused_plan(self) if fused else None
+
+    @property
+    def fused(self) -> bool:
+        """True when :meth:`run` uses the fused loop (same integers as :meth:`step`)."""
+        return self._fused is not None
 
     # -- one step -----------------------------------------------------------------------------
     def _matvec(self, v: np.ndarray, w: np.ndarray, w_t_float) -> np.ndarray:
@@ -150,15 +164,27 @@ class FixedLSTM:
         return {"z": z, "i": i, "f": f, "g": g, "o": o, "c": c_new, "tanh_c": tanh_c, "h": h_new}
 
     # -- sequences ----------------------------------------------------------------------------
-    def run(self, x: np.ndarray, h0=None, c0=None, first=None) -> Trace:
-        """Raw x codes (B, T, X) through the cell. h0, c0: raw codes (H,) or (B, H)."""
+    def run(self, x: np.ndarray, h0=None, c0=None, first=None, *,
+            record=STATE_TENSORS) -> Trace:
+        """Raw x codes (B, T, X) through the cell. h0, c0: raw codes (H,) or (B, H).
+
+        ``record``: the tensors the trace keeps (default all of ``STATE_TENSORS``; e.g.
+        ``("h", "c")`` for a lean run). The overflow counts always cover every cast.
+        """
         x = np.asarray(x, dtype=np.int64)
         if x.ndim != 3 or x.shape[2] != self.n_inputs:
             raise ValueError(f"x must have shape (B, T, {self.n_inputs}), not {x.shape}")
+        record = (record,) if isinstance(record, str) else tuple(record)
+        unknown = sorted(set(record) - set(STATE_TENSORS))
+        if unknown:
+            raise ValueError(f"record: unknown tensor {unknown[0]!r} (one of {', '.join(STATE_TENSORS)})")
         B, T, _ = x.shape
         first, h0, c0 = _framing(x, first, h0, c0, self.n_hidden, np.int64)
+        if self._fused is not None and self._in_formats(x, h0, c0):
+            out, counts = self._fused.run(x, first, h0, c0, record)
+            return Trace(MappingProxyType(out), MappingProxyType(counts))
         out = {n: np.zeros((B, T, 4 * self.n_hidden if n == "z" else self.n_hidden), np.int64)
-               for n in STATE_TENSORS}
+               for n in record}
         counts: dict = {}
         h, c = h0.astype(np.int64), c0.astype(np.int64)
         for t in range(T):
@@ -166,14 +192,22 @@ class FixedLSTM:
             h = np.where(restart[:, None], h0, h)
             c = np.where(restart[:, None], c0, c)
             step = self.step(x[:, t], h, c, counts)
-            for n in STATE_TENSORS:
+            for n in record:
                 out[n][:, t] = step[n]
             h, c = step["h"], step["c"]
         return Trace(MappingProxyType(out), MappingProxyType(counts))
 
+    def _in_formats(self, x, h0, c0) -> bool:
+        """The fused loop's exactness proof assumes representable operands (codes in format)."""
+        for a, name in ((x, "x"), (h0, "h"), (c0, "c")):
+            fmt = self.config.fmt(name)
+            if a.size and (a.min() < fmt.min_code or a.max() > fmt.max_code):
+                return False
+        return True
+
     def decode(self, trace: Trace) -> dict:
-        """Fixed trace decoded to float64 values."""
-        return {n: to_float(trace[n], self.config.fmt(CAST_TENSORS[n])) for n in STATE_TENSORS}
+        """Fixed trace decoded to float64 values (the tensors the trace recorded)."""
+        return {n: to_float(trace[n], self.config.fmt(CAST_TENSORS[n])) for n in trace.tensors}
 
     # -- classifier head ----------------------------------------------------------------------
     @property

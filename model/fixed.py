@@ -35,7 +35,7 @@ import numpy as np
 
 __all__ = [
     "FixedPointError", "Format", "QUANT_MODES", "OVERFLOW_MODES",
-    "cast", "quantize", "to_float", "check_modes",
+    "cast", "overflows", "cast_int64_", "quantize", "to_float", "check_modes",
 ]
 
 QUANT_MODES = ("RND", "TRN")
@@ -162,6 +162,18 @@ def _overflow(q: np.ndarray, fmt: Format, overflow: str) -> tuple[np.ndarray, in
     return _narrow(np.asarray(q)), n
 
 
+def _requantize(raw, drop: int, quant: str) -> np.ndarray:
+    """The quantization step of a cast: drop ``drop`` fraction bits (or add ``-drop``)."""
+    a = _exact(raw)
+    if drop > 0:
+        if drop > 63 and a.dtype != object:
+            a = a.astype(object)          # 2^(drop-1) does not fit int64
+        if quant == "RND":
+            a = a + (1 << (drop - 1))
+        return np.asarray(a >> drop)
+    return np.asarray(shift(a, -drop))
+
+
 def cast(raw, from_frac: int, fmt: Format, quant: str = "RND", overflow: str = "SAT"):
     """Narrow raw codes with ``from_frac`` fraction bits into ``fmt``.
 
@@ -170,17 +182,39 @@ def cast(raw, from_frac: int, fmt: Format, quant: str = "RND", overflow: str = "
     ``n_overflow`` counts the values that saturated or wrapped.
     """
     check_modes(quant, overflow)
-    a = _exact(raw)
-    drop = from_frac - fmt.frac
+    return _overflow(_requantize(raw, from_frac - fmt.frac, quant), fmt, overflow)
+
+
+def overflows(raw, from_frac: int, fmt: Format, quant: str = "RND") -> np.ndarray:
+    """Boolean mask: which values :func:`cast` would saturate or wrap (those it counts)."""
+    check_modes(quant, "SAT")
+    q = _requantize(raw, from_frac - fmt.frac, quant)
+    return np.asarray((q < fmt.min_code) | (q > fmt.max_code), dtype=bool)
+
+
+def cast_int64_(a: np.ndarray, drop: int, fmt: Format, quant: str, overflow: str) -> int:
+    """:func:`cast` in place on an int64 array, for hot loops; returns the overflow count.
+
+    The caller must have proven that ``a`` (plus half an LSB, or shifted left by ``-drop``)
+    fits int64: nothing here widens. Same integers as :func:`cast` (tested).
+    """
     if drop > 0:
-        if drop > 63 and a.dtype != object:
-            a = a.astype(object)          # 2^(drop-1) does not fit int64
         if quant == "RND":
-            a = a + (1 << (drop - 1))
-        q = a >> drop
+            a += 1 << (drop - 1)
+        a >>= drop
+    elif drop < 0:
+        a <<= -drop
+    lo, hi = fmt.min_code, fmt.max_code
+    if a.size == 0 or (a.min() >= lo and a.max() <= hi):
+        return 0
+    n = int(np.count_nonzero(a < lo) + np.count_nonzero(a > hi))
+    if overflow == "SAT":
+        np.clip(a, lo, hi, out=a)
     else:
-        q = shift(a, -drop)
-    return _overflow(np.asarray(q), fmt, overflow)
+        a -= lo
+        a &= (1 << fmt.bits) - 1
+        a += lo
+    return n
 
 
 def quantize(values, fmt: Format, quant: str = "RND", overflow: str = "SAT", *, name: str = "value"):

@@ -4,7 +4,9 @@ COUNT random configurations (default 20) of STEPS steps each (default 5000), fro
 (default 0), on SIM (default icarus): random odd sizes, lanes, formats, rounding and overflow
 modes per tensor, PWL and PLAN tables, random input gaps and output stalls, a reset in the
 middle of a step, a runtime weight load and an initial state load. Zero mismatches is the only
-pass. A summary line per configuration goes to build/regress-<sim>.jsonl.
+pass. A summary line per configuration goes to build/regress-<sim>.jsonl. ``make regress``
+runs the configurations in parallel (pytest-xdist, one worker per core); SHARD=k/N runs every
+N-th one (tests/helpers_regress.py) for a CI matrix, merged by ``python -m bench.merge_regress``.
 """
 import json
 import os
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers_regress import log_name, shard_seeds
 from helpers_sim import full_scenario, random_case
 from sim.runner import run_scenario
 
@@ -19,11 +22,12 @@ COUNT = int(os.environ.get("COUNT", 20))
 STEPS = int(os.environ.get("STEPS", 5000))
 SEED = int(os.environ.get("SEED", 0))
 SIM = os.environ.get("SIM", "icarus")
-LOG = Path(__file__).resolve().parent.parent / "build" / f"regress-{SIM}.jsonl"
+SHARD = os.environ.get("SHARD", "")       # k/N: every N-th configuration (helpers_regress)
+LOG = Path(__file__).resolve().parent.parent / "build" / log_name(SIM, SHARD)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(SEED, SEED + COUNT))
+@pytest.mark.parametrize("seed", shard_seeds(SEED, COUNT, SHARD))
 def test_random_configuration(seed):
     cfg, X, H, lanes, weights = random_case(seed, default_formats=(seed % 5 == 0))
     sc = full_scenario(cfg, weights, lanes, seed=seed, steps=STEPS)

@@ -1,0 +1,88 @@
+"""``python -m bench`` commands: they run, their JSON has the documented keys, the golden
+benchmark's bit-exactness check holds, bad input is one line and exit 2. No timing is
+asserted (speed figures belong to the benchmarks, not to tests)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import summarize
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def one_line_error(r, message: str):
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and message in r.stderr
+
+
+def test_rtl_figures_are_the_closed_form(tmp_path):
+    out = tmp_path / "rtl.json"
+    r = bench("rtl", "--json", "--out", out)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert json.loads(out.read_text()) == result
+    designs = result["designs"]
+    assert [(d["name"], d["lanes"]) for d in designs] == \
+        [("default", 8), ("notebook", 8), ("notebook", 16), ("notebook", 32)]
+    for d in designs:
+        bound = -(-4 * d["H"] * (d["X"] + d["H"]) // d["lanes"])
+        assert d["mac_bound_cycles_per_step"] == bound
+        assert d["cycles_per_step"] == bound + d["overhead_cycles"]
+        assert d["mac_efficiency"] == pytest.approx(
+            4 * d["H"] * (d["X"] + d["H"]) / (d["lanes"] * d["cycles_per_step"]))
+    assert (designs[1]["X"], designs[1]["H"]) == (28, 128)
+    assert result["cycles_per_step"] == designs[0]["cycles_per_step"]
+    assert result["mac_efficiency"] >= 0.90
+
+
+def test_golden_benchmark_checks_bit_exactness(tmp_path):
+    r = bench("golden", "--json", "--repeat", "1", "--out", tmp_path / "g.json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["bit_exact"] is True and result["shape"] == {"B": 256, "T": 28, "X": 28, "H": 128}
+    for key in ("golden_vs_float_time_ratio", "golden_seconds", "float_seconds"):
+        assert result[key] > 0
+    assert [s["name"] for s in result["shapes"]] == ["notebook", "shipped"]
+    assert all(s["fused"] and all(s["checks"].values()) for s in result["shapes"])
+
+
+def test_synth_summary_is_read_from_the_full_report():
+    report = json.loads((ROOT / "bench" / "results" / "synth-ecp5.json").read_text())
+    s = summarize(report)
+    assert (s["lut"], s["ff"], s["dsp"], s["bram"]) == tuple(
+        report["resources"][k] for k in ("lut4", "ff", "dsp", "bram"))
+    assert s["fmax_mhz"] == report["fmax_mhz"] and s["fits"] is report["fits_device"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nonsense"], "unknown command 'nonsense'"),
+    (["golden", "--repeat", "0"], "--repeat must be at least 1"),
+    (["rtl", "--out", "no/such/dir/rtl.json"], "does not exist"),
+    (["synth", "--details-dir", "no/such/dir"], "is not a directory"),
+    (["synth", "--family", "xilinx"], "invalid choice"),
+])
+def test_bad_input_is_one_line(args, message):
+    one_line_error(bench(*args), message)
+
+
+def test_sim_command_dispatches_or_says_it_is_missing():
+    if (ROOT / "bench" / "sim.py").exists():
+        r = bench("sim", "--help")
+        assert r.returncode == 0 and "usage" in r.stdout.lower()
+    else:
+        one_line_error(bench("sim"), "not available")
+
+
+def test_help_lists_the_commands():
+    r = bench("--help")
+    assert r.returncode == 0 and all(c in r.stdout for c in ("golden", "rtl", "sim", "synth"))
