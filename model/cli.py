@@ -1,5 +1,5 @@
 """Command-line plumbing shared by ``python -m model``, ``python -m rtl`` and ``python -m sim``:
-one-line errors (DESIGN.md §7), the common operands, atomic output files.
+one-line errors (docs/cli.md), the common operands, atomic output files.
 
 Bad input ends with one line ``error: ...`` on stderr and exit status 2; an unexpected error
 also gives one line (exit status 1) unless ``MODEL_DEBUG=1`` asks for the traceback.

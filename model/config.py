@@ -1,5 +1,5 @@
 """The one config file: every tensor's format and cast modes, the activation tables, the RTL's
-architecture parameters (DESIGN.md §2-3). Model, RTL and testbench all read it from here.
+architecture parameters (docs/numerics.md). Model, RTL and testbench all read it from here.
 
 Sizes (X inputs, H hidden units) are not in the config: they come from the weights, and
 :func:`check_sizes` derives the accumulator width they need and refuses a config that could

@@ -1,5 +1,5 @@
 """Sizes, formats and memory images of the RTL, all derived from the model's config and
-quantized weights (never re-derived by hand: DESIGN.md §2)."""
+quantized weights (never re-derived by hand; docs/architecture.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,5 @@
 """The config file (model/config.py): every tensor named, every error named, and the
-accumulator width derived and enforced (DESIGN.md §2-3)."""
+accumulator width derived and enforced (docs/numerics.md)."""
 from __future__ import annotations
 
 import copy
