@@ -70,7 +70,25 @@ def cmd_run(args) -> int:
     B, T, H = run.fixed["h"].shape
     print(f"wrote {out}: h, c, h_raw, c_raw, h_float, c_float ({B}, {T}, {H}); "
           f"h max abs err {np.abs(run.decoded()['h'] - run.reference['h']).max():.3e}")
+    warning = saturation_warning(run)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
+
+
+def saturation_warning(run) -> str | None:
+    """One line for stderr when casts saturated (or wrapped): how many, in which tensors, and
+    for the inputs the x format's range (the usual cause: unscaled data such as raw pixels)."""
+    counts = {name: int(n) for name, n in run.overflow.items() if n}
+    if not counts:
+        return None
+    where = ", ".join(f"{name} {n}" for name, n in counts.items())
+    line = f"warning: {sum(counts.values())} values saturated or wrapped ({where})"
+    if counts.get("x"):
+        fmt = run.config.fmt("x")
+        line += (f"; the x format {fmt} holds [{fmt.min_value:g}, {fmt.max_value:g}]: "
+                 "scale the inputs into it")
+    return line + "; python -m model report shows them per tensor"
 
 
 def cmd_report(args) -> int:

@@ -22,6 +22,7 @@ __all__ = ["USAGE_ERROR", "UsageError", "ArgumentParser", "fail", "run_command",
            "load_model", "load_operands", "check_target", "atomic_write", "shown"]
 
 USAGE_ERROR = 2
+INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -42,9 +43,13 @@ def fail(message) -> int:
 
 def run_command(handler, args, *, expected=()) -> int:
     """``handler(args)`` under the contract: FixedPointError, UsageError and ``expected``
-    exceptions give one line and exit 2; anything else one line and exit 1."""
+    exceptions give one line and exit 2; Ctrl-C gives ``interrupted`` and exit 130; anything
+    else one line and exit 1."""
     try:
         return handler(args)
+    except KeyboardInterrupt:       # Ctrl-C: a clean stop, status 130 like the shell's
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
     except (FixedPointError, UsageError, *expected) as e:
         return fail(e)
     except BrokenPipeError:         # stdout closed early (| head): not an error of ours
@@ -117,8 +122,14 @@ def check_target(path, option: str) -> Path:
 
 
 def atomic_write(path: Path, write, mode: str = "wb") -> None:
-    """``write(file)`` into a temporary file beside ``path``, renamed onto it on success."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """``write(file)`` into a temporary file beside ``path``, renamed onto it on success.
+
+    An OSError about the temporary file (directory not writable, ...) is raised as one about
+    ``path``: the user never named the temporary file."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -126,9 +137,11 @@ def atomic_write(path: Path, write, mode: str = "wb") -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.filename == tmp:
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
