@@ -18,8 +18,9 @@ from .fixed import FixedPointError
 from .shipped import DEFAULT_HELDOUT, DEFAULT_WEIGHTS
 from .weights import check_inputs, check_labels, load_dataset, load_inputs, load_npy, load_weights
 
-__all__ = ["USAGE_ERROR", "UsageError", "ArgumentParser", "fail", "run_command",
-           "load_model", "load_operands", "check_target", "atomic_write", "shown"]
+__all__ = ["USAGE_ERROR", "INTERRUPTED", "UsageError", "ArgumentParser", "fail", "run_command",
+           "interrupted", "main_interruptible", "load_model", "load_operands", "check_target",
+           "atomic_write", "shown"]
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
@@ -41,15 +42,28 @@ def fail(message) -> int:
     return USAGE_ERROR
 
 
+def interrupted() -> int:
+    """Ctrl-C: one line and status 130, like the shell's, instead of a traceback."""
+    print("interrupted", file=sys.stderr)
+    return INTERRUPTED
+
+
+def main_interruptible(main, argv=None) -> int:
+    """``main(argv)`` for commands that do not go through :func:`run_command`."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        return interrupted()
+
+
 def run_command(handler, args, *, expected=()) -> int:
     """``handler(args)`` under the contract: FixedPointError, UsageError and ``expected``
     exceptions give one line and exit 2; Ctrl-C gives ``interrupted`` and exit 130; anything
     else one line and exit 1."""
     try:
         return handler(args)
-    except KeyboardInterrupt:       # Ctrl-C: a clean stop, status 130 like the shell's
-        print("interrupted", file=sys.stderr)
-        return INTERRUPTED
+    except KeyboardInterrupt:
+        return interrupted()
     except (FixedPointError, UsageError, *expected) as e:
         return fail(e)
     except BrokenPipeError:         # stdout closed early (| head): not an error of ours

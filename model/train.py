@@ -275,4 +275,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import main_interruptible
+    raise SystemExit(main_interruptible(main))

@@ -94,6 +94,22 @@ def test_ctrl_c_during_a_simulation_is_one_line_and_status_130(tmp_path):
         assert not alive, f"processes of the interrupted run are still alive: {alive}"
 
 
+def test_ctrl_c_during_training_is_one_line_and_status_130(tmp_path):
+    """model.train does not go through run_command: its entry point catches Ctrl-C too.
+    The signal is sent once training logs its first epoch (imports are done)."""
+    pytest.importorskip("sklearn")
+    proc = subprocess.Popen([sys.executable, "-m", "model.train", "--out-dir", tmp_path,
+                             "--epochs", "1000"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()
+    assert first and proc.poll() is None, first
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.splitlines()[-1] == "interrupted", err
+    assert not list(tmp_path.iterdir())          # nothing written
+
+
 # ---- error messages name what the user typed -------------------------------------------------
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs a directory that refuses files")
