@@ -35,8 +35,10 @@ BUILD_ROOT = ROOT / "build" / "sim"
 TOPLEVEL = "lstm_cell"
 
 
-#: Percent between two progress lines when stderr is not a terminal.
+#: Percent between two progress lines when stderr is not a terminal; seconds before the
+#: first one (short runs stay quiet).
 PROGRESS_STEP = 10
+PROGRESS_DELAY = 3.0
 #: Run folders kept per build (the newest), and the cache size past which old builds go.
 KEEP_RUNS = 5
 CACHE_MB = 1024
@@ -104,7 +106,7 @@ def _watch(progress: Path, total: int, stop: threading.Event, label: str):
     next_line = PROGRESS_STEP
     first_seen = first_done = None
     while not stop.wait(0.5):
-        if time.monotonic() - start < 3 or not progress.exists():
+        if time.monotonic() - start < PROGRESS_DELAY or not progress.exists():
             continue
         try:
             done = int(progress.read_text().split()[0])

