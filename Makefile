@@ -19,7 +19,7 @@ help:
 	@echo "make activations    activation tables: errors, plot -> $(BUILD)/activations.png"
 	@echo "make explain        one step of the cell, unit by unit (python -m model explain)"
 	@echo "make verilog        export the default design -> $(BUILD)/lstm_cell.v"
-	@echo "make sim            whole held-out set through the Verilog vs the golden model (SIM=$(SIM); SIM=icarus)"
+	@echo "make sim            whole held-out set through the Verilog vs the golden model (SIM=$(SIM); or SIM=icarus)"
 	@echo "make regress        long randomised RTL-vs-golden regression -> $(BUILD)/regress-<sim>.jsonl (SIM=, SEED=, COUNT=, STEPS=)"
 	@echo "make train          retrain the digits model -> $(BUILD)/train/ (needs scikit-learn)"
 	@echo "make bench          speed figures -> $(BUILD)/bench/latest.json"
