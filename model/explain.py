@@ -24,6 +24,7 @@ __all__ = ["explain_step", "format_explain", "add_arguments", "cmd_explain", "DE
 #: Units shown when --units is not given (clipped to H).
 DEFAULT_UNITS = (0, 1, 2)
 GATE_BLOCK = {"i": 0, "f": 1, "g": 2, "o": 3}       # row blocks of z: gate order i, f, g, o
+TABLE_OUTPUT = {"sigmoid": "gate", "tanh": "candidate", "tanh_c": "tanh_c"}
 WORDS = {
     "z_f": "keep gate's input", "z_i": "write gate's input",
     "z_g": "candidate's input", "z_o": "read gate's input",
@@ -63,13 +64,16 @@ def _check_index(value, size: int, what: str) -> int:
 def explain_step(run, sequence: int = 0, step: int = 0, units=None) -> dict:
     """The quantities of ``step`` of ``sequence`` for ``units`` from a :class:`GoldenRun`.
 
+    The run must start each sequence from the zero state at step 0 (no ``h0``, ``c0`` or
+    ``first``), as ``python -m model explain`` runs it: c_{t-1} is then zero at step 0 and the
+    trace's c at step t-1 after that.
+
     Returns a JSON-ready dict: ``sequence``, ``step``, ``units`` (a list of
     ``{"unit": u, "quantities": [row, ...]}``; each row has ``name``, ``meaning``, ``float``,
     ``fixed``, ``raw``, ``frac``, ``err_lsb`` (in LSBs of 2^-``lsb_frac``), ``produced_by`` and,
     for cast results, ``format`` and ``at_rail``).
     """
-    cfg, fixed, ref = run.config, run.fixed, run.reference
-    B, T, H = fixed["h"].shape
+    B, T, H = run.fixed["h"].shape
     _check_index(sequence, B, "sequence")
     _check_index(step, T, "step")
     units = list(DEFAULT_UNITS[:H] if units is None else units)
@@ -77,62 +81,67 @@ def explain_step(run, sequence: int = 0, step: int = 0, units=None) -> dict:
         raise UsageError("--units names no unit")
     for u in units:
         _check_index(u, H, "unit")
+    return {"sequence": sequence, "sequences": B, "step": step, "steps": T, "hidden": H,
+            "restart": step == 0,
+            "units": [{"unit": u, "quantities": _unit_rows(run, sequence, step, u)}
+                      for u in units]}
+
+
+def _unit_rows(run, b: int, t: int, u: int) -> list[dict]:
+    """The rows of one unit, in the order the cell computes them."""
+    cfg, fixed, ref = run.config, run.fixed, run.reference
+    H = fixed["h"].shape[2]
     fmt = {n: cfg.fmt(n) for n in ("accumulator", "z", "gate", "candidate", "c", "tanh_c", "h")}
-    spec = {n: cfg.spec(n) for n in fmt}
     tables = cfg.tables
+
+    def cast_into(tensor):
+        spec = cfg.spec(tensor)
+        return f"-> {tensor} {spec.fmt} {_mode(spec)}"
+
+    def from_table(table):
+        t_spec = tables[table]
+        return (f"-> {TABLE_OUTPUT[table]} {t_spec.output.fmt} {_mode(t_spec.output)} "
+                f"({t_spec.method} table '{table}')")
+
+    def traced(name, tensor, produced_by):
+        f = fmt[tensor]
+        return _quantity(name, ref[name][b, t, u], fixed[name][b, t, u], f.frac, f.frac,
+                         produced_by, f)
+
+    rows = []
+    for g in ("f", "i", "g", "o"):
+        k = GATE_BLOCK[g] * H + u
+        rows.append(_quantity(f"z_{g}", ref["z"][b, t, k], fixed["z"][b, t, k], fmt["z"].frac,
+                              fmt["z"].frac, f"W_ih x + W_hh h + b, exact in the accumulator "
+                              f"{fmt['accumulator']} {cast_into('z')}", fmt["z"]))
+    for g, function, table in (("f", "sigmoid", "sigmoid"), ("i", "sigmoid", "sigmoid"),
+                               ("g", "tanh", "tanh"), ("o", "sigmoid", "sigmoid")):
+        rows.append(traced(g, TABLE_OUTPUT[table], f"{g} = {function}(z_{g}) {from_table(table)}"))
+    if t == 0:
+        c_prev_raw, c_prev_ref, source = 0, 0.0, "initial state (zero) at the sequence start"
+    else:
+        c_prev_raw, c_prev_ref = int(fixed["c"][b, t - 1, u]), ref["c"][b, t - 1, u]
+        source = f"c of step {t - 1}"
+    rows.append(_quantity("c_prev", c_prev_ref, c_prev_raw, fmt["c"].frac, fmt["c"].frac,
+                          f"{source}, c {fmt['c']}", fmt["c"]))
+    # the two products the cell sums without storing them: exact, errors in LSBs of c
     f_fc = fmt["gate"].frac + fmt["c"].frac
     f_ig = fmt["gate"].frac + fmt["candidate"].frac
     f_oh = fmt["gate"].frac + fmt["tanh_c"].frac
-    b, t = sequence, step
-    restart = t == 0
-    out_units = []
-    for u in units:
-        rows = []
-        raw = {g: fixed["z"][b, t, GATE_BLOCK[g] * H + u] for g in GATE_BLOCK}
-        val = {g: ref["z"][b, t, GATE_BLOCK[g] * H + u] for g in GATE_BLOCK}
-        for g in ("f", "i", "g", "o"):
-            rows.append(_quantity(
-                f"z_{g}", val[g], raw[g], fmt["z"].frac, fmt["z"].frac,
-                f"W_ih x + W_hh h + b, exact in the accumulator {fmt['accumulator']} "
-                f"-> z {fmt['z']} {_mode(spec['z'])}", fmt["z"]))
-        for g, fn, table, into in (("f", "sigmoid", "sigmoid", "gate"),
-                                   ("i", "sigmoid", "sigmoid", "gate"),
-                                   ("g", "tanh", "tanh", "candidate"),
-                                   ("o", "sigmoid", "sigmoid", "gate")):
-            rows.append(_quantity(
-                g, ref[g][b, t, u], fixed[g][b, t, u], fmt[into].frac, fmt[into].frac,
-                f"{g} = {fn}(z_{g}) -> {into} {fmt[into]} {_mode(tables[table].output)} "
-                f"({tables[table].method} table '{table}')", fmt[into]))
-        if restart:
-            c_prev_raw, c_prev_ref, source = 0, 0.0, "initial state (zero) at the sequence start"
-        else:
-            c_prev_raw, c_prev_ref = fixed["c"][b, t - 1, u], ref["c"][b, t - 1, u]
-            source = f"c of step {t - 1}"
-        rows.append(_quantity("c_prev", c_prev_ref, c_prev_raw, fmt["c"].frac, fmt["c"].frac,
-                              f"{source}, c {fmt['c']}", fmt["c"]))
-        f_raw, i_raw, g_raw = (int(fixed[n][b, t, u]) for n in ("f", "i", "g"))
-        f_ref, i_ref, g_ref = (ref[n][b, t, u] for n in ("f", "i", "g"))
-        # the two products the cell sums without storing: exact, errors in c LSBs
-        rows.append(_quantity("f*c", f_ref * c_prev_ref, f_raw * int(c_prev_raw), f_fc,
-                              fmt["c"].frac, f"f * c_{{t-1}}: exact product gate x c, {f_fc} "
-                              "fraction bits, no rounding"))
-        rows.append(_quantity("i*g", i_ref * g_ref, i_raw * g_raw, f_ig, fmt["c"].frac,
-                              f"i * g: exact product gate x candidate, {f_ig} fraction bits, "
-                              "no rounding"))
-        rows.append(_quantity("c", ref["c"][b, t, u], fixed["c"][b, t, u], fmt["c"].frac,
-                              fmt["c"].frac, f"c = f*c + i*g, exact sum at {max(f_fc, f_ig)} "
-                              f"fraction bits -> c {fmt['c']} {_mode(spec['c'])}", fmt["c"]))
-        rows.append(_quantity("tanh_c", ref["tanh_c"][b, t, u], fixed["tanh_c"][b, t, u],
-                              fmt["tanh_c"].frac, fmt["tanh_c"].frac,
-                              f"tanh(c) -> tanh_c {fmt['tanh_c']} "
-                              f"{_mode(tables['tanh_c'].output)} ({tables['tanh_c'].method} "
-                              "table 'tanh_c')", fmt["tanh_c"]))
-        rows.append(_quantity("h", ref["h"][b, t, u], fixed["h"][b, t, u], fmt["h"].frac,
-                              fmt["h"].frac, f"h = o * tanh(c), exact product at {f_oh} "
-                              f"fraction bits -> h {fmt['h']} {_mode(spec['h'])}", fmt["h"]))
-        out_units.append({"unit": u, "quantities": rows})
-    return {"sequence": b, "sequences": B, "step": t, "steps": T, "hidden": H,
-            "restart": restart, "units": out_units}
+    f, i, g = (int(fixed[n][b, t, u]) for n in ("f", "i", "g"))
+    f_ref, i_ref, g_ref = (ref[n][b, t, u] for n in ("f", "i", "g"))
+    rows.append(_quantity("f*c", f_ref * c_prev_ref, f * c_prev_raw, f_fc, fmt["c"].frac,
+                          f"f * c_{{t-1}}: exact product gate x c, {f_fc} fraction bits, "
+                          "no rounding"))
+    rows.append(_quantity("i*g", i_ref * g_ref, i * g, f_ig, fmt["c"].frac,
+                          f"i * g: exact product gate x candidate, {f_ig} fraction bits, "
+                          "no rounding"))
+    rows.append(traced("c", "c", f"c = f*c + i*g, exact sum at {max(f_fc, f_ig)} fraction "
+                                 f"bits {cast_into('c')}"))
+    rows.append(traced("tanh_c", "tanh_c", f"tanh(c) {from_table('tanh_c')}"))
+    rows.append(traced("h", "h", f"h = o * tanh(c), exact product at {f_oh} fraction bits "
+                                 f"{cast_into('h')}"))
+    return rows
 
 
 def _num(v: float) -> str:
