@@ -56,8 +56,9 @@ PLURAL = {"sequence": "sequences", "step": "steps", "unit": "hidden units"}
 
 def _check_index(value, size: int, what: str) -> int:
     if not 0 <= value < size:
-        raise UsageError(f"{what} {value} is out of range: there are {size} {PLURAL[what]} "
-                         f"(0 to {size - 1})")
+        there = f"there is 1 {what.replace('unit', 'hidden unit')}" if size == 1 else \
+            f"there are {size} {PLURAL[what]}"
+        raise UsageError(f"{what} {value} is out of range: {there} (0 to {size - 1})")
     return value
 
 

@@ -114,6 +114,26 @@ def test_cli_text_and_json_agree_with_the_trace(shipped_run):
         assert word in p.stdout
 
 
+def test_cli_on_a_users_headless_weights_and_npy_inputs(tmp_path):
+    """A user's model (no classifier head) and a (T, X) .npy input: one sequence, explained."""
+    rng = np.random.default_rng(8)
+    X, H, T = 3, 5, 4
+    k = 1 / np.sqrt(H)
+    w = LSTMWeights(rng.uniform(-k, k, (4 * H, X)), rng.uniform(-k, k, (4 * H, H)),
+                    rng.uniform(-k, k, 4 * H))
+    np.savez(tmp_path / "w.npz", weight_ih=w.weight_ih, weight_hh=w.weight_hh, bias=w.bias)
+    x = rng.uniform(-1, 1, (T, X))
+    np.save(tmp_path / "x.npy", x)
+    p = explain("--weights", tmp_path / "w.npz", "--inputs", tmp_path / "x.npy", "--step", 3,
+                "--units", "4,0", "--json")
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    result = json.loads(p.stdout)
+    assert (result["sequences"], result["steps"], result["hidden"]) == (1, T, H)
+    check_against_trace(result, run_golden(CONFIG, w, x[None]), 0, 3)
+    p = explain("--weights", tmp_path / "w.npz", "--inputs", tmp_path / "x.npy", "--sequence", 1)
+    assert p.returncode == 2 and "sequence 1 is out of range: there is 1 sequence (0 to 0)" in p.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (("--sequence", 540), "sequence 540 is out of range: there are 540 sequences (0 to 539)"),
     (("--sequence", -1), "sequence -1 is out of range"),
