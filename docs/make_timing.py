@@ -97,20 +97,22 @@ def draw(samples: np.ndarray, dut: LSTMCell, out: Path) -> None:
             ax.step(np.arange(n + 1) - 0.5, y0 + np.append(v, v[-1]), where="post",
                     color="tab:blue", lw=1.4)
         ax.text(-2.5, y0 + 0.4, name, ha="right", va="center", family="monospace")
-    xv, xr, hv, hr = (samples[:, SIGNALS.index(s)] for s in ("x.valid", "x.ready", "h.valid", "h.ready"))
-    for k in np.flatnonzero(xv & xr):
+    xv, xr, hv, hr = (samples[:, SIGNALS.index(s)]
+                      for s in ("x.valid", "x.ready", "h.valid", "h.ready"))
+    accepts, takes = np.flatnonzero(xv & xr), np.flatnonzero(hv & hr)
+    top = len(rows) * 1.5
+    for j, k in enumerate(accepts):           # a transfer happens on the edge after sample k
         ax.axvline(k + 0.5, color="tab:green", lw=1, ls="--")
-        ax.text(k + 0.6, len(rows) * 1.5 + 0.5, f"x_{list(np.flatnonzero(xv & xr)).index(k)} accepted", color="tab:green", fontsize=8)
-    for k in np.flatnonzero(hv & hr):
+        ax.text(k + 0.6, top + 0.5, f"x_{j} accepted", color="tab:green", fontsize=8)
+    for j, k in enumerate(takes):
         ax.axvline(k + 0.5, color="tab:red", lw=1, ls="--")
-        ax.text(k + 0.6, len(rows) * 1.5 + 0.05, f"h_{list(np.flatnonzero(hv & hr)).index(k)} taken", color="tab:red", fontsize=8)
-    accepts = np.flatnonzero(xv & xr)
+        ax.text(k + 0.6, top + 0.05, f"h_{j} taken", color="tab:red", fontsize=8)
     valid_rise = np.flatnonzero(np.diff(hv) == 1) + 1
     title = (f"one step of lstm_cell, X={X} H={H} P={LANES}: cycles_per_step = "
              f"ceil(4H(X+H)/P) + 22 = {dut.cycles_per_step}")
     if len(accepts) and len(valid_rise):
         title += f"; measured: h_0 valid {valid_rise[0] - accepts[0]} cycles after x_0 is accepted"
-    ax.set_title(title + f"\n(Amaranth simulation; h.ready held low for {STALL} cycles at h_0; "
+    ax.set_title(title + f"\n(Amaranth simulation; h_0 waits {STALL + 1} cycles for h.ready; "
                  "values sampled before each rising edge)", fontsize=10)
     ax.set_xlim(-3, n)
     ax.set_ylim(-0.5, len(rows) * 1.5 + 1.0)
