@@ -1,24 +1,34 @@
 # The front door. `make setup` once, then `make test`; the rest are the jobs.
+# Every job writes under $(BUILD)/ only; the committed reference results (data/, bench/results/)
+# change only through the *-record targets.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-SIM    ?= icarus
+SIM    ?= verilator
 BUILD  ?= build
+FAMILY ?= ecp5
 
-.PHONY: help setup test golden report activations verilog sim regress train bench bench-record synth clean
+.PHONY: help setup test golden report activations explain verilog sim regress train bench synth \
+        train-record bench-record synth-record regress-record clean
 
 help:
-	@echo "make setup      create $(VENV) and install everything from PyPI"
-	@echo "make test       the test suite (model, RTL, short cocotb runs)"
-	@echo "make golden     run the golden model on the shipped model and data -> $(BUILD)/golden.npz"
-	@echo "make report     quantization report with plots -> $(BUILD)/report/"
-	@echo "make verilog    export the default design -> $(BUILD)/lstm_cell.v"
-	@echo "make sim        cocotb run of the Verilog vs the golden model (SIM=icarus|verilator)"
-	@echo "make regress    long randomised RTL-vs-golden regression on every core (SEED=, COUNT=, SHARD=k/N)"
-	@echo "make train      retrain the shipped digits model (data/)"
-	@echo "make bench      benchmarks (golden model, RTL cycles) -> $(BUILD)/bench/"
-	@echo "make bench-record  refresh the committed figures in bench/results/ (synth takes minutes)"
-	@echo "make synth      FPGA cost of the default design (Yosys + nextpnr, ECP5) -> bench/results/"
+	@echo "make setup          create $(VENV) and install everything from PyPI; then: . $(VENV)/bin/activate"
+	@echo "make test           the test suite (model, RTL, short cocotb runs on both simulators)"
+	@echo "make golden         golden model on the shipped model and held-out data -> $(BUILD)/golden.npz"
+	@echo "make report         quantization report with plots -> $(BUILD)/report/"
+	@echo "make activations    activation tables: errors, plot -> $(BUILD)/activations.png"
+	@echo "make explain        one step of the cell, unit by unit (python -m model explain)"
+	@echo "make verilog        export the default design -> $(BUILD)/lstm_cell.v"
+	@echo "make sim            whole held-out set through the Verilog vs the golden model (SIM=$(SIM); or SIM=icarus)"
+	@echo "make regress        long randomised RTL-vs-golden regression on every core -> $(BUILD)/regress-<sim>.jsonl (SIM=, SEED=, COUNT=, STEPS=, SHARD=k/N, JOBS=)"
+	@echo "make train          retrain the digits model -> $(BUILD)/train/ (needs scikit-learn)"
+	@echo "make bench          speed figures (golden model, RTL cycles) -> $(BUILD)/bench/"
+	@echo "make synth          FPGA cost of the default design (Yosys + nextpnr) -> $(BUILD)/synth/ (FAMILY=ecp5|ice40)"
+	@echo "make train-record   retrain into data/ (rewrites the shipped model: tracked files)"
+	@echo "make bench-record   golden, rtl and synth figures into bench/results/ (tracked; synth takes minutes)"
+	@echo "make synth-record   FPGA cost into bench/results/synth-<family>.json (tracked)"
+	@echo "make regress-record regression, then its log into bench/results/regress-<sim>.jsonl (tracked)"
+	@echo "make clean          remove $(BUILD)/ (simulator build cache, waves, results) and caches"
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +49,9 @@ activations:
 	@mkdir -p $(BUILD)
 	$(PY) -m model activations --plot $(BUILD)/activations.png
 
+explain:
+	$(PY) -m model explain
+
 verilog:
 	@mkdir -p $(BUILD)
 	$(PY) -m rtl --out $(BUILD)/lstm_cell.v
@@ -54,10 +67,12 @@ regress:
 	SIM=$(SIM) SHARD=$(SHARD) $(PY) -m pytest -q -m slow -n $(or $(JOBS),auto) tests/test_sim_regress.py
 
 train:
-	$(PY) -m model.train
+	$(PY) -m model.train --out-dir $(BUILD)/train
 
 bench:
-	$(PY) -m bench
+	@mkdir -p $(BUILD)/bench
+	$(PY) -m bench golden --out $(BUILD)/bench/golden.json
+	$(PY) -m bench rtl --out $(BUILD)/bench/rtl.json
 
 bench-record:
 	$(PY) -m bench golden --out bench/results/golden.json
@@ -65,7 +80,17 @@ bench-record:
 	$(PY) -m bench synth --out bench/results/synth.json --details-dir bench/results
 
 synth:
-	$(PY) -m bench.synth --family $(or $(FAMILY),ecp5) --build-dir $(BUILD)/synth
+	@mkdir -p $(BUILD)/synth
+	$(PY) -m bench.synth --family $(FAMILY) --build-dir $(BUILD)/synth --out $(BUILD)/synth/synth-$(FAMILY).json
+
+train-record:
+	$(PY) -m model.train --out-dir data
+
+synth-record:
+	$(PY) -m bench.synth --family $(FAMILY) --build-dir $(BUILD)/synth --out bench/results/synth-$(FAMILY).json
+
+regress-record: regress
+	cp $(REGRESS_LOG) bench/results/regress-$(SIM).jsonl
 
 clean:
 	rm -rf $(BUILD) sim_build .pytest_cache

@@ -111,4 +111,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from model.cli import main_interruptible
+    sys.exit(main_interruptible(main))

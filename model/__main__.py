@@ -1,9 +1,11 @@
-"""Command line of the golden model (DESIGN.md §7; keep these names stable)::
+"""Command line of the golden model (docs/cli.md; keep these names stable)::
 
     python -m model run         [--config C] [--weights W.npz] [--inputs X.npy] --out OUT.npz
     python -m model report      [--config C] [--weights W.npz] [--inputs X.npy] [--labels Y.npy]
                                 [--json] [--plots DIR]
     python -m model activations [--config C] [--json] [--plot FILE.png] [--export TABLES.npz]
+    python -m model explain     [--config C] [--weights W.npz] [--inputs X.npy] [--sequence N]
+                                [--step T] [--units 0,1,2] [--json]
 
 With no options: configs/default.toml, the shipped model data/digits_lstm.npz and its held-out
 data data/digits_heldout.npz (keys ``x`` (N, T, X), ``labels`` (N,)). Bad input ends with one
@@ -22,6 +24,7 @@ import numpy as np
 from .cli import (ArgumentParser, UsageError, add_weights_options, atomic_write, check_target,
                   fail, load_operands, run_command)
 from .config import load_config
+from .explain import add_arguments as explain_arguments, cmd_explain
 from .plots import PlotError
 
 
@@ -42,7 +45,7 @@ def _print_json(obj) -> None:
 # ---- subcommands ---------------------------------------------------------------------------
 
 def run_arrays(run) -> dict:
-    """The ``run`` output: contract keys (DESIGN.md §7) plus the operands' codes and logits."""
+    """The ``run`` output: contract keys (docs/cli.md) plus the operands' codes and logits."""
     decoded, cfg = run.decoded(), run.config
     arrays = {"h": decoded["h"], "c": decoded["c"],
               "h_raw": run.fixed["h"].astype(np.int64), "c_raw": run.fixed["c"].astype(np.int64),
@@ -67,7 +70,25 @@ def cmd_run(args) -> int:
     B, T, H = run.fixed["h"].shape
     print(f"wrote {out}: h, c, h_raw, c_raw, h_float, c_float ({B}, {T}, {H}); "
           f"h max abs err {np.abs(run.decoded()['h'] - run.reference['h']).max():.3e}")
+    warning = saturation_warning(run)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
+
+
+def saturation_warning(run) -> str | None:
+    """One line for stderr when casts saturated (or wrapped): how many, in which tensors, and
+    for the inputs the x format's range (the usual cause: unscaled data such as raw pixels)."""
+    counts = {name: int(n) for name, n in run.overflow.items() if n}
+    if not counts:
+        return None
+    where = ", ".join(f"{name} {n}" for name, n in counts.items())
+    line = f"warning: {sum(counts.values())} values saturated or wrapped ({where})"
+    if counts.get("x"):
+        fmt = run.config.fmt("x")
+        line += (f"; the x format {fmt} holds [{fmt.min_value:g}, {fmt.max_value:g}]: "
+                 "scale the inputs into it")
+    return line + "; python -m model report shows them per tensor"
 
 
 def cmd_report(args) -> int:
@@ -163,7 +184,7 @@ def build_parser() -> ArgumentParser:
                      epilog="With no options: configs/default.toml, the shipped model "
                             "data/digits_lstm.npz and data/digits_heldout.npz. Bad input ends "
                             "with one line 'error: ...' on stderr and exit status 2.")
-    subs = parser.add_subparsers(dest="command", metavar="{run,report,activations}",
+    subs = parser.add_subparsers(dest="command", metavar="{run,report,activations,explain}",
                                  parser_class=ArgumentParser)
 
     def sub(name, help_text, handler):
@@ -196,6 +217,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--plot", metavar="FILE.png", help="plot the tables against the exact functions")
     p.add_argument("--export", metavar="TABLES.npz", help="save the tables' ROM contents")
+
+    p = sub("explain", "one step of the cell, unit by unit: gates, kept and new cell content, "
+            "output; float, fixed, raw code, error in LSBs", cmd_explain)
+    operands(p)
+    explain_arguments(p)
     return parser
 
 
@@ -207,7 +233,7 @@ def main(argv=None) -> int:
         return fail(f"unrecognized arguments: {' '.join(unknown)} "
                     f"(see: python -m model {sub}--help)")
     if args.command is None:
-        return fail("choose a subcommand: run, report or activations "
+        return fail("choose a subcommand: run, report, activations or explain "
                     "(see: python -m model --help)")
     return run_command(args.handler, args, expected=(PlotError,))
 

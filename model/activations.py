@@ -1,4 +1,4 @@
-"""Piecewise-linear sigmoid and tanh as integer tables (DESIGN.md §4).
+"""Piecewise-linear sigmoid and tanh as integer tables (docs/numerics.md, "Activation tables").
 
 One table per (function, input format, output format). For an input code q the unit computes,
 in integers only::

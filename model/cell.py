@@ -1,5 +1,5 @@
 """The LSTM cell in fixed point (bit-accurate: this defines the hardware's integers) and the
-float64 reference of the same equations (DESIGN.md §1, §3).
+float64 reference of the same equations (docs/numerics.md).
 
     z   = W_ih x_t + W_hh h_{t-1} + b                 exact in the accumulator, then cast to z
     i, f, o = sigmoid(z_i, z_f, z_o)  g = tanh(z_g)   PWL tables (model.activations)

@@ -1,5 +1,5 @@
 """Command-line plumbing shared by ``python -m model``, ``python -m rtl`` and ``python -m sim``:
-one-line errors (DESIGN.md §7), the common operands, atomic output files.
+one-line errors (docs/cli.md), the common operands, atomic output files.
 
 Bad input ends with one line ``error: ...`` on stderr and exit status 2; an unexpected error
 also gives one line (exit status 1) unless ``MODEL_DEBUG=1`` asks for the traceback.
@@ -19,11 +19,13 @@ from .importers import FORMATS, load_model_file
 from .shipped import DEFAULT_HELDOUT, DEFAULT_WEIGHTS
 from .weights import InputError, check_inputs, check_labels, load_dataset, load_inputs, load_npy
 
-__all__ = ["USAGE_ERROR", "UsageError", "ArgumentParser", "fail", "run_command",
-           "add_weights_options", "load_model", "single_layer", "load_operands", "check_target",
+__all__ = ["USAGE_ERROR", "INTERRUPTED", "UsageError", "ArgumentParser", "fail", "run_command",
+           "interrupted", "main_interruptible", "add_weights_options", "load_model", "single_layer",
+           "load_operands", "check_target",
            "atomic_write", "shown"]
 
 USAGE_ERROR = 2
+INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -42,11 +44,28 @@ def fail(message) -> int:
     return USAGE_ERROR
 
 
+def interrupted() -> int:
+    """Ctrl-C: one line and status 130, like the shell's, instead of a traceback."""
+    print("interrupted", file=sys.stderr)
+    return INTERRUPTED
+
+
+def main_interruptible(main, argv=None) -> int:
+    """``main(argv)`` for commands that do not go through :func:`run_command`."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        return interrupted()
+
+
 def run_command(handler, args, *, expected=()) -> int:
     """``handler(args)`` under the contract: FixedPointError, UsageError and ``expected``
-    exceptions give one line and exit 2; anything else one line and exit 1."""
+    exceptions give one line and exit 2; Ctrl-C gives ``interrupted`` and exit 130; anything
+    else one line and exit 1."""
     try:
         return handler(args)
+    except KeyboardInterrupt:
+        return interrupted()
     except (FixedPointError, UsageError, *expected) as e:
         return fail(e)
     except BrokenPipeError:         # stdout closed early (| head): not an error of ours
@@ -143,8 +162,14 @@ def check_target(path, option: str) -> Path:
 
 
 def atomic_write(path: Path, write, mode: str = "wb") -> None:
-    """``write(file)`` into a temporary file beside ``path``, renamed onto it on success."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """``write(file)`` into a temporary file beside ``path``, renamed onto it on success.
+
+    An OSError about the temporary file (directory not writable, ...) is raised as one about
+    ``path``: the user never named the temporary file."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -152,9 +177,11 @@ def atomic_write(path: Path, write, mode: str = "wb") -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.filename == tmp:
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise

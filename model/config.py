@@ -1,5 +1,5 @@
 """The one config file: every tensor's format and cast modes, the activation tables, the RTL's
-architecture parameters (DESIGN.md §2-3). Model, RTL and testbench all read it from here.
+architecture parameters (docs/numerics.md). Model, RTL and testbench all read it from here.
 
 Sizes (X inputs, H hidden units) are not in the config: they come from the weights, and
 :func:`check_sizes` derives the accumulator width they need and refuses a config that could
@@ -208,7 +208,11 @@ def parse_config(raw: dict, *, source: str = "<config>") -> Config:
             raise ConfigError(f"{where} slope_frac {t['slope_frac']} on input {in_fmt}: the table "
                               f"needs {in_fmt.frac + t['slope_frac']} fraction bits, at most 62")
 
-    lanes = _int(_section(raw, "rtl", ("lanes",))["lanes"], "[rtl] lanes", 1, 4096)
+    lanes = _section(raw, "rtl", ("lanes",))["lanes"]
+    _int(lanes, "[rtl] lanes", -(1 << 63), 1 << 63)
+    if lanes < 1:       # the upper limit, X+H, comes with the weights (rtl.geometry checks it)
+        raise ConfigError(f"[rtl] lanes must be from 1 to X+H (inputs plus hidden units), "
+                          f"not {lanes}")
     return Config(MappingProxyType(tensors), MappingProxyType(tables), lanes, source)
 
 

@@ -1,4 +1,4 @@
-"""Fixed-point formats and the casts between them (DESIGN.md §3).
+"""Fixed-point formats and the casts between them (docs/numerics.md).
 
 A format is signed two's complement with ``bits`` total bits W and ``frac`` fraction bits F.
 A raw integer r stands for r * 2**-F. Q notation excludes the sign: W=16, F=12 is Q3.12::

@@ -1,4 +1,4 @@
-"""Quantization report: the fixed-point cell against its float64 reference (DESIGN.md §1.4, §7).
+"""Quantization report: the fixed-point cell against its float64 reference (docs/numerics.md, docs/cli.md).
 
 Two halves, kept apart so each can be tested alone:
 

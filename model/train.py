@@ -6,7 +6,7 @@ Data: scikit-learn's bundled ``load_digits`` (no network). Each 8x8 image is a s
 T=8 steps (its rows) of X=8 pixels, scaled to [0, 1] by /16. A fixed stratified split holds
 out 30% (540 samples), independent of ``--seed``.
 
-The cell is exactly the golden model's float reference (DESIGN.md §1), gate order i, f, g, o:
+The cell is exactly the golden model's float reference, gate order i, f, g, o:
 
     z = W_ih x_t + W_hh h_{t-1} + b     i, f, o = sigmoid     g = tanh
     c_t = f * c_{t-1} + i * g           h_t = o * tanh(c_t)   logits = W_head h_T + b_head
@@ -17,7 +17,7 @@ rate, decoupled weight decay and global-norm clipping keep the weights well insi
 format (Q3.12, |w| < 8). For one seed the run is bit-reproducible: all randomness comes from one
 ``numpy.random.Generator`` and BLAS is pinned to one thread while training.
 
-Outputs in ``--out-dir``: ``digits_lstm.npz`` (weights, DESIGN.md §7), ``digits_heldout.npz``
+Outputs in ``--out-dir``: ``digits_lstm.npz`` (weights, docs/cli.md), ``digits_heldout.npz``
 (``x`` (540, 8, 8) float64, ``labels`` (540,) int64) and ``digits_lstm.json`` (how it was
 trained, and its float and fixed-point held-out accuracy at the default config).
 """
@@ -275,4 +275,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import main_interruptible
+    raise SystemExit(main_interruptible(main))

@@ -1,6 +1,6 @@
 """LSTM weights and inputs: loading, validation, and the float-to-fixed cast of weights.
 
-Weights ``.npz`` (DESIGN.md §7): ``weight_ih`` (4H, X), ``weight_hh`` (4H, H), ``bias`` (4H),
+Weights ``.npz`` (docs/cli.md): ``weight_ih`` (4H, X), ``weight_hh`` (4H, H), ``bias`` (4H),
 gate order i, f, g, o (PyTorch's; its b_ih + b_hh is one bias here); optional classifier head
 ``head_weight`` (C, H) with ``head_bias`` (C). Inputs ``.npy``: float (B, T, X) or (T, X).
 """

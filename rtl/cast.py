@@ -1,4 +1,4 @@
-"""The model's casts as Amaranth expressions (DESIGN.md §3): same modes, same integers.
+"""The model's casts as Amaranth expressions (docs/numerics.md): same modes, same integers.
 
 Quantize first (``RND`` adds half an LSB then shifts right arithmetically, ``TRN`` shifts right),
 then handle overflow (``SAT`` clamps, ``WRAP`` keeps the low W bits). Mirrors

@@ -1,5 +1,5 @@
 """Sizes, formats and memory images of the RTL, all derived from the model's config and
-quantized weights (never re-derived by hand: DESIGN.md §2)."""
+quantized weights (never re-derived by hand; docs/architecture.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +43,10 @@ class Geometry:
 
     def __post_init__(self):
         P, w = self.lanes, self.weights
-        if not isinstance(P, int) or isinstance(P, bool) or P < 1:
-            raise RTLError(f"lanes must be a positive integer, not {P!r}")
+        if not isinstance(P, int) or isinstance(P, bool):
+            raise RTLError(f"lanes must be an integer, not {P!r}")
+        if P < 1:
+            raise RTLError(f"lanes must be from 1 to X+H = {self.n_columns}, not {P}")
         if P > self.n_columns:
             raise RTLError(f"lanes must be at most X+H = {self.n_columns} (one row end per "
                            f"cycle), not {P}")

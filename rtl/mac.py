@@ -1,4 +1,4 @@
-"""P multiply-accumulate lanes time-sharing the 4H x (X+H) weight matrix (DESIGN.md §5)."""
+"""P multiply-accumulate lanes time-sharing the 4H x (X+H) weight matrix (docs/architecture.md)."""
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory

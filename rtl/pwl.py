@@ -1,4 +1,4 @@
-"""Piecewise-linear activation unit: the model's integer table in ROM (DESIGN.md §4)."""
+"""Piecewise-linear activation unit: the model's integer table in ROM (docs/architecture.md)."""
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory

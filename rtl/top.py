@@ -1,4 +1,4 @@
-"""Top level: the LSTM cell with stream interfaces (DESIGN.md §5)."""
+"""Top level: the LSTM cell with stream interfaces (docs/architecture.md)."""
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out

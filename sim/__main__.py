@@ -2,6 +2,7 @@
 
 Runs the exported Verilog under cocotb against the golden model, every raw integer compared.
 With no options: the shipped digits model on its whole held-out set."""
+import argparse
 import json
 import os
 import sys
@@ -32,8 +33,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SEED", 0)), help="random seed")
     ap.add_argument("--waves", action="store_true", help="dump a waveform file and print its path")
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    ap.add_argument("--progress", action="store_true", default=None,
-                    help="progress bar on stderr (default: when stderr is a terminal)")
+    ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                    help="progress on stderr: a bar on a terminal, else a line every 10%% "
+                         "(default: on)")
     return ap
 
 
@@ -66,8 +68,8 @@ def cmd_sim(args) -> int:
     golden = run_golden(config, weights, x)
     scenario = Scenario(config, golden.qweights, seed=args.seed, gap=args.gap, stall=args.stall)
     scenario.add_sequences(golden.x_raw)
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
-    result = run_scenario(scenario, args.sim, waves=args.waves, progress=progress, lanes=args.lanes)
+    result = run_scenario(scenario, args.sim, waves=args.waves, progress=args.progress,
+                          lanes=args.lanes)
     r = result.results
     B, T = x.shape[:2]
     summary = {
@@ -76,6 +78,7 @@ def cmd_sim(args) -> int:
         "steps": r["steps"], "sequences": B, "cycles": r["cycles"],
         "cycles_per_step": r["cycles_per_step"], "seconds": round(result.seconds, 3),
         "cycles_per_second": round(r["cycles"] / result.seconds) if result.seconds else None,
+        "build_seconds": round(result.build_seconds, 3),
         "seed": args.seed, "log": str(result.log),
     }
     if labels is not None and weights.has_head and r["missing"] == 0:
@@ -91,7 +94,8 @@ def cmd_sim(args) -> int:
               f"{summary['compared']} h and {summary['compared_c']} c values compared, "
               f"{summary['mismatches']} mismatches, {summary['missing']} missing")
         print(f"cycles {summary['cycles']}, {summary['cycles_per_step']:.1f} per step; "
-              f"{summary['seconds']:.1f} s ({summary['cycles_per_second']} cycles/s)")
+              f"simulation {summary['seconds']:.1f} s ({summary['cycles_per_second']} cycles/s), "
+              f"build {summary['build_seconds']:.1f} s")
         if "accuracy_rtl" in summary:
             print(f"accuracy: RTL {summary['accuracy_rtl']:.4f}, golden {summary['accuracy_golden']:.4f}")
         if result.waves:

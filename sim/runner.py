@@ -1,7 +1,11 @@
 """Build the exported Verilog and run a scenario under Icarus Verilog or Verilator with cocotb.
 
 Builds are cached under ``build/sim/<simulator>-<hash of the Verilog>`` so repeated runs of the
-same design (Verilator compiles C++) only pay once.
+same design (Verilator compiles C++) only pay once: one build per (simulator, config, weights,
+lanes, waves or not). Each run gets a ``run-*`` folder inside its build (scenario, results, log,
+waves). The cache is bounded: a build keeps its newest ``KEEP_RUNS`` run folders, and the least
+recently used builds go once the cache passes ``LSTM_SIM_CACHE_MB`` (default 1024 MB).
+``make clean`` removes it all.
 """
 from __future__ import annotations
 
@@ -31,6 +35,15 @@ BUILD_ROOT = ROOT / "build" / "sim"
 TOPLEVEL = "lstm_cell"
 
 
+#: Percent between two progress lines when stderr is not a terminal; seconds before the
+#: first one (short runs stay quiet).
+PROGRESS_STEP = 10
+PROGRESS_DELAY = 3.0
+#: Run folders kept per build (the newest), and the cache size past which old builds go.
+KEEP_RUNS = 5
+CACHE_MB = 1024
+
+
 class SimError(RuntimeError):
     """The simulation could not run (tool missing, build failed), as opposed to a mismatch."""
 
@@ -43,7 +56,8 @@ class SimResult:
     verilog: Path
     log: Path
     waves: Path | None
-    seconds: float
+    seconds: float            # the simulation alone (speed figures), without the build
+    build_seconds: float = 0.0   # building (or checking the cached build of) the design
 
     @property
     def mismatches(self) -> int:
@@ -84,19 +98,32 @@ def _build(runner, simulator: str, verilog: Path, build_dir: Path, waves: bool, 
 
 
 def _watch(progress: Path, total: int, stop: threading.Event, label: str):
-    """A progress bar on stderr while the simulator runs (only on a terminal-like stderr)."""
+    """Progress on stderr while the simulator runs: a bar on a terminal, else a line every
+    ``PROGRESS_STEP`` percent (logs and CI see that a long run is alive)."""
     start = time.monotonic()
     shown = False
+    bar = sys.stderr.isatty()
+    next_line = PROGRESS_STEP
+    first_seen = first_done = None
     while not stop.wait(0.5):
-        if time.monotonic() - start < 3 or not progress.exists():
+        if time.monotonic() - start < PROGRESS_DELAY or not progress.exists():
             continue
         try:
             done = int(progress.read_text().split()[0])
         except (ValueError, IndexError, OSError):
             continue
+        if first_seen is None:         # the simulation has started: rates count from here
+            first_seen, first_done = time.monotonic() - 0.5, done
+        rate = (done - first_done) / (time.monotonic() - first_seen)
+        if not bar:
+            percent = 100 * done // max(total, 1)
+            if percent >= next_line:
+                print(f"{label}: {percent}% ({done}/{total} steps, {rate:.0f} steps/s)",
+                      file=sys.stderr, flush=True)
+                next_line = (percent // PROGRESS_STEP + 1) * PROGRESS_STEP
+            continue
         width = 30
         fill = width * done // max(total, 1)
-        rate = done / (time.monotonic() - start)
         sys.stderr.write(f"\r{label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} steps "
                          f"({rate:.0f} steps/s)")
         sys.stderr.flush()
@@ -147,6 +174,29 @@ def _design_dir(scenario: Scenario, simulator: str, waves: bool, lanes) -> tuple
     return build_dir, verilog
 
 
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def prune_cache(current: Path, keep_runs: int = KEEP_RUNS, cache_mb: float | None = None) -> None:
+    """Bound the build cache before a run in ``current`` (a build directory): drop all but its
+    newest ``keep_runs`` run folders, then the least recently used other builds while the
+    cache is larger than ``cache_mb`` (``LSTM_SIM_CACHE_MB``, default 1024)."""
+    if cache_mb is None:
+        cache_mb = float(os.environ.get("LSTM_SIM_CACHE_MB") or CACHE_MB)
+    runs = sorted(current.glob("run-*"), key=lambda p: p.stat().st_mtime)
+    for old in runs[:max(len(runs) - keep_runs, 0)]:
+        shutil.rmtree(old, ignore_errors=True)
+    root = current.parent
+    builds = sorted((d for d in root.iterdir() if d.is_dir() and d != current),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    budget = cache_mb * 2 ** 20 - _size(current)
+    for build in builds:          # newest first: keep while they fit
+        budget -= _size(build)
+        if budget < 0:
+            shutil.rmtree(build, ignore_errors=True)
+
+
 def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool = False,
                  progress: bool = False, lanes: int | None = None) -> SimResult:
     """Export the design for ``scenario``, build it for ``simulator`` and run the testbench."""
@@ -154,20 +204,23 @@ def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool =
 
     env = simulator_env(simulator)
     build_dir, verilog = _design_dir(scenario, simulator, waves, lanes)
+    prune_cache(build_dir, KEEP_RUNS - 1)         # room for this run's folder
     work = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
     scenario_path, results_path = work / "scenario.json", work / "results.json"
     progress_path, log = work / "progress", work / "sim.log"
     scenario.save(scenario_path)
-    start = time.monotonic()
     passed = True
     with _environment(env), _progress_bar(progress, progress_path, scenario.n_steps, simulator):
         runner = get_runner(simulator)
         # reusing a cached build is the point of the build directories, not a warning
         logging.getLogger(type(runner).__qualname__).setLevel(logging.ERROR)
+        start = time.monotonic()
         try:
             _build(runner, simulator, verilog, build_dir, waves, work / "build.log")
         except Exception as e:   # a tool failure, not a verdict on the design
             raise SimError(f"{simulator} build failed ({e}); see {work / 'build.log'}") from None
+        build_seconds = time.monotonic() - start
+        start = time.monotonic()
         try:
             runner.test(test_module="sim.tb_lstm", hdl_toplevel=TOPLEVEL, build_dir=build_dir,
                         test_dir=work, waves=waves, log_file=log, seed=scenario.seed,
@@ -176,12 +229,13 @@ def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool =
                                    "LSTM_PROGRESS": str(progress_path)})
         except (Exception, SystemExit):    # a failing cocotb test ends the runner with SystemExit
             passed = False
+        seconds = time.monotonic() - start
     if not results_path.exists():
         raise SimError(f"{simulator} run ended without results; see {log}")
     results = json.loads(results_path.read_text())
     passed = passed and results["mismatches"] == 0 and results["missing"] == 0
     return SimResult(simulator, passed, results, verilog, log,
-                     _waves_file(work, build_dir) if waves else None, time.monotonic() - start)
+                     _waves_file(work, build_dir) if waves else None, seconds, build_seconds)
 
 
 def _waves_file(work: Path, build_dir: Path) -> Path | None:

@@ -1,4 +1,4 @@
-"""cocotb testbench for the exported LSTM cell: Driver, Monitor, Model, Checker (DESIGN.md §6).
+"""cocotb testbench for the exported LSTM cell: Driver, Monitor, Model, Checker (README.md, "Verification").
 
 The scenario (JSON, from :mod:`sim.scenario`) comes in ``LSTM_SCENARIO``; results go to
 ``LSTM_RESULTS`` (JSON) and, every few hundred steps, progress to ``LSTM_PROGRESS``.

@@ -221,7 +221,7 @@ def value(code, fmt: Format) -> Fraction:
 
 
 class OracleCell:
-    """One LSTM step per the contract, written from DESIGN.md §1/§3 with exact rationals:
+    """One LSTM step per the contract, written from docs/numerics.md with exact rationals:
     every tensor is the named cast of the exact real result of its equation."""
 
     def __init__(self, cfg, qw: QuantizedWeights):

@@ -1,4 +1,4 @@
-"""PWL sigmoid/tanh tables (model/activations.py, DESIGN.md §4): error over every input code,
+"""PWL sigmoid/tanh tables (model/activations.py, docs/numerics.md): error over every input code,
 shape properties, and the documented integer evaluation re-implemented from ``export()``.
 
 Two independent evaluations are compared with ``table(q)`` on every code:

@@ -1,4 +1,4 @@
-"""The fixed-point LSTM cell (model/cell.py, model/golden.py; DESIGN.md §1, §3).
+"""The fixed-point LSTM cell (model/cell.py, model/golden.py; docs/numerics.md).
 
 (a) fixed vs float64 accuracy at the default config, with stated bounds;
 (b) the float64-BLAS fast path vs exact integer paths, bit for bit, and the path choice;

@@ -1,4 +1,4 @@
-"""``python -m model`` as a user runs it (DESIGN.md §7): a subprocess from the repository root.
+"""``python -m model`` as a user runs it (docs/cli.md): a subprocess from the repository root.
 
 Good runs: keys, shapes and dtypes of ``run``'s output, float parity against an independent
 float64 LSTM written here, ``report`` and ``activations`` in text and JSON, plots and exports.
@@ -190,7 +190,7 @@ def test_report_default_model():
     r = json.loads(ok("report", "--json").stdout)
     for key in (*CONTRACT_KEYS, "accuracy_float", "accuracy_fixed"):
         assert isinstance(r[key], float), key
-    # DESIGN.md §3: the default formats keep the shipped model's float accuracy
+    # docs/numerics.md: the default formats keep the shipped model's float accuracy
     assert r["accuracy_fixed"] == r["accuracy_float"]
     text = ok("report").stdout
     assert "accuracy    float" in text and "data/digits_lstm.npz" in text

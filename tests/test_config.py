@@ -1,5 +1,5 @@
 """The config file (model/config.py): every tensor named, every error named, and the
-accumulator width derived and enforced (DESIGN.md §2-3)."""
+accumulator width derived and enforced (docs/numerics.md)."""
 from __future__ import annotations
 
 import copy
@@ -153,7 +153,7 @@ BAD_CONFIGS = {
                                r"\[formats\] tanh_c is Q0.11: it must hold 1.0"),
     "z too wide to enumerate": (_set(("formats", "z"), {"bits": 25, "frac": 12}),
                                 r"\[formats\] z has 25 bits"),
-    "lanes < 1": (_set(("rtl", "lanes"), 0), r"\[rtl\] lanes must be from 1 to 4096, not 0"),
+    "lanes < 1": (_set(("rtl", "lanes"), 0), r"\[rtl\] lanes must be from 1 to X\+H \(inputs plus hidden units\), not 0"),
     "lanes not an integer": (_set(("rtl", "lanes"), "8"),
                              r"\[rtl\] lanes must be an integer, not '8'"),
     "bad method": (_set(("activations", "method"), "lut"),

@@ -1,4 +1,4 @@
-"""Formats, cast and quantize (model/fixed.py) against exact-rational oracles (DESIGN.md §3).
+"""Formats, cast and quantize (model/fixed.py) against exact-rational oracles (docs/numerics.md).
 
 The oracle (helpers_model.oracle_round) works on fractions.Fraction: RND is
 floor(v 2^F + 1/2), TRN floor(v 2^F), SAT clamps, WRAP reduces modulo 2^W. Every comparison

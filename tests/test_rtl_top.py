@@ -149,7 +149,7 @@ def test_default_model_efficiency():
 def test_bad_parameters_raise_at_construction():
     cfg = load_config()
     golden = run_golden(cfg, random_weights(np.random.default_rng(0), 5, 7), np.zeros((1, 1, 5)))
-    with pytest.raises(RTLError, match="lanes must be a positive integer, not 0"):
+    with pytest.raises(RTLError, match=r"lanes must be from 1 to X\+H = 12, not 0"):
         LSTMCell(cfg, golden.qweights, lanes=0)
     with pytest.raises(RTLError, match=r"lanes must be at most X\+H = 12"):
         LSTMCell(cfg, golden.qweights, lanes=20)
@@ -206,7 +206,7 @@ def test_verilog_ports(exported):
 
 @pytest.mark.parametrize("args,message", [
     (["--weights", "nope.npz"], "weights file not found: nope.npz"),
-    (["--lanes", "0"], "lanes must be a positive integer, not 0"),
+    (["--lanes", "0"], "lanes must be from 1 to X+H = 40, not 0"),
     (["--lanes", "41"], "lanes must be at most X+H = 40"),
     (["--config", "nope.toml"], "config file not found: nope.toml"),
 ])

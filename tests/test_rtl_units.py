@@ -210,7 +210,7 @@ def test_cell_update_matches_model_step(seed):
 def test_geometry_rejects_bad_parameters():
     cfg = load_config()
     qw = quantize_weights(random_weights(np.random.default_rng(0), 5, 7), cfg)
-    with pytest.raises(RTLError, match=r"lanes must be a positive integer, not 0"):
+    with pytest.raises(RTLError, match=r"lanes must be from 1 to X\+H = \d+, not 0"):
         Geometry.of(cfg, qw, 0)
     with pytest.raises(RTLError, match=r"lanes must be at most X\+H = 12 .*not 13"):
         Geometry.of(cfg, qw, 13)

@@ -102,7 +102,7 @@ def test_parsers():
 
 @pytest.mark.parametrize("args,message", [
     (["--weights", "nope.npz"], "weights file not found: nope.npz"),
-    (["--lanes", "0"], "lanes must be a positive integer, not 0"),
+    (["--lanes", "0"], "lanes must be from 1 to X+H = 40, not 0"),
     (["--lanes", "41"], "lanes must be at most X+H = 40"),
     (["--device", "99k"], "--device for ecp5 must be one of 25k, 45k, 85k, not 99k"),
     (["--freq", "0"], "--freq must be positive, not 0"),
