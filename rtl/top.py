@@ -133,13 +133,18 @@ class LSTMCell(wiring.Component):
         m.submodules.cell = cell = CellUpdate(cfg, self._tables["tanh_c"])
         rst = ResetSignal()
 
-        # state: the initial state (loaded through `state`) and c_{t-1}, which shifts out unit
-        # by unit into the cell update; h_{t-1} is the output register's h (no second copy)
+        # state: the initial state (loaded through `state`), h_{t-1} (it is also the output
+        # register's h: no second copy) and c_{t-1}, which shifts out unit by unit into the
+        # cell update. The output's c is a reset-less copy of c_t (c_state holds the state).
         wh, wc = signed(cfg.fmt("h").bits), signed(cfg.fmt("c").bits)
         h_init = Signal(data.ArrayLayout(wh, H))
         c_init = Signal(data.ArrayLayout(wc, H))
         c_state = Signal(data.ArrayLayout(wc, H))
-        h_prev = self.h.payload.h
+        h_prev = Signal(data.ArrayLayout(wh, H))
+        m.d.comb += self.h.payload.h.eq(h_prev)
+        if self._output_c:
+            c_out = Signal(data.ArrayLayout(wc, H), reset_less=True)
+            m.d.comb += self.h.payload.c.eq(c_out)
         # results of this step, shifted in unit by unit (datapath: read only when all are in)
         h_next = Signal(data.ArrayLayout(wh, H), reset_less=True)
         c_next = Signal(data.ArrayLayout(wc, H), reset_less=True)
@@ -203,9 +208,9 @@ class LSTMCell(wiring.Component):
             m.d.sync += output_full.eq(0)
         with m.If((done == H) & ~output_full):
             m.d.sync += [c_state.eq(c_next), done.eq(0), idle.eq(1), output_full.eq(1),
-                         self.h.payload.h.eq(h_next)]
+                         h_prev.eq(h_next)]
             if self._output_c:
-                m.d.sync += self.h.payload.c.eq(c_next)
+                m.d.sync += c_out.eq(c_next)
         return m
 
     def _load_control(self, m, mac, h_init, c_init, idle, rst):

@@ -210,7 +210,8 @@ def test_verilog_signals_are_named(exported):
     text = exported.read_text()
     for unnamed in ("$signal", "$like", "$signature"):
         assert unnamed not in text, unnamed
-    for name in ("load_state", "weights_ok", "state_ok", "h_init", "c_state", "output_full",
+    for name in ("load_state", "weights_ok", "state_ok", "h_init", "c_state", "h_prev", "c_out",
+                 "output_full",
                  "acc_row", "weights0_rd__addr", "biases_wr__en", "i_gate", "f_gate", "candidate"):
         assert f" {name}" in text, name
     assert " h_state" not in text          # h_{t-1} is the output register's h, not a copy
