@@ -30,12 +30,16 @@ def _check(result, min_steps):
     assert r["steps"] + r["dropped"] == r["sent"]
 
 
+def _default_design():
+    """Default formats, X=5, H=7 (built with P=3: P divides nothing)."""
+    return load_config(), random_weights(np.random.default_rng(0), 5, 7)
+
+
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_default_formats_all_scenarios(simulator):
     """X=5, H=7, P=3 (P divides nothing): gaps, stalls, reset mid-step, back-to-back
     sequences, runtime weight load, initial state load."""
-    cfg = load_config()
-    weights = random_weights(np.random.default_rng(0), 5, 7)
+    cfg, weights = _default_design()
     sc = full_scenario(cfg, weights, 3, seed=1, steps=40)
     result = run_scenario(sc, simulator, lanes=3)
     _check(result, min_steps=sc.n_steps - 2)
@@ -65,9 +69,9 @@ def test_loads_concurrent_with_steps(simulator):
     every port and random output stalls: the scoreboard loads each packet when the design
     commits it, so every output is compared with the weights and state its step used, and it
     flags any x accepted inside a packet."""
-    cfg, X, H, lanes, weights = random_case(5)
-    sc = full_scenario(cfg, weights, lanes, seed=5, steps=60, gap=0.4, stall=0.4, loads=3)
-    result = run_scenario(sc, simulator, lanes=lanes)
+    cfg, weights = _default_design()
+    sc = full_scenario(cfg, weights, 3, seed=5, steps=60, gap=0.4, stall=0.4, loads=3)
+    result = run_scenario(sc, simulator, lanes=3)
     _check(result, min_steps=sc.n_steps - 2)
     r = result.results
     assert r["loads"] == {"weights": 3, "state": 3} and r["error"] == 0
@@ -75,11 +79,12 @@ def test_loads_concurrent_with_steps(simulator):
 
 
 def _small_case(seed):
-    cfg = load_config()
+    """The default design (one build per simulator for these tests), a second model, inputs."""
+    cfg, weights = _default_design()
     rng = np.random.default_rng(seed)
-    qw = [quantize_weights(random_weights(rng, 3, 4, scale=1.5), cfg) for _ in range(2)]
-    x = quantize_inputs(cfg, rng.normal(0, 1, (2, 3, 3)))[0]
-    return cfg, qw, x, Geometry.of(cfg, qw[0], 2)
+    qw = [quantize_weights(w, cfg) for w in (weights, random_weights(rng, 5, 7, scale=1.5))]
+    x = quantize_inputs(cfg, rng.normal(0, 1, (2, 3, 5)))[0]
+    return cfg, qw, x, Geometry.of(cfg, qw[0], 3)
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
@@ -91,10 +96,11 @@ def test_inputs_offered_during_reset_wait_for_it(simulator):
     sc.add_sequences(x[:1])
     sc.add_reset(5, length=6, offer=True)
     sc.add_weight_load(g.load_packet(new), background=True)
-    sc.add_state_load(g.state_packet([1000, -2000, 3000, 0], [-9000, 0, 7000, 20000]),
+    sc.add_state_load(g.state_packet([1000, -2000, 3000, 0, 5, -5, 32767],
+                                     [-9000, 0, 7000, 20000, 1, -1, -32768]),
                       background=True)
     sc.add_sequences(x[1:], first_sequence=1)
-    result = run_scenario(sc, simulator, lanes=2)
+    result = run_scenario(sc, simulator, lanes=3)
     _check(result, min_steps=3)
     assert result.results["loads"] == {"weights": 1, "state": 1}
 
@@ -106,7 +112,7 @@ def test_malformed_packets_set_error_and_block_x(simulator):
     state are invalid) until good packets arrive, and the outputs use those."""
     cfg, (built, new), x, g = _small_case(7)
     packet = g.load_packet(new)
-    state = g.state_packet([1, 2, 3, 4], [5, 6, 7, 8])
+    state = g.state_packet([1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11, 12, 13, 14])
     sc = Scenario(cfg, built, seed=7, gap=0.3, stall=0.3)
     sc.add_sequences(x[:1])
     sc.add_weight_load(packet[3:6])                                     # no `first`: dropped
@@ -114,7 +120,7 @@ def test_malformed_packets_set_error_and_block_x(simulator):
     sc.add_weight_load(packet, after=300, background=True)
     sc.add_state_load(state[:2] + state, after=100, background=True)   # restarted: error
     sc.add_sequences(x[1:], first_sequence=1)                          # waits for both
-    result = run_scenario(sc, simulator, lanes=2)
+    result = run_scenario(sc, simulator, lanes=3)
     _check(result, min_steps=6)
     r = result.results
     assert r["error"] == 1 and r["loads"] == {"weights": 1, "state": 1}
