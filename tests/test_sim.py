@@ -127,6 +127,22 @@ def test_malformed_packets_set_error_and_block_x(simulator):
     assert r["held_by_loads"] >= 1          # x was offered and had to wait for them
 
 
+def test_refused_weight_packet_blocks_x_for_good():
+    """With no good weight packet after a refused one, x is never accepted: the testbench's
+    watchdog ends the run and says so (a failed run, not a hang)."""
+    cfg, (built, new), x, g = _small_case(8)
+    sc = Scenario(cfg, built, seed=8)
+    sc.add_sequences(x[:1])
+    sc.add_weight_load(g.load_packet(new)[:-1])                    # word N-1 never comes...
+    sc.add_weight_load([dict(g.load_packet(new)[0], last=1)])      # ...a restart, refused
+    sc.add_sequences(x[1:], first_sequence=1)
+    result = run_scenario(sc, "icarus", lanes=3)
+    r = result.results
+    assert not result.passed and r["sent"] == 3 and r["steps"] == 3 and r["error"] == 1
+    assert any("the design stopped accepting inputs (3 of 6 steps sent)" in line
+               for line in r["reports"]), r["reports"]
+
+
 def test_simulators_agree_cycle_for_cycle():
     """Same scenario, same seed: both simulators deliver the same outputs on the same cycles
     (the stimulus depends on the seed alone, not on how a simulator orders coroutines)."""
