@@ -1,7 +1,5 @@
 """Weight and state loads against x in Amaranth's simulator: loads are atomic packets, and
-nothing is accepted while the design is in reset (see README.md, "Load packets")."""
-import random
-
+nothing is accepted while the design is in reset (docs/protocol.md)."""
 import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Elaboratable, Module
