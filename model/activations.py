@@ -256,9 +256,38 @@ def _plan(spec: TableSpec):
     return shift, segs
 
 
+# Every table must stay within this of its function over every input code, plus two LSBs of
+# its output format (rounding into a narrow format is the user's choice). PLAN, the coarsest
+# method here, is within 0.038; a config that cannot do this well (slope_frac = 0 gives a
+# 3-segment sigmoid 0.163 off) is refused, not silently used.
+TABLE_ERROR_BOUND = 2.0 ** -4
+
+
+def table_error_bound(spec: TableSpec) -> float:
+    """The max abs error a table for ``spec`` may have: 2^-4 + 2 output LSBs."""
+    return TABLE_ERROR_BOUND + 2.0 ** (1 - spec.output.fmt.frac)
+
+
 @lru_cache(maxsize=64)
 def build_table(spec: TableSpec) -> Table:
-    """Generate (and cache) the integer table for a spec."""
+    """Generate (and cache) the integer table for a spec.
+
+    Raises
+    ------
+    ConfigError
+        When the table's max abs error exceeds :func:`table_error_bound`.
+    """
+    table = _build_table(spec)
+    err, bound = table.max_abs_err(), table_error_bound(spec)
+    if err > bound:
+        raise ConfigError(f"activation {spec.function} ({spec.method}, {spec.input.fmt} -> "
+                          f"{spec.output.fmt}): table error {err:.3g} exceeds the bound "
+                          f"{bound:.3g} (2^-4 + 2 output LSBs); raise slope_frac "
+                          f"({spec.slope_frac}) or max_segments ({spec.max_segments})")
+    return table
+
+
+def _build_table(spec: TableSpec) -> Table:
     shift, segs = (_pwl if spec.method == "pwl" else _plan)(spec)
     base = np.array([s[0] for s in segs], dtype=np.int64)
     n_index = int(base[-1] >> shift) + 1

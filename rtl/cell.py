@@ -66,14 +66,18 @@ class CellUpdate(wiring.Component):
         f_fc = cfg.fmt("gate").frac + cfg.fmt("c").frac
         f_ig = cfg.fmt("gate").frac + cfg.fmt("candidate").frac
         f_sum = max(f_fc, f_ig)
-        fc = Signal(signed(len(self.f) + len(self.c_prev)))
-        ig = Signal(signed(len(self.i) + len(self.g)))
-        o1, valid1 = Signal.like(self.o), Signal()
+        # datapath registers are reset-less: only the valid bits beside them reset
+        fc = Signal(signed(len(self.f) + len(self.c_prev)), reset_less=True)
+        ig = Signal(signed(len(self.i) + len(self.g)), reset_less=True)
+        o1 = Signal.like(self.o, reset_less=True)
+        valid1 = Signal()
         m.d.sync += [fc.eq(self.f * self.c_prev), ig.eq(self.i * self.g),
                      o1.eq(self.o), valid1.eq(self.valid)]
 
         # cycle 1: aligned sum, one cast into c
-        c2, o2, valid2 = Signal.like(self.c), Signal.like(self.o), Signal()
+        c2 = Signal.like(self.c, reset_less=True)
+        o2 = Signal.like(self.o, reset_less=True)
+        valid2 = Signal()
         total = (fc << (f_sum - f_fc)) + (ig << (f_sum - f_ig))
         m.d.sync += [c2.eq(cast(total, f_sum, cfg.spec("c"))), o2.eq(o1), valid2.eq(valid1)]
 
@@ -84,9 +88,13 @@ class CellUpdate(wiring.Component):
 
         # o * tanh(c), exact; then one cast into h
         f_h = cfg.fmt("gate").frac + cfg.fmt("tanh_c").frac
-        oh = Signal(signed(len(self.o) + len(tanh_c.y)))
-        c_held, oh_valid = Signal.like(self.c), Signal()
+        oh = Signal(signed(len(self.o) + len(tanh_c.y)), reset_less=True)
+        c_held = Signal.like(self.c, reset_less=True)
+        oh_valid = Signal()
         m.d.sync += [oh.eq(o_wait * tanh_c.y), c_held.eq(c_wait), oh_valid.eq(tanh_c.y_valid)]
-        m.d.sync += [self.h.eq(cast(oh, f_h, cfg.spec("h"))), self.c.eq(c_held),
+        h_out = Signal.like(self.h, reset_less=True)
+        c_out = Signal.like(self.c, reset_less=True)
+        m.d.sync += [h_out.eq(cast(oh, f_h, cfg.spec("h"))), c_out.eq(c_held),
                      self.out_valid.eq(oh_valid)]
+        m.d.comb += [self.h.eq(h_out), self.c.eq(c_out)]
         return m

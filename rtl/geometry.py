@@ -12,7 +12,7 @@ from model.config import Config, check_sizes
 from model.fixed import Format
 from model.weights import QuantizedWeights
 
-__all__ = ["Geometry", "RTLError", "refuse"]
+__all__ = ["Geometry", "RTLError", "framed", "load_layout", "refuse", "state_layout"]
 
 GATES = 4   # i, f, g, o
 
@@ -26,6 +26,19 @@ def refuse(component, error: Exception):
     are created but never used; one whose construction failed was never usable, so silence it."""
     component._MustUse__silence = True
     raise error
+
+
+def load_layout(config: Config) -> data.StructLayout:
+    """The ``weights`` stream payload, fields from bit 0 up: ``data`` (the wider of the weight
+    and bias formats; narrower codes sign-extended), ``first``, ``last``."""
+    bits = max(config.fmt("weight").bits, config.fmt("bias").bits)
+    return data.StructLayout({"data": signed(bits), "first": 1, "last": 1})
+
+
+def state_layout(config: Config) -> data.StructLayout:
+    """The ``state`` stream payload, fields from bit 0 up: ``h``, ``c``, ``first``, ``last``."""
+    return data.StructLayout({"h": signed(config.fmt("h").bits), "c": signed(config.fmt("c").bits),
+                              "first": 1, "last": 1})
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,11 +149,18 @@ class Geometry:
         return self.acc_fmt.frac - self.bias_fmt.frac
 
     @property
+    def load_data_bits(self) -> int:
+        """Width of the weight-load ``data`` field: the wider of the weight and bias formats
+        (the narrower codes are sign-extended into it)."""
+        return max(self.weight_fmt.bits, self.bias_fmt.bits)
+
+    @property
     def load_layout(self) -> data.StructLayout:
-        return data.StructLayout({
-            "data": signed(max(self.weight_fmt.bits, self.bias_fmt.bits)),
-            "first": 1,
-        })
+        return load_layout(self.config)
+
+    @property
+    def state_layout(self) -> data.StructLayout:
+        return state_layout(self.config)
 
     # -- memory images -------------------------------------------------------------------------
     def memory_rows(self, weights: QuantizedWeights | None = None) -> np.ndarray:
@@ -165,11 +185,44 @@ class Geometry:
         return [int(v) for v in self.memory_bias()]
 
     def load_words(self, weights: QuantizedWeights) -> list[int]:
-        """The runtime weight-load stream for ``weights``: every weight in memory order, then
-        every bias in memory order (send the first word with ``first`` = 1)."""
+        """The codes of a runtime weight load of ``weights``: every weight in memory order, then
+        every bias in memory order (:meth:`load_packet` adds the framing)."""
         other = Geometry(self.config, weights, self.lanes)
         if (other.n_inputs, other.n_hidden) != (self.n_inputs, self.n_hidden):
             raise RTLError(f"weights for X={other.n_inputs}, H={other.n_hidden} cannot load into "
                            f"a design built for X={self.n_inputs}, H={self.n_hidden}")
         return [int(v) for v in other.memory_rows().reshape(-1)] + \
                [int(v) for v in other.memory_bias()]
+
+
+    def load_packet(self, weights: QuantizedWeights) -> list[dict]:
+        """The ``weights`` stream packet for ``weights``: :attr:`n_words` payloads ``{"data",
+        "first", "last"}``, ``first`` on word 0 and ``last`` on word N-1."""
+        return framed({"data": v} for v in self.load_words(weights))
+
+    def weights_from_words(self, words) -> QuantizedWeights:
+        """Inverse of :meth:`load_words`: the quantized weights a complete load writes."""
+        words = np.asarray(list(words), np.int64)
+        if words.shape != (self.n_words,):
+            raise RTLError(f"a weight load has {self.n_words} words, not {words.size}")
+        H, X, N = self.n_hidden, self.n_inputs, self.n_columns
+        rows = words[:self.n_weights].reshape(H, GATES, N).transpose(1, 0, 2).reshape(GATES * H, N)
+        bias = words[self.n_weights:].reshape(H, GATES).T.reshape(-1)
+        return QuantizedWeights(weight_ih=rows[:, :X], weight_hh=rows[:, X:], bias=bias,
+                                head_weight=None, head_bias=None, overflow={})
+
+    def state_packet(self, h0, c0) -> list[dict]:
+        """The ``state`` stream packet for initial state codes ``h0``, ``c0`` (H each): payloads
+        ``{"h", "c", "first", "last"}``, unit 0 first."""
+        h0, c0 = [int(v) for v in h0], [int(v) for v in c0]
+        if len(h0) != self.n_hidden or len(c0) != self.n_hidden:
+            raise RTLError(f"a state load has H = {self.n_hidden} words, not {len(h0)}, {len(c0)}")
+        return framed({"h": h, "c": c} for h, c in zip(h0, c0))
+
+
+def framed(words) -> list[dict]:
+    """Payload dicts with ``first`` set on the first and ``last`` on the last."""
+    words = [dict(w) for w in words]
+    for k, w in enumerate(words):
+        w["first"], w["last"] = int(k == 0), int(k == len(words) - 1)
+    return words

@@ -1,11 +1,11 @@
 """P multiply-accumulate lanes time-sharing the 4H x (X+H) weight matrix (docs/architecture.md)."""
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .geometry import Geometry
-from .pipeline import tree_sum
+from .pipeline import read_port, tree_sum, write_port
 
 __all__ = ["MACArray"]
 
@@ -43,10 +43,16 @@ class MACArray(wiring.Component):
     row : ``Out(range(4H))``
         Its row number in memory order (row 4u + gate holds unit u's gate i, f, g, o).
     row_valid : ``Out(1)``
-    load : ``In(stream.Signature(load_layout))``
-        Runtime weight load: words in :meth:`Geometry.load_words` order; ``first`` restarts it.
-    load_enable : ``In(1)``
-        The top level allows loads only while no step runs.
+    load_data : ``In(signed(max(W_weight, W_bias)))``
+        Runtime weight load: one code of :meth:`Geometry.load_words`, sign-extended.
+    load_write : ``In(1)``
+        Write ``load_data`` as the next word of the load (the top level writes only between
+        steps, and only words of a framed packet).
+    load_restart : ``In(1)``
+        This word is word 0 of a load (with ``load_write``).
+    load_at_end : ``Out(1)``
+        The word offered now would be the load's last word, N-1 (N = :attr:`Geometry.n_words`);
+        combinational from ``load_restart`` and the word counter.
     """
 
     latency = 5
@@ -60,8 +66,10 @@ class MACArray(wiring.Component):
             "row_acc": Out(signed(g.acc_fmt.bits)),
             "row": Out(range(g.n_rows)),
             "row_valid": Out(1),
-            "load": In(stream.Signature(g.load_layout)),
-            "load_enable": In(1),
+            "load_data": In(signed(g.load_data_bits)),
+            "load_write": In(1),
+            "load_restart": In(1),
+            "load_at_end": Out(1),
         })
 
     @property
@@ -79,25 +87,30 @@ class MACArray(wiring.Component):
         for j in range(P):
             mem = Memory(shape=signed(g.weight_fmt.bits), depth=M, init=lane_init[j])
             m.submodules[f"weights{j}"] = mem
-            weight_rd.append(mem.read_port())
-            weight_wr.append(mem.write_port())
+            weight_rd.append(read_port(mem, f"weights{j}_rd"))
+            weight_wr.append(write_port(mem, f"weights{j}_wr"))
         m.submodules.biases = bias_mem = Memory(
             shape=signed(g.bias_fmt.bits), depth=g.n_rows, init=g.bias_memory())
-        bias_rd = bias_mem.read_port(domain="comb")
-        bias_wr = bias_mem.write_port()
+        bias_rd = read_port(bias_mem, "biases_rd", domain="comb")
+        bias_wr = write_port(bias_mem, "biases_wr")
 
         # runtime load: word counter -> (lane, address) for weights, then bias address
-        count = Signal(range(g.n_words))
-        lane, addr = Signal(range(P)), Signal(range(max(M, 2)))
-        word = Mux(self.load.payload.first, 0, count)
-        w_lane = Mux(self.load.payload.first, 0, lane)
-        w_addr = Mux(self.load.payload.first, 0, addr)
-        fire = self.load.valid & self.load.ready
-        m.d.comb += self.load.ready.eq(self.load_enable)
+        load_count = Signal(range(g.n_words))
+        load_lane = Signal(range(P))
+        load_addr = Signal(range(max(M, 2)))
+        word = Signal(range(g.n_words))         # this word's number in the load
+        w_lane = Signal(range(P))
+        w_addr = Signal(range(max(M, 2)))
+        restart = self.load_restart
+        m.d.comb += [word.eq(Mux(restart, 0, load_count)), w_lane.eq(Mux(restart, 0, load_lane)),
+                     w_addr.eq(Mux(restart, 0, load_addr)),
+                     self.load_at_end.eq(word == g.n_words - 1)]
+        fire = self.load_write
+
         # issue: address t, column of lane 0, rotating vector register
         t = Signal(range(max(M, 2)))
         col0 = Signal(range(N))
-        vec = Signal(data.ArrayLayout(signed(g.operand_bits), N))
+        vec = Signal(data.ArrayLayout(signed(g.operand_bits), N), reset_less=True)
         with m.If(self.start & ~self.busy):
             m.d.sync += [vec.eq(self.vector), t.eq(0), col0.eq(0), self.busy.eq(1)]
         with m.Elif(self.busy):
@@ -108,18 +121,20 @@ class MACArray(wiring.Component):
 
         # weight memory ports: one address, the load counter's between steps, else t (a block
         # RAM then needs no read-during-write bypass: loads and steps never overlap)
+        shared = Signal(range(max(M, 2)))
+        m.d.comb += shared.eq(Mux(self.busy, t, w_addr))
+        data_in = self.load_data
         for j in range(P):
-            shared = Mux(self.busy, t, w_addr)
             m.d.comb += [weight_rd[j].addr.eq(shared), weight_wr[j].addr.eq(shared),
-                         weight_wr[j].data.eq(self.load.payload.data),
+                         weight_wr[j].data.eq(data_in),
                          weight_wr[j].en.eq(fire & (word < g.n_weights) & (w_lane == j))]
-        m.d.comb += [bias_wr.addr.eq(word - g.n_weights), bias_wr.data.eq(self.load.payload.data),
+        m.d.comb += [bias_wr.addr.eq(word - g.n_weights), bias_wr.data.eq(data_in),
                      bias_wr.en.eq(fire & (word >= g.n_weights))]
         with m.If(fire):
-            last_word = word == g.n_words - 1
-            m.d.sync += [count.eq(Mux(last_word, 0, word + 1)),
-                         lane.eq(Mux(last_word | (w_lane == P - 1), 0, w_lane + 1)),
-                         addr.eq(Mux(last_word, 0, w_addr + (w_lane == P - 1)))]
+            last_word = self.load_at_end
+            m.d.sync += [load_count.eq(Mux(last_word, 0, word + 1)),
+                         load_lane.eq(Mux(last_word | (w_lane == P - 1), 0, w_lane + 1)),
+                         load_addr.eq(Mux(last_word, 0, w_addr + (w_lane == P - 1)))]
 
         # per lane: still in the current row? an x column (else h)? (column = col0 + j mod N)
         column = [Mux(col0 + j >= N, col0 + j - N, col0 + j) for j in range(P)]
@@ -128,26 +143,30 @@ class MACArray(wiring.Component):
                 "ends": col0 + P >= N, "valid": self.busy, "first": self.busy & (t == 0)}
 
         def carry(ctl, stage):
-            """The control word one stage further down the pipeline."""
-            out = {k: Signal(len(v), name=f"{k}{stage}") for k, v in ctl.items()}
+            """The control word one stage further down the pipeline (only ``valid`` needs a
+            reset: the rest is read only when it is high)."""
+            out = {k: Signal(len(v), name=f"{k}{stage}", reset_less=(k != "valid"))
+                   for k, v in ctl.items()}
             m.d.sync += [out[k].eq(v) for k, v in ctl.items()]
             return out
 
         # stage 1: weight memory data arrives; lane operands wait beside it
-        operand = [Signal(signed(g.operand_bits), name=f"operand{j}") for j in range(P)]
+        operand = [Signal(signed(g.operand_bits), name=f"operand{j}", reset_less=True)
+                   for j in range(P)]
         m.d.sync += [operand[j].eq(vec[j]) for j in range(P)]
         ctl1 = carry(ctl0, 1)
 
         # stage 2: weights registered (off the memory's clock-to-out path into the multiplier)
-        weight = [Signal(signed(g.weight_fmt.bits), name=f"weight{j}") for j in range(P)]
+        weight = [Signal(signed(g.weight_fmt.bits), name=f"weight{j}", reset_less=True)
+                  for j in range(P)]
         operand2 = [Signal.like(operand[j], name=f"operand{j}_2") for j in range(P)]
         m.d.sync += [weight[j].eq(weight_rd[j].data) for j in range(P)]
         m.d.sync += [operand2[j].eq(operand[j]) for j in range(P)]
         ctl2 = carry(ctl1, 2)
 
         # stage 3: products, operand x weight (fits one DSP multiplier)
-        product = [Signal(signed(g.operand_bits + g.weight_fmt.bits), name=f"product{j}")
-                   for j in range(P)]
+        product = [Signal(signed(g.operand_bits + g.weight_fmt.bits), name=f"product{j}",
+                          reset_less=True) for j in range(P)]
         m.d.sync += [product[j].eq(weight[j] * operand2[j]) for j in range(P)]
         ctl3 = carry(ctl2, 3)
 
@@ -157,22 +176,27 @@ class MACArray(wiring.Component):
                        product[j] << g.h_product_shift) for j in range(P)]
         sum_shape = signed(len(product[0]) + max(g.x_product_shift, g.h_product_shift)
                            + P.bit_length() + 1)
-        this_row, next_row = Signal(sum_shape), Signal(sum_shape)
+        this_row = Signal(sum_shape, reset_less=True)
+        next_row = Signal(sum_shape, reset_less=True)
         m.d.sync += [this_row.eq(tree_sum(Mux(ctl3["mask"][j], aligned[j], 0) for j in range(P))),
                      next_row.eq(tree_sum(Mux(ctl3["mask"][j], 0, aligned[j]) for j in range(P)))]
         ctl4 = carry(ctl3, 4)
 
         # stage 5: accumulate; a finished row adds its bias and leaves, the next row begins
-        acc, row = Signal(signed(g.acc_fmt.bits)), Signal(range(g.n_rows))
+        acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
+        acc_row = Signal(range(g.n_rows), reset_less=True)        # the row acc belongs to
+        out_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
+        out_row = Signal(range(g.n_rows), reset_less=True)
+        m.d.comb += [self.row_acc.eq(out_acc), self.row.eq(out_row)]
         acc_in = Mux(ctl4["first"], 0, acc)
-        row_in = Mux(ctl4["first"], 0, row)
+        row_in = Mux(ctl4["first"], 0, acc_row)
         total = acc_in + this_row
         m.d.comb += bias_rd.addr.eq(row_in)
         m.d.sync += self.row_valid.eq(ctl4["valid"] & ctl4["ends"])
         with m.If(ctl4["valid"]):
             with m.If(ctl4["ends"]):
-                m.d.sync += [self.row_acc.eq(total + (bias_rd.data << g.bias_shift)),
-                             self.row.eq(row_in), acc.eq(next_row), row.eq(row_in + 1)]
+                m.d.sync += [out_acc.eq(total + (bias_rd.data << g.bias_shift)),
+                             out_row.eq(row_in), acc.eq(next_row), acc_row.eq(row_in + 1)]
             with m.Else():
-                m.d.sync += [acc.eq(total), row.eq(row_in)]
+                m.d.sync += [acc.eq(total), acc_row.eq(row_in)]
         return m

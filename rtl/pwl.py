@@ -8,6 +8,7 @@ from model.activations import Table
 
 from .cast import cast
 from .geometry import refuse
+from .pipeline import read_port
 
 __all__ = ["PWLUnit"]
 
@@ -95,8 +96,8 @@ class PWLUnit(wiring.Component):
             shape=unsigned(seg_bits), depth=n_index, init=[int(k) for k in t.index])
         layout, init = self._coefficients()
         m.submodules.coef_rom = coef_rom = Memory(shape=layout, depth=t.segments, init=init)
-        index_rd = index_rom.read_port()
-        coef_rd = coef_rom.read_port()
+        index_rd = read_port(index_rom, "index_rd")
+        coef_rd = read_port(coef_rom, "coef_rd")
 
         # cycle 0: magnitude and index address
         a0 = Signal(unsigned(spec.input.fmt.bits))
@@ -105,8 +106,12 @@ class PWLUnit(wiring.Component):
         m.d.comb += index_rd.addr.eq(Mux(coarse >= n_index - 1, n_index - 1, coarse))
 
         # cycle 1: coefficient address; carry |q| and the sign along
-        a1, a2 = Signal.like(a0), Signal.like(a0)
-        neg1, neg2, neg3 = Signal(), Signal(), Signal()
+        # datapath registers are reset-less: only the valid bits travelling beside them reset
+        a1 = Signal.like(a0, reset_less=True)
+        a2 = Signal.like(a0, reset_less=True)
+        neg1 = Signal(reset_less=True)
+        neg2 = Signal(reset_less=True)
+        neg3 = Signal(reset_less=True)
         valid = [Signal(name=f"valid{k}") for k in range(1, 6)]
         m.d.sync += [a1.eq(a0), neg1.eq(self.q < 0), valid[0].eq(self.q_valid)]
         m.d.comb += coef_rd.addr.eq(index_rd.data)
@@ -115,7 +120,7 @@ class PWLUnit(wiring.Component):
         # cycle 2: offset in the segment (a >= base there) and the coefficients, registered
         coef = coef_rd.data
         offset = Signal.like(a2)
-        coef3 = Signal.like(coef)
+        coef3 = Signal(layout, reset_less=True)
         m.d.sync += [offset.eq((a2 - coef.base)[:len(a2)]), coef3.eq(coef),
                      neg3.eq(neg2), valid[2].eq(valid[1])]
 
@@ -124,8 +129,8 @@ class PWLUnit(wiring.Component):
             step = Mux(coef3.zero, 0, offset << coef3.slope)
         else:
             step = offset * coef3.slope
-        y4 = Signal(unsigned(t.frac + 1))       # never above one = 2^F_t
-        neg4 = Signal()
+        y4 = Signal(unsigned(t.frac + 1), reset_less=True)       # never above one = 2^F_t
+        neg4 = Signal(reset_less=True)
         m.d.sync += [y4.eq(coef3.intercept + step), neg4.eq(neg3), valid[3].eq(valid[2])]
 
         # cycle 4: symmetry, then the output cast (the only rounding)
@@ -134,6 +139,7 @@ class PWLUnit(wiring.Component):
             m.d.comb += y_signed.eq(Mux(neg4, Const(t.one) - y4, y4))
         else:
             m.d.comb += y_signed.eq(Mux(neg4, -y4, y4))
-        m.d.sync += [self.y.eq(cast(y_signed, t.frac, spec.output)), valid[4].eq(valid[3])]
-        m.d.comb += self.y_valid.eq(valid[4])
+        y = Signal.like(self.y, reset_less=True)
+        m.d.sync += [y.eq(cast(y_signed, t.frac, spec.output)), valid[4].eq(valid[3])]
+        m.d.comb += [self.y.eq(y), self.y_valid.eq(valid[4])]
         return m

@@ -1,5 +1,6 @@
-"""Top level: the LSTM cell with stream interfaces (docs/architecture.md)."""
-from amaranth.hdl import Module, Mux, Signal, signed
+"""Top level: the LSTM cell with stream interfaces and the packet protocol of its loads
+(docs/protocol.md)."""
+from amaranth.hdl import Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -9,7 +10,7 @@ from model.weights import QuantizedWeights
 
 from .cast import cast
 from .cell import CellUpdate
-from .geometry import Geometry, RTLError, refuse
+from .geometry import Geometry, RTLError, refuse, state_layout
 from .mac import MACArray
 from .pipeline import delay
 from .pwl import PWLUnit
@@ -24,7 +25,7 @@ def stream_layouts(config: Config, n_inputs: int, n_hidden: int, output_c: bool 
     out = {"h": data.ArrayLayout(wh, n_hidden)}
     if output_c:
         out["c"] = data.ArrayLayout(wc, n_hidden)
-    return step, data.StructLayout(out), data.StructLayout({"h": wh, "c": wc})
+    return step, data.StructLayout(out), state_layout(config)
 
 
 class LSTMCell(wiring.Component):
@@ -62,10 +63,21 @@ class LSTMCell(wiring.Component):
     h : ``Out(stream.Signature(output_layout))``
         ``h``: H codes in the h format; ``c``: H codes in the c format (when ``output_c``).
     weights : ``In(stream.Signature(load_layout))``
-        Runtime weight load (``data``, ``first``): :meth:`Geometry.load_words` order. Accepted
-        only between steps.
+        Runtime weight load, one packet of N = 4H(X+H) + 4H words (``data``, ``first``,
+        ``last``) in :meth:`Geometry.load_packet` order. Accepted only between steps.
     state : ``In(stream.Signature(state_layout))``
-        Initial state h0, c0 for ``first`` steps: H words (``h``, ``c``), unit 0 first.
+        Initial state h0, c0 for ``first`` steps: one packet of H words (``h``, ``c``,
+        ``first``, ``last``), unit 0 first.
+    error : ``Out(1)``
+        Sticky: a malformed packet was seen (cleared by reset only).
+
+    Loads are packets (docs/protocol.md): from the first word of a packet to its last no x is
+    accepted, whatever gaps the producer leaves, so a step never sees a partly loaded matrix
+    or state. A word with ``first`` (re)starts a packet; a word outside a packet is dropped; a
+    packet whose ``last`` does not fall on its last word is refused. Each of these sets
+    ``error``. A refused or interrupted weight packet has already overwritten part of the
+    memory: no x is accepted until a complete weight packet arrives (likewise for the state,
+    until a complete state packet or a reset). Every ready is low while ``rst`` is high.
 
     Raises
     ------
@@ -88,6 +100,7 @@ class LSTMCell(wiring.Component):
             "h": Out(stream.Signature(self.output_layout)),
             "weights": In(stream.Signature(g.load_layout)),
             "state": In(stream.Signature(self.state_layout)),
+            "error": Out(1),
         })
 
     @property
@@ -118,49 +131,55 @@ class LSTMCell(wiring.Component):
         m.submodules.sigmoid = sigmoid = PWLUnit(self._tables["sigmoid"])
         m.submodules.tanh = tanh = PWLUnit(self._tables["tanh"])
         m.submodules.cell = cell = CellUpdate(cfg, self._tables["tanh_c"])
+        rst = ResetSignal()
 
+        # state: the initial state (loaded through `state`), h_{t-1} (it is also the output
+        # register's h: no second copy) and c_{t-1}, which shifts out unit by unit into the
+        # cell update. The output's c is a reset-less copy of c_t (c_state holds the state).
         wh, wc = signed(cfg.fmt("h").bits), signed(cfg.fmt("c").bits)
-        h_state, h_init, h_next = (Signal(data.ArrayLayout(wh, H), name=n)
-                                   for n in ("h_state", "h_init", "h_next"))
-        c_state, c_init, c_next = (Signal(data.ArrayLayout(wc, H), name=n)
-                                   for n in ("c_state", "c_init", "c_next"))
+        h_init = Signal(data.ArrayLayout(wh, H))
+        c_init = Signal(data.ArrayLayout(wc, H))
+        c_state = Signal(data.ArrayLayout(wc, H))
+        h_prev = Signal(data.ArrayLayout(wh, H))
+        m.d.comb += self.h.payload.h.eq(h_prev)
+        if self._output_c:
+            c_out = Signal(data.ArrayLayout(wc, H), reset_less=True)
+            m.d.comb += self.h.payload.c.eq(c_out)
+        # results of this step, shifted in unit by unit (datapath: read only when all are in)
+        h_next = Signal(data.ArrayLayout(wh, H), reset_less=True)
+        c_next = Signal(data.ArrayLayout(wc, H), reset_less=True)
         done = Signal(range(H + 1))
-        idle = Signal(init=1)
+        idle = Signal(init=1)                  # no step in flight
+        output_full = Signal()                # the output register holds an untaken result
 
-        # ports: loads only between steps, weights first, then state, then x
-        wiring.connect(m, wiring.flipped(self.weights), mac.load)
-        m.d.comb += [mac.load_enable.eq(idle),
-                     self.state.ready.eq(idle & ~self.weights.valid),
-                     self.x.ready.eq(idle & ~self.weights.valid & ~self.state.valid)]
-        with m.If(self.state.valid & self.state.ready):      # shift in, unit 0 first
-            m.d.sync += [h_init[H - 1].eq(self.state.payload.h), c_init[H - 1].eq(self.state.payload.c)]
-            m.d.sync += [h_init[u].eq(h_init[u + 1]) for u in range(H - 1)]
-            m.d.sync += [c_init[u].eq(c_init[u + 1]) for u in range(H - 1)]
+        self._load_control(m, mac, h_init, c_init, idle, rst)
 
-        # accept x_t: start the lanes on [x; h]
+        # accept x_t: start the lanes on [x; h_{t-1}], or [x; h0] for a `first` step
         first = self.x.payload.first
-        h_prev = Mux(first, h_init.as_value(), h_state.as_value())
-        h_prev = data.View(data.ArrayLayout(wh, H), h_prev)
         start = self.x.valid & self.x.ready
         m.d.comb += mac.start.eq(start)
         m.d.comb += [mac.vector[n].eq(self.x.payload.x[n]) for n in range(X)]
-        m.d.comb += [mac.vector[X + u].eq(h_prev[u]) for u in range(H)]
+        m.d.comb += [mac.vector[X + u].eq(Mux(first, h_init[u], h_prev[u])) for u in range(H)]
         with m.If(start):
             m.d.sync += idle.eq(0)
             with m.If(first):
                 m.d.sync += c_state.eq(c_init)
 
         # each finished row: cast to z, then both activations (the gate picks one)
-        z, z_valid, z_gate = Signal(signed(cfg.fmt("z").bits)), Signal(), Signal(2)
+        z = Signal(signed(cfg.fmt("z").bits), reset_less=True)
+        z_gate = Signal(2, reset_less=True)
+        z_valid = Signal()
         m.d.sync += [z.eq(cast(mac.row_acc, cfg.fmt("accumulator").frac, cfg.spec("z"))),
                      z_valid.eq(mac.row_valid), z_gate.eq(mac.row[:2])]
         m.d.comb += [sigmoid.q.eq(z), sigmoid.q_valid.eq(z_valid), tanh.q.eq(z), tanh.q_valid.eq(z_valid)]
         gate = delay(m, z_gate, PWLUnit.latency, "gate")
 
         # collect i, f, g of a unit; its o launches the cell update with c_{t-1}
-        i_gate, f_gate = Signal.like(sigmoid.y), Signal.like(sigmoid.y)
-        candidate = Signal.like(tanh.y)
-        launch = sigmoid.y_valid & (gate == 3)
+        i_gate = Signal.like(sigmoid.y, reset_less=True)
+        f_gate = Signal.like(sigmoid.y, reset_less=True)
+        candidate = Signal.like(tanh.y, reset_less=True)
+        launch = Signal()
+        m.d.comb += launch.eq(sigmoid.y_valid & (gate == 3))
         with m.If(sigmoid.y_valid):
             with m.Switch(gate):
                 with m.Case(0):
@@ -180,12 +199,90 @@ class LSTMCell(wiring.Component):
             m.d.sync += [h_next[u].eq(h_next[u + 1]) for u in range(H - 1)]
             m.d.sync += [c_next[u].eq(c_next[u + 1]) for u in range(H - 1)]
 
-        # commit when all units are done and the output register is free
+        # commit when all units are done and the output register is empty. Waiting for an
+        # empty register (not for h.ready) keeps the consumer's ready off the enable of the
+        # wide state registers; it costs a cycle only when a stalled output is taken on the
+        # very cycle the next result is ready.
+        m.d.comb += self.h.valid.eq(output_full & ~rst)
         with m.If(self.h.valid & self.h.ready):
-            m.d.sync += self.h.valid.eq(0)
-        with m.If((done == H) & (~self.h.valid | self.h.ready)):
-            m.d.sync += [h_state.eq(h_next), c_state.eq(c_next), done.eq(0), idle.eq(1),
-                         self.h.payload.h.eq(h_next), self.h.valid.eq(1)]
+            m.d.sync += output_full.eq(0)
+        with m.If((done == H) & ~output_full):
+            m.d.sync += [c_state.eq(c_next), done.eq(0), idle.eq(1), output_full.eq(1),
+                         h_prev.eq(h_next)]
             if self._output_c:
-                m.d.sync += self.h.payload.c.eq(c_next)
+                m.d.sync += c_out.eq(c_next)
         return m
+
+    def _load_control(self, m, mac, h_init, c_init, idle, rst):
+        """The ``weights`` and ``state`` packets and the readies of all three inputs."""
+        g, H = self._geometry, self._geometry.n_hidden
+        w, s = self.weights, self.state
+        w_fire = w.valid & w.ready
+        s_fire = s.valid & s.ready
+        # a complete weight packet is in memory (reset-less: a reset does not restore the
+        # memory, so a packet cut short by a reset leaves it invalid); likewise the state
+        weights_ok = Signal(init=1, reset_less=True)
+        state_ok = Signal(init=1)
+        state_count = Signal(range(H))
+        state_word = Signal(range(H))
+        state_write = Signal()
+        m.d.comb += [mac.load_data.eq(w.payload.data),
+                     mac.load_restart.eq(w.payload.first),
+                     state_word.eq(Mux(s.payload.first, 0, state_count))]
+        state_at_end = state_word == H - 1
+
+        def packet_word(first, last, at_end, ok, open_state, is_open):
+            """A word of a packet was written: close the packet on its last word (commit on a
+            good `last`, refuse otherwise), or keep it open."""
+            m.d.sync += ok.eq(0)
+            if is_open:
+                with m.If(first):                  # restarts: the open packet is abandoned
+                    m.d.sync += self.error.eq(1)
+            with m.If(at_end & last):
+                m.d.sync += ok.eq(1)
+                m.next = "IDLE"
+            with m.Elif(at_end | last):            # `last` early, or missing at word N-1
+                m.d.sync += self.error.eq(1)
+                m.next = "IDLE"
+            with m.Else():
+                m.next = open_state
+
+        with m.FSM(name="load"):
+            with m.State("IDLE"):
+                # weights first, then state, then x; loads only between steps
+                m.d.comb += [w.ready.eq(~rst & idle),
+                             s.ready.eq(~rst & idle & ~w.valid),
+                             self.x.ready.eq(~rst & idle & ~w.valid & ~s.valid
+                                             & weights_ok & state_ok)]
+                with m.If(w_fire):
+                    with m.If(w.payload.first):
+                        m.d.comb += mac.load_write.eq(1)
+                        packet_word(1, w.payload.last, mac.load_at_end, weights_ok,
+                                    "LOAD_WEIGHTS", False)
+                    with m.Else():                 # outside a packet: dropped
+                        m.d.sync += self.error.eq(1)
+                with m.If(s_fire):
+                    with m.If(s.payload.first):
+                        m.d.comb += state_write.eq(1)
+                        packet_word(1, s.payload.last, state_at_end, state_ok,
+                                    "LOAD_STATE", False)
+                    with m.Else():
+                        m.d.sync += self.error.eq(1)
+            with m.State("LOAD_WEIGHTS"):
+                m.d.comb += w.ready.eq(~rst)
+                with m.If(w_fire):
+                    m.d.comb += mac.load_write.eq(1)
+                    packet_word(w.payload.first, w.payload.last, mac.load_at_end, weights_ok,
+                                "LOAD_WEIGHTS", True)
+            with m.State("LOAD_STATE"):
+                m.d.comb += s.ready.eq(~rst)
+                with m.If(s_fire):
+                    m.d.comb += state_write.eq(1)
+                    packet_word(s.payload.first, s.payload.last, state_at_end, state_ok,
+                                "LOAD_STATE", True)
+
+        with m.If(state_write):                   # shift in, unit 0 first
+            m.d.sync += [h_init[H - 1].eq(s.payload.h), c_init[H - 1].eq(s.payload.c),
+                         state_count.eq(Mux(state_at_end, 0, state_word + 1))]
+            m.d.sync += [h_init[u].eq(h_init[u + 1]) for u in range(H - 1)]
+            m.d.sync += [c_init[u].eq(c_init[u + 1]) for u in range(H - 1)]

@@ -15,6 +15,10 @@ from model.weights import QuantizedWeights
 __all__ = ["Scenario", "qweights_dict", "qweights_from_dict"]
 
 
+def _ints(packet):
+    return [{k: int(v) for k, v in word.items()} for word in packet]
+
+
 def qweights_dict(q: QuantizedWeights) -> dict:
     return {k: np.asarray(getattr(q, k)).tolist() for k in ("weight_ih", "weight_hh", "bias")}
 
@@ -48,8 +52,10 @@ class Scenario:
     def n_steps(self) -> int:
         return sum(len(op["x"]) for op in self.ops if op["op"] == "steps")
 
-    def add_sequences(self, x_raw: np.ndarray, *, first_sequence: int = 0) -> None:
-        """Raw x codes (B, T, X): B sequences, back to back, each starting with ``first``."""
+    def add_sequences(self, x_raw: np.ndarray, *, first_sequence: int = 0,
+                      background: bool = False) -> None:
+        """Raw x codes (B, T, X): B sequences, back to back, each starting with ``first``.
+        ``background``: go on with the next ops while these steps are offered."""
         x_raw = np.asarray(x_raw, np.int64)
         B, T, _ = x_raw.shape
         first = np.zeros((B, T), bool)
@@ -58,18 +64,34 @@ class Scenario:
         step = np.tile(np.arange(T), B)
         self.ops.append({"op": "steps", "x": x_raw.reshape(B * T, -1).tolist(),
                          "first": first.reshape(-1).astype(int).tolist(),
-                         "sequence": seq.tolist(), "step": step.tolist()})
+                         "sequence": seq.tolist(), "step": step.tolist(),
+                         "background": bool(background)})
 
-    def add_weight_load(self, weights: QuantizedWeights, words: list[int]) -> None:
-        self.ops.append({"op": "weights", "weights": qweights_dict(weights), "words": list(words)})
+    def add_weight_load(self, packet: list[dict], *, after: int = 0, background: bool = False) -> None:
+        """Offer a ``weights`` packet (payload dicts ``data``, ``first``, ``last``, e.g.
+        :meth:`rtl.geometry.Geometry.load_packet`), ``after`` idle cycles. Malformed packets
+        are allowed: the testbench's protocol model decides what the design must do."""
+        self.ops.append({"op": "weights", "packet": _ints(packet), "after": int(after),
+                         "background": bool(background)})
 
-    def add_state_load(self, h0_raw, c0_raw) -> None:
-        self.ops.append({"op": "state", "h0": [int(v) for v in h0_raw], "c0": [int(v) for v in c0_raw]})
+    def add_state_load(self, packet: list[dict], *, after: int = 0, background: bool = False) -> None:
+        """Offer a ``state`` packet (payload dicts ``h``, ``c``, ``first``, ``last``, e.g.
+        :meth:`rtl.geometry.Geometry.state_packet`)."""
+        self.ops.append({"op": "state", "packet": _ints(packet), "after": int(after),
+                         "background": bool(background)})
 
-    def add_reset(self, after_cycles: int, length: int = 3) -> None:
+    def add_believed_weights(self, weights: QuantizedWeights) -> None:
+        """The scoreboard's model switches to ``weights``, the design does not (to show that
+        the checker catches mismatches)."""
+        self.ops.append({"op": "believe", "weights": qweights_dict(weights)})
+
+    def add_reset(self, after_cycles: int, length: int = 3, *, offer: bool = False) -> None:
         """Assert reset ``after_cycles`` after the last accepted input (mid-step if shorter than
-        a step), for ``length`` cycles; outputs not yet delivered are lost, state restarts at 0."""
-        self.ops.append({"op": "reset", "after": int(after_cycles), "length": int(length)})
+        a step), for ``length`` cycles; outputs not yet delivered are lost, state restarts at 0.
+        ``offer``: the ops that follow start while reset is still high (nothing may be
+        accepted before it ends)."""
+        self.ops.append({"op": "reset", "after": int(after_cycles), "length": int(length),
+                         "offer": bool(offer)})
 
     # -- file form ------------------------------------------------------------------------------
     def save(self, path) -> None:

@@ -13,12 +13,15 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
+from cocotb.queue import Queue
+from cocotb.triggers import ClockCycles, Event, FallingEdge, First, ReadOnly, RisingEdge
 
 from model.cell import FixedLSTM
 from model.fixed import to_float
+from rtl.geometry import Geometry, load_layout
 from rtl.top import stream_layouts
 from sim.ports import Packer
+from sim.protocol import LoadProtocol, ProtocolViolation
 from sim.scenario import Scenario, qweights_from_dict
 
 PERIOD_NS = 10
@@ -69,6 +72,12 @@ class Checker:
     def expect(self, tag, h, c):
         self.expected.append((tag, h, c))
 
+    def violation(self, message):
+        """The design broke the stream or load protocol (counted as a mismatch)."""
+        self.errors += 1
+        if len(self.reports) < MAX_REPORTED:
+            self.reports.append(f"cycle {cycle_now()}: {message}; reproduce with SEED={self.seed}")
+
     def drop_pending(self):
         """A reset: outputs not yet delivered are lost (counted, so every step is accounted for)."""
         self.dropped += len(self.expected)
@@ -103,83 +112,149 @@ class Checker:
 
 
 class Testbench:
+    """Drives the scenario's ops, one coroutine per input port (ops on different ports run
+    concurrently when the scenario says ``background``), and follows the design's transfers
+    in the order it accepted them: the load protocol commits packets, the golden model loads
+    what they carried and steps on each accepted x."""
+
+    PORTS = ("x", "weights", "state")
+
     def __init__(self, dut, scenario: Scenario):
         self.dut, self.scenario = dut, scenario
-        # one generator per coroutine: simulators may run the driver and the monitor in either
-        # order within a time step, and a shared generator would then hand out different gaps
-        self.gaps = random.Random(f"{scenario.seed}/driver")
+        # one generator per coroutine: simulators may run the coroutines in either order within
+        # a time step, and a shared generator would then hand out different gaps
+        self.gaps = {port: random.Random(f"{scenario.seed}/{port}") for port in self.PORTS}
         self.stalls = random.Random(f"{scenario.seed}/monitor")
-        step, out, state = stream_layouts(scenario.config, scenario.n_inputs, scenario.n_hidden,
+        cfg = scenario.config
+        step, out, state = stream_layouts(cfg, scenario.n_inputs, scenario.n_hidden,
                                           scenario.output_c)
-        self.pack_step, self.pack_out, self.pack_state = Packer(step), Packer(out), Packer(state)
+        self.pack = {"x": Packer(step), "weights": Packer(load_layout(cfg)), "state": Packer(state)}
+        self.pack_out = Packer(out)
+        # the load order does not depend on the lanes: any valid P names the same words
+        self.geometry = Geometry(cfg, scenario.weights, 1)
+        self.protocol = LoadProtocol(self.geometry.n_words, scenario.n_hidden)
         self.model = Model(scenario)
-        self.checker = Checker(scenario.config, scenario.seed)
+        self.checker = Checker(cfg, scenario.seed)
         self.accepted = []       # cycle of each accepted step
         self.outputs = []        # cycle of each delivered output
-        self.in_reset = False
+        self.loads = {"weights": 0, "state": 0}    # packets committed
+        self.held_by_loads = 0   # packets committed while an x was waiting (the x had to wait)
+        self.x_waiting = False
         self.sent = 0
+        self.queues = {port: Queue() for port in self.PORTS}
+        self.pending = []        # completion events of the ops handed to the port coroutines
         self.progress_path = os.environ.get("LSTM_PROGRESS")
         self.progress_every = max(1, min(200, scenario.n_steps // 100))
 
     # -- driver ---------------------------------------------------------------------------------
-    async def put(self, prefix, word):
-        """Offer one word on a stream until the design takes it (valid never waits on ready)."""
+    async def put(self, port, word):
+        """Offer one word on a stream until the design takes it (valid never waits on ready).
+
+        Ready is combinational (it depends on the other ports' valids and on ``rst``), so it is
+        judged in the read-only phase, once every write of the time step has settled."""
         dut = self.dut
-        valid, ready = getattr(dut, f"{prefix}__valid"), getattr(dut, f"{prefix}__ready")
-        if self.scenario.gap and self.gaps.random() < self.scenario.gap:
-            await ClockCycles(dut.clk, self.gaps.randint(1, 8))
-        getattr(dut, f"{prefix}__payload").value = word
+        valid, ready = getattr(dut, f"{port}__valid"), getattr(dut, f"{port}__ready")
+        gaps = self.gaps[port]
+        if self.scenario.gap and gaps.random() < self.scenario.gap:
+            await ClockCycles(dut.clk, gaps.randint(1, 8))
+        getattr(dut, f"{port}__payload").value = self.pack[port].pack(word)
         valid.value = 1
-        await ReadOnly()
-        if not ready.value:
+        while True:
+            await ReadOnly()
+            if ready.value:
+                break
             await RisingEdge(ready)
         await RisingEdge(dut.clk)             # transfer on this edge: valid and ready were high
         valid.value = 0
+        self.transfer(port, word)
+
+    def transfer(self, port, word):
+        """The design accepted ``word`` on ``port`` (at most one input transfer per cycle:
+        called in the order of the design's edges)."""
+        if self.dut.rst.value:
+            self.checker.violation(f"a {port} word was accepted during reset")
+        if port == "x":
+            if not self.protocol.x_allowed():
+                self.checker.violation(f"an x was accepted while {self.protocol.blocked_because()}")
+            return
+        try:
+            packet = self.protocol.word(port, word)
+        except ProtocolViolation as e:
+            self.checker.violation(str(e))
+            return
+        if packet is None:
+            return
+        self.loads[port] += 1
+        self.held_by_loads += self.x_waiting
+        if port == "weights":
+            self.model.load_weights(self.geometry.weights_from_words(w["data"] for w in packet))
+        else:
+            self.model.load_state([w["h"] for w in packet], [w["c"] for w in packet])
 
     async def run_steps(self, op):
         for x, first, seq, step in zip(op["x"], op["first"], op["sequence"], op["step"]):
+            self.x_waiting = True
+            await self.put("x", {"x": x, "first": first})
+            self.x_waiting = False
             h, c = self.model.step(x, first)
             self.checker.expect((seq, step), h, c)
-            await self.put("x", self.pack_step.pack({"x": x, "first": first}))
             self.accepted.append(cycle_now())
             self.sent += 1
             if self.progress_path and self.sent % self.progress_every == 0:
                 with open(self.progress_path, "w") as f:
                     f.write(f"{self.sent} {self.scenario.n_steps}\n")
 
+    async def run_packet(self, port, op):
+        if op.get("after"):
+            await ClockCycles(self.dut.clk, op["after"])
+        for word in op["packet"]:
+            await self.put(port, word)
+
+    async def port_worker(self, port):
+        """Runs the ops of one port in order."""
+        while True:
+            op, done = await self.queues[port].get()
+            if port == "x":
+                await self.run_steps(op)
+            else:
+                await self.run_packet(port, op)
+            done.set()
+
+    async def join(self):
+        for done in self.pending:
+            await done.wait()
+        self.pending.clear()
+
     async def run_ops(self):
         for op in self.scenario.ops:
             kind = op["op"]
-            if kind == "steps":
-                await self.run_steps(op)
-            elif kind == "weights":
-                for k, word in enumerate(op["words"]):
-                    await self.put("weights", self.pack_weights(word, k == 0))
-                self.model.load_weights(qweights_from_dict(op["weights"]))
-            elif kind == "state":
-                for h, c in zip(op["h0"], op["c0"]):
-                    await self.put("state", self.pack_state.pack({"h": h, "c": c}))
-                self.model.load_state(op["h0"], op["c0"])
+            if kind in ("steps", "weights", "state"):
+                done = Event()
+                self.pending.append(done)
+                self.queues["x" if kind == "steps" else kind].put_nowait((op, done))
+                if not op.get("background"):
+                    await done.wait()
             elif kind == "reset":
+                await self.join()
                 await ClockCycles(self.dut.clk, op["after"])
                 await FallingEdge(self.dut.clk)   # between edges: no transfer is half-counted
-                await self.reset(op["length"])
+                release = cocotb.start_soon(self.reset(op["length"]))
+                if not op.get("offer"):           # else: what follows is offered during reset
+                    await release
+            elif kind == "believe":
+                self.model.load_weights(qweights_from_dict(op["weights"]))
             else:
                 raise ValueError(f"unknown scenario op {kind!r}")
-
-    def pack_weights(self, word, first):
-        width = len(self.dut.weights__payload) - 1
-        return (int(word) & ((1 << width) - 1)) | (int(first) << width)
+        await self.join()
 
     async def reset(self, length):
-        self.in_reset = True
         self.dut.rst.value = 1
         self.checker.drop_pending()
         self.model.reset()
+        self.protocol.reset()
         await ClockCycles(self.dut.clk, length)
         await FallingEdge(self.dut.clk)
         self.dut.rst.value = 0
-        self.in_reset = False
 
     # -- monitor --------------------------------------------------------------------------------
     async def monitor(self):
@@ -204,7 +279,7 @@ class Testbench:
     async def run(self):
         dut = self.dut
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
-        for port in ("x", "weights", "state"):
+        for port in self.PORTS:
             getattr(dut, f"{port}__valid").value = 0
         dut.h__ready.value = 0
         dut.rst.value = 1
@@ -213,7 +288,13 @@ class Testbench:
         dut.rst.value = 0
         self.start_cycle = cycle_now()
         monitor = cocotb.start_soon(self.monitor())
-        await self.run_ops()
+        workers = [cocotb.start_soon(self.port_worker(port)) for port in self.PORTS]
+        ops = cocotb.start_soon(self.run_ops())
+        await First(ops, ClockCycles(dut.clk, self.budget()))
+        if not ops.done():
+            ops.cancel()
+            self.checker.violation(f"the design stopped accepting inputs ({self.sent} of "
+                                   f"{self.scenario.n_steps} steps sent)")
         # wait for what is still in flight: a step takes a known, bounded time
         budget = 4 * (len(self.checker.expected) + 2) * 10_000
         for _ in range(budget // 100):
@@ -222,6 +303,18 @@ class Testbench:
             await ClockCycles(dut.clk, 100)
         await ClockCycles(dut.clk, 2)
         monitor.cancel()
+        for w in workers:
+            w.cancel()
+        if int(dut.error.value) != self.protocol.error:
+            self.checker.violation(f"error output is {int(dut.error.value)}, the protocol says "
+                                   f"{int(self.protocol.error)}")
+
+    def budget(self) -> int:
+        """Generous cycles for all ops (a stuck design ends the run instead of hanging it)."""
+        step = self.geometry.n_weights + 100
+        words = sum(len(op.get("packet", ())) for op in self.scenario.ops)
+        waits = sum(op.get("after", 0) + op.get("length", 0) for op in self.scenario.ops)
+        return 5 * (self.scenario.n_steps * step + 20 * words + waits) + 10_000
 
     def results(self) -> dict:
         ch = self.checker
@@ -234,6 +327,8 @@ class Testbench:
             "reports": ch.reports, "cycles": cycles,
             "cycles_per_step": span / ch.steps if ch.steps else None,
             "seed": self.scenario.seed, "received_h": ch.received_h,
+            "error": int(self.protocol.error), "loads": dict(self.loads),
+            "held_by_loads": self.held_by_loads,
         }
 
 

@@ -32,9 +32,11 @@ def corner_weights(cfg, X, H, sign):
 
 
 def full_scenario(cfg, weights, lanes, *, seed, steps, gap=0.3, stall=0.3, reset=True,
-                  reload=True, state=True):
-    """Sequences back to back with random gaps and stalls; a reset in the middle of a step; a
-    runtime weight load of a second model; an initial state load; more sequences."""
+                  reload=True, state=True, loads=1):
+    """Sequences back to back with random gaps and stalls; a reset in the middle of a step;
+    then ``loads`` weight packets (of new models) and ``loads`` state packets offered
+    concurrently with the last block of sequences, each after a random wait, so they land
+    between any two steps and the x producer waits on them."""
     rng = np.random.default_rng(seed)
     X, H = weights.n_inputs, weights.n_hidden
     qw = quantize_weights(weights, cfg)
@@ -42,10 +44,12 @@ def full_scenario(cfg, weights, lanes, *, seed, steps, gap=0.3, stall=0.3, reset
     geometry = Geometry.of(cfg, qw, lanes)
     T = int(rng.integers(1, 9))
     B = -(-steps // (3 * T))             # at least ``steps`` steps in the three blocks
+    block_cycles = B * T * (geometry.issue_cycles + 22)
 
-    def sequences(first_sequence):
+    def sequences(first_sequence, background=False):
         x = rng.normal(0, 2, (B, T, X)) * rng.choice([1, 4], (B, T, X))
-        sc.add_sequences(quantize_inputs(cfg, x)[0], first_sequence=first_sequence)
+        sc.add_sequences(quantize_inputs(cfg, x)[0], first_sequence=first_sequence,
+                         background=background)
 
     sequences(0)
     if reset:
@@ -53,16 +57,19 @@ def full_scenario(cfg, weights, lanes, *, seed, steps, gap=0.3, stall=0.3, reset
         sc.add_sequences(quantize_inputs(cfg, rng.normal(0, 1, (1, T, X)))[0], first_sequence=B)
         sc.add_reset(int(rng.integers(1, geometry.issue_cycles)))
     sequences(B + 1)
-    if reload:
-        k = 1.5 / np.sqrt(H)
+    for _ in range(loads if reload else 0):
+        k = float(rng.choice([0.5, 1.5])) / np.sqrt(H)
         second = LSTMWeights(rng.uniform(-k, k, (4 * H, X)), rng.uniform(-k, k, (4 * H, H)),
                              rng.uniform(-k, k, 4 * H))
-        q2 = quantize_weights(second, cfg)
-        sc.add_weight_load(q2, geometry.load_words(q2))
-    if state:
+        sc.add_weight_load(geometry.load_packet(quantize_weights(second, cfg)),
+                           after=int(rng.integers(0, block_cycles // max(loads, 1) + 1)),
+                           background=True)
+    for _ in range(loads if state else 0):
         h0, _ = quantize(rng.uniform(-1, 1, H), cfg.fmt("h"), *_modes(cfg, "h"))
         c0, _ = quantize(rng.uniform(-3, 3, H), cfg.fmt("c"), *_modes(cfg, "c"))
-        sc.add_state_load(h0, c0)
+        sc.add_state_load(geometry.state_packet(h0, c0),
+                          after=int(rng.integers(0, block_cycles // max(loads, 1) + 1)),
+                          background=True)
     sequences(2 * B + 1)
     return sc
 

@@ -10,13 +10,16 @@ Two independent evaluations are compared with ``table(q)`` on every code:
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from helpers_model import TableOracle, default_raw, random_config, table_by_search
 from model.activations import build_table
-from model.config import ConfigError, load_config, parse_config
+from model.config import DEFAULT_CONFIG, ConfigError, load_config, parse_config
 
 DEFAULT = load_config()
 #: Contract bounds for the default config's tables (max abs error over every input code).
@@ -289,7 +292,7 @@ def test_impossible_budget_is_a_config_error():
 def test_error_falls_as_the_budget_grows():
     for name in ("sigmoid", "tanh_c"):
         errs = []
-        for budget in (2, 4, 8, 16, 32, 64):
+        for budget in (4, 8, 16, 32, 64):           # 2 segments miss the error bound
             table = build_table(dataclasses.replace(DEFAULT.tables[name], max_segments=budget))
             assert table.segments <= budget
             errs.append(abs_errors(table).max())
@@ -299,3 +302,21 @@ def test_error_falls_as_the_budget_grows():
 def test_tables_are_cached_per_spec():
     spec = DEFAULT.tables["sigmoid"]
     assert build_table(spec) is build_table(dataclasses.replace(spec))
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_tables_beyond_the_error_bound_are_refused(tmp_path):
+    """slope_frac = 0 leaves a 3-segment sigmoid 0.163 off: refused with the bound, one line
+    and exit status 2 on the command line."""
+    spec = dataclasses.replace(DEFAULT.tables["sigmoid"], slope_frac=0)
+    with pytest.raises(ConfigError, match=r"activation sigmoid \(pwl, Q4.11 -> Q1.14\): table "
+                                          r"error 0.163 exceeds the bound 0.0626 "):
+        build_table(spec)
+    text = DEFAULT_CONFIG.read_text().replace("slope_frac = 16", "slope_frac = 0")
+    (tmp_path / "c.toml").write_text(text)
+    r = subprocess.run([sys.executable, "-m", "model", "activations", "--config",
+                        str(tmp_path / "c.toml")], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: activation sigmoid")
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -21,7 +21,7 @@ from rtl_helpers import random_weights, simulate, stream_get, stream_put
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(dut, x_raw, first, *, gap=0.0, stall=0.0, seed=0, weight_words=(), state=()):
+def _run(dut, x_raw, first, *, gap=0.0, stall=0.0, seed=0, weight_packet=(), state_packet=()):
     """Drive steps (loads first) through the DUT; returns outputs and accept/output cycles."""
     rng = random.Random(seed)
     outputs, accepted, produced = [], [], []
@@ -32,10 +32,10 @@ def _run(dut, x_raw, first, *, gap=0.0, stall=0.0, seed=0, weight_words=(), stat
             cycle[0] += 1
 
     async def driver(ctx):
-        for k, word in enumerate(weight_words):
-            await stream_put(ctx, dut.weights, {"data": word, "first": int(k == 0)}, gap=gap, rng=rng)
-        for h, c in state:
-            await stream_put(ctx, dut.state, {"h": int(h), "c": int(c)}, gap=gap, rng=rng)
+        for word in weight_packet:
+            await stream_put(ctx, dut.weights, word, gap=gap, rng=rng)
+        for word in state_packet:
+            await stream_put(ctx, dut.state, word, gap=gap, rng=rng)
         for x, f in zip(x_raw, first):
             await stream_put(ctx, dut.x, {"x": [int(v) for v in x], "first": int(f)}, gap=gap, rng=rng)
             accepted.append(cycle[0])
@@ -115,9 +115,9 @@ def test_runtime_weight_load_then_run():
     built = run_golden(cfg, random_weights(rng, X, H), np.zeros((1, 1, X)))
     second = run_golden(cfg, random_weights(rng, X, H), rng.normal(0, 1, (2, 3, X)))
     dut = LSTMCell(cfg, built.qweights, lanes=3)
-    words = dut.geometry.load_words(second.qweights)
+    packet = dut.geometry.load_packet(second.qweights)
     x_raw, first, h, c = _flatten(second)
-    outputs, _, _ = _run(dut, x_raw, first, gap=0.2, stall=0.2, weight_words=words)
+    outputs, _, _ = _run(dut, x_raw, first, gap=0.2, stall=0.2, weight_packet=packet)
     _assert_equal(outputs, h, c)
 
 
@@ -131,7 +131,7 @@ def test_initial_state_load():
     c0_raw, _ = quantize(c0, cfg.fmt("c"))
     dut = LSTMCell(cfg, golden.qweights, lanes=2)
     x_raw, first, h, c = _flatten(golden)
-    outputs, _, _ = _run(dut, x_raw, first, state=list(zip(h0_raw, c0_raw)))
+    outputs, _, _ = _run(dut, x_raw, first, state_packet=dut.geometry.state_packet(h0_raw, c0_raw))
     _assert_equal(outputs, h, c)
 
 
@@ -200,8 +200,21 @@ def test_verilog_ports(exported):
     text = exported.read_text()
     for port in ("clk", "rst", "x__valid", "x__ready", "x__payload", "h__valid", "h__ready",
                  "h__payload", "weights__valid", "weights__ready", "weights__payload",
-                 "state__valid", "state__ready", "state__payload"):
+                 "state__valid", "state__ready", "state__payload", "error"):
         assert f" {port};" in text, port
+
+
+def test_verilog_signals_are_named(exported):
+    """Every register a user looks for in waves has its own name: nothing named after a
+    tuple assignment ($signal, $like) or a memory port's signature ($signature__addr)."""
+    text = exported.read_text()
+    for unnamed in ("$signal", "$like", "$signature"):
+        assert unnamed not in text, unnamed
+    for name in ("load_state", "weights_ok", "state_ok", "h_init", "c_state", "h_prev", "c_out",
+                 "output_full",
+                 "acc_row", "weights0_rd__addr", "biases_wr__en", "i_gate", "f_gate", "candidate"):
+        assert f" {name}" in text, name
+    assert " h_state" not in text          # h_{t-1} is the output register's h, not a copy
 
 
 @pytest.mark.parametrize("args,message", [

@@ -232,3 +232,23 @@ def test_load_words_refuse_other_sizes():
     assert len(g.load_words(quantize_weights(random_weights(rng, 5, 7), cfg))) == g.n_words
     with pytest.raises(RTLError, match="cannot load into a design built for X=5, H=7"):
         g.load_words(quantize_weights(random_weights(rng, 4, 7), cfg))
+
+
+def test_load_packet_framing_and_inverse():
+    cfg = load_config()
+    rng = np.random.default_rng(1)
+    g = Geometry.of(cfg, quantize_weights(random_weights(rng, 3, 2), cfg), 2)
+    other = quantize_weights(random_weights(rng, 3, 2, scale=3.0), cfg)
+    packet = g.load_packet(other)
+    assert len(packet) == g.n_words == 4 * 2 * (3 + 2) + 4 * 2
+    assert [w["data"] for w in packet] == g.load_words(other)
+    assert [(w["first"], w["last"]) for w in packet] == [(1, 0)] + [(0, 0)] * (g.n_words - 2) + [(0, 1)]
+    back = g.weights_from_words(g.load_words(other))
+    for name in ("weight_ih", "weight_hh", "bias"):
+        assert np.array_equal(getattr(back, name), getattr(other, name)), name
+    state = g.state_packet([1, 2], [3, 4])
+    assert state == [{"h": 1, "c": 3, "first": 1, "last": 0}, {"h": 2, "c": 4, "first": 0, "last": 1}]
+    with pytest.raises(RTLError, match="a state load has H = 2 words"):
+        g.state_packet([1], [2])
+    assert [n for n, _ in g.load_layout] == ["data", "first", "last"]
+    assert [n for n, _ in g.state_layout] == ["h", "c", "first", "last"]

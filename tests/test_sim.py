@@ -13,6 +13,7 @@ from helpers_sim import corner_weights, full_scenario, random_case
 from model.config import load_config
 from model.golden import quantize_inputs
 from model.weights import quantize_weights
+from rtl.geometry import Geometry
 from rtl_helpers import random_weights
 from sim.runner import run_scenario
 from sim.scenario import Scenario
@@ -29,12 +30,16 @@ def _check(result, min_steps):
     assert r["steps"] + r["dropped"] == r["sent"]
 
 
+def _default_design():
+    """Default formats, X=5, H=7 (built with P=3: P divides nothing)."""
+    return load_config(), random_weights(np.random.default_rng(0), 5, 7)
+
+
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_default_formats_all_scenarios(simulator):
     """X=5, H=7, P=3 (P divides nothing): gaps, stalls, reset mid-step, back-to-back
     sequences, runtime weight load, initial state load."""
-    cfg = load_config()
-    weights = random_weights(np.random.default_rng(0), 5, 7)
+    cfg, weights = _default_design()
     sc = full_scenario(cfg, weights, 3, seed=1, steps=40)
     result = run_scenario(sc, simulator, lanes=3)
     _check(result, min_steps=sc.n_steps - 2)
@@ -58,6 +63,86 @@ def test_random_formats_plan_and_saturation_corners(simulator):
         _check(result, min_steps=9)
 
 
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_loads_concurrent_with_steps(simulator):
+    """Three weight packets and three state packets offered while steps run, random gaps on
+    every port and random output stalls: the scoreboard loads each packet when the design
+    commits it, so every output is compared with the weights and state its step used, and it
+    flags any x accepted inside a packet."""
+    cfg, weights = _default_design()
+    sc = full_scenario(cfg, weights, 3, seed=5, steps=60, gap=0.4, stall=0.4, loads=3)
+    result = run_scenario(sc, simulator, lanes=3)
+    _check(result, min_steps=sc.n_steps - 2)
+    r = result.results
+    assert r["loads"] == {"weights": 3, "state": 3} and r["error"] == 0
+    assert r["held_by_loads"] > 0          # the loads did overlap the steps
+
+
+def _small_case(seed):
+    """The default design (one build per simulator for these tests), a second model, inputs."""
+    cfg, weights = _default_design()
+    rng = np.random.default_rng(seed)
+    qw = [quantize_weights(w, cfg) for w in (weights, random_weights(rng, 5, 7, scale=1.5))]
+    x = quantize_inputs(cfg, rng.normal(0, 1, (2, 3, 5)))[0]
+    return cfg, qw, x, Geometry.of(cfg, qw[0], 3)
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_inputs_offered_during_reset_wait_for_it(simulator):
+    """x, a weight packet and a state packet offered while rst is high: nothing is accepted
+    before reset ends (the testbench flags any transfer in reset), then all of it is."""
+    cfg, (built, new), x, g = _small_case(6)
+    sc = Scenario(cfg, built, seed=6, gap=0.2, stall=0.2)
+    sc.add_sequences(x[:1])
+    sc.add_reset(5, length=6, offer=True)
+    sc.add_weight_load(g.load_packet(new), background=True)
+    sc.add_state_load(g.state_packet([1000, -2000, 3000, 0, 5, -5, 32767],
+                                     [-9000, 0, 7000, 20000, 1, -1, -32768]),
+                      background=True)
+    sc.add_sequences(x[1:], first_sequence=1)
+    result = run_scenario(sc, simulator, lanes=3)
+    _check(result, min_steps=3)
+    assert result.results["loads"] == {"weights": 1, "state": 1}
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_malformed_packets_set_error_and_block_x(simulator):
+    """Stray words, a weight packet whose `last` comes early, a state packet cut short by a
+    restart: `error` rises, x waits (the testbench flags any x accepted while the weights or
+    state are invalid) until good packets arrive, and the outputs use those."""
+    cfg, (built, new), x, g = _small_case(7)
+    packet = g.load_packet(new)
+    state = g.state_packet([1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11, 12, 13, 14])
+    sc = Scenario(cfg, built, seed=7, gap=0.3, stall=0.3)
+    sc.add_sequences(x[:1])
+    sc.add_weight_load(packet[3:6])                                     # no `first`: dropped
+    sc.add_weight_load(packet[:9] + [dict(packet[9], last=1)])          # refused
+    sc.add_weight_load(packet, after=300, background=True)
+    sc.add_state_load(state[:2] + state, after=100, background=True)   # restarted: error
+    sc.add_sequences(x[1:], first_sequence=1)                          # waits for both
+    result = run_scenario(sc, simulator, lanes=3)
+    _check(result, min_steps=6)
+    r = result.results
+    assert r["error"] == 1 and r["loads"] == {"weights": 1, "state": 1}
+    assert r["held_by_loads"] >= 1          # x was offered and had to wait for them
+
+
+def test_refused_weight_packet_blocks_x_for_good():
+    """With no good weight packet after a refused one, x is never accepted: the testbench's
+    watchdog ends the run and says so (a failed run, not a hang)."""
+    cfg, (built, new), x, g = _small_case(8)
+    sc = Scenario(cfg, built, seed=8)
+    sc.add_sequences(x[:1])
+    sc.add_weight_load(g.load_packet(new)[:-1])                    # word N-1 never comes...
+    sc.add_weight_load([dict(g.load_packet(new)[0], last=1)])      # ...a restart, refused
+    sc.add_sequences(x[1:], first_sequence=1)
+    result = run_scenario(sc, "icarus", lanes=3)
+    r = result.results
+    assert not result.passed and r["sent"] == 3 and r["steps"] == 3 and r["error"] == 1
+    assert any("the design stopped accepting inputs (3 of 6 steps sent)" in line
+               for line in r["reports"]), r["reports"]
+
+
 def test_simulators_agree_cycle_for_cycle():
     """Same scenario, same seed: both simulators deliver the same outputs on the same cycles
     (the stimulus depends on the seed alone, not on how a simulator orders coroutines)."""
@@ -70,13 +155,13 @@ def test_simulators_agree_cycle_for_cycle():
 
 def test_mismatch_is_reported_with_location_and_seed():
     """The checker can fail: the design's memories hold other weights than the scoreboard's
-    model (a weight-load op with no words changes the model alone)."""
+    model."""
     cfg = load_config()
     rng = np.random.default_rng(2)
     built = quantize_weights(random_weights(rng, 3, 4), cfg)
     believed = quantize_weights(random_weights(rng, 3, 4), cfg)
     sc = Scenario(cfg, built, seed=42)
-    sc.add_weight_load(believed, words=[])
+    sc.add_believed_weights(believed)
     sc.add_sequences(quantize_inputs(cfg, rng.normal(0, 1, (2, 2, 3)))[0])
     bad = run_scenario(sc, "icarus", lanes=2)
     assert not bad.passed and bad.results["mismatches"] > 0

@@ -3,8 +3,9 @@
 COUNT random configurations (default 20) of STEPS steps each (default 5000), from SEED
 (default 0), on SIM (default icarus): random odd sizes, lanes, formats, rounding and overflow
 modes per tensor, PWL and PLAN tables, random input gaps and output stalls, a reset in the
-middle of a step, a runtime weight load and an initial state load. Zero mismatches is the only
-pass. A summary line per configuration goes to build/regress-<sim>.jsonl. ``make regress``
+middle of a step, then 1 to 3 weight packets and 1 to 3 state packets offered concurrently
+with the steps at random times (with random gaps inside the packets). Zero mismatches is the
+only pass. A summary line per configuration goes to build/regress-<sim>.jsonl. ``make regress``
 runs the configurations in parallel (pytest-xdist, one worker per core); SHARD=k/N runs every
 N-th one (tests/helpers_regress.py) for a CI matrix, merged by ``python -m bench.merge_regress``.
 """
@@ -30,7 +31,8 @@ LOG = Path(__file__).resolve().parent.parent / "build" / log_name(SIM, SHARD)
 @pytest.mark.parametrize("seed", shard_seeds(SEED, COUNT, SHARD))
 def test_random_configuration(seed):
     cfg, X, H, lanes, weights = random_case(seed, default_formats=(seed % 5 == 0))
-    sc = full_scenario(cfg, weights, lanes, seed=seed, steps=STEPS)
+    loads = 1 + seed % 3
+    sc = full_scenario(cfg, weights, lanes, seed=seed, steps=STEPS, loads=loads)
     result = run_scenario(sc, SIM, lanes=lanes)
     r = result.results
     methods = sorted({t.method for t in cfg.tables.values()})
@@ -38,7 +40,8 @@ def test_random_configuration(seed):
     LOG.parent.mkdir(exist_ok=True)
     with LOG.open("a") as f:
         f.write(json.dumps({"seed": seed, "simulator": SIM, "X": X, "H": H, "lanes": lanes,
-                            "methods": methods, "modes": modes, "steps": r["steps"], "dropped": r["dropped"],
+                            "methods": methods, "modes": modes, "loads": r["loads"],
+                            "steps": r["steps"], "dropped": r["dropped"],
                             "compared": r["compared"], "compared_c": r["compared_c"],
                             "mismatches": r["mismatches"], "missing": r["missing"],
                             "cycles": r["cycles"], "seconds": round(result.seconds, 1)}) + "\n")
@@ -46,3 +49,4 @@ def test_random_configuration(seed):
     # every step sent is either compared or was in flight at the reset (one or two)
     assert r["sent"] == sc.n_steps >= STEPS
     assert r["steps"] + r["dropped"] == r["sent"] and 1 <= r["dropped"] <= 2
+    assert r["loads"] == {"weights": loads, "state": loads} and r["error"] == 0
