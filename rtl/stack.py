@@ -1,0 +1,195 @@
+"""Stacked LSTM layers in hardware: one :class:`LSTMCell` per layer, chained by streams.
+
+Layer k's output stream (its h_t) is cast into layer k+1's x format and offered to layer k+1 as
+its input step, with the ``first`` bit of the step passed along. The layers work as a wavefront
+pipeline: layer k+1 computes step t while layer k computes step t+1, so the slowest layer sets
+the pace (see :class:`StackedLSTM`'s docstring for the closed forms).
+"""
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.config import Config
+
+from .cast import cast
+from .geometry import RTLError, refuse
+from .top import LSTMCell
+
+__all__ = ["StackedLSTM", "LayerLink"]
+
+
+class LayerLink(wiring.Component):
+    """Layer k's h stream into layer k+1's x stream: the cast h format -> x format, and ``first``.
+
+    The cast is combinational (no cycle added); ``first`` of each step is remembered in a small
+    FIFO when layer k accepts the step and reattached when layer k delivers its h. A cell holds
+    at most two steps in flight (one computing, one waiting in its output register), so two
+    entries suffice; the FIFO's ready gates layer k's input all the same, so nothing is lost
+    even if that ever changed.
+
+    Members
+    -------
+    upstream_x : ``In(stream.Signature(step))``, ``downstream_x`` : ``Out(...)``
+        Layer k's input step, passed through (its ``first`` is recorded on each transfer).
+    upstream_h : ``In(stream.Signature(output))``
+        Layer k's output (h codes in layer k's h format; c, when present, is dropped).
+    next_x : ``Out(stream.Signature(next_step))``
+        Layer k+1's input step: the h codes cast into layer k+1's x format, and ``first``.
+    """
+
+    depth = 2
+
+    def __init__(self, upstream: LSTMCell, downstream_config: Config, next_step_layout):
+        self._h_spec = upstream.geometry.config.spec("h")
+        self._x_spec = downstream_config.spec("x")
+        self._n = upstream.geometry.n_hidden
+        super().__init__({
+            "upstream_x": In(stream.Signature(upstream.step_layout)),
+            "downstream_x": Out(stream.Signature(upstream.step_layout)),
+            "upstream_h": In(stream.Signature(upstream.output_layout)),
+            "next_x": Out(stream.Signature(next_step_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.firsts = firsts = fifo.SyncFIFOBuffered(width=1, depth=self.depth)
+
+        # record `first` as layer k takes the step
+        m.d.comb += [self.downstream_x.payload.eq(self.upstream_x.payload),
+                     self.downstream_x.valid.eq(self.upstream_x.valid & firsts.w_rdy),
+                     self.upstream_x.ready.eq(self.downstream_x.ready & firsts.w_rdy),
+                     firsts.w_data.eq(self.upstream_x.payload.first),
+                     firsts.w_en.eq(self.upstream_x.valid & self.upstream_x.ready)]
+
+        # layer k's h, cast into layer k+1's x format, with that step's `first`
+        h_frac = self._h_spec.fmt.frac
+        m.d.comb += [self.next_x.payload.x[u].eq(cast(self.upstream_h.payload.h[u], h_frac, self._x_spec))
+                     for u in range(self._n)]
+        m.d.comb += [self.next_x.payload.first.eq(firsts.r_data),
+                     self.next_x.valid.eq(self.upstream_h.valid & firsts.r_rdy),
+                     self.upstream_h.ready.eq(self.next_x.ready & firsts.r_rdy),
+                     firsts.r_en.eq(self.upstream_h.valid & self.upstream_h.ready)]
+        return m
+
+
+class StackedLSTM(wiring.Component):
+    """L stacked LSTM layers: the same integers as the golden model's stacked run.
+
+    Layer k is an :class:`LSTMCell` with its own config (formats may differ per layer), weights
+    and lane count P_k; layer k+1's x is layer k's h cast into layer k+1's x format.
+
+    Closed forms (inputs waiting, output not stalled), with CPS_k = ceil(4H_k(X_k+H_k)/P_k) + 22
+    the cycles per step of layer k::
+
+        cycles_per_step = max_k CPS_k           (steady-state step period: the slowest layer)
+        latency         = sum_k CPS_k           (from accepting x_t to h_t of the last layer)
+
+    A sequence of T steps takes latency + (T-1) * cycles_per_step cycles from its first accept
+    to its last output. Balance the layers by choosing P_k so that the CPS_k are close.
+
+    Parameters
+    ----------
+    configs : sequence of :class:`model.config.Config`
+        One per layer (formats, tables; ``lanes`` unless ``lanes`` is given).
+    weights : sequence of :class:`model.weights.QuantizedWeights`
+        One per layer; layer k+1's X must equal layer k's H.
+    lanes : sequence of int, optional
+        P_k per layer (default: each config's ``[rtl] lanes``, capped at X_k+H_k).
+    output_c : bool
+        Also put the last layer's c_t on the output stream.
+
+    Members
+    -------
+    x : ``In(stream.Signature(step))``
+        Layer 0's input: X_0 codes in layer 0's x format, and ``first``.
+    h : ``Out(stream.Signature(output))``
+        The last layer's h (and c): as :class:`LSTMCell`'s ``h``.
+    weights_l{k}, state_l{k} : ``In(...)``
+        Layer k's weight-load and initial-state ports, exactly as :class:`LSTMCell`'s
+        ``weights`` and ``state`` (same layouts and protocol, layer k's formats and sizes).
+    """
+
+    def __init__(self, configs, weights, *, lanes=None, output_c=True):
+        configs, weights = tuple(configs), tuple(weights)
+        try:
+            if not configs or len(configs) != len(weights):
+                raise RTLError(f"configs and weights must have one entry per layer, not "
+                               f"{len(configs)} and {len(weights)}")
+            if lanes is None:
+                lanes = [None] * len(weights)
+            lanes = tuple(lanes)
+            if len(lanes) != len(weights):
+                raise RTLError(f"lanes must give one P per layer ({len(weights)}), not {len(lanes)}")
+            for k in range(1, len(weights)):
+                if weights[k].n_inputs != weights[k - 1].n_hidden:
+                    raise RTLError(f"layer {k} takes X = {weights[k].n_inputs} inputs but layer "
+                                   f"{k - 1} gives H = {weights[k - 1].n_hidden}")
+            self._layers = []
+            for k, (cfg, w, p) in enumerate(zip(configs, weights, lanes)):
+                if p is None:
+                    p = min(cfg.lanes, w.n_inputs + w.n_hidden)
+                try:
+                    self._layers.append(LSTMCell(cfg, w, lanes=p,
+                                                 output_c=output_c and k == len(weights) - 1))
+                except RTLError as e:
+                    raise RTLError(f"layer {k}: {e}") from None
+        except RTLError as e:
+            for layer in getattr(self, "_layers", ()):   # built before the refusal: never used
+                layer._MustUse__silence = True
+            refuse(self, e)
+        self._configs = configs
+        first, last = self._layers[0], self._layers[-1]
+        ports = {"x": In(stream.Signature(first.step_layout)),
+                 "h": Out(stream.Signature(last.output_layout))}
+        for k, layer in enumerate(self._layers):
+            ports[f"weights_l{k}"] = In(stream.Signature(layer.geometry.load_layout))
+            ports[f"state_l{k}"] = In(stream.Signature(layer.state_layout))
+        super().__init__(ports)
+
+    @property
+    def layers(self) -> tuple:
+        """The :class:`LSTMCell` of each layer (read their geometry, closed forms)."""
+        return tuple(self._layers)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self._layers)
+
+    @property
+    def cycles_per_step(self) -> int:
+        return max(layer.cycles_per_step for layer in self._layers)
+
+    @property
+    def latency(self) -> int:
+        return sum(layer.cycles_per_step for layer in self._layers)
+
+    def cycles_per_sequence(self, steps: int) -> int:
+        return self.latency + (steps - 1) * self.cycles_per_step
+
+    @property
+    def mac_efficiency(self) -> float:
+        """Useful multiply-accumulates over lane-cycles, all layers, at the stack's pace."""
+        work = sum(layer.geometry.n_weights for layer in self._layers)
+        lanes = sum(layer.geometry.lanes for layer in self._layers)
+        return work / (lanes * self.cycles_per_step)
+
+    def elaborate(self, platform):
+        m = Module()
+        layers = self._layers
+        for k, layer in enumerate(layers):
+            m.submodules[f"layer{k}"] = layer
+            wiring.connect(m, wiring.flipped(getattr(self, f"weights_l{k}")), layer.weights)
+            wiring.connect(m, wiring.flipped(getattr(self, f"state_l{k}")), layer.state)
+
+        # x -> layer 0; layer k's h -> link k -> layer k+1's x; the last layer's h -> h
+        upstream_x = wiring.flipped(self.x)
+        for k in range(len(layers) - 1):
+            link = LayerLink(layers[k], self._configs[k + 1], layers[k + 1].step_layout)
+            m.submodules[f"link{k}"] = link
+            wiring.connect(m, upstream_x, link.upstream_x)
+            wiring.connect(m, link.downstream_x, layers[k].x)
+            wiring.connect(m, layers[k].h, link.upstream_h)
+            upstream_x = link.next_x
+        wiring.connect(m, upstream_x, layers[-1].x)
+        wiring.connect(m, layers[-1].h, wiring.flipped(self.h))
+        return m
