@@ -106,7 +106,9 @@ class StackedLSTM(wiring.Component):
         The last layer's h (and c): as :class:`LSTMCell`'s ``h``.
     weights_l{k}, state_l{k} : ``In(...)``
         Layer k's weight-load and initial-state ports, exactly as :class:`LSTMCell`'s
-        ``weights`` and ``state`` (same layouts and protocol, layer k's formats and sizes).
+        ``weights`` and ``state`` (same packet protocol, layer k's formats and sizes).
+    error : ``Out(L)``
+        Bit k: layer k's sticky load-packet error (see :class:`LSTMCell`).
     """
 
     def __init__(self, configs, weights, *, lanes=None, output_c=True):
@@ -144,6 +146,7 @@ class StackedLSTM(wiring.Component):
         for k, layer in enumerate(self._layers):
             ports[f"weights_l{k}"] = In(stream.Signature(layer.geometry.load_layout))
             ports[f"state_l{k}"] = In(stream.Signature(layer.state_layout))
+        ports["error"] = Out(len(self._layers))
         super().__init__(ports)
 
     @property
@@ -180,6 +183,7 @@ class StackedLSTM(wiring.Component):
             m.submodules[f"layer{k}"] = layer
             wiring.connect(m, wiring.flipped(getattr(self, f"weights_l{k}")), layer.weights)
             wiring.connect(m, wiring.flipped(getattr(self, f"state_l{k}")), layer.state)
+            m.d.comb += self.error[k].eq(layer.error)
 
         # x -> layer 0; layer k's h -> link k -> layer k+1's x; the last layer's h -> h
         upstream_x = wiring.flipped(self.x)
