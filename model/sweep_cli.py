@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -89,13 +90,16 @@ def cmd_sweep(args) -> int:
         summary["error_sources"] = error_sources(config, weights, x, labels)
 
     if out is not None:
-        header = (f"Written by python -m model sweep: the narrowest formats found within the budget\n"
-                  f"({summary['budget']}), judged by the exact fixed-point model on\n"
-                  f"{sources['inputs']} with {sources['weights']}: fixed accuracy "
-                  f"{_pct(summary['accuracy_fixed'])}, h max abs error "
-                  f"{summary['h_max_abs_err']:.3e},\n{summary['weight_memory_bits']} weight-memory "
-                  f"bits ({summary['weight_memory_ratio']:.1%} of {sources['config']}).\n"
-                  f"Objective: {OBJECTIVE}.")
+        header = "\n".join([
+            "Written by: python -m model " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "The narrowest formats the precision sweep found within the budget:",
+            f"  {summary['budget']},",
+            f"judged by the exact fixed-point model on {sources['inputs']} with {sources['weights']}:",
+            f"  fixed accuracy {_pct(summary['accuracy_fixed'])} (float "
+            f"{_pct(summary['accuracy_float'])}), h max abs error {summary['h_max_abs_err']:.3e},",
+            f"  {summary['weight_memory_bits']} weight-memory bits "
+            f"({summary['weight_memory_ratio']:.1%} of {sources['config']}).",
+            f"Objective: {OBJECTIVE}."])
         text = dump_config(result.winner.config, header)
         atomic_write(out, lambda f: f.write(text), "w")
     if table is not None:
