@@ -22,8 +22,9 @@ __all__ = ["KS", "sensitivity", "error_sources", "widened", "exact_tables", "one
 
 #: Fraction-bit changes the sensitivity table tries.
 KS = tuple(range(-4, 9))
-#: Near-exact tables: the largest segment budget the config allows, finer slopes.
-EXACT_SEGMENTS, EXACT_SLOPE_FRAC = 1024, 24
+#: Near-exact tables: the largest segment budget the config allows, finer slopes, breakpoints
+#: on a grid of 2^-EXACT_GRID (real units).
+EXACT_SEGMENTS, EXACT_SLOPE_FRAC, EXACT_GRID = 1024, 24, 8
 #: Widest activation-table input :func:`widened` makes (a 24-bit table takes ~15 s to fit).
 WIDEN_CAP = 22
 
@@ -86,10 +87,13 @@ def widened(config: Config, k: int, names=SEARCHED) -> Config:
 
 
 def exact_tables(config: Config) -> Config:
-    """Every activation table with the largest segment budget and finer slopes."""
+    """Every activation table with the largest segment budget, finer slopes and breakpoints
+    every 2^-8 (its error then comes from the output format and 1024 segments)."""
     raw = config.as_dict()
-    for name in config.tables:
-        raw["activations"][name].update(max_segments=EXACT_SEGMENTS, slope_frac=EXACT_SLOPE_FRAC)
+    for name, spec in config.tables.items():
+        raw["activations"][name].update(
+            max_segments=EXACT_SEGMENTS, slope_frac=EXACT_SLOPE_FRAC,
+            index_shift=max(spec.input.fmt.frac - EXACT_GRID, 0))
     from .config import parse_config
     return parse_config(raw, source=config.source)
 
@@ -118,9 +122,11 @@ def one_step_error(config: Config, weights, x) -> np.ndarray:
 
 
 def error_sources(config: Config, weights, x, labels=None, k: int = 8) -> list[dict]:
-    """The h error of ``config`` next to variants that remove one source of error at a time
-    (rows: ``experiment``, ``h_max_abs_err``, ``h_max_abs_err_step`` (T,), ``sqnr_db``,
-    ``accuracy_fixed``, ``table_max_abs_err`` (worst table))."""
+    """The h error of ``config`` next to variants that remove one source of error, or all
+    but one, at a time: the operands' quantization (x, weight, bias), the internal casts (z,
+    gate, candidate, c, tanh_c, h), the tables' approximation. Rows: ``experiment``,
+    ``h_max_abs_err``, ``h_max_abs_err_step`` (T,), ``sqnr_db``, ``accuracy_fixed``,
+    ``table_max_abs_err`` (worst table); the last row is :func:`one_step_error`."""
     X, H = weights.n_inputs, weights.n_hidden
     internal = [n for n in SEARCHED if n not in ("x", "weight", "bias")]
     variants = {
@@ -129,6 +135,7 @@ def error_sources(config: Config, weights, x, labels=None, k: int = 8) -> list[d
         f"internal tensors (z .. h) +{k}": widened(config, k, internal),
         f"every tensor +{k}": widened(config, k),
         "near-exact tables": exact_tables(config),
+        f"near-exact tables, x, weight, bias +{k}": exact_tables(widened(config, k, ("x", "weight", "bias"))),
         f"near-exact tables, internal tensors +{k}": exact_tables(widened(config, k, internal)),
         f"near-exact tables, every tensor +{k}": exact_tables(widened(config, k)),
     }

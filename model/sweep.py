@@ -35,14 +35,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cell import float_run
-from .config import TENSORS, Config, ConfigError, TensorSpec, accumulator_bits_needed
+from .config import TENSORS, Config, TensorSpec, accumulator_bits_needed
 from .costs import Costs, costs, objective
 from .fixed import FixedPointError, Format, to_float
 from .golden import run_golden
 from .report import accuracy
 
 __all__ = ["Budget", "Candidate", "SweepError", "SEARCHED", "range_analysis", "with_accumulator",
-           "with_format", "evaluate", "search", "SweepResult", "Progress", "screen_size"]
+           "with_format", "evaluate", "search", "SweepResult", "Progress", "screen_size", "single_threaded_blas"]
 
 #: Searched tensors in the order the descent visits them (most expensive first).
 SEARCHED = ("weight", "bias", "h", "x", "c", "z", "gate", "candidate", "tanh_c")
@@ -217,10 +217,11 @@ class Progress:
         self.every, self.enabled, self.start = every, enabled, time.monotonic()
         self._shown = False
 
-    def update(self, count: int, phase: str, best: str) -> None:
+    def update(self, count: int, phase: str, best: str | None = None) -> None:
         if not self.enabled:
             return
-        text = f"sweep: {count} candidates, {time.monotonic() - self.start:5.1f} s, {phase}; best {best}"
+        text = f"sweep: {count} candidates, {time.monotonic() - self.start:5.1f} s, {phase}"
+        text += f"; best {best}" if best else ""
         if self.tty:
             width = 100
             bar = "#" * min(count // 5, 20)

@@ -10,7 +10,6 @@ The search is :func:`model.sweep.search`, the cost model :mod:`model.costs`, the
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import shlex
@@ -19,8 +18,8 @@ from pathlib import Path
 
 from .cli import UsageError, atomic_write, check_target, load_operands
 from .config import TENSORS, dump_config
-from .costs import OBJECTIVE, costs
-from .sweep import Budget, Progress, SweepError, formats_text, search
+from .costs import OBJECTIVE
+from .sweep import Budget, Progress, formats_text, search, single_threaded_blas
 
 __all__ = ["add_arguments", "cmd_sweep", "table_rows", "format_sweep", "write_table"]
 
@@ -82,12 +81,12 @@ def cmd_sweep(args) -> int:
     if args.sensitivity:
         from .sensitivity import error_sources, sensitivity
         progress = Progress(every=20)
-        phase = "sensitivity"
-        summary["sensitivity"] = sensitivity(
-            config, weights, x, labels,
-            progress=lambda n: progress.update(n, phase, "-"))
-        progress.done()
-        summary["error_sources"] = error_sources(config, weights, x, labels)
+        with single_threaded_blas():
+            summary["sensitivity"] = sensitivity(
+                config, weights, x, labels,
+                progress=lambda n: progress.update(n, "sensitivity (one tensor at a time)"))
+            progress.done()
+            summary["error_sources"] = error_sources(config, weights, x, labels)
 
     if out is not None:
         header = "\n".join([
@@ -249,7 +248,8 @@ def format_sweep(result, summary: dict) -> str:
 
 
 def format_sensitivity(rows: list[dict], sources: list[dict]) -> list[str]:
-    out = ["Sensitivity: one tensor at a time, k more fraction bits (h max abs error / accuracy)"]
+    out = ["Sensitivity of the given config: one tensor at a time with k more fraction bits",
+           "(h max abs error / accuracy %)"]
     ks = sorted({r["k"] for r in rows})
     names = list(dict.fromkeys(r["tensor"] for r in rows))
     cell = {(r["tensor"], r["k"]): r for r in rows}
