@@ -15,7 +15,8 @@ from .activations import build_table
 from .cell import FixedLSTM
 from .config import TABLES, TENSORS, Config
 from .fixed import FixedPointError, quantize, to_float
-from .sweep import SEARCHED, TABLE_INPUTS, evaluate, with_accumulator, with_format
+from .ranges import TABLE_INPUTS, evaluate, with_accumulator, with_format
+from .sweep import SEARCHED
 from .weights import quantize_weights
 
 __all__ = ["KS", "sensitivity", "error_sources", "widened", "exact_tables", "one_step_error"]

@@ -2,7 +2,7 @@
 
 The search (:func:`search`):
 
-1. **Range analysis** (:func:`range_analysis`) of the float64 reference on the data set: the
+1. **Range analysis** (:func:`model.ranges.range_analysis`) of the float64 reference on the data set: the
    largest magnitude m each tensor reaches gives its integer bits, the smallest I >= 0 with
    m < 2^I, plus a margin (default 1 bit) for the tensors whose range depends on the data
    (x, z, c). Weights and biases are known exactly (no margin); gate, candidate and tanh_c
@@ -18,7 +18,7 @@ The search (:func:`search`):
    one fraction bit less per tensor, since the error is not monotone in the widths. A move
    is kept only when it meets the budget *and* lowers the cost (:func:`model.costs.objective`).
 
-The accumulator is never searched: each candidate gets the exact one (:func:`with_accumulator`:
+The accumulator is never searched: each candidate gets the exact one (:func:`model.ranges.with_accumulator`:
 the fraction bits every product needs, the width :func:`model.config.accumulator_bits_needed`
 proves safe). Every candidate is judged by :func:`model.golden.run_golden`, the bit-accurate
 model of the hardware, on the held-out set (or, for big models, on a screening subset, with the
@@ -34,22 +34,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cell import float_run
-from .config import TENSORS, Config, TensorSpec, accumulator_bits_needed
+from .config import TENSORS, Config
 from .costs import Costs, costs, objective
-from .fixed import FixedPointError, Format, to_float
-from .golden import run_golden
-from .report import accuracy
+from .fixed import FixedPointError
+from .ranges import (TABLE_INPUTS, UNIT_RANGE, evaluate, range_analysis, with_accumulator,
+                     with_format, with_segments)
 
-__all__ = ["Budget", "Candidate", "SweepError", "SEARCHED", "range_analysis", "with_accumulator",
-           "with_format", "evaluate", "search", "SweepResult", "Progress", "screen_size", "single_threaded_blas"]
+__all__ = ["Budget", "Candidate", "SweepError", "SEARCHED", "search", "SweepResult", "Progress",
+           "screen_size", "single_threaded_blas", "formats_text"]
 
 #: Searched tensors in the order the descent visits them (most expensive first).
 SEARCHED = ("weight", "bias", "h", "x", "c", "z", "gate", "candidate", "tanh_c")
-#: Tensors that must hold 1.0 (sigmoid and tanh outputs).
-UNIT_RANGE = ("gate", "candidate", "tanh_c")
-#: Activation-table inputs: at most 24 bits (their tables are checked exhaustively).
-TABLE_INPUTS = ("z", "c")
 MAX_PASSES = 4
 #: Multiply-adds of one pass over the data set above which the search screens on a subset.
 SCREEN_WORK = 1e8
@@ -91,92 +86,6 @@ class Budget:
         if self.h_error is not None:
             parts.append(f"h max abs error <= {self.h_error:g}")
         return " and ".join(parts)
-
-
-# ---- formats ------------------------------------------------------------------------------
-
-def _int_bits(m: float) -> int:
-    """Smallest I >= 0 with m < 2^I."""
-    bits = 0
-    while m >= 2.0 ** bits:
-        bits += 1
-    return bits
-
-
-def range_analysis(weights, x, margin: int = 1) -> dict:
-    """Per searched tensor: the largest magnitude the float64 reference reaches on ``x`` and
-    the integer bits (sign excluded) that hold it (see the module docstring for the margins)."""
-    ref = float_run(weights, np.asarray(x, dtype=np.float64))
-    def biggest(*arrays):
-        return max(float(np.max(np.abs(a))) for a in arrays if a is not None)
-    measured = {
-        "x": (biggest(x), margin),
-        "weight": (biggest(weights.weight_ih, weights.weight_hh, weights.head_weight), 0),
-        "bias": (biggest(weights.bias, weights.head_bias), 0),
-        "z": (biggest(ref["z"]), margin),
-        "c": (biggest(ref["c"]), margin),
-        "gate": (biggest(ref["i"], ref["f"], ref["o"]), None),
-        "candidate": (biggest(ref["g"]), None),
-        "tanh_c": (biggest(ref["tanh_c"]), None),
-        "h": (biggest(ref["h"]), None),
-    }
-    out = {}
-    for name, (m, extra) in measured.items():
-        if name in UNIT_RANGE:
-            bits, why = 1, "holds 1.0"
-        elif name == "h":
-            bits, why = 0, "|h| < 1"
-        else:
-            bits, why = _int_bits(m) + extra, f"{extra} bit margin" if extra else "exact range"
-        out[name] = {"max_abs": m, "int_bits": bits, "why": why}
-    return out
-
-
-def with_accumulator(config: Config, n_inputs: int, n_hidden: int) -> Config:
-    """``config`` with the narrowest exact accumulator for these sizes: the fraction bits of
-    the finest product (or the bias), the width the worst-case bound needs."""
-    f = config.fmt
-    frac = max(f("x").frac + f("weight").frac, f("h").frac + f("weight").frac, f("bias").frac)
-    spec = config.spec("accumulator")
-    probe = config.replace(accumulator=TensorSpec(Format(128, frac), spec.round, spec.overflow))
-    bits = accumulator_bits_needed(probe, n_inputs, n_hidden)
-    return config.replace(accumulator=TensorSpec(Format(bits, frac), spec.round, spec.overflow))
-
-
-def with_format(config: Config, name: str, int_bits: int, frac: int) -> Config:
-    """``config`` with tensor ``name`` in Q(int_bits).(frac), its modes kept (accumulator not
-    re-derived). ConfigError/FixedPointError when the format is impossible."""
-    spec = config.spec(name)
-    return config.replace(**{name: TensorSpec(Format(int_bits + 1 + frac, frac), spec.round,
-                                              spec.overflow)})
-
-
-def with_segments(config: Config, table: str, segments: int) -> Config:
-    """``config`` with one activation table's segment budget changed."""
-    raw = config.as_dict()
-    raw["activations"][table]["max_segments"] = segments
-    from .config import parse_config
-    return parse_config(raw, source=config.source)
-
-
-# ---- evaluation ---------------------------------------------------------------------------
-
-def evaluate(config: Config, weights, x, labels=None) -> dict:
-    """Run the exact fixed-point model (:func:`model.golden.run_golden`) and its float
-    reference; accuracy (with labels and a head), h max abs error and SQNR."""
-    run = run_golden(config, weights, x)
-    h_fixed = to_float(run.fixed["h"], config.fmt("h"))
-    err = h_fixed - run.reference["h"]
-    err_power = float(np.mean(err * err))
-    signal = float(np.mean(run.reference["h"] ** 2))
-    out = {"h_max_abs_err": float(np.max(np.abs(err))),
-           "sqnr_db": math.inf if err_power == 0 else 10 * math.log10(signal / err_power),
-           "h_max_abs_err_step": np.max(np.abs(err), axis=(0, 2)),
-           "accuracy_float": None, "accuracy_fixed": None}
-    if labels is not None and run.logits_raw is not None:
-        out["accuracy_float"] = accuracy(run.logits_float, labels)
-        out["accuracy_fixed"] = accuracy(run.logits_raw, labels)
-    return out
 
 
 @dataclass

@@ -21,8 +21,8 @@ from model.costs import costs, dsp_count, objective, rom_bits, weight_memory_bit
 from model.fixed import Format, to_float
 from model.golden import run_golden
 from model.sensitivity import one_step_error, sensitivity
-from model.sweep import (Budget, SweepError, _int_bits, range_analysis, search, with_accumulator,
-                         with_format)
+from model.ranges import _int_bits, range_analysis, with_accumulator, with_format
+from model.sweep import Budget, SweepError, search
 from model.weights import LSTMWeights, save_weights
 
 REPO = Path(__file__).resolve().parent.parent
