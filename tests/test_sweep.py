@@ -329,3 +329,21 @@ def test_shipped_narrow_config_keeps_its_budget():
     fixed_acc, float_acc, h_err = _judge_independently(narrow, w, x, labels)
     assert fixed_acc >= float_acc - 0.002 and h_err <= 0.05
     assert weight_memory_bits(narrow, 8, 32) <= 0.75 * weight_memory_bits(load_config(), 8, 32)
+
+
+def test_progress_rewrites_a_line_on_a_terminal_and_prints_every_n_otherwise():
+    import io
+    from model.sweep import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    tty, log = Terminal(), io.StringIO()
+    bar, lines = Progress(stream=tty), Progress(stream=log, every=3)
+    for n in range(1, 8):
+        bar.update(n, "pass 1: weight", "123 weight-memory bits")
+        lines.update(n, "pass 1: weight")
+    bar.done()
+    assert tty.getvalue().count("\r") == 7 and tty.getvalue().endswith("\n")
+    assert [ln.split(",")[0] for ln in log.getvalue().splitlines()] == \
+        ["sweep: 3 candidates", "sweep: 6 candidates"]
