@@ -25,6 +25,11 @@ activation ROM bits
 datapath bits
     The sum of every tensor's width (accumulator included): a proxy for the registers and
     adders that scale with word widths (the LUT/FF count), used only to break ties.
+ECP5 block RAMs (reported, not in the objective)
+    Each of the P lanes holds ``ceil(4H(X+H) / P)`` weights in its own memory; a DP16KD is
+    16384 x 1, 8192 x 2, 4096 x 4, 2048 x 9, 1024 x 18 or 512 x 36, so blocks only drop when
+    the weight width crosses 18, 9, 4, 2 or 1 bits or the words cross a depth. (The 4H biases
+    are few and go to LUT RAM: ``make synth`` counts 8 DP16KD for the default's 8 lanes.)
 
 The sweep's objective, :func:`objective`, compares costs lexicographically: weight-memory bits
 first (block RAM is what a bigger model runs out of), then ECP5 DSPs, then activation ROM
@@ -37,8 +42,8 @@ from dataclasses import asdict, dataclass
 from .activations import build_table
 from .config import TABLES, TENSORS, Config
 
-__all__ = ["Costs", "weight_memory_bits", "multipliers", "dsp_count", "rom_bits", "costs",
-           "objective", "OBJECTIVE"]
+__all__ = ["Costs", "weight_memory_bits", "multipliers", "dsp_count", "rom_bits", "bram_blocks",
+           "bram_count", "costs", "objective", "OBJECTIVE"]
 
 #: The objective in words (printed by the sweep, quoted in README).
 OBJECTIVE = ("lexicographic: weight-memory bits, then ECP5 MULT18X18D count, then activation "
@@ -54,6 +59,7 @@ class Costs:
     dsp_ice40: int
     rom_bits: int
     datapath_bits: int
+    bram_ecp5: int
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +114,22 @@ def rom_bits(config: Config) -> int:
     return total
 
 
+#: ECP5 DP16KD aspect ratios (width, depth).
+DP16KD_MODES = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
+
+
+def bram_blocks(words: int, width: int) -> int:
+    """DP16KD blocks for a ``words`` x ``width``-bit memory (best aspect ratio, cascaded)."""
+    return min(-(-width // w) * -(-words // d) for w, d in DP16KD_MODES)
+
+
+def bram_count(config: Config, n_inputs: int, n_hidden: int, lanes: int | None = None) -> int:
+    """ECP5 DP16KD blocks of the P lanes' weight memories."""
+    lanes = config.lanes if lanes is None else lanes
+    words = -(-4 * n_hidden * (n_inputs + n_hidden) // lanes)
+    return lanes * bram_blocks(words, config.fmt("weight").bits)
+
+
 def costs(config: Config, n_inputs: int, n_hidden: int, lanes: int | None = None) -> Costs:
     """All cost figures of ``config`` for X = ``n_inputs``, H = ``n_hidden``."""
     return Costs(
@@ -115,7 +137,8 @@ def costs(config: Config, n_inputs: int, n_hidden: int, lanes: int | None = None
         dsp_ecp5=dsp_count(config, 18, lanes),
         dsp_ice40=dsp_count(config, 16, lanes),
         rom_bits=rom_bits(config),
-        datapath_bits=sum(config.fmt(n).bits for n in TENSORS))
+        datapath_bits=sum(config.fmt(n).bits for n in TENSORS),
+        bram_ecp5=bram_count(config, n_inputs, n_hidden, lanes))
 
 
 def objective(c: Costs) -> tuple:

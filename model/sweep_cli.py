@@ -24,7 +24,8 @@ from .sweep import Budget, Progress, formats_text, search, single_threaded_blas
 __all__ = ["add_arguments", "cmd_sweep", "table_rows", "format_sweep", "write_table"]
 
 COLUMNS = ("index", "move", "meets", "accepted", "accuracy_fixed", "h_max_abs_err", "sqnr_db",
-           "weight_memory_bits", "dsp_ecp5", "dsp_ice40", "rom_bits", "datapath_bits", "formats")
+           "weight_memory_bits", "dsp_ecp5", "dsp_ice40", "bram_ecp5", "rom_bits", "datapath_bits",
+           "formats")
 
 
 def add_arguments(p) -> None:
@@ -227,7 +228,8 @@ def format_sweep(result, summary: dict) -> str:
              ["h max abs error", f"{base['h_max_abs_err']:.3e}", f"{summary['h_max_abs_err']:.3e}"],
              ["SQNR (dB)", _cell(base["sqnr_db"]), _cell(summary["sqnr_db"])]]
     for key, label in (("weight_memory_bits", "weight-memory bits"), ("dsp_ecp5", "ECP5 MULT18X18D"),
-                       ("dsp_ice40", "iCE40 SB_MAC16"), ("rom_bits", "activation ROM bits"),
+                       ("dsp_ice40", "iCE40 SB_MAC16"), ("bram_ecp5", "ECP5 DP16KD (estimate)"),
+                       ("rom_bits", "activation ROM bits"),
                        ("datapath_bits", "datapath bits")):
         b, w = base["costs"][key], summary["costs"][key]
         rows.append([label, str(b), f"{w} ({w / b:.1%})"])

@@ -347,3 +347,15 @@ def test_progress_rewrites_a_line_on_a_terminal_and_prints_every_n_otherwise():
     assert tty.getvalue().count("\r") == 7 and tty.getvalue().endswith("\n")
     assert [ln.split(",")[0] for ln in log.getvalue().splitlines()] == \
         ["sweep: 3 candidates", "sweep: 6 candidates"]
+
+
+def test_block_ram_estimate_by_hand():
+    from model.costs import bram_blocks, bram_count
+    cfg = load_config()
+    # 8 lanes x 640 words x 16 bits: 1024 x 18 mode, one block each (make synth counts 8)
+    assert bram_count(cfg, 8, 32) == 8
+    assert bram_count(cfg.replace(weight=TensorSpec(Format(12, 9))), 8, 32) == 8
+    # 28x28, H = 128 on 8 lanes: 9984 words per lane; 16 bits -> 10 x (1024 x 18) blocks,
+    # 9 bits -> 5 x (2048 x 9), 4 bits -> 3 x (4096 x 4)
+    assert [bram_blocks(9984, w) for w in (16, 9, 4)] == [10, 5, 3]
+    assert bram_blocks(1, 37) == 2 and bram_blocks(16385, 1) == 2
