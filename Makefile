@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 SIM    ?= icarus
 BUILD  ?= build
 
-.PHONY: help setup test golden report activations verilog sim regress train bench synth clean
+.PHONY: help setup test golden report activations verilog sim regress train bench synth sweep clean
 
 help:
 	@echo "make setup      create $(VENV) and install everything from PyPI"
@@ -18,6 +18,7 @@ help:
 	@echo "make train      retrain the shipped digits model (data/)"
 	@echo "make bench      benchmarks -> bench/results/"
 	@echo "make synth      FPGA cost of the default design (Yosys + nextpnr, ECP5) -> bench/results/"
+	@echo "make sweep      precision sweep of the shipped model -> $(BUILD)/narrow.toml, $(BUILD)/sweep/"
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,10 @@ golden:
 
 report:
 	$(PY) -m model report --plots $(BUILD)/report
+
+sweep:
+	@mkdir -p $(BUILD)
+	$(PY) -m model sweep --h-error-budget 0.05 --out $(BUILD)/narrow.toml --plots $(BUILD)/sweep
 
 activations:
 	@mkdir -p $(BUILD)
