@@ -73,7 +73,7 @@ class Budget:
     def meets(self, metrics: dict) -> bool:
         ok = True
         if metrics.get("accuracy_fixed") is not None:
-            # a hundredth of a percentage point of slack absorbs float rounding of the fractions
+            # 1e-12 of slack absorbs float rounding in the two fractions
             ok = metrics["accuracy_fixed"] >= metrics["accuracy_float"] - self.accuracy_pp / 100 - 1e-12
         if self.h_error is not None:
             ok = ok and metrics["h_max_abs_err"] <= self.h_error
