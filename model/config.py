@@ -274,6 +274,9 @@ def dump_config(config: Config, header: str = "") -> str:
     ``#`` comment lines at the top.
     """
     raw = config.as_dict()
+    unknown = sorted(set(raw) - {"modes", "formats", "activations", "rtl"})
+    if unknown:     # a section this writer does not know would be lost: refuse instead
+        raise TypeError(f"dump_config cannot write the config's [{unknown[0]}] section")
     modes = raw["modes"]
     lines = [f"# {line}".rstrip() for line in header.splitlines()]
     lines += ["", "[modes]", *(f"{k} = {_toml(v)}" for k, v in modes.items()), "", "[formats]"]
