@@ -9,7 +9,7 @@ BUILD  ?= build
 FAMILY ?= ecp5
 
 .PHONY: help setup test golden report activations explain verilog sim regress train bench synth \
-        train-record bench-record synth-record regress-record clean
+        train-record bench-record synth-record regress-record sweep clean
 
 help:
 	@echo "make setup          create $(VENV) and install everything from PyPI; then: . $(VENV)/bin/activate"
@@ -24,6 +24,7 @@ help:
 	@echo "make train          retrain the digits model -> $(BUILD)/train/ (needs scikit-learn)"
 	@echo "make bench          speed figures (golden model, RTL cycles) -> $(BUILD)/bench/"
 	@echo "make synth          FPGA cost of the default design (Yosys + nextpnr) -> $(BUILD)/synth/ (FAMILY=ecp5|ice40)"
+	@echo "make sweep          precision sweep of the shipped model -> $(BUILD)/narrow.toml, $(BUILD)/sweep/"
 	@echo "make train-record   retrain into data/ (rewrites the shipped model: tracked files)"
 	@echo "make bench-record   golden, rtl and synth figures into bench/results/ (tracked; synth takes minutes)"
 	@echo "make synth-record   FPGA cost into bench/results/synth-<family>.json (tracked)"
@@ -44,6 +45,10 @@ golden:
 
 report:
 	$(PY) -m model report --plots $(BUILD)/report
+
+sweep:
+	@mkdir -p $(BUILD)
+	$(PY) -m model sweep --h-error-budget 0.05 --out $(BUILD)/narrow.toml --plots $(BUILD)/sweep
 
 activations:
 	@mkdir -p $(BUILD)

@@ -6,6 +6,9 @@
     python -m model activations [--config C] [--json] [--plot FILE.png] [--export TABLES.npz]
     python -m model explain     [--config C] [--weights W.npz] [--inputs X.npy] [--sequence N]
                                 [--step T] [--units 0,1,2] [--json]
+    python -m model sweep       [--config C] [--weights W] [--inputs X] [--labels Y]
+                                [--accuracy-budget PP] [--h-error-budget E] [--out NARROW.toml]
+                                [--table FILE.csv|md] [--plots DIR] [--json] [--sensitivity]
 
 With no options: configs/default.toml, the shipped model data/digits_lstm.npz and its held-out
 data data/digits_heldout.npz (keys ``x`` (N, T, X), ``labels`` (N,)). Bad input ends with one
@@ -184,7 +187,7 @@ def build_parser() -> ArgumentParser:
                      epilog="With no options: configs/default.toml, the shipped model "
                             "data/digits_lstm.npz and data/digits_heldout.npz. Bad input ends "
                             "with one line 'error: ...' on stderr and exit status 2.")
-    subs = parser.add_subparsers(dest="command", metavar="{run,report,activations,explain}",
+    subs = parser.add_subparsers(dest="command", metavar="{run,report,activations,explain,sweep}",
                                  parser_class=ArgumentParser)
 
     def sub(name, help_text, handler):
@@ -222,6 +225,11 @@ def build_parser() -> ArgumentParser:
             "output; float, fixed, raw code, error in LSBs", cmd_explain)
     operands(p)
     explain_arguments(p)
+
+    from .sweep_cli import add_arguments, cmd_sweep
+    p = sub("sweep", "precision sweep: the narrowest formats within an accuracy budget", cmd_sweep)
+    operands(p)
+    add_arguments(p)
     return parser
 
 
@@ -233,7 +241,7 @@ def main(argv=None) -> int:
         return fail(f"unrecognized arguments: {' '.join(unknown)} "
                     f"(see: python -m model {sub}--help)")
     if args.command is None:
-        return fail("choose a subcommand: run, report, activations or explain "
+        return fail("choose a subcommand: run, report, activations, explain or sweep "
                     "(see: python -m model --help)")
     return run_command(args.handler, args, expected=(PlotError,))
 

@@ -17,7 +17,7 @@ from .fixed import Format, FixedPointError, check_modes
 __all__ = [
     "ConfigError", "TensorSpec", "TableSpec", "Config", "TENSORS", "TABLES",
     "DEFAULT_CONFIG", "load_config", "parse_config", "accumulator_bound",
-    "accumulator_bits_needed", "check_sizes",
+    "accumulator_bits_needed", "check_sizes", "dump_config",
 ]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
@@ -268,3 +268,40 @@ def check_sizes(config: Config, n_inputs: int, n_hidden: int) -> None:
             f"it needs {need_bits} bits")
 
 
+
+
+def dump_config(config: Config, header: str = "") -> str:
+    """The config as TOML text that :func:`load_config` reads back to an equal config.
+
+    Python's ``tomllib`` only reads; this writes the config's own schema (strings and integers
+    in [modes], [formats], [activations] with per-table overrides, [rtl]). ``header`` becomes
+    ``#`` comment lines at the top.
+    """
+    raw = config.as_dict()
+    unknown = sorted(set(raw) - {"modes", "formats", "activations", "rtl"})
+    if unknown:     # a section this writer does not know would be lost: refuse instead
+        raise TypeError(f"dump_config cannot write the config's [{unknown[0]}] section")
+    modes = raw["modes"]
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    lines += ["", "[modes]", *(f"{k} = {_toml(v)}" for k, v in modes.items()), "", "[formats]"]
+    width = max(len(n) for n in raw["formats"])
+    for name, entry in raw["formats"].items():
+        own = {k: v for k, v in entry.items() if k in ("bits", "frac") or v != modes[k]}
+        body = ", ".join(f"{k} = {_toml(v)}" for k, v in own.items())
+        lines.append(f"{name:<{width}} = {{ {body} }}   # {config.fmt(name)}")
+    shared = {k: raw["activations"][k] for k in _TABLE_KEYS}
+    lines += ["", "[activations]", *(f"{k} = {_toml(v)}" for k, v in shared.items())]
+    for name in TABLES:
+        own = {k: v for k, v in raw["activations"][name].items() if v != shared[k]}
+        if own:
+            lines += ["", f"[activations.{name}]", *(f"{k} = {_toml(v)}" for k, v in own.items())]
+    lines += ["", "[rtl]", f"lanes = {_toml(raw['rtl']['lanes'])}"]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"the config writer handles integers and strings, not {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
