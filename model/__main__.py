@@ -4,6 +4,8 @@
     python -m model report      [--config C] [--weights W.npz] [--inputs X.npy] [--labels Y.npy]
                                 [--json] [--plots DIR]
     python -m model activations [--config C] [--json] [--plot FILE.png] [--export TABLES.npz]
+    python -m model vectors     [--config C] [--weights W.npz] [--inputs X.npy] [--limit N]
+                                [--lanes P] [--no-c] [--state zero|random] [--seed S] --out DIR
 
 With no options: configs/default.toml, the shipped model data/digits_lstm.npz and its held-out
 data data/digits_heldout.npz (keys ``x`` (N, T, X), ``labels`` (N,)). Bad input ends with one
@@ -162,7 +164,7 @@ def build_parser() -> ArgumentParser:
                      epilog="With no options: configs/default.toml, the shipped model "
                             "data/digits_lstm.npz and data/digits_heldout.npz. Bad input ends "
                             "with one line 'error: ...' on stderr and exit status 2.")
-    subs = parser.add_subparsers(dest="command", metavar="{run,report,activations}",
+    subs = parser.add_subparsers(dest="command", metavar="{run,report,activations,vectors}",
                                  parser_class=ArgumentParser)
 
     def sub(name, help_text, handler):
@@ -196,6 +198,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--plot", metavar="FILE.png", help="plot the tables against the exact functions")
     p.add_argument("--export", metavar="TABLES.npz", help="save the tables' ROM contents")
+
+    from .vectors import add_arguments, cmd_vectors
+    add_arguments(sub("vectors", "test vectors ($readmemh files) and expected outputs for any "
+                                 "Verilog simulator", cmd_vectors))
     return parser
 
 
@@ -207,7 +213,7 @@ def main(argv=None) -> int:
         return fail(f"unrecognized arguments: {' '.join(unknown)} "
                     f"(see: python -m model {sub}--help)")
     if args.command is None:
-        return fail("choose a subcommand: run, report or activations "
+        return fail("choose a subcommand: run, report, activations or vectors "
                     "(see: python -m model --help)")
     return run_command(args.handler, args, expected=(PlotError,))
 
