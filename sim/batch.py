@@ -1,0 +1,253 @@
+"""Batch simulation: the plain Verilog testbench ``sim/verilog/tb_vectors.v`` on vectors from
+:mod:`model.vectors`, stimulus and expected outputs in HDL memories, every output compared in
+the HDL, no Python in the simulation loop (cocotb's per-cycle callbacks cost ~60x on this
+design; this path runs the compiled design at close to its bare speed).
+
+The testbench also dumps every output it received; :func:`run_vectors` decodes that dump and
+compares it with the expected codes again in Python, so the verdict does not rest on the
+testbench's comparison alone, and the RTL's accuracy is computed from the RTL's own h.
+
+Builds are cached under ``build/sim/<simulator>-tb-<hash>`` keyed by the design's Verilog, the
+testbench source, its sizes and the build flags; vectors are read at run time, so a new data set
+on the same design reuses the build. Verilator builds hold up to a power-of-two number of steps
+(``+steps=`` picks how many are run).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from model.vectors import Vectors, params_vh, write_vectors
+from rtl.__main__ import export_verilog
+from rtl.top import LSTMCell
+
+from .runner import BUILD_ROOT, ROOT, SimError, simulator_env
+
+__all__ = ["TB_SOURCE", "TBResult", "BatchResult", "build_testbench", "run_testbench",
+           "run_vectors", "parse_summary", "decode_dump", "verilator_flags"]
+
+TB_SOURCE = ROOT / "sim" / "verilog" / "tb_vectors.v"
+TOPLEVEL = "lstm_cell"
+MIN_CAPACITY = 4096
+SUMMARY = re.compile(r"^tb_vectors: result=(PASS|FAIL) (.*)$", re.M)
+
+
+def verilator_flags() -> list[str]:
+    """Verilator options of the batch build: a timed (``#5`` clock) testbench as a binary."""
+    return ["--binary", "--timing", "-Wno-fatal", "-O3", "--x-assign", "fast",
+            "--x-initial", "fast", "-j", "2", "-CFLAGS", "-std=c++20 -fcoroutines -O2",
+            "--top-module", "tb_vectors"]
+
+
+@dataclass
+class TBResult:
+    """What one testbench run reported (its summary line), and how long it took."""
+
+    passed: bool
+    summary: dict            # key=value pairs of the summary line, as ints
+    reports: list            # mismatch and timeout lines the testbench printed
+    seconds: float           # wall time of the simulation (not the build)
+    cpu_seconds: float       # CPU time of the simulator process
+    log: Path
+
+    def __getitem__(self, key):
+        return self.summary[key]
+
+
+def parse_summary(text: str) -> tuple[bool, dict]:
+    """The testbench's verdict line ``tb_vectors: result=PASS compared=... mismatches=...``."""
+    found = SUMMARY.findall(text)
+    if not found:
+        raise SimError("the testbench ended without its summary line")
+    verdict, pairs = found[-1]
+    return verdict == "PASS", {k: int(v) for k, v in (p.split("=") for p in pairs.split())}
+
+
+def _capacity(steps: int) -> int:
+    return max(MIN_CAPACITY, 1 << (steps - 1).bit_length())
+
+
+def build_testbench(verilog_text: str, manifest: dict, simulator: str, *, steps=None) -> Path:
+    """Compile the testbench with the design for ``simulator``; returns the executable
+    (Verilator) or the ``.vvp`` file (Icarus). Reuses a cached build of the same inputs."""
+    env = simulator_env(simulator)
+    capacity = _capacity(steps or manifest["steps"])
+    vh = params_vh(manifest, steps=capacity)
+    flags = verilator_flags() if simulator == "verilator" else ["-g2005"]
+    key = "\n".join([simulator, " ".join(flags), vh, TB_SOURCE.read_text(), verilog_text])
+    build_dir = BUILD_ROOT / f"{simulator}-tb-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    target = build_dir / ("Vtb_vectors" if simulator == "verilator" else "tb_vectors.vvp")
+    if target.exists():
+        return target
+    BUILD_ROOT.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{simulator}-tb-build-", dir=BUILD_ROOT))
+    try:
+        (work / "params.vh").write_text(vh)
+        (work / f"{TOPLEVEL}.v").write_text(verilog_text)
+        sources = [str(TB_SOURCE), str(work / f"{TOPLEVEL}.v")]
+        if simulator == "verilator":
+            cmd = ["verilator", *flags, f"-I{work}", "-Mdir", str(work / "obj"), *sources]
+        else:
+            cmd = ["iverilog", *flags, "-I", str(work), "-o", str(work / target.name), *sources]
+        log = work / "build.log"
+        with open(log, "w") as f:
+            done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=work)
+        if done.returncode != 0:
+            tail = log.read_text().strip().splitlines()[-3:]
+            raise SimError(f"{simulator} build of the testbench failed: {' / '.join(tail)}")
+        if simulator == "verilator":
+            shutil.copy2(work / "obj" / "Vtb_vectors", work / "Vtb_vectors")
+            shutil.rmtree(work / "obj")          # ~100 MB of objects: keep the binary only
+        try:
+            os.replace(work, build_dir)          # atomic: a parallel build of the same key wins
+        except OSError:
+            pass                                 # ... or lost: use the winner's
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def run_testbench(executable: Path, simulator: str, vectors_dir: Path, *, steps: int,
+                  load: bool = True, gap: int = 0, stall: int = 0, seed: int = 1,
+                  dump: Path | None = None, timeout_cycles: int | None = None,
+                  log: Path | None = None) -> TBResult:
+    """Run a built testbench on the vectors in ``vectors_dir`` (gap and stall in percent)."""
+    env = simulator_env(simulator)
+    plusargs = [f"+vectors={vectors_dir}", f"+steps={steps}", f"+gap={gap}", f"+stall={stall}",
+                f"+seed={seed}"]
+    if not load:
+        plusargs.append("+noload")
+    if dump is not None:
+        plusargs.append(f"+dump={dump}")
+    if timeout_cycles is not None:
+        plusargs.append(f"+timeout={timeout_cycles}")
+    cmd = [str(executable), *plusargs] if simulator == "verilator" else \
+        ["vvp", "-n", str(executable), *plusargs]
+    log = log or vectors_dir / "sim.log"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with open(log, "w") as f:
+        done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=vectors_dir)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    text = log.read_text()
+    if done.returncode != 0 and not SUMMARY.search(text):
+        raise SimError(f"{simulator} run failed (exit {done.returncode}); see {log}")
+    passed, summary = parse_summary(text)
+    reports = [line[len("tb_vectors: "):] for line in text.splitlines()
+               if line.startswith(("tb_vectors: mismatch", "tb_vectors: timeout",
+                                   "tb_vectors: unexpected", "tb_vectors: error"))]
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return TBResult(passed, summary, reports, seconds, cpu, log)
+
+
+def decode_dump(path: Path, vectors: Vectors) -> tuple[np.ndarray, np.ndarray | None]:
+    """The output payloads the testbench received: h codes (n, H) and c codes (or None)."""
+    w = vectors.widths()
+    H = vectors.n_hidden
+    words = [int(line, 16) for line in path.read_text().split()]
+    fields = [("h", w["h"], 0)]
+    if vectors.output_c:
+        fields.append(("c", w["c"], H * w["h"]))
+    out = {}
+    for name, width, offset in fields:
+        mask, sign = (1 << width) - 1, 1 << (width - 1)
+        codes = np.zeros((len(words), H), np.int64 if width <= 63 else object)
+        for r, word in enumerate(words):
+            for u in range(H):
+                v = (word >> (offset + u * width)) & mask
+                codes[r, u] = v - (1 << width) if v & sign else v
+        out[name] = codes
+    return out["h"], out.get("c")
+
+
+@dataclass
+class BatchResult:
+    simulator: str
+    passed: bool
+    tb: TBResult
+    h: np.ndarray                 # (B, T, H) h codes the design produced (dumped)
+    c: np.ndarray | None
+    mismatches_dump: int          # the dump compared with the expected codes again, in Python
+    build_seconds: float
+    run_dir: Path
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def mismatches(self) -> int:
+        return self.tb["mismatches"]
+
+
+def run_vectors(vectors: Vectors, simulator: str = "verilator", *, lanes: int | None = None,
+                load: bool = False, gap: int = 0, stall: int = 0, seed: int = 1,
+                verilog_text: str | None = None, corrupt=None) -> BatchResult:
+    """Export the design for ``vectors`` (or use ``verilog_text``), build the testbench, write
+    the vectors into a fresh run directory and run them; every output compared twice (in the
+    testbench, and from its dump here). ``corrupt(run_dir)`` may edit the written vectors
+    (tests use it to show that a wrong expectation is caught)."""
+    dut = LSTMCell(vectors.config, vectors.qweights, lanes=lanes, output_c=vectors.output_c)
+    if verilog_text is None:
+        verilog_text = export_verilog(dut, TOPLEVEL)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{simulator}-batch-", dir=_runs_root()))
+    manifest = write_vectors(run_dir, vectors, cycles_per_step=dut.cycles_per_step)
+    if corrupt is not None:
+        corrupt(run_dir)
+    start = time.perf_counter()
+    executable = build_testbench(verilog_text, manifest, simulator)
+    build_seconds = time.perf_counter() - start
+    dump = run_dir / "received.hex"
+    tb = run_testbench(executable, simulator, run_dir, steps=vectors.n_steps, load=load, gap=gap,
+                       stall=stall, seed=seed, dump=dump)
+    B, T, H = vectors.h.shape
+    h_got, c_got = decode_dump(dump, vectors) if dump.exists() else (np.zeros((0, H)), None)
+    n = min(len(h_got), B * T)
+    bad = int(np.count_nonzero(h_got[:n] != vectors.h.reshape(-1, H)[:n]))
+    if c_got is not None:
+        bad += int(np.count_nonzero(c_got[:n] != vectors.c.reshape(-1, H)[:n]))
+    complete = len(h_got) == B * T
+    passed = tb.passed and complete and bad == 0 and bad == tb["mismatches"]
+    shape = (B, T, H)
+    return BatchResult(simulator, passed, tb,
+                       h_got.reshape(shape) if complete else h_got,
+                       c_got.reshape(shape) if complete and c_got is not None else c_got,
+                       bad, build_seconds, run_dir,
+                       {"cycles_per_step_design": dut.cycles_per_step,
+                        "load_words": manifest["load_words"]})
+
+
+def _runs_root() -> Path:
+    """Run directories (vectors, log, dump); only the last few are kept."""
+    root = BUILD_ROOT / "batch-runs"
+    root.mkdir(parents=True, exist_ok=True)
+    runs = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime)
+    for old in runs[:-4]:
+        shutil.rmtree(old, ignore_errors=True)
+    return root
+
+
+def summary_json(result: BatchResult) -> dict:
+    """The numbers of a batch run in the keys of ``python -m sim --json``."""
+    tb = result.tb
+    steps = tb["steps"]
+    return {
+        "simulator": result.simulator, "mode": "batch", "passed": result.passed,
+        "compared": tb["compared"], "compared_c": tb["compared_c"],
+        "mismatches": tb["mismatches"], "mismatches_dump": result.mismatches_dump,
+        "missing": tb["expected_steps"] - steps, "steps": steps, "cycles": tb["cycles"],
+        "cycles_per_step": tb["step_cycles"] / steps if steps else None,
+        "seconds": round(tb.seconds, 3), "cpu_seconds": round(tb.cpu_seconds, 3),
+        "build_seconds": round(result.build_seconds, 3),
+        "cycles_per_second": round(tb["cycles"] / tb.seconds) if tb.seconds else None,
+        "log": str(tb.log),
+    }
