@@ -36,7 +36,7 @@ from .cli import atomic_write
 from .config import Config
 from .weights import QuantizedWeights
 
-__all__ = ["Vectors", "make_vectors", "write_vectors", "load_order", "hex_lines", "FILES"]
+__all__ = ["Vectors", "make_vectors", "vectors_of_run", "write_vectors", "load_order", "hex_lines", "FILES"]
 
 GATES = 4
 VERSION = 1
@@ -168,6 +168,15 @@ def make_vectors(config: Config, qweights: QuantizedWeights, x_raw, *, h0=None, 
     return Vectors(config, qweights, x_raw, h0, c0, np.asarray(trace["h"], np.int64),
                    np.asarray(trace["c"], np.int64), config.lanes if lanes is None else lanes,
                    output_c)
+
+
+def vectors_of_run(run, *, lanes: int | None = None, output_c: bool = True) -> Vectors:
+    """The vectors of a :class:`model.golden.GoldenRun` (sequences from the zero state)."""
+    H = run.qweights.n_hidden
+    zero = np.zeros(H, np.int64)
+    return Vectors(run.config, run.qweights, np.asarray(run.x_raw, np.int64), zero, zero,
+                   np.asarray(run.fixed["h"]), np.asarray(run.fixed["c"]),
+                   run.config.lanes if lanes is None else lanes, output_c)
 
 
 def params_vh(manifest: dict, steps: int | None = None) -> str:
