@@ -105,6 +105,10 @@ def bench_sim(simulator: str, sequences: int) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sim"]:                     # python -m bench sim: checked simulation speed
+        from .sim import main as sim_main
+        return sim_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[2])
     ap.add_argument("--quick", action="store_true", help="fewer repeats, fewer simulated steps")
     ap.add_argument("--no-sim", action="store_true", help="skip the simulator benchmarks")

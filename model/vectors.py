@@ -278,5 +278,5 @@ def cmd_vectors(args) -> int:
     m = write_vectors(out, vectors)
     print(f"wrote {shown(out)}: {m['steps']} steps ({m['sequences']} sequences of "
           f"{m['steps_per_sequence']}), {m['load_words']} weight-load words, X={m['X']} "
-          f"H={m['H']}; run them with sim/verilog/tb_vectors.v (see README.md)")
+          f"H={m['H']}; run them with sim/verilog/tb_vectors.v (see docs/vectors.md)")
     return 0

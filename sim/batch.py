@@ -230,7 +230,7 @@ def run_vectors(vectors: Vectors, simulator: str = "verilator", *, lanes: int | 
                        c_got.reshape(shape) if complete and c_got is not None else c_got,
                        bad, build_seconds, run_dir,
                        {"cycles_per_step_design": dut.cycles_per_step,
-                        "load_words": manifest["load_words"]})
+                        "load_words": manifest["load_words"], "executable": executable})
 
 
 def _runs_root() -> Path:
