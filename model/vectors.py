@@ -112,7 +112,7 @@ class Vectors:
 
     def words(self) -> dict:
         """Each file's words as integers (see the module docstring)."""
-        cfg, (B, T, X), H = self.config, self.x_raw.shape, self.n_hidden
+        (B, T, X), H = self.x_raw.shape, self.n_hidden
         w = self.widths()
         first = np.zeros((B, T), np.int64)
         first[:, 0] = 1
@@ -132,18 +132,20 @@ class Vectors:
 
     def manifest(self, cycles_per_step: int | None = None) -> dict:
         cfg, (B, T, X), H, P = self.config, self.x_raw.shape, self.n_hidden, self.lanes
-        mac_work = GATES * H * (X + H)
+        mac_work, w = GATES * H * (X + H), self.widths()
         m = {
             "format": "fixed-lstm vectors", "version": VERSION,
             "X": X, "H": H, "lanes": P, "output_c": self.output_c,
             "formats": {n: {"bits": cfg.fmt(n).bits, "frac": cfg.fmt(n).frac}
                         for n in ("x", "weight", "bias", "h", "c")},
-            "widths": self.widths(),
+            "widths": w,
             "load_words": mac_work + GATES * H, "state_words": H,
             "sequences": B, "steps_per_sequence": T, "steps": B * T,
             "mac_work": mac_work, "mac_bound_cycles_per_step": -(-mac_work // P),
-            "files": {name: {"words": len(words), "width": width}
-                      for name, (words, width) in self.words().items()},
+            "files": {"weights.hex": {"words": mac_work + GATES * H, "width": w["data"]},
+                      "state.hex": {"words": H, "width": w["h"] + w["c"]},
+                      "x.hex": {"words": B * T, "width": w["x_payload"]},
+                      "expected.hex": {"words": B * T, "width": w["h_payload"]}},
         }
         if cycles_per_step is None:
             # the pipeline overhead is a property of the RTL, which the model does not import

@@ -1,6 +1,7 @@
 """`python -m model vectors` and the plain Verilog-2005 testbench sim/verilog/tb_vectors.v
 under Icarus (no cocotb): the files hold the RTL's own port payloads, every output is compared,
 gaps and stalls change nothing, and a wrong expectation or a hung design makes it fail."""
+import dataclasses
 import json
 import re
 import subprocess
@@ -70,6 +71,7 @@ def test_files_hold_the_port_payloads(tmp_path):
     words = [w - (1 << dw) if w >> (dw - 1) else w for w in read_hex(tmp_path / "weights.hex")]
     assert words == Geometry.of(cfg, qw, lanes).load_words(qw)
     assert m["load_words"] == len(words) == 4 * H * (X + H) + 4 * H
+    assert all(len(read_hex(tmp_path / name)) == f["words"] for name, f in m["files"].items())
     assert m["steps"] == B * T and m["mac_bound_cycles_per_step"] == -(-4 * H * (X + H) // lanes)
     assert m["cycles_per_step"] is None and json.loads((tmp_path / "manifest.json").read_text()) == m
     vh = dict(re.findall(r"`define LSTM_(\w+) (\d+)", (tmp_path / "params.vh").read_text()))
@@ -126,6 +128,16 @@ def test_icarus_shipped_model(gap, stall):
     vectors = vectors_of_run(run_golden(cfg, weights, x[:2]))
     result = run_vectors(vectors, "icarus", gap=gap, stall=stall, seed=3)
     _check_pass(result, vectors)
+
+
+def test_icarus_design_without_c():
+    """A design built without c on its output: the vectors and the testbench carry h alone."""
+    vectors, lanes = small_case(B=2, T=3)
+    vectors = dataclasses.replace(vectors, output_c=False)
+    result = run_vectors(vectors, "icarus", lanes=lanes, stall=30)
+    assert result.passed and result.c is None
+    assert result.tb["compared"] == vectors.h.size and result.tb["compared_c"] == 0
+    assert np.array_equal(result.h, vectors.h)
 
 
 def _corrupt_one_h(run_dir):
