@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 SIM    ?= icarus
 BUILD  ?= build
 
-.PHONY: help setup test golden report activations verilog sim regress train bench synth clean
+.PHONY: help setup test golden report activations verilog vectors sim regress train bench synth clean
 
 help:
 	@echo "make setup      create $(VENV) and install everything from PyPI"
@@ -13,6 +13,7 @@ help:
 	@echo "make golden     run the golden model on the shipped model and data -> $(BUILD)/golden.npz"
 	@echo "make report     quantization report with plots -> $(BUILD)/report/"
 	@echo "make verilog    export the default design -> $(BUILD)/lstm_cell.v"
+	@echo "make vectors    test vectors + design for sim/verilog/tb_vectors.v -> $(BUILD)/vectors/"
 	@echo "make sim        cocotb run of the Verilog vs the golden model (SIM=icarus|verilator)"
 	@echo "make regress    long randomised RTL-vs-golden regression (SEED=, COUNT=)"
 	@echo "make train      retrain the shipped digits model (data/)"
@@ -41,6 +42,11 @@ activations:
 verilog:
 	@mkdir -p $(BUILD)
 	$(PY) -m rtl --out $(BUILD)/lstm_cell.v
+
+vectors:
+	@mkdir -p $(BUILD)
+	$(PY) -m model vectors --out $(BUILD)/vectors
+	$(PY) -m rtl --out $(BUILD)/vectors/lstm_cell.v
 
 sim:
 	$(PY) -m sim --sim $(SIM)

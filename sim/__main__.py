@@ -102,8 +102,8 @@ def cmd_batch(args, config, weights, x, labels) -> int:
               f"{summary['compared_c']} c values compared, {summary['mismatches']} mismatches, "
               f"{summary['missing']} missing")
         print(f"cycles {summary['cycles']}, {summary['cycles_per_step']:.1f} per step; "
-              f"simulation {summary['seconds']:.2f} s ({summary['cycles_per_second']} cycles/s), "
-              f"build {summary['build_seconds']:.1f} s")
+              f"simulation {summary['seconds']:.2f} s ({summary['cycles_per_second']} cycles/s; "
+              f"CPU {summary['cpu_seconds']:.2f} s), build {summary['build_seconds']:.1f} s")
         if "accuracy_rtl" in summary:
             print(f"accuracy: RTL {summary['accuracy_rtl']:.4f}, golden {summary['accuracy_golden']:.4f}")
     for line in result.tb.reports:
