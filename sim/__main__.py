@@ -6,8 +6,9 @@ With no options: the shipped digits model on its whole held-out set.
 Two modes: ``cocotb`` (the cocotb testbench sim/tb_lstm.py, golden model as scoreboard, random
 gaps and stalls, waves) and ``batch`` (sim/batch.py: the plain Verilog testbench
 sim/verilog/tb_vectors.v on vectors from the golden model, every output compared in the HDL and
-again from its dump; about 40x less CPU time than cocotb). Verilator runs without --gap, --stall or --waves use
-batch unless --cocotb is given; --fast asks for batch on either simulator."""
+again from its dump; about 40x less CPU time than cocotb). Verilator runs without --gap,
+--stall or --waves use batch unless --cocotb is given; --fast asks for batch on either
+simulator."""
 import json
 import os
 import sys
