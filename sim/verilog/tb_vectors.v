@@ -77,7 +77,8 @@ module tb_vectors;
 
     // ---- options --------------------------------------------------------------------------
     reg [8*1024-1:0] dir, dump_name, path;
-    integer noload, gap, stall, seed, steps, max_report, timeout, dump;
+    reg noload;
+    integer gap, stall, seed, steps, max_report, timeout, dump;
 
     initial begin
         if (!$value$plusargs("vectors=%s", dir)) dir = ".";
@@ -111,6 +112,9 @@ module tb_vectors;
     end
 
     // ---- stimulus and checking, all on the rising edge ------------------------------------
+    // Signals into the design change by nonblocking assignment (the design samples the values
+    // from before the edge, race-free); the testbench's own counters, read only in this block
+    // and its tasks, use blocking assignment so that one edge's bookkeeping reads in order.
     localparam PH_RESET = 0, PH_WEIGHTS = 1, PH_STATE = 2, PH_STEPS = 3;
     integer phase = PH_RESET;
     integer cycle = 0, start_cycle = 0, first_accept = -1, last_output = 0, idle = 0;
