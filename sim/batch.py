@@ -8,7 +8,8 @@ compares it with the expected codes again in Python, so the verdict does not res
 testbench's comparison alone, and the RTL's accuracy is computed from the RTL's own h.
 
 Builds are cached under ``build/sim/<simulator>-tb-<hash>`` keyed by the design's Verilog, the
-testbench source, its sizes and the build flags; vectors are read at run time, so a new data set
+testbench source, its sizes, the build flags and the CPU model (the last 8 used are kept;
+run directories under ``build/sim/batch-runs``, the last 5); vectors are read at run time, so a new data set
 on the same design reuses the build. Verilator builds hold at least 65536 steps (``+steps=``
 picks how many are run).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import re
 import resource
 import shutil
@@ -38,15 +40,28 @@ __all__ = ["TB_SOURCE", "TBResult", "BatchResult", "build_testbench", "run_testb
 
 TB_SOURCE = ROOT / "sim" / "verilog" / "tb_vectors.v"
 TOPLEVEL = "lstm_cell"
+KEEP_BUILDS = 8                 # testbench builds kept per simulator (Verilator: ~1 MB each)
 MIN_CAPACITY = 1 << 16          # steps a Verilator build holds at least (memories: ~10 MB)
 SUMMARY = re.compile(r"^tb_vectors: result=(PASS|FAIL) (.*)$", re.M)
 
 
 def verilator_flags() -> list[str]:
     """Verilator options of the batch build: a timed (``#5`` clock) testbench as a binary."""
+    # -march=native: about 8 % faster here; the cache key includes the CPU model
     return ["--binary", "--timing", "-Wno-fatal", "-O3", "--x-assign", "fast",
-            "--x-initial", "fast", "-j", "2", "-CFLAGS", "-std=c++20 -fcoroutines -O2",
+            "--x-initial", "fast", "-j", "2",
+            "-CFLAGS", "-std=c++20 -fcoroutines -O3 -march=native",
             "--top-module", "tb_vectors"]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 @dataclass
@@ -89,11 +104,14 @@ def build_testbench(verilog_text: str, manifest: dict, simulator: str, *, steps=
     capacity = _capacity(steps or manifest["steps"], simulator)
     vh = params_vh(manifest, steps=capacity)
     flags = verilator_flags() if simulator == "verilator" else ["-g2005"]
-    key = "\n".join([simulator, " ".join(flags), vh, TB_SOURCE.read_text(), verilog_text])
+    key = "\n".join([simulator, " ".join(flags), _cpu_model(), vh, TB_SOURCE.read_text(),
+                     verilog_text])
     build_dir = BUILD_ROOT / f"{simulator}-tb-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     target = build_dir / ("Vtb_vectors" if simulator == "verilator" else "tb_vectors.vvp")
     if target.exists():
+        os.utime(build_dir)                      # recently used: kept by _prune
         return target
+    _prune(simulator)
     BUILD_ROOT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{simulator}-tb-build-", dir=BUILD_ROOT))
     try:
@@ -121,6 +139,15 @@ def build_testbench(verilog_text: str, manifest: dict, simulator: str, *, steps=
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def _prune(simulator: str, keep: int = KEEP_BUILDS) -> None:
+    """Keep the cache bounded: the ``keep`` most recently used builds of a simulator."""
+    builds = sorted((p for p in BUILD_ROOT.glob(f"{simulator}-tb-*")
+                     if "-build-" not in p.name),   # never another process's build in progress
+                    key=lambda p: p.stat().st_mtime)
+    for old in builds[:max(0, len(builds) - (keep - 1))]:     # room for the one being built
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def run_testbench(executable: Path, simulator: str, vectors_dir: Path, *, steps: int,
