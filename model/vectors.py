@@ -36,11 +36,11 @@ from .cli import atomic_write
 from .config import Config
 from .weights import QuantizedWeights
 
-__all__ = ["Vectors", "make_vectors", "vectors_of_run", "write_vectors", "load_order", "hex_lines", "FILES"]
+__all__ = ["Vectors", "make_vectors", "vectors_of_run", "write_vectors", "load_order",
+           "params_vh", "hex_lines"]
 
 GATES = 4
 VERSION = 1
-FILES = ("weights.hex", "state.hex", "x.hex", "expected.hex")
 
 
 def load_order(qweights: QuantizedWeights) -> np.ndarray:
@@ -159,8 +159,22 @@ class Vectors:
 
 def make_vectors(config: Config, qweights: QuantizedWeights, x_raw, *, h0=None, c0=None,
                  lanes: int | None = None, output_c: bool = True) -> Vectors:
-    """Run the golden model on ``x_raw`` (B, T, X) codes, each sequence starting from the
-    initial state ``h0``, ``c0`` (raw codes (H,), zero when omitted)."""
+    """Run the golden model and collect what the testbench sends and expects.
+
+    Parameters
+    ----------
+    config, qweights
+        The design's config and quantized weights (what the weight-load packet carries).
+    x_raw : array (B, T, X)
+        Input codes in the x format: B sequences of T steps, each starting with ``first``.
+    h0, c0 : array (H,), optional
+        Initial state codes (h and c formats) that the state packet loads and every sequence
+        starts from; zero (the state after reset) when omitted.
+    lanes : int, optional
+        P, for the manifest's MAC bound (default: the config's).
+    output_c : bool
+        Whether the design puts c on its output (expected words hold h, or h then c).
+    """
     cell = FixedLSTM(config, qweights)
     x_raw = np.asarray(x_raw, np.int64)
     H = qweights.n_hidden
@@ -205,8 +219,22 @@ def params_vh(manifest: dict, steps: int | None = None) -> str:
 
 
 def write_vectors(directory, vectors: Vectors, *, cycles_per_step: int | None = None) -> dict:
-    """Write the four ``.hex`` files, ``manifest.json`` and ``params.vh`` into ``directory``
-    (created if missing; its parent must exist). Returns the manifest."""
+    """Write the four ``.hex`` files, ``manifest.json`` and ``params.vh``.
+
+    Parameters
+    ----------
+    directory : path
+        Created if missing (its parent must exist); files of the same names are replaced.
+    vectors : Vectors
+    cycles_per_step : int, optional
+        The design's cycles per step, from a caller that knows the RTL; recorded in the
+        manifest and ``params.vh`` (the model alone knows only the MAC bound).
+
+    Returns
+    -------
+    dict
+        The manifest.
+    """
     directory = Path(directory)
     directory.mkdir(exist_ok=True)
     manifest = vectors.manifest(cycles_per_step)

@@ -184,24 +184,37 @@ def run_testbench(executable: Path, simulator: str, vectors_dir: Path, *, steps:
     return TBResult(passed, summary, reports, seconds, cpu, log)
 
 
+_UNKNOWN_AS_ZERO = str.maketrans("xz", "00")
+_UNKNOWN_MASK = str.maketrans("0123456789abcdefxz", "0000000000000000ff")
+
+
 def decode_dump(path: Path, vectors: Vectors) -> tuple[np.ndarray, np.ndarray | None]:
-    """The output payloads the testbench received: h codes (n, H) and c codes (or None)."""
+    """The output payloads the testbench received: h codes (n, H) and c codes (or None).
+
+    A code with unknown bits (``x`` or ``z`` on a four-state simulator) becomes 2^W, which no
+    W-bit code equals, so it counts as a mismatch."""
     w = vectors.widths()
     H = vectors.n_hidden
-    words = [int(line, 16) for line in path.read_text().split()]
+    lines = path.read_text().lower().split()
+    words = [int(line.translate(_UNKNOWN_AS_ZERO), 16) for line in lines]
+    unknown = [int(line.translate(_UNKNOWN_MASK), 16) if ("x" in line or "z" in line) else 0
+               for line in lines]
     fields = [("h", w["h"], 0)]
     if vectors.output_c:
         fields.append(("c", w["c"], H * w["h"]))
     out = {}
     for name, width, offset in fields:
         mask, sign = (1 << width) - 1, 1 << (width - 1)
-        codes = np.zeros((len(words), H), np.int64 if width <= 63 else object)
-        for r, word in enumerate(words):
+        codes = np.zeros((len(words), H), np.int64 if width <= 62 else object)
+        for r, (word, bad) in enumerate(zip(words, unknown)):
             for u in range(H):
-                v = (word >> (offset + u * width)) & mask
-                codes[r, u] = v - (1 << width) if v & sign else v
+                shift = offset + u * width
+                v = (word >> shift) & mask
+                codes[r, u] = 1 << width if (bad >> shift) & mask else \
+                    v - (1 << width) if v & sign else v
         out[name] = codes
     return out["h"], out.get("c")
+
 
 
 @dataclass

@@ -9,8 +9,8 @@
 //   tb_vectors: result=PASS compared=138240 compared_c=138240 mismatches=0 steps=4320 ...
 //
 // Build (params.vh of the vectors on the include path, the design beside the testbench):
-//   iverilog -g2005 -I DIR -o tb.vvp sim/verilog/tb_vectors.v lstm_cell.v && vvp tb.vvp +vectors=DIR
-//   (Verilator:) verilator --binary --timing -Wno-fatal -I DIR --top-module tb_vectors \
+//   iverilog -g2005 -IDIR -o tb.vvp sim/verilog/tb_vectors.v lstm_cell.v && vvp tb.vvp +vectors=DIR
+//   (Verilator:) verilator --binary --timing -Wno-fatal -IDIR --top-module tb_vectors \
 //                sim/verilog/tb_vectors.v lstm_cell.v && obj_dir/Vtb_vectors +vectors=DIR
 //
 // Plusargs:
