@@ -21,7 +21,7 @@ from rtl.__main__ import export_verilog
 from rtl.geometry import Geometry
 from rtl.top import LSTMCell, stream_layouts
 from rtl_helpers import random_weights
-from sim.batch import build_testbench, run_testbench, run_vectors
+from sim.batch import build_testbench, decode_dump, run_testbench, run_vectors
 from sim.ports import Packer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,3 +194,18 @@ def test_weight_and_state_load_through_the_ports():
     assert loaded.tb["load"] == 1
     unloaded = run_vectors(vectors, "icarus", lanes=lanes, load=False, verilog_text=verilog)
     assert not unloaded.passed and unloaded.tb["mismatches"] > 0
+
+
+def test_dump_decoding_signs_and_unknown_bits(tmp_path):
+    """Dumped payloads decode to signed codes; a code with x or z bits (Icarus) matches none."""
+    vectors, _ = small_case(B=1, T=2)
+    H, wc = vectors.n_hidden, vectors.widths()["c"]
+    words = vectors.words()["expected.hex"][0]
+    digits = -(-vectors.widths()["h_payload"] // 4)
+    lines = [f"{w:0{digits}x}" for w in words]
+    lines[1] = "x" + lines[1][1:]               # top digit: the last unit's c
+    (tmp_path / "dump.hex").write_text("\n".join(lines) + "\n")
+    h, c = decode_dump(tmp_path / "dump.hex", vectors)
+    assert np.array_equal(h, vectors.h.reshape(-1, H))
+    assert c[0].tolist() == vectors.c[0, 0].tolist()
+    assert c[1, :-1].tolist() == vectors.c[0, 1, :-1].tolist() and c[1, -1] == 1 << wc
