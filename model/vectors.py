@@ -37,7 +37,7 @@ from .config import Config
 from .weights import QuantizedWeights
 
 __all__ = ["Vectors", "make_vectors", "vectors_of_run", "write_vectors", "load_order",
-           "params_vh", "hex_lines"]
+           "params_vh", "hex_lines", "pack", "pack_hex"]
 
 GATES = 4
 VERSION = 1
@@ -76,6 +76,32 @@ def hex_lines(words, width: int) -> str:
     return "".join(f"{w:0{digits}x}\n" for w in words)
 
 
+def pack_hex(fields, n_rows: int, width: int) -> str:
+    """``hex_lines(pack(fields, n_rows), width)``, vectorized through numpy bit arrays when
+    every field fits int64 arithmetic (the whole-data-set files have millions of codes)."""
+    if any(w > 62 for _, w in fields) or \
+            any(np.asarray(codes).dtype == object for codes, _ in fields):
+        return hex_lines(pack(fields, n_rows), width)
+    nbytes, digits = max(1, -(-width // 8)), max(1, -(-width // 4))
+    chunk = max(1, (1 << 22) // (8 * nbytes))           # about 4 M bits at a time
+    columns = [(np.asarray(codes, np.int64).reshape(n_rows, -1), w) for codes, w in fields]
+    lines = []
+    for start in range(0, n_rows, chunk):
+        stop = min(n_rows, start + chunk)
+        bits = np.zeros((stop - start, 8 * nbytes), np.uint8)
+        offset = 0
+        for codes, w in columns:
+            part = codes[start:stop]
+            # arithmetic shifts of int64: the low w bits are the two's complement code
+            bits[:, offset:offset + part.shape[1] * w] = \
+                ((part[:, :, None] >> np.arange(w)) & 1).reshape(stop - start, -1)
+            offset += part.shape[1] * w
+        text = np.packbits(bits, axis=1, bitorder="little")[:, ::-1].tobytes().hex()
+        row = 2 * nbytes
+        lines.extend(text[i + row - digits:i + row] for i in range(0, len(text), row))
+    return "".join(line + "\n" for line in lines)
+
+
 @dataclass(frozen=True, eq=False)
 class Vectors:
     """Stimulus and golden outputs for one design (config, weights, lanes, with or without c)."""
@@ -110,8 +136,18 @@ class Vectors:
                 "x_payload": X * wx + 1, "h_payload": H * wh + (H * wc if self.output_c else 0),
                 "weights_payload": data + 2, "state_payload": wh + wc + 2}
 
+    def files(self) -> dict:
+        """Each ``.hex`` file's text."""
+        return {name: pack_hex(fields, n_rows, width)
+                for name, (fields, n_rows, width) in self._fields().items()}
+
     def words(self) -> dict:
-        """Each file's words as integers (see the module docstring)."""
+        """Each file's words as integers, and their width (see the module docstring)."""
+        return {name: (pack(fields, n_rows), width)
+                for name, (fields, n_rows, width) in self._fields().items()}
+
+    def _fields(self) -> dict:
+        """Each file's (fields, rows, width): fields are (codes (rows, k), bits) in bit order."""
         (B, T, X), H = self.x_raw.shape, self.n_hidden
         w = self.widths()
         first = np.zeros((B, T), np.int64)
@@ -122,12 +158,12 @@ class Vectors:
             expected.append((self.c.reshape(n, H), w["c"]))
         order = load_order(self.qweights)
         return {
-            "weights.hex": (pack([(order[:, None], w["data"])], order.size), w["data"]),
-            "state.hex": (pack([(self.h0[:, None], w["h"]), (self.c0[:, None], w["c"])], H),
+            "weights.hex": ([(order[:, None], w["data"])], order.size, w["data"]),
+            "state.hex": ([(self.h0[:, None], w["h"]), (self.c0[:, None], w["c"])], H,
                           w["h"] + w["c"]),
-            "x.hex": (pack([(self.x_raw.reshape(n, X), w["x"]), (first.reshape(n, 1), 1)], n),
+            "x.hex": ([(self.x_raw.reshape(n, X), w["x"]), (first.reshape(n, 1), 1)], n,
                       w["x_payload"]),
-            "expected.hex": (pack(expected, n), w["h_payload"]),
+            "expected.hex": (expected, n, w["h_payload"]),
         }
 
     def manifest(self, cycles_per_step: int | None = None) -> dict:
@@ -238,8 +274,7 @@ def write_vectors(directory, vectors: Vectors, *, cycles_per_step: int | None = 
     directory = Path(directory)
     directory.mkdir(exist_ok=True)
     manifest = vectors.manifest(cycles_per_step)
-    for name, (words, width) in vectors.words().items():
-        text = hex_lines(words, width)
+    for name, text in vectors.files().items():
         atomic_write(directory / name, lambda f, t=text: f.write(t), mode="w")
     text = json.dumps(manifest, indent=2) + "\n"
     atomic_write(directory / "manifest.json", lambda f: f.write(text), mode="w")

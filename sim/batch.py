@@ -196,25 +196,35 @@ def decode_dump(path: Path, vectors: Vectors) -> tuple[np.ndarray, np.ndarray | 
     w = vectors.widths()
     H = vectors.n_hidden
     lines = path.read_text().lower().split()
-    words = [int(line.translate(_UNKNOWN_AS_ZERO), 16) for line in lines]
-    unknown = [int(line.translate(_UNKNOWN_MASK), 16) if ("x" in line or "z" in line) else 0
-               for line in lines]
     fields = [("h", w["h"], 0)]
     if vectors.output_c:
         fields.append(("c", w["c"], H * w["h"]))
-    out = {}
-    for name, width, offset in fields:
-        mask, sign = (1 << width) - 1, 1 << (width - 1)
-        codes = np.zeros((len(words), H), np.int64 if width <= 62 else object)
-        for r, (word, bad) in enumerate(zip(words, unknown)):
+    slow = [r for r, line in enumerate(lines) if "x" in line or "z" in line]
+    if any(width > 62 for _, width, _ in fields):
+        slow = list(range(len(lines)))
+    out = {name: np.zeros((len(lines), H), np.int64 if width <= 62 else object)
+           for name, width, _ in fields}
+    fast = np.setdiff1d(np.arange(len(lines)), slow)
+    if fast.size:
+        nbytes = -(-w["h_payload"] // 8)
+        raw = bytes.fromhex("".join(lines[r].rjust(2 * nbytes, "0") for r in fast))
+        bits = np.unpackbits(np.frombuffer(raw, np.uint8).reshape(fast.size, nbytes)[:, ::-1],
+                             axis=1, bitorder="little")
+        for name, width, offset in fields:
+            b = bits[:, offset:offset + H * width].reshape(fast.size, H, width).astype(np.int64)
+            v = (b << np.arange(width)).sum(axis=2)
+            out[name][fast] = v - ((v >> (width - 1)) << width)     # two's complement
+    for r in slow:
+        word = int(lines[r].translate(_UNKNOWN_AS_ZERO), 16)
+        bad = int(lines[r].translate(_UNKNOWN_MASK), 16)
+        for name, width, offset in fields:
+            mask = (1 << width) - 1
             for u in range(H):
                 shift = offset + u * width
                 v = (word >> shift) & mask
-                codes[r, u] = 1 << width if (bad >> shift) & mask else \
-                    v - (1 << width) if v & sign else v
-        out[name] = codes
+                out[name][r, u] = 1 << width if (bad >> shift) & mask else \
+                    v - (1 << width) if v >> (width - 1) else v
     return out["h"], out.get("c")
-
 
 
 @dataclass

@@ -15,7 +15,8 @@ from helpers_sim import random_case
 from model.config import load_config
 from model.golden import quantize_inputs, run_golden
 from model.shipped import DEFAULT_WEIGHTS, load_heldout
-from model.vectors import load_order, make_vectors, random_state, vectors_of_run, write_vectors
+from model.vectors import (hex_lines, load_order, make_vectors, pack, pack_hex, random_state,
+                           vectors_of_run, write_vectors)
 from model.weights import load_weights, quantize_weights
 from rtl.__main__ import export_verilog
 from rtl.geometry import Geometry
@@ -209,3 +210,19 @@ def test_dump_decoding_signs_and_unknown_bits(tmp_path):
     assert np.array_equal(h, vectors.h.reshape(-1, H))
     assert c[0].tolist() == vectors.c[0, 0].tolist()
     assert c[1, :-1].tolist() == vectors.c[0, 1, :-1].tolist() and c[1, -1] == 1 << wc
+
+
+def test_fast_packing_equals_the_integer_packing():
+    """pack_hex (numpy bit arrays) writes exactly what the Python-integer packing writes."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n, fields, total = int(rng.integers(1, 6)), [], 0
+        for _ in range(int(rng.integers(1, 4))):
+            w, k = int(rng.integers(1, 63)), int(rng.integers(1, 5))
+            low = -(1 << (w - 1)) if w > 1 else 0
+            fields.append((rng.integers(low, 1 << max(w - 1, 1), (n, k)), w))
+            total += w * k
+        assert pack_hex(fields, n, total) == hex_lines(pack(fields, n), total)
+    vectors, _ = small_case()
+    assert vectors.files() == {name: hex_lines(words, width)
+                               for name, (words, width) in vectors.words().items()}
