@@ -17,7 +17,7 @@ from model.golden import quantize_inputs, run_golden
 from model.shipped import DEFAULT_WEIGHTS, load_heldout
 from model.vectors import (hex_lines, load_order, make_vectors, pack, pack_hex, random_state,
                            vectors_of_run, write_vectors)
-from model.weights import load_weights, quantize_weights
+from model.weights import load_weights, quantize_weights, save_weights
 from rtl.__main__ import export_verilog
 from rtl.geometry import Geometry
 from rtl.top import LSTMCell, stream_layouts
@@ -88,6 +88,16 @@ def test_cli_writes_vectors_and_refuses_bad_targets(tmp_path):
     assert done.returncode == 0, done.stderr
     m = json.loads((tmp_path / "v" / "manifest.json").read_text())
     assert (m["sequences"], m["steps"], m["X"], m["H"]) == (2, 16, 8, 32)
+    user = random_weights(np.random.default_rng(1), 3, 5)
+    save_weights(tmp_path / "w.npz", user)
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).normal(0, 1, (4, 6, 3)))
+    done = run("--weights", str(tmp_path / "w.npz"), "--inputs", str(tmp_path / "x.npy"),
+               "--no-c", "--state", "random", "--out", str(tmp_path / "u"))
+    assert done.returncode == 0, done.stderr
+    m = json.loads((tmp_path / "u" / "manifest.json").read_text())
+    assert (m["X"], m["H"], m["steps"], m["output_c"]) == (3, 5, 24, False)
+    assert m["widths"]["h_payload"] == 5 * m["widths"]["h"]
+    assert any(int(w, 16) for w in (tmp_path / "u" / "state.hex").read_text().split())
     (tmp_path / "file").write_text("")
     for args, words in ((["--out", str(tmp_path / "file")], "not a directory"),
                         (["--limit", "0", "--out", str(tmp_path / "w")], "--limit"),
