@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 SIM    ?= icarus
 BUILD  ?= build
 
-.PHONY: help setup test golden report activations verilog vectors sim regress train bench synth clean
+.PHONY: help setup test golden report activations verilog vectors sim regress regress-batch train bench synth clean
 
 help:
 	@echo "make setup      create $(VENV) and install everything from PyPI"
@@ -16,6 +16,7 @@ help:
 	@echo "make vectors    test vectors + design for sim/verilog/tb_vectors.v -> $(BUILD)/vectors/"
 	@echo "make sim        cocotb run of the Verilog vs the golden model (SIM=icarus|verilator)"
 	@echo "make regress    long randomised RTL-vs-golden regression (SEED=, COUNT=)"
+	@echo "make regress-batch  the same configurations in batch mode (SIM=verilator unless given)"
 	@echo "make train      retrain the shipped digits model (data/)"
 	@echo "make bench      benchmarks -> bench/results/"
 	@echo "make synth      FPGA cost of the default design (Yosys + nextpnr, ECP5) -> bench/results/"
@@ -54,6 +55,12 @@ sim:
 regress:
 	rm -f $(BUILD)/regress-$(SIM).jsonl
 	SIM=$(SIM) $(PY) -m pytest -q -m slow tests/test_sim_regress.py
+
+# the regression's configurations through sim/verilog/tb_vectors.v (Verilator unless SIM= is given)
+BATCH_SIM := $(if $(filter command line environment,$(origin SIM)),$(SIM),verilator)
+regress-batch:
+	rm -f $(BUILD)/regress-batch-$(BATCH_SIM).jsonl
+	SIM=$(BATCH_SIM) $(PY) -m pytest -q -m slow tests/test_sim_batch.py
 
 train:
 	$(PY) -m model.train

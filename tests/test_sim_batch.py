@@ -1,6 +1,7 @@
 """Batch mode on Verilator (sim/batch.py, `python -m sim` without gaps or stalls): one build of
 a small odd-size design serves every test here (vectors and plusargs change at run time)."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers_sim import random_case
 from model.config import load_config
 from model.golden import run_golden
 from model.vectors import vectors_of_run
@@ -100,3 +102,39 @@ def test_bench_sim_runs_and_reports(tmp_path):
     assert r["passed"] and r["simulator"] == "icarus" and r["mode"] == "batch"
     assert r["compared"] == r["compared_c"] == 8 * 32 and r["mismatches"] == 0
     assert r["checked_cycles_per_second"] > 0 and r["cycles"] >= 8 * r["cycles_per_step"]
+
+
+# ---- the long regression's configurations in batch mode (slow: make regress-batch) ---------
+
+COUNT = int(os.environ.get("COUNT", 20))
+STEPS = int(os.environ.get("STEPS", 5000))
+SEED = int(os.environ.get("SEED", 0))
+BATCH_SIM = os.environ.get("SIM", "verilator")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(SEED, SEED + COUNT))
+def test_regression_configuration_in_batch_mode(seed):
+    """The configurations of tests/test_sim_regress.py (random odd sizes, lanes, formats,
+    modes, PWL and PLAN tables) through the batch testbench with random gaps and stalls; every
+    h and c code compared in the HDL and again from the dump. (Resets and loads are the
+    cocotb regression's part.)"""
+    cfg, X, H, lanes, weights = random_case(seed, default_formats=(seed % 5 == 0))
+    rng = np.random.default_rng(seed)
+    T = int(rng.integers(1, 9))
+    x = rng.normal(0, 2, (-(-STEPS // T), T, X)) * rng.choice([1, 4], (-(-STEPS // T), T, X))
+    vectors = vectors_of_run(run_golden(cfg, weights, x), lanes=lanes)
+    gap, stall = (int(v) for v in rng.integers(0, 40, 2))
+    result = run_vectors(vectors, BATCH_SIM, lanes=lanes, gap=gap, stall=stall, seed=seed + 1)
+    tb = result.tb
+    log = ROOT / "build" / f"regress-batch-{BATCH_SIM}.jsonl"
+    log.parent.mkdir(exist_ok=True)
+    with log.open("a") as f:
+        f.write(json.dumps({"seed": seed, "simulator": BATCH_SIM, "X": X, "H": H, "lanes": lanes,
+                            "steps": tb["steps"], "compared": tb["compared"],
+                            "compared_c": tb["compared_c"], "mismatches": tb["mismatches"],
+                            "mismatches_dump": result.mismatches_dump, "cycles": tb["cycles"],
+                            "gap": gap, "stall": stall, "cpu_seconds": round(tb.cpu_seconds, 3),
+                            "build_seconds": round(result.build_seconds, 1)}) + "\n")
+    assert result.passed, "\n".join(tb.reports[:5]) or f"see {tb.log}"
+    assert tb["compared"] == tb["compared_c"] == vectors.h.size and vectors.n_steps >= STEPS
