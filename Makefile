@@ -9,7 +9,7 @@ BUILD  ?= build
 FAMILY ?= ecp5
 
 .PHONY: help setup test golden report activations explain verilog sim regress train bench synth \
-        train-record bench-record synth-record regress-record sweep clean
+        train-record bench-record synth-record regress-record sweep vectors regress-batch clean
 
 help:
 	@echo "make setup          create $(VENV) and install everything from PyPI; then: . $(VENV)/bin/activate"
@@ -19,8 +19,10 @@ help:
 	@echo "make activations    activation tables: errors, plot -> $(BUILD)/activations.png"
 	@echo "make explain        one step of the cell, unit by unit (python -m model explain)"
 	@echo "make verilog        export the default design -> $(BUILD)/lstm_cell.v"
+	@echo "make vectors        test vectors + design for sim/verilog/tb_vectors.v -> $(BUILD)/vectors/"
 	@echo "make sim            whole held-out set through the Verilog vs the golden model (SIM=$(SIM); or SIM=icarus)"
 	@echo "make regress        long randomised RTL-vs-golden regression on every core -> $(BUILD)/regress-<sim>.jsonl (SIM=, SEED=, COUNT=, STEPS=, SHARD=k/N, JOBS=)"
+	@echo "make regress-batch  the same configurations in batch mode (SIM=verilator unless given)"
 	@echo "make train          retrain the digits model -> $(BUILD)/train/ (needs scikit-learn)"
 	@echo "make bench          speed figures (golden model, RTL cycles) -> $(BUILD)/bench/"
 	@echo "make synth          FPGA cost of the default design (Yosys + nextpnr) -> $(BUILD)/synth/ (FAMILY=ecp5|ice40)"
@@ -61,6 +63,11 @@ verilog:
 	@mkdir -p $(BUILD)
 	$(PY) -m rtl --out $(BUILD)/lstm_cell.v
 
+vectors:
+	@mkdir -p $(BUILD)
+	$(PY) -m model vectors --out $(BUILD)/vectors
+	$(PY) -m rtl --out $(BUILD)/vectors/lstm_cell.v
+
 sim:
 	$(PY) -m sim --sim $(SIM)
 
@@ -70,6 +77,12 @@ REGRESS_LOG := $(BUILD)/regress-$(SIM)$(if $(SHARD),-shard$(subst /,of,$(SHARD))
 regress:
 	rm -f $(REGRESS_LOG)
 	SIM=$(SIM) SHARD=$(SHARD) $(PY) -m pytest -q -m slow -n $(or $(JOBS),auto) tests/test_sim_regress.py
+
+# the regression's configurations through sim/verilog/tb_vectors.v (Verilator unless SIM= is given)
+BATCH_SIM := $(if $(filter command line environment,$(origin SIM)),$(SIM),verilator)
+regress-batch:
+	rm -f $(BUILD)/regress-batch-$(BATCH_SIM).jsonl
+	SIM=$(BATCH_SIM) $(PY) -m pytest -q -m slow tests/test_sim_batch.py
 
 train:
 	$(PY) -m model.train --out-dir $(BUILD)/train

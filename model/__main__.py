@@ -9,6 +9,8 @@
     python -m model sweep       [--config C] [--weights W] [--inputs X] [--labels Y]
                                 [--accuracy-budget PP] [--h-error-budget E] [--out NARROW.toml]
                                 [--table FILE.csv|md] [--plots DIR] [--json] [--sensitivity]
+    python -m model vectors     [--config C] [--weights W.npz] [--inputs X.npy] [--limit N]
+                                [--lanes P] [--no-c] [--state zero|random] [--seed S] --out DIR
 
 With no options: configs/default.toml, the shipped model data/digits_lstm.npz and its held-out
 data data/digits_heldout.npz (keys ``x`` (N, T, X), ``labels`` (N,)). Bad input ends with one
@@ -187,7 +189,7 @@ def build_parser() -> ArgumentParser:
                      epilog="With no options: configs/default.toml, the shipped model "
                             "data/digits_lstm.npz and data/digits_heldout.npz. Bad input ends "
                             "with one line 'error: ...' on stderr and exit status 2.")
-    subs = parser.add_subparsers(dest="command", metavar="{run,report,activations,explain,sweep}",
+    subs = parser.add_subparsers(dest="command", metavar="{run,report,activations,explain,sweep,vectors}",
                                  parser_class=ArgumentParser)
 
     def sub(name, help_text, handler):
@@ -230,6 +232,10 @@ def build_parser() -> ArgumentParser:
     p = sub("sweep", "precision sweep: the narrowest formats within an accuracy budget", cmd_sweep)
     operands(p)
     add_arguments(p)
+
+    from .vectors import add_arguments, cmd_vectors
+    add_arguments(sub("vectors", "test vectors ($readmemh files) and expected outputs for any "
+                                 "Verilog simulator", cmd_vectors))
     return parser
 
 
@@ -241,7 +247,7 @@ def main(argv=None) -> int:
         return fail(f"unrecognized arguments: {' '.join(unknown)} "
                     f"(see: python -m model {sub}--help)")
     if args.command is None:
-        return fail("choose a subcommand: run, report, activations, explain or sweep "
+        return fail("choose a subcommand: run, report, activations, explain, sweep or vectors "
                     "(see: python -m model --help)")
     return run_command(args.handler, args, expected=(PlotError,))
 

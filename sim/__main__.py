@@ -1,7 +1,14 @@
 """python -m sim [--config C] [--weights FILE] [--weights-format F] [--inputs X.npy] [--sim icarus|verilator] [--waves] [--json]
 
-Runs the exported Verilog under cocotb against the golden model, every raw integer compared.
-With no options: the shipped digits model on its whole held-out set."""
+Runs the exported Verilog against the golden model, every raw integer compared.
+With no options: the shipped digits model on its whole held-out set.
+
+Two modes: ``cocotb`` (the cocotb testbench sim/tb_lstm.py, golden model as scoreboard, random
+gaps and stalls, waves) and ``batch`` (sim/batch.py: the plain Verilog testbench
+sim/verilog/tb_vectors.v on vectors from the golden model, every output compared in the HDL and
+again from its dump; about 40x less CPU time than cocotb). Verilator runs without --gap,
+--stall or --waves use batch unless --cocotb is given; --fast asks for batch on either
+simulator."""
 import argparse
 import json
 import os
@@ -36,6 +43,12 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                     help="progress on stderr: a bar on a terminal, else a line every 10%% "
                          "(default: on)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--fast", action="store_true",
+                      help="batch mode: plain Verilog testbench, checks in the HDL (default on "
+                           "Verilator without --gap/--stall/--waves); --gap/--stall are then "
+                           "per-cycle probabilities")
+    mode.add_argument("--cocotb", action="store_true", help="cocotb mode even where batch is the default")
     return ap
 
 
@@ -54,17 +67,60 @@ def _load(args):
     return config, weights, x, labels
 
 
-def _accuracy(golden, received_h, labels, n_seq, T):
+def _accuracy(golden, h_last, labels):
     """RTL accuracy: the golden head on the h_T the design produced for each sequence."""
-    last = {(s, t): h for s, t, *h in received_h}
-    h_last = np.array([last[(b, T - 1)] for b in range(n_seq)], np.int64)
     rtl_pred = np.asarray(golden.cell.head(h_last), dtype=object).argmax(axis=1).astype(int)
     gold_pred = np.asarray(golden.logits_raw, dtype=object).argmax(axis=1).astype(int)
     return float((rtl_pred == labels).mean()), float((gold_pred == labels).mean())
 
 
+def _batch_mode(args) -> bool:
+    if args.fast:
+        if args.waves:
+            raise FixedPointError("--waves needs the cocotb mode (leave out --fast)")
+        return True
+    return (not args.cocotb and args.sim == "verilator" and not args.waves
+            and args.gap == 0 and args.stall == 0)
+
+
+def cmd_batch(args, config, weights, x, labels) -> int:
+    from model.vectors import vectors_of_run
+    from .batch import run_vectors, summary_json
+    golden = run_golden(config, weights, x)
+    vectors = vectors_of_run(golden, lanes=args.lanes)
+    result = run_vectors(vectors, args.sim, lanes=args.lanes, gap=round(100 * args.gap),
+                         stall=round(100 * args.stall), seed=args.seed)
+    summary = summary_json(result)
+    B = x.shape[0]
+    summary.update(sequences=B, seed=args.seed)
+    if labels is not None and weights.has_head and result.h.shape[0] == B:
+        summary["accuracy_rtl"], summary["accuracy_golden"] = _accuracy(
+            golden, result.h[:, -1], labels)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        verdict = "PASS" if result.passed else "FAIL"
+        print(f"{verdict}: {args.sim}, batch mode (sim/verilog/tb_vectors.v, checks in the HDL), "
+              f"{summary['steps']} steps of {B} sequences, {summary['compared']} h and "
+              f"{summary['compared_c']} c values compared, {summary['mismatches']} mismatches, "
+              f"{summary['missing']} missing")
+        print(f"cycles {summary['cycles']}, {summary['cycles_per_step']:.1f} per step; "
+              f"simulation {summary['seconds']:.2f} s ({summary['cycles_per_second']} cycles/s; "
+              f"CPU {summary['cpu_seconds']:.2f} s), build {summary['build_seconds']:.1f} s")
+        if "accuracy_rtl" in summary:
+            print(f"accuracy: RTL {summary['accuracy_rtl']:.4f}, golden {summary['accuracy_golden']:.4f}")
+    for line in result.tb.reports:
+        print(f"mismatch: {line}" if line.startswith("mismatch") else line, file=sys.stderr)
+    if result.mismatches_dump != result.tb["mismatches"]:
+        print(f"error: the testbench counted {result.tb['mismatches']} mismatches but its dump "
+              f"holds {result.mismatches_dump}", file=sys.stderr)
+    return 0 if result.passed else 1
+
+
 def cmd_sim(args) -> int:
     config, weights, x, labels = _load(args)
+    if _batch_mode(args):
+        return cmd_batch(args, config, weights, x, labels)
     golden = run_golden(config, weights, x)
     scenario = Scenario(config, golden.qweights, seed=args.seed, gap=args.gap, stall=args.stall)
     scenario.add_sequences(golden.x_raw)
@@ -73,7 +129,7 @@ def cmd_sim(args) -> int:
     r = result.results
     B, T = x.shape[:2]
     summary = {
-        "simulator": args.sim, "passed": result.passed, "compared": r["compared"],
+        "simulator": args.sim, "mode": "cocotb", "passed": result.passed, "compared": r["compared"],
         "compared_c": r["compared_c"], "mismatches": r["mismatches"], "missing": r["missing"],
         "steps": r["steps"], "sequences": B, "cycles": r["cycles"],
         "cycles_per_step": r["cycles_per_step"], "seconds": round(result.seconds, 3),
@@ -82,15 +138,16 @@ def cmd_sim(args) -> int:
         "seed": args.seed, "log": str(result.log),
     }
     if labels is not None and weights.has_head and r["missing"] == 0:
-        summary["accuracy_rtl"], summary["accuracy_golden"] = _accuracy(
-            golden, r["received_h"], labels, B, T)
+        last = {(s, t): h for s, t, *h in r["received_h"]}
+        h_last = np.array([last[(b, T - 1)] for b in range(B)], np.int64)
+        summary["accuracy_rtl"], summary["accuracy_golden"] = _accuracy(golden, h_last, labels)
     if result.waves:
         summary["waves"] = str(result.waves)
     if args.json:
         print(json.dumps(summary))
     else:
         verdict = "PASS" if result.passed else "FAIL"
-        print(f"{verdict}: {args.sim}, {summary['steps']} steps of {B} sequences, "
+        print(f"{verdict}: {args.sim}, cocotb mode, {summary['steps']} steps of {B} sequences, "
               f"{summary['compared']} h and {summary['compared_c']} c values compared, "
               f"{summary['mismatches']} mismatches, {summary['missing']} missing")
         print(f"cycles {summary['cycles']}, {summary['cycles_per_step']:.1f} per step; "
