@@ -16,10 +16,11 @@ from pathlib import Path
 from .config import load_config
 from .fixed import FixedPointError
 from .shipped import DEFAULT_HELDOUT, DEFAULT_WEIGHTS
-from .weights import check_inputs, check_labels, load_dataset, load_inputs, load_npy, load_weights
+from .weights import (LSTMStack, check_inputs, check_labels, file_kind, load_dataset,
+                      load_inputs, load_npy, load_npz, load_weights)
 
 __all__ = ["USAGE_ERROR", "UsageError", "ArgumentParser", "fail", "run_command",
-           "load_model", "load_operands", "check_target", "atomic_write", "shown"]
+           "load_stack", "load_model", "load_operands", "check_target", "atomic_write", "shown"]
 
 USAGE_ERROR = 2
 
@@ -70,19 +71,40 @@ def shown(path) -> str:
         return str(path)
 
 
-def load_model(args):
-    """Config and float weights from ``--config`` and ``--weights`` (defaults: shipped)."""
+def load_stack(args):
+    """Config and the model as an :class:`~model.weights.LSTMStack` from ``--config`` and
+    ``--weights`` (defaults: shipped).
+
+    Until the importer registry (``model.importers.load_model_file``) replaces it: an
+    ``.npz`` in TensorFlow's BasicLSTMCell layout (``kernel``, ``bias``) goes through
+    :mod:`model.importers.tensorflow`; any other file is the native one-layer ``.npz``.
+    """
+    from .importers import tensorflow
     config = load_config(args.config)
-    weights = load_weights(Path(args.weights) if args.weights else DEFAULT_WEIGHTS)
-    return config, weights
+    path = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    arrays = load_npz(path, "weights")
+    if tensorflow.sniff(path, b"", set(arrays)):
+        return config, tensorflow.load(path)
+    return config, LSTMStack.from_single(load_weights(path))
+
+
+def load_model(args, what: str = "the RTL"):
+    """Config and one layer's float weights (with the head) from ``--config`` and
+    ``--weights``; a stacked model is refused (``what`` names the single-layer consumer)."""
+    config, stack = load_stack(args)
+    return config, stack.single(what)
 
 
 def load_operands(args, *, want_labels: bool):
-    """Config, weights, inputs (B, T, X), labels (or None) and where each came from, from the
-    common options ``--config``, ``--weights``, ``--inputs`` (and ``--labels``)."""
-    config, weights = load_model(args)
+    """Config, model (an LSTMStack), inputs (B, T, X), labels (or None) and where each came
+    from, from the common options ``--config``, ``--weights``, ``--inputs`` (and ``--labels``)."""
+    config, weights = load_stack(args)
     bundled = None
-    if args.inputs:
+    if args.inputs and file_kind(Path(args.inputs), "inputs") == "npz":
+        # a data set .npz: its labels go with its inputs (like the shipped held-out set)
+        x, bundled = load_dataset(Path(args.inputs))
+        x = check_inputs(x, weights.n_inputs, f"inputs {args.inputs}")
+    elif args.inputs:
         x = check_inputs(load_inputs(Path(args.inputs)), weights.n_inputs, f"inputs {args.inputs}")
     else:
         x, bundled = load_dataset(DEFAULT_HELDOUT)
@@ -95,12 +117,13 @@ def load_operands(args, *, want_labels: bool):
                               f"labels {label_path}")
     elif want_labels and bundled is not None and weights.has_head:
         # the bundled labels go with the bundled inputs; headless weights just get no accuracy
-        labels = check_labels(bundled, x.shape[0], n_classes, f"labels in {DEFAULT_HELDOUT}")
+        labels = check_labels(bundled, x.shape[0], n_classes,
+                              f"labels in {args.inputs or DEFAULT_HELDOUT}")
     sources = {"config": shown(config.source),
                "weights": shown(args.weights or DEFAULT_WEIGHTS),
                "inputs": shown(args.inputs or DEFAULT_HELDOUT)}
     if labels is not None:
-        sources["labels"] = shown(label_path or DEFAULT_HELDOUT)
+        sources["labels"] = shown(label_path or args.inputs or DEFAULT_HELDOUT)
     return config, weights, x, labels, sources
 
 

@@ -28,7 +28,7 @@ def build_parser() -> ArgumentParser:
 
 def cmd_export(args) -> int:
     out = check_target(args.out, "--out")
-    config, weights = load_model(args)
+    config, weights = load_model(args, "python -m rtl")
     dut = LSTMCell(config, quantize_weights(weights, config), lanes=args.lanes,
                    output_c=not args.no_c)
     text = export_verilog(dut, args.name)

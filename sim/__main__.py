@@ -40,7 +40,8 @@ def build_parser() -> ArgumentParser:
 def _load(args):
     if args.labels and not args.inputs:
         raise FixedPointError("--labels goes with --inputs")
-    config, weights, x, labels, _ = load_operands(args, want_labels=True)
+    config, stack, x, labels, _ = load_operands(args, want_labels=True)
+    weights = stack.single("python -m sim")      # the RTL is one layer
     if args.limit is not None:
         if args.limit < 1:
             raise FixedPointError(f"--limit must be at least 1, not {args.limit}")
