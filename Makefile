@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 SIM    ?= icarus
 BUILD  ?= build
 
-.PHONY: help setup test golden report activations verilog sim regress train bench synth clean
+.PHONY: help setup test golden report activations verilog sim regress train train-notebook bench synth clean
 
 help:
 	@echo "make setup      create $(VENV) and install everything from PyPI"
@@ -16,6 +16,7 @@ help:
 	@echo "make sim        cocotb run of the Verilog vs the golden model (SIM=icarus|verilator)"
 	@echo "make regress    long randomised RTL-vs-golden regression (SEED=, COUNT=)"
 	@echo "make train      retrain the shipped digits model (data/)"
+	@echo "make train-notebook  retrain the notebook's network (28x28 digits, H=128, TensorFlow layout)"
 	@echo "make bench      benchmarks -> bench/results/"
 	@echo "make synth      FPGA cost of the default design (Yosys + nextpnr, ECP5) -> bench/results/"
 
@@ -51,6 +52,9 @@ regress:
 
 train:
 	$(PY) -m model.train
+
+train-notebook:
+	$(PY) -m model.train --notebook
 
 bench:
 	$(PY) -m bench

@@ -82,7 +82,7 @@ def test_layer_input_is_the_h_below_cast_into_the_x_format():
     want = [int_cast(int(v), 15, 6, 6, "TRN", "SAT") for v in h0.ravel()]
     np.testing.assert_array_equal(run.layers[1].x_raw.ravel(), [q for q, _ in want])
     assert run.layers[1].x_overflow == sum(o for _, o in want)
-    assert 0 < run.layers[1].x_overflow < h0.size          # |h| near 1/2 saturates Q(-1).6
+    assert 0 < run.layers[1].x_overflow < h0.size          # |h| near 1/2 saturates
     np.testing.assert_array_equal(run.layers[1].x, run.layers[0].decoded()["h"])
 
 
