@@ -2,14 +2,15 @@
 from .fixed import FixedPointError, Format, cast, quantize, to_float
 from .config import Config, ConfigError, TensorSpec, TableSpec, load_config, check_sizes
 from .activations import Table, build_table
-from .weights import InputError, LSTMWeights, QuantizedWeights, load_weights, quantize_weights
+from .weights import (InputError, LSTMStack, LSTMWeights, QuantizedWeights, load_weights,
+                      quantize_weights)
 from .cell import FixedLSTM, Trace, float_run
-from .golden import GoldenRun, run_golden
+from .golden import GoldenRun, LayerRun, run_golden
 
 __all__ = [
     "FixedPointError", "Format", "cast", "quantize", "to_float",
     "Config", "ConfigError", "TensorSpec", "TableSpec", "load_config", "check_sizes",
     "Table", "build_table",
-    "InputError", "LSTMWeights", "QuantizedWeights", "load_weights", "quantize_weights",
-    "FixedLSTM", "Trace", "float_run", "GoldenRun", "run_golden",
+    "InputError", "LSTMStack", "LSTMWeights", "QuantizedWeights", "load_weights", "quantize_weights",
+    "FixedLSTM", "Trace", "float_run", "GoldenRun", "LayerRun", "run_golden",
 ]
