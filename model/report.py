@@ -259,7 +259,8 @@ def format_report(report: dict) -> str:
         out.append(f"  {key:<11} {value}")
     head = f", head C={shape['classes']}" if shape["classes"] else ", no classifier head"
     out += [f"  sizes       X={shape['inputs']}, H={shape['hidden']}{head}; "
-            f"{shape['sequences']} sequences x {shape['steps']} steps",
+            f"{shape['sequences']} sequences x {shape['steps']} steps"
+            + (f"; {shape['layers']} stacked layers" if shape.get("layers", 1) > 1 else ""),
             f"  accumulator {report['formats']['accumulator']['q']} "
             f"({report['formats']['accumulator']['bits']} bits, "
             f"{report['accumulator_bits_needed']} needed); dot products on the "
@@ -293,7 +294,11 @@ def format_report(report: dict) -> str:
         out.append(f"  {name} RMSE, last step / first step: " + ("-" if g is None else f"x{g:.2f}"))
     out.append("")
 
-    out.append(f"Casts from float (inputs and weights{which})")
+    if which:
+        out.append(f"Operand casts (last layer ({len(layers) - 1}); its x is layer "
+                   f"{len(layers) - 2}'s h)")
+    else:
+        out.append("Casts from float (inputs and weights)")
     rows = [[name, s["format"], str(s["count"]), str(s["overflow"]), _e(s["max_abs_err"])]
             for name, s in report["operands"].items()]
     out += _table(["operand", "format", "values", "sat/wrap", "max abs err"], rows, "llrrr")
