@@ -67,13 +67,34 @@ class GoldenRun:
     def last(self) -> LayerRun:
         return self.layers[-1]
 
-    weights = property(lambda self: self.last.weights)
-    qweights = property(lambda self: self.last.qweights)
-    cell = property(lambda self: self.last.cell)
-    fixed = property(lambda self: self.last.fixed)
-    reference = property(lambda self: self.last.reference)
-    x_raw = property(lambda self: self.layers[0].x_raw)
-    x_overflow = property(lambda self: self.layers[0].x_overflow)
+    # the single-layer view every existing consumer (CLI, report, RTL tests, testbench) reads
+    @property
+    def weights(self) -> LSTMWeights:
+        return self.last.weights
+
+    @property
+    def qweights(self) -> QuantizedWeights:
+        return self.last.qweights
+
+    @property
+    def cell(self) -> FixedLSTM:
+        return self.last.cell
+
+    @property
+    def fixed(self) -> Trace:
+        return self.last.fixed
+
+    @property
+    def reference(self) -> Trace:
+        return self.last.reference
+
+    @property
+    def x_raw(self) -> np.ndarray:
+        return self.layers[0].x_raw
+
+    @property
+    def x_overflow(self) -> int:
+        return self.layers[0].x_overflow
 
     def decoded(self) -> dict:
         """The last layer's fixed trace as float64 values."""
