@@ -1,8 +1,9 @@
 """Command line of the golden model (DESIGN.md §7; keep these names stable)::
 
-    python -m model run         [--config C] [--weights W.npz] [--inputs X.npy] --out OUT.npz
-    python -m model report      [--config C] [--weights W.npz] [--inputs X.npy] [--labels Y.npy]
-                                [--json] [--plots DIR]
+    python -m model run         [--config C] [--weights W.npz] [--inputs X.npy] [--state S.npz]
+                                --out OUT.npz
+    python -m model report      [--config C] [--weights W.npz] [--inputs X.npy] [--state S.npz]
+                                [--labels Y.npy] [--json] [--plots DIR]
     python -m model activations [--config C] [--json] [--plot FILE.png] [--export TABLES.npz]
 
 With no options: configs/default.toml, the shipped model data/digits_lstm.npz and its held-out
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli import (ArgumentParser, UsageError, atomic_write, check_target, fail, load_operands,
-                  run_command)
+                  run_command, shown)
 from .config import load_config
 from .plots import PlotError
 
@@ -123,7 +124,7 @@ def cmd_report(args) -> int:
     run = run_golden(config, stack, x, h0=h0, c0=c0)
     report = quantization_report(run, labels)
     if args.state:
-        sources["state"] = args.state
+        sources["state"] = shown(args.state)
     report["sources"] = sources
     if plot_dir is not None:
         report["plots"] = [str(p) for p in _write_report_plots(run, report, plot_dir)]
