@@ -70,6 +70,21 @@ def test_one_layer_stack_is_the_single_layer_run():
     np.testing.assert_array_equal(a.logits_raw, b.logits_raw)
 
 
+def test_first_flags_restart_every_layer():
+    """A sequence that restarts at step 4 gives what two separate runs give, in every layer."""
+    rng = np.random.default_rng(12)
+    stack = random_stack(rng, [3, 5, 4])
+    x = rng.normal(0, 1, (2, 9, 3))
+    first = np.zeros((2, 9), bool)
+    first[:, 4] = True
+    joined = run_golden(DEFAULT, stack, x, first=first)
+    for part in (slice(0, 4), slice(4, 9)):
+        alone = run_golden(DEFAULT, stack, x[:, part])
+        for a, b in zip(joined.layers, alone.layers):
+            np.testing.assert_array_equal(a.fixed["h"][:, part], b.fixed["h"])
+            np.testing.assert_array_equal(a.reference["c"][:, part], b.reference["c"])
+
+
 def test_layer_input_is_the_h_below_cast_into_the_x_format():
     """Layer 1's x has fewer fraction bits and TRN: its codes are the cast of layer 0's h
     codes, checked against the test oracle's integer cast, with saturation counted."""
