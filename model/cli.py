@@ -98,25 +98,25 @@ def load_model(args, what: str = "the RTL"):
 def load_operands(args, *, want_labels: bool):
     """Config, model (an LSTMStack), inputs (B, T, X), labels (or None) and where each came
     from, from the common options ``--config``, ``--weights``, ``--inputs`` (and ``--labels``)."""
-    config, weights = load_stack(args)
+    config, model = load_stack(args)
     bundled = None
     if args.inputs and file_kind(Path(args.inputs), "inputs") == "npz":
         # a data set .npz: its labels go with its inputs (like the shipped held-out set)
         x, bundled = load_dataset(Path(args.inputs))
-        x = check_inputs(x, weights.n_inputs, f"inputs {args.inputs}")
+        x = check_inputs(x, model.n_inputs, f"inputs {args.inputs}")
     elif args.inputs:
-        x = check_inputs(load_inputs(Path(args.inputs)), weights.n_inputs, f"inputs {args.inputs}")
+        x = check_inputs(load_inputs(Path(args.inputs)), model.n_inputs, f"inputs {args.inputs}")
     else:
         x, bundled = load_dataset(DEFAULT_HELDOUT)
-        x = check_inputs(x, weights.n_inputs, f"inputs {DEFAULT_HELDOUT}")
-    n_classes = weights.head_weight.shape[0] if weights.has_head else None
+        x = check_inputs(x, model.n_inputs, f"inputs {DEFAULT_HELDOUT}")
+    n_classes = model.head_weight.shape[0] if model.has_head else None
     label_path = getattr(args, "labels", None) if want_labels else None
     labels = None
     if label_path:
         labels = check_labels(load_npy(Path(label_path), "labels"), x.shape[0], n_classes,
                               f"labels {label_path}")
-    elif want_labels and bundled is not None and weights.has_head:
-        # the bundled labels go with the bundled inputs; headless weights just get no accuracy
+    elif want_labels and bundled is not None and model.has_head:
+        # the bundled labels go with the bundled inputs; a headless model just gets no accuracy
         labels = check_labels(bundled, x.shape[0], n_classes,
                               f"labels in {args.inputs or DEFAULT_HELDOUT}")
     sources = {"config": shown(config.source),
@@ -124,7 +124,7 @@ def load_operands(args, *, want_labels: bool):
                "inputs": shown(args.inputs or DEFAULT_HELDOUT)}
     if labels is not None:
         sources["labels"] = shown(label_path or args.inputs or DEFAULT_HELDOUT)
-    return config, weights, x, labels, sources
+    return config, model, x, labels, sources
 
 
 # ---- output files --------------------------------------------------------------------------
