@@ -127,6 +127,7 @@ def layer_states(state, name: str, hidden: list[int], n_sequences: int) -> list:
     a = np.asarray(state)
     check_finite(name, a)
     a = a.astype(np.float64)
+    given = a.shape
     if L == 1 and a.ndim in (1, 2):
         a = a[None]
     B = n_sequences
@@ -136,7 +137,7 @@ def layer_states(state, name: str, hidden: list[int], n_sequences: int) -> list:
         H = hidden[-1] if len(set(hidden)) == 1 else "/".join(str(h) for h in hidden)
         single = "(H,) or (B, H), or " if L == 1 else ""
         raise InputError(f"{name} must have shape {single}(L, H) or (L, B, H) with L = {L}, "
-                         f"B = {B} (or 1), H = {H}, not {a.shape}")
+                         f"B = {B} (or 1), H = {H}, not {given}")
     return [a[k] for k in range(L)]
 
 
