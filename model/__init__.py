@@ -11,6 +11,7 @@ __all__ = [
     "FixedPointError", "Format", "cast", "quantize", "to_float",
     "Config", "ConfigError", "TensorSpec", "TableSpec", "load_config", "check_sizes",
     "Table", "build_table",
-    "InputError", "LSTMStack", "LSTMWeights", "QuantizedWeights", "load_weights", "quantize_weights",
+    "InputError", "LSTMStack", "LSTMWeights", "QuantizedWeights", "load_weights",
+    "quantize_weights",
     "FixedLSTM", "Trace", "float_run", "GoldenRun", "LayerRun", "run_golden",
 ]

@@ -173,9 +173,10 @@ def report_figures(run, report: dict) -> dict:
     layers = report.get("layers", [])
     if len(layers) > 1:
         for layer, entry in zip(run.layers, layers):
-            figures[f"error_per_step_l{entry['layer']}"] = step_error_figure(
+            k = entry["layer"]
+            figures[f"error_per_step_l{k}"] = step_error_figure(
                 entry["per_step"], {n: layer.config.fmt(n).lsb for n in entry["per_step"]},
-                title=f"Layer {entry['layer']} (of layers 0 to {len(layers) - 1}): error per time step")
+                title=f"Layer {k} (of layers 0 to {len(layers) - 1}): error per time step")
     return figures
 
 
