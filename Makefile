@@ -9,7 +9,7 @@ BUILD  ?= build
 FAMILY ?= ecp5
 
 .PHONY: help setup test golden report activations explain verilog sim regress train bench synth \
-        train-record bench-record synth-record regress-record sweep vectors regress-batch clean
+        train-record bench-record synth-record regress-record sweep vectors regress-batch train-notebook train-notebook-record clean
 
 help:
 	@echo "make setup          create $(VENV) and install everything from PyPI; then: . $(VENV)/bin/activate"
@@ -24,10 +24,12 @@ help:
 	@echo "make regress        long randomised RTL-vs-golden regression on every core -> $(BUILD)/regress-<sim>.jsonl (SIM=, SEED=, COUNT=, STEPS=, SHARD=k/N, JOBS=)"
 	@echo "make regress-batch  the same configurations in batch mode (SIM=verilator unless given)"
 	@echo "make train          retrain the digits model -> $(BUILD)/train/ (needs scikit-learn)"
+	@echo "make train-notebook retrain the notebook's network -> $(BUILD)/train/ (28x28 digits, H=128, TensorFlow layout)"
 	@echo "make bench          speed figures (golden model, RTL cycles) -> $(BUILD)/bench/"
 	@echo "make synth          FPGA cost of the default design (Yosys + nextpnr) -> $(BUILD)/synth/ (FAMILY=ecp5|ice40)"
 	@echo "make sweep          precision sweep of the shipped model -> $(BUILD)/narrow.toml, $(BUILD)/sweep/"
 	@echo "make train-record   retrain into data/ (rewrites the shipped model: tracked files)"
+	@echo "make train-notebook-record  retrain the notebook's network into data/ (tracked files)"
 	@echo "make bench-record   golden, rtl and synth figures into bench/results/ (tracked; synth takes minutes)"
 	@echo "make synth-record   FPGA cost into bench/results/synth-<family>.json (tracked)"
 	@echo "make regress-record regression, then its log into bench/results/regress-<sim>.jsonl (tracked)"
@@ -87,6 +89,9 @@ regress-batch:
 train:
 	$(PY) -m model.train --out-dir $(BUILD)/train
 
+train-notebook:
+	$(PY) -m model.train --notebook --out-dir $(BUILD)/train
+
 bench:
 	@mkdir -p $(BUILD)/bench
 	$(PY) -m bench golden --out $(BUILD)/bench/golden.json
@@ -103,6 +108,9 @@ synth:
 
 train-record:
 	$(PY) -m model.train --out-dir data
+
+train-notebook-record:
+	$(PY) -m model.train --notebook --out-dir data
 
 synth-record:
 	$(PY) -m bench.synth --family $(FAMILY) --build-dir $(BUILD)/synth --out bench/results/synth-$(FAMILY).json

@@ -5,7 +5,7 @@ from .activations import Table, build_table
 from .weights import (InputError, LSTMStack, LSTMWeights, QuantizedWeights, load_weights,
                       quantize_weights)
 from .cell import FixedLSTM, Trace, float_run
-from .golden import GoldenRun, run_golden
+from .golden import GoldenRun, LayerRun, run_golden
 from .importers import load_model_file
 
 __all__ = [
@@ -13,5 +13,5 @@ __all__ = [
     "Config", "ConfigError", "TensorSpec", "TableSpec", "load_config", "check_sizes",
     "Table", "build_table",
     "InputError", "LSTMStack", "LSTMWeights", "QuantizedWeights", "load_weights", "quantize_weights",
-    "FixedLSTM", "Trace", "float_run", "GoldenRun", "run_golden", "load_model_file",
+    "FixedLSTM", "Trace", "float_run", "GoldenRun", "LayerRun", "run_golden", "load_model_file",
 ]

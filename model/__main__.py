@@ -1,8 +1,9 @@
 """Command line of the golden model (docs/cli.md; keep these names stable)::
 
-    python -m model run         [--config C] [--weights W.npz] [--inputs X.npy] --out OUT.npz
-    python -m model report      [--config C] [--weights W.npz] [--inputs X.npy] [--labels Y.npy]
-                                [--json] [--plots DIR]
+    python -m model run         [--config C] [--weights W.npz] [--inputs X.npy] [--state S.npz]
+                                --out OUT.npz
+    python -m model report      [--config C] [--weights W.npz] [--inputs X.npy] [--state S.npz]
+                                [--labels Y.npy] [--json] [--plots DIR]
     python -m model activations [--config C] [--json] [--plot FILE.png] [--export TABLES.npz]
     python -m model explain     [--config C] [--weights W.npz] [--inputs X.npy] [--sequence N]
                                 [--step T] [--units 0,1,2] [--json]
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli import (ArgumentParser, UsageError, add_weights_options, atomic_write, check_target,
-                  fail, load_operands, run_command)
+                  fail, load_operands, run_command, shown)
 from .config import load_config
 from .explain import add_arguments as explain_arguments, cmd_explain
 from .plots import PlotError
@@ -50,13 +51,32 @@ def _print_json(obj) -> None:
 # ---- subcommands ---------------------------------------------------------------------------
 
 def run_arrays(run) -> dict:
-    """The ``run`` output: contract keys (docs/cli.md) plus the operands' codes and logits."""
-    decoded, cfg = run.decoded(), run.config
+    """The ``run`` output: contract keys (README) plus the operands' codes and logits.
+
+    ``h``, ``c`` (and ``_raw``, ``_float``) are the last layer's (B, T, H); ``h_n``, ``c_n``
+    (and ``_raw``, ``_float``) each layer's state after the last step (L, B, H); every
+    layer's sequences as ``h_l<k>``, ``c_l<k>``, ``h_l<k>_raw``, ``c_l<k>_raw``,
+    ``h_l<k>_float``, ``c_l<k>_float``.
+    """
+    decoded, cfg = run.decoded(), run.cell.config
     arrays = {"h": decoded["h"], "c": decoded["c"],
               "h_raw": run.fixed["h"].astype(np.int64), "c_raw": run.fixed["c"].astype(np.int64),
               "h_float": run.reference["h"], "c_float": run.reference["c"],
               "x_raw": np.asarray(run.x_raw, dtype=np.int64),
               "h_frac": np.int64(cfg.fmt("h").frac), "c_frac": np.int64(cfg.fmt("c").frac)}
+    for layer in run.layers:
+        d = layer.decoded()
+        for n in ("h", "c"):
+            arrays[f"{n}_l{layer.index}"] = d[n]
+            arrays[f"{n}_l{layer.index}_raw"] = layer.fixed[n].astype(np.int64)
+            arrays[f"{n}_l{layer.index}_float"] = layer.reference[n]
+    if len({layer.weights.n_hidden for layer in run.layers}) == 1:   # (L, B, H) needs one H
+        for n in ("h", "c"):
+            for suffix in ("", "_raw", "_float"):
+                arrays[f"{n}_n{suffix}"] = np.stack(
+                    [arrays[f"{n}_l{k}{suffix}"][:, -1] for k in range(len(run.layers))])
+            arrays[f"{n}_n_frac"] = np.array([layer.config.fmt(n).frac for layer in run.layers],
+                                             dtype=np.int64)
     if run.logits_raw is not None:
         arrays.update(logits=run.logits_fixed, logits_float=run.logits_float,
                       logits_frac=np.int64(run.cell.head_frac))
@@ -66,14 +86,34 @@ def run_arrays(run) -> dict:
     return arrays
 
 
+def load_state(args, stack, x):
+    """``--state FILE.npz``: float initial states h0, c0 (checked against the model), or
+    (None, None) without the option (the model file's own state, if any, then applies)."""
+    if not getattr(args, "state", None):
+        return None, None
+    from .golden import layer_states
+    from .weights import InputError, load_state_file
+    h0, c0 = load_state_file(args.state)
+    hidden = [layer.n_hidden for layer in stack.layers]
+    try:
+        for name, s in (("h0", h0), ("c0", c0)):
+            layer_states(s, name, hidden, x.shape[0])
+    except InputError as e:
+        raise InputError(f"state file {args.state}: {e}") from None
+    return h0, c0
+
+
 def cmd_run(args) -> int:
     from .golden import run_golden
     out = check_target(args.out, "--out")
-    config, weights, x, _, _ = load_operands(args, want_labels=False, what="python -m model run")
-    run = run_golden(config, weights, x)
+    config, stack, x, _, _ = load_operands(args, want_labels=False, stacked=True)
+    h0, c0 = load_state(args, stack, x)
+    run = run_golden(config, stack, x, h0=h0, c0=c0)
     _save_npz(out, run_arrays(run))
     B, T, H = run.fixed["h"].shape
-    print(f"wrote {out}: h, c, h_raw, c_raw, h_float, c_float ({B}, {T}, {H}); "
+    L = len(run.layers)
+    layers = f"; {L} layers: h_n, c_n ({L}, {B}, {H}), h_l<k>, c_l<k>" if L > 1 else ""
+    print(f"wrote {out}: h, c, h_raw, c_raw, h_float, c_float ({B}, {T}, {H}){layers}; "
           f"h max abs err {np.abs(run.decoded()['h'] - run.reference['h']).max():.3e}")
     warning = saturation_warning(run)
     if warning:
@@ -105,10 +145,12 @@ def cmd_report(args) -> int:
         if plot_dir.exists() and not plot_dir.is_dir():
             raise UsageError(f"--plots {plot_dir} exists and is not a directory")
         require_matplotlib()
-    config, weights, x, labels, sources = load_operands(args, want_labels=True,
-                                                        what="python -m model report")
-    run = run_golden(config, weights, x)
+    config, stack, x, labels, sources = load_operands(args, want_labels=True, stacked=True)
+    h0, c0 = load_state(args, stack, x)
+    run = run_golden(config, stack, x, h0=h0, c0=c0)
     report = quantization_report(run, labels)
+    if args.state:
+        sources["state"] = shown(args.state)
     report["sources"] = sources
     if plot_dir is not None:
         report["plots"] = [str(p) for p in _write_report_plots(run, report, plot_dir)]
@@ -198,21 +240,29 @@ def build_parser() -> ArgumentParser:
         p.add_argument("--config", metavar="C", help="TOML config (default: configs/default.toml)")
         return p
 
+    def state(p):
+        p.add_argument("--state", metavar="S.npz",
+                       help="initial state: .npz with h0 and c0, (H,) or (B, H) for one layer, "
+                            "(L, H) or (L, B, H) for L layers (default: zero, or the model's)")
+
     def operands(p):
         add_weights_options(p, "the shipped model data/digits_lstm.npz")
         p.add_argument("--inputs", metavar="X.npy",
-                       help="inputs (B, T, X) or (T, X) (.npy; or a .npz with 'x'); default: "
-                            "data/digits_heldout.npz with its labels")
+                       help="inputs (B, T, X) or (T, X) (.npy; or a .npz with 'x' and "
+                            "optional 'labels'); default: data/digits_heldout.npz with its labels")
 
     p = sub("run", "run the fixed-point cell and the float reference; save every h and c",
             cmd_run)
     operands(p)
+    state(p)
     p.add_argument("--out", metavar="OUT.npz", required=True,
-                   help="output .npz: h, c, h_raw, c_raw, h_float, c_float (B, T, H)")
+                   help="output .npz: h, c, h_raw, c_raw, h_float, c_float (B, T, H) of the "
+                        "last layer; h_n, c_n (L, B, H); h_l<k>, c_l<k> per layer")
 
     p = sub("report", "quantization report: fixed point vs float, per tensor and per step",
             cmd_report)
     operands(p)
+    state(p)
     p.add_argument("--labels", metavar="Y.npy",
                    help="class labels (B,) for accuracy (needs a classifier head)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")

@@ -17,7 +17,8 @@ from .config import load_config
 from .fixed import FixedPointError
 from .importers import FORMATS, load_model_file
 from .shipped import DEFAULT_HELDOUT, DEFAULT_WEIGHTS
-from .weights import InputError, check_inputs, check_labels, load_dataset, load_inputs, load_npy
+from .weights import (InputError, check_inputs, check_labels, file_kind, load_dataset,
+                      load_inputs, load_npy)
 
 __all__ = ["USAGE_ERROR", "INTERRUPTED", "UsageError", "ArgumentParser", "fail", "run_command",
            "interrupted", "main_interruptible", "add_weights_options", "load_model", "single_layer",
@@ -125,28 +126,33 @@ def load_operands(args, *, want_labels: bool, stacked: bool = False, what: str =
     The model is the whole :class:`LSTMStack` with ``stacked=True``, else the single layer
     (:func:`single_layer`; ``what`` names the command in a refusal)."""
     config, stack = load_model(args)
-    weights = stack if stacked else single_layer(stack, what)
+    model = stack if stacked else single_layer(stack, what)
     bundled = None
-    if args.inputs:
-        x = check_inputs(load_inputs(Path(args.inputs)), weights.n_inputs, f"inputs {args.inputs}")
+    if args.inputs and file_kind(Path(args.inputs), "inputs") == "npz":
+        # a data set .npz: its labels go with its inputs (like the shipped held-out set)
+        x, bundled = load_dataset(Path(args.inputs))
+        x = check_inputs(x, model.n_inputs, f"inputs {args.inputs}")
+    elif args.inputs:
+        x = check_inputs(load_inputs(Path(args.inputs)), model.n_inputs, f"inputs {args.inputs}")
     else:
         x, bundled = load_dataset(DEFAULT_HELDOUT)
-        x = check_inputs(x, weights.n_inputs, f"inputs {DEFAULT_HELDOUT}")
-    n_classes = weights.head_weight.shape[0] if weights.has_head else None
+        x = check_inputs(x, model.n_inputs, f"inputs {DEFAULT_HELDOUT}")
+    n_classes = model.head_weight.shape[0] if model.has_head else None
     label_path = getattr(args, "labels", None) if want_labels else None
     labels = None
     if label_path:
         labels = check_labels(load_npy(Path(label_path), "labels"), x.shape[0], n_classes,
                               f"labels {label_path}")
-    elif want_labels and bundled is not None and weights.has_head:
-        # the bundled labels go with the bundled inputs; headless weights just get no accuracy
-        labels = check_labels(bundled, x.shape[0], n_classes, f"labels in {DEFAULT_HELDOUT}")
+    elif want_labels and bundled is not None and model.has_head:
+        # the bundled labels go with the bundled inputs; a headless model just gets no accuracy
+        labels = check_labels(bundled, x.shape[0], n_classes,
+                              f"labels in {args.inputs or DEFAULT_HELDOUT}")
     sources = {"config": shown(config.source),
                "weights": shown(args.weights or DEFAULT_WEIGHTS),
                "inputs": shown(args.inputs or DEFAULT_HELDOUT)}
     if labels is not None:
-        sources["labels"] = shown(label_path or DEFAULT_HELDOUT)
-    return config, weights, x, labels, sources
+        sources["labels"] = shown(label_path or args.inputs or DEFAULT_HELDOUT)
+    return config, model, x, labels, sources
 
 
 # ---- output files --------------------------------------------------------------------------

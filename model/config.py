@@ -4,6 +4,12 @@ architecture parameters (docs/numerics.md). Model, RTL and testbench all read it
 Sizes (X inputs, H hidden units) are not in the config: they come from the weights, and
 :func:`check_sizes` derives the accumulator width they need and refuses a config that could
 overflow it.
+
+One config serves every layer of a stacked model. ``[formats]`` is layer 0's (and every
+layer's by default); a table ``[layers.K.formats]`` (K >= 1) changes some tensors of layer K
+only, each entry merged key by key over the ``[formats]`` entry (``x = { frac = 10 }`` keeps
+x's bits and modes). :meth:`Config.for_layer` gives layer K's config; activation tables follow
+the formats.
 """
 from __future__ import annotations
 
@@ -80,6 +86,8 @@ class Config:
     tables: MappingProxyType
     lanes: int
     source: str = field(default="<config>", compare=False)
+    #: layer K (>= 1) -> its own Config, for the layers ``[layers.K.formats]`` changes
+    layers: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     def spec(self, name: str) -> TensorSpec:
         return self.tensors[name]
@@ -87,12 +95,18 @@ class Config:
     def fmt(self, name: str) -> Format:
         return self.tensors[name].fmt
 
+    def for_layer(self, k: int) -> "Config":
+        """Layer ``k``'s config: this one with its ``[layers.k.formats]`` merged in."""
+        return self.layers.get(k, self) if k else self
+
     def __hash__(self):
-        return hash((tuple(self.tensors.items()), tuple(self.tables.items()), self.lanes))
+        return hash((tuple(self.tensors.items()), tuple(self.tables.items()), self.lanes,
+                     tuple(sorted(self.layers.items()))))
 
     def __eq__(self, other):
         return (isinstance(other, Config) and dict(self.tensors) == dict(other.tensors)
-                and dict(self.tables) == dict(other.tables) and self.lanes == other.lanes)
+                and dict(self.tables) == dict(other.tables) and self.lanes == other.lanes
+                and dict(self.layers) == dict(other.layers))
 
     def as_dict(self, **tensors: TensorSpec) -> dict:
         """The config as nested dicts that :func:`parse_config` reads back to an equal config
@@ -100,10 +114,15 @@ class Config:
         tables = {n: _table_dict(t) for n, t in self.tables.items()}
         # [modes] and the shared [activations] keys are required; every spec and table below
         # names its own values, so these only satisfy the parser
-        return {"modes": {"round": "RND", "overflow": "SAT"},
-                "formats": {n: _spec_dict(s) for n, s in {**self.tensors, **tensors}.items()},
-                "activations": {**tables["sigmoid"], **tables},
-                "rtl": {"lanes": self.lanes}}
+        raw = {"modes": {"round": "RND", "overflow": "SAT"},
+               "formats": {n: _spec_dict(s) for n, s in {**self.tensors, **tensors}.items()},
+               "activations": {**tables["sigmoid"], **tables},
+               "rtl": {"lanes": self.lanes}}
+        if self.layers:
+            raw["layers"] = {str(k): {"formats": {n: _spec_dict(s) for n, s in c.tensors.items()
+                                                  if s != self.tensors[n]}}
+                             for k, c in sorted(self.layers.items())}
+        return raw
 
     def replace(self, *, lanes: int | None = None, **tensors: TensorSpec) -> "Config":
         """A copy with some tensor specs (or the lane count) changed; tables follow formats."""
@@ -167,7 +186,7 @@ def _parse_tensor(name: str, entry, modes: dict) -> TensorSpec:
 
 def parse_config(raw: dict, *, source: str = "<config>") -> Config:
     """Validate a config given as nested dicts (the parsed TOML)."""
-    _unknown(raw, ("modes", "formats", "activations", "rtl"), "the config")
+    _unknown(raw, ("modes", "formats", "activations", "rtl", "layers"), "the config")
     modes = _section(raw, "modes", ("round", "overflow"))
     try:
         check_modes(modes["round"], modes["overflow"])
@@ -213,7 +232,42 @@ def parse_config(raw: dict, *, source: str = "<config>") -> Config:
     if lanes < 1:       # the upper limit, X+H, comes with the weights (rtl.geometry checks it)
         raise ConfigError(f"[rtl] lanes must be from 1 to X+H (inputs plus hidden units), "
                           f"not {lanes}")
-    return Config(MappingProxyType(tensors), MappingProxyType(tables), lanes, source)
+    layers = _parse_layers(raw, formats, source)
+    return Config(MappingProxyType(tensors), MappingProxyType(tables), lanes, source,
+                  MappingProxyType(layers))
+
+
+def _parse_layers(raw: dict, formats: dict, source: str) -> dict:
+    """``[layers.K.formats]`` tables: layer K's config, each entry merged over [formats]'."""
+    table = raw.get("layers", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[layers] must be a table of layer numbers, not {table!r}")
+    layers = {}
+    for key, entry in table.items():
+        where = f"[layers.{key}]"
+        if not (isinstance(key, str) and key.isdigit() and int(key) >= 1):
+            raise ConfigError(f"{where}: layer numbers start at 1 ([formats] is layer 0's), "
+                              f"not {key!r}")
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a table, not {entry!r}")
+        _unknown(entry, ("formats",), where)
+        own = entry.get("formats", {})
+        if not isinstance(own, dict):
+            raise ConfigError(f"{where}.formats must be a table, not {own!r}")
+        _unknown(own, TENSORS, f"{where}.formats")
+        merged = dict(formats)
+        for name, spec in own.items():
+            if not isinstance(spec, dict):
+                raise ConfigError(f"{where}.formats {name} must be a table like {{ frac = 10 }}, "
+                                  f"not {spec!r}")
+            merged[name] = {**formats[name], **spec}
+        layer_raw = {k: v for k, v in raw.items() if k != "layers"}
+        layer_raw["formats"] = merged
+        try:
+            layers[int(key)] = parse_config(layer_raw, source=source)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    return layers
 
 
 def load_config(path=None) -> Config:
@@ -278,7 +332,7 @@ def dump_config(config: Config, header: str = "") -> str:
     ``#`` comment lines at the top.
     """
     raw = config.as_dict()
-    unknown = sorted(set(raw) - {"modes", "formats", "activations", "rtl"})
+    unknown = sorted(set(raw) - {"modes", "formats", "activations", "rtl", "layers"})
     if unknown:     # a section this writer does not know would be lost: refuse instead
         raise TypeError(f"dump_config cannot write the config's [{unknown[0]}] section")
     modes = raw["modes"]
@@ -296,6 +350,11 @@ def dump_config(config: Config, header: str = "") -> str:
         if own:
             lines += ["", f"[activations.{name}]", *(f"{k} = {_toml(v)}" for k, v in own.items())]
     lines += ["", "[rtl]", f"lanes = {_toml(raw['rtl']['lanes'])}"]
+    for key, entry in raw.get("layers", {}).items():     # per-layer formats over [formats]
+        lines += ["", f"[layers.{key}.formats]"]
+        for name, spec in entry["formats"].items():
+            body = ", ".join(f"{k} = {_toml(v)}" for k, v in spec.items())
+            lines.append(f"{name} = {{ {body} }}   # {config.for_layer(int(key)).fmt(name)}")
     return "\n".join(lines).lstrip("\n") + "\n"
 
 

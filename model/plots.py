@@ -103,7 +103,8 @@ def activation_figure(tables: dict):
     return fig
 
 
-def step_error_figure(per_step: dict, lsbs: dict):
+def step_error_figure(per_step: dict, lsbs: dict,
+                      title: str = "Does quantization error grow along the sequence?"):
     """Max abs error and RMSE per time step for each tensor in ``per_step`` (h, c)."""
     plt = require_matplotlib()
     names = list(per_step)
@@ -133,7 +134,7 @@ def step_error_figure(per_step: dict, lsbs: dict):
             from matplotlib.ticker import LogLocator
             for axis in (ax.yaxis, sec.yaxis):
                 axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    fig.suptitle("Does quantization error grow along the sequence?")
+    fig.suptitle(title)
     return fig
 
 
@@ -159,15 +160,24 @@ def histogram_figure(errors, lsb: float, name: str = "h"):
 
 
 def report_figures(run, report: dict) -> dict:
-    """File stem -> Figure for ``model report --plots``."""
-    cfg = run.config
+    """File stem -> Figure for ``model report --plots``: the last layer's figures, and for a
+    stacked model one ``error_per_step_l<k>`` per layer k."""
+    cfg = run.cell.config
     h_err = run.decoded()["h"] - run.reference["h"]
-    return {
+    figures = {
         "activations": activation_figure(run.cell.tables),
         "error_per_step": step_error_figure(report["per_step"],
                                             {n: cfg.fmt(n).lsb for n in report["per_step"]}),
         "error_histogram_h": histogram_figure(h_err, cfg.fmt("h").lsb, "h"),
     }
+    layers = report.get("layers", [])
+    if len(layers) > 1:
+        for layer, entry in zip(run.layers, layers):
+            k = entry["layer"]
+            figures[f"error_per_step_l{k}"] = step_error_figure(
+                entry["per_step"], {n: layer.config.fmt(n).lsb for n in entry["per_step"]},
+                title=f"Layer {k} (of layers 0 to {len(layers) - 1}): error per time step")
+    return figures
 
 
 def save_figure(fig, target, fmt: str = "png") -> None:

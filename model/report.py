@@ -24,8 +24,9 @@ from .config import Config, TensorSpec, accumulator_bits_needed
 from .fixed import to_float
 
 __all__ = [
-    "error_stats", "step_errors", "accuracy", "quantization_report", "activation_summary",
-    "format_summary", "to_jsonable", "format_report", "format_activations",
+    "error_stats", "step_errors", "accuracy", "quantization_report", "layer_report",
+    "activation_summary",
+    "format_summary", "to_jsonable", "format_report", "format_layers", "format_activations",
 ]
 
 #: Operands cast from float before the cell runs, with the config tensor they are cast into.
@@ -105,7 +106,8 @@ def activation_summary(tables: dict[str, Table]) -> dict:
 
 
 def _operands(run) -> dict:
-    """Float-to-fixed casts of inputs and weights: saturated count and quantization error."""
+    """Float-to-fixed casts of inputs and weights: saturated count and quantization error.
+    ``run`` is a :class:`~model.golden.LayerRun`."""
     raw = {"x": run.x_raw, **{n: getattr(run.qweights, n) for n in OPERANDS if n != "x"}}
     values = {"x": run.x, **{n: getattr(run.weights, n) for n in OPERANDS if n != "x"}}
     overflow = run.overflow
@@ -117,43 +119,65 @@ def _operands(run) -> dict:
         err = to_float(raw[name], spec.fmt) - values[name]
         out[name] = {"format": str(spec.fmt), "overflow": int(overflow.get(name, 0)),
                      "count": int(err.size), "max_abs_err": float(np.max(np.abs(err)))}
+    for name, (values, codes, n) in run.state.items():
+        spec = run.config.spec(name[0])           # h0 into the h format, c0 into c
+        err = to_float(codes, spec.fmt) - values
+        out[name] = {"format": str(spec.fmt), "overflow": n, "count": int(err.size),
+                     "max_abs_err": float(np.max(np.abs(err)))}
     return out
 
 
-def quantization_report(run, labels=None) -> dict:
-    """Everything the report shows, as plain numbers and numpy arrays (see :func:`to_jsonable`).
-
-    ``run`` is a :class:`~model.golden.GoldenRun`; ``labels`` (B,) class numbers or None.
-    """
-    decoded, reference = run.decoded(), run.reference
+def layer_report(layer) -> dict:
+    """One layer's errors (h, c headline figures, per tensor, per step), saturation counts
+    and operand casts; ``layer`` is a :class:`~model.golden.LayerRun`."""
+    decoded, reference = layer.decoded(), layer.reference
     tensors = {}
     for name in STATE_TENSORS:
-        spec = run.config.spec(CAST_TENSORS[name])
+        spec = layer.config.spec(CAST_TENSORS[name])
         stats = error_stats(decoded[name], reference[name])
         stats.update(format=str(spec.fmt), max_abs_err_lsb=stats["max_abs_err"] / spec.fmt.lsb,
-                     overflow=int(run.fixed.overflow.get(name, 0)))
+                     overflow=int(layer.fixed.overflow.get(name, 0)))
         tensors[name] = stats
     per_step = {}
     for name in ("h", "c"):
         steps = step_errors(decoded[name], reference[name])
         per_step[name] = {**steps, "rmse_growth": growth(steps["rmse"]),
                           "max_abs_err_growth": growth(steps["max_abs_err"])}
-    B, T, X = run.x.shape
-    H = run.weights.n_hidden
-    report = {
+    X, H = layer.weights.n_inputs, layer.weights.n_hidden
+    overflow = {k: int(v) for k, v in layer.overflow.items()}
+    return {
+        "layer": layer.index, "inputs": X, "hidden": H,
         "h_max_abs_err": tensors["h"]["max_abs_err"], "h_rmse": tensors["h"]["rmse"],
         "c_max_abs_err": tensors["c"]["max_abs_err"], "c_rmse": tensors["c"]["rmse"],
         "sqnr_db": tensors["h"]["sqnr_db"],
+        "saturated": sum(overflow.values()),
+        "accumulator_bits_needed": accumulator_bits_needed(layer.config, X, H),
+        "dot_product_path": layer.cell.path,
+        "tensors": tensors, "per_step": per_step, "overflow": overflow,
+        "operands": _operands(layer), "formats": formats(layer.config),
+    }
+
+
+def quantization_report(run, labels=None) -> dict:
+    """Everything the report shows, as plain numbers and numpy arrays (see :func:`to_jsonable`).
+
+    ``run`` is a :class:`~model.golden.GoldenRun`; ``labels`` (B,) class numbers or None.
+    The top-level figures are the last layer's (the output); ``layers`` has every layer's.
+    """
+    layers = [layer_report(layer) for layer in run.layers]
+    last = layers[-1]
+    B, T, X = run.x.shape
+    H = run.weights.n_hidden
+    report = {
+        **{k: last[k] for k in ("h_max_abs_err", "h_rmse", "c_max_abs_err", "c_rmse", "sqnr_db")},
         "shape": {"sequences": B, "steps": T, "inputs": X, "hidden": H,
-                  "classes": run.weights.head_weight.shape[0] if run.weights.has_head else None},
+                  "classes": run.weights.head_weight.shape[0] if run.weights.has_head else None,
+                  "layers": len(layers)},
         "config": run.config.source,
-        "dot_product_path": run.cell.path,
-        "accumulator_bits_needed": accumulator_bits_needed(run.config, X, H),
-        "tensors": tensors, "per_step": per_step,
-        "overflow": {k: int(v) for k, v in run.overflow.items()},
-        "operands": _operands(run),
-        "formats": formats(run.config),
+        **{k: last[k] for k in ("dot_product_path", "accumulator_bits_needed", "tensors",
+                                "per_step", "overflow", "operands", "formats")},
         "activations": activation_summary(run.cell.tables),
+        "layers": layers,
     }
     if run.logits_raw is not None:
         report["logits"] = error_stats(run.logits_fixed, run.logits_float)
@@ -235,14 +259,20 @@ def format_report(report: dict) -> str:
         out.append(f"  {key:<11} {value}")
     head = f", head C={shape['classes']}" if shape["classes"] else ", no classifier head"
     out += [f"  sizes       X={shape['inputs']}, H={shape['hidden']}{head}; "
-            f"{shape['sequences']} sequences x {shape['steps']} steps",
+            f"{shape['sequences']} sequences x {shape['steps']} steps"
+            + (f"; {shape['layers']} stacked layers" if shape.get("layers", 1) > 1 else ""),
             f"  accumulator {report['formats']['accumulator']['q']} "
             f"({report['formats']['accumulator']['bits']} bits, "
             f"{report['accumulator_bits_needed']} needed); dot products on the "
             f"{report['dot_product_path']} path", ""]
     out += ["Summary", *format_summary(report), ""]
+    layers = report.get("layers", [])
+    which = ""
+    if len(layers) > 1:
+        out += format_layers(layers)
+        which = f", last layer ({len(layers) - 1})"
 
-    out.append("Per tensor (all sequences and steps)")
+    out.append(f"Per tensor (all sequences and steps{which})")
     rows = [[name, s["format"], _e(s["max_abs_err"]), f"{s['max_abs_err_lsb']:.2f}",
              _e(s["mean_abs_err"]), _e(s["rmse"]), _db(s["sqnr_db"]), str(s["overflow"])]
             for name, s in report["tensors"].items()]
@@ -254,7 +284,7 @@ def format_report(report: dict) -> str:
                    f"SQNR {_db(lg['sqnr_db'])} dB")
     out.append("")
 
-    out.append("Error per time step")
+    out.append(f"Error per time step{which.replace(', l', ': l')}")
     h, c = report["per_step"]["h"], report["per_step"]["c"]
     rows = [[str(t), _e(h["max_abs_err"][t]), _e(h["rmse"][t]), _e(c["max_abs_err"][t]),
              _e(c["rmse"][t])] for t in _steps_shown(len(h["rmse"]))]
@@ -264,7 +294,11 @@ def format_report(report: dict) -> str:
         out.append(f"  {name} RMSE, last step / first step: " + ("-" if g is None else f"x{g:.2f}"))
     out.append("")
 
-    out.append("Casts from float (inputs and weights)")
+    if which:
+        out.append(f"Operand casts (last layer ({len(layers) - 1}); its x is layer "
+                   f"{len(layers) - 2}'s h)")
+    else:
+        out.append("Casts from float (inputs and weights)")
     rows = [[name, s["format"], str(s["count"]), str(s["overflow"]), _e(s["max_abs_err"])]
             for name, s in report["operands"].items()]
     out += _table(["operand", "format", "values", "sat/wrap", "max abs err"], rows, "llrrr")
@@ -275,6 +309,16 @@ def format_report(report: dict) -> str:
     out.append("Activation tables (exhaustive over every input code)")
     out += format_activations(report["activations"]).splitlines()[1:]
     return "\n".join(out) + "\n"
+
+
+def format_layers(layers: list) -> list[str]:
+    """The per-layer table of a stacked model's report."""
+    rows = [[str(r["layer"]), str(r["inputs"]), str(r["hidden"]), _e(r["h_max_abs_err"]),
+             _e(r["h_rmse"]), _e(r["c_max_abs_err"]), _e(r["c_rmse"]), _db(r["sqnr_db"]),
+             str(r["saturated"])] for r in layers]
+    return ["Per layer (layer k+1 reads layer k's h; its x cast counts as its own saturation)",
+            *_table(["layer", "X", "H", "h max abs err", "h RMSE", "c max abs err", "c RMSE",
+                     "SQNR dB", "sat/wrap"], rows, "rrrrrrrrr"), ""]
 
 
 def format_activations(summary: dict) -> str:

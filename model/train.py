@@ -1,10 +1,18 @@
-"""Train the shipped digits model: one LSTM layer (H=32) and a dense classifier head, in numpy.
+"""Train the shipped models: one LSTM layer and a dense classifier head, in numpy.
 
-    python -m model.train [--seed 0] [--epochs N] [--out-dir data/]
+    python -m model.train [--seed 0] [--epochs N] [--out-dir data/]              # digits, H=32
+    python -m model.train --notebook [--seed 0] [--epochs N] [--out-dir data/]   # H=128
 
 Data: scikit-learn's bundled ``load_digits`` (no network). Each 8x8 image is a sequence of
 T=8 steps (its rows) of X=8 pixels, scaled to [0, 1] by /16. A fixed stratified split holds
 out 30% (540 samples), independent of ``--seed``.
+
+``--notebook`` trains the classic "LSTM on MNIST" notebook's network instead: 28 steps of 28
+pixels, H=128, 10 classes. MNIST itself is not bundled, so the same digits are upsampled to
+28x28 (bilinear ``scipy.ndimage.zoom`` by 3.5, same split); the model is saved in the
+TensorFlow ``BasicLSTMCell`` layout (``kernel`` (156, 512) over [x, h], gate order i, j, f,
+o, ``forget_bias`` 1.0, head ``out_weight`` (128, 10) / ``out_bias``), the layout the
+notebook's own cell has, so the shipped example goes through ``model.importers.tensorflow``.
 
 The cell is exactly the golden model's float reference, gate order i, f, g, o:
 
@@ -17,9 +25,11 @@ rate, decoupled weight decay and global-norm clipping keep the weights well insi
 format (Q3.12, |w| < 8). For one seed the run is bit-reproducible: all randomness comes from one
 ``numpy.random.Generator`` and BLAS is pinned to one thread while training.
 
-Outputs in ``--out-dir``: ``digits_lstm.npz`` (weights, docs/cli.md), ``digits_heldout.npz``
-(``x`` (540, 8, 8) float64, ``labels`` (540,) int64) and ``digits_lstm.json`` (how it was
-trained, and its float and fixed-point held-out accuracy at the default config).
+Outputs in ``--out-dir``: ``digits_lstm.npz`` (weights, docs/cli.md),
+``digits_heldout.npz`` (``x`` (540, 8, 8) float64, ``labels`` (540,) int64) and
+``digits_lstm.json`` (how it was trained, and its float and fixed-point held-out accuracy at the
+default config); with ``--notebook``: ``notebook_lstm.npz`` (TensorFlow layout),
+``notebook_heldout.npz`` (``x`` (540, 28, 28) float32, ``labels``) and ``notebook_lstm.json``.
 """
 from __future__ import annotations
 
@@ -29,14 +39,14 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .activations import reference
 
-__all__ = ["TrainConfig", "load_digits_split", "init_params", "forward", "backward",
+__all__ = ["TrainConfig", "load_digits_split", "load_notebook_split", "init_params", "forward", "backward",
            "loss_and_grads", "train", "predict", "PARAM_NAMES", "SPLIT"]
 
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias", "head_weight", "head_bias")
@@ -72,6 +82,27 @@ def load_digits_split():
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=SPLIT["test_size"], stratify=y, random_state=SPLIT["random_state"])
     return x_tr, y_tr, x_te, y_te
+
+
+NOTEBOOK_SIZE = 28
+
+
+def upsample(images: np.ndarray) -> np.ndarray:
+    """(N, 8, 8) images in [0, 1] to (N, 28, 28): bilinear zoom by 3.5, clipped to [0, 1],
+    float32 (the held-out file's precision; training sees the same values)."""
+    try:
+        from scipy.ndimage import zoom
+    except ImportError:
+        raise SystemExit("error: --notebook needs scipy (pip install -e '.[train]')") from None
+    factor = NOTEBOOK_SIZE / images.shape[1]
+    out = zoom(images, (1, factor, factor), order=1, grid_mode=True, mode="nearest")
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def load_notebook_split():
+    """The digits split of :func:`load_digits_split`, upsampled to 28 steps of 28 pixels."""
+    x_tr, y_tr, x_te, y_te = load_digits_split()
+    return upsample(x_tr), y_tr, upsample(x_te), y_te
 
 
 # -- the model --------------------------------------------------------------------------------
@@ -207,12 +238,15 @@ def weights_digest(params: dict) -> str:
     return h.hexdigest()
 
 
-def evaluate_fixed(params: dict, x: np.ndarray, y: np.ndarray) -> dict:
-    """Float and fixed-point accuracy at the default config, through the golden model."""
+def evaluate_fixed(weights, x: np.ndarray, y: np.ndarray) -> dict:
+    """Float and fixed-point accuracy at the default config, through the golden model.
+    ``weights``: an LSTMWeights, or the parameter dict :func:`train` returns."""
     from .config import load_config
     from .golden import run_golden
     from .weights import LSTMWeights
-    r = run_golden(load_config(), LSTMWeights(**params), x)
+    if isinstance(weights, dict):
+        weights = LSTMWeights(**weights)
+    r = run_golden(load_config(), weights, x)
     fixed_pred = np.array([max(range(row.size), key=row.__getitem__) for row in r.logits_raw])
     float_pred = r.logits_float.argmax(1)
     return {"accuracy_float": float((float_pred == y).mean()),
@@ -221,35 +255,80 @@ def evaluate_fixed(params: dict, x: np.ndarray, y: np.ndarray) -> dict:
             "saturated": {k: int(n) for k, n in r.overflow.items()}}
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """One shipped model: its data, its training settings and how its files are written."""
+
+    stem: str              # files <stem>_lstm.npz, <stem>_heldout.npz, <stem>_lstm.json
+    data: str              # how the data set is made (for the JSON)
+    load: object           # () -> (x_train, y_train, x_heldout, y_heldout)
+    train: TrainConfig
+    layout: str            # "native" (README's .npz) or "tensorflow" (BasicLSTMCell)
+    flag: str = ""         # the command line option that selects it
+
+
+RECIPES = {
+    "digits": Recipe("digits", "sklearn.datasets.load_digits, rows as time steps, /16",
+                     load_digits_split, TrainConfig(), "native"),
+    "notebook": Recipe("notebook", "sklearn.datasets.load_digits, /16, upsampled to 28x28 "
+                       "(scipy.ndimage.zoom, bilinear, x3.5), rows as time steps",
+                       load_notebook_split, TrainConfig(hidden=128, epochs=30, lr=5e-3),
+                       "tensorflow", " --notebook"),
+}
+
+
+def model_arrays(recipe: Recipe, params: dict) -> dict:
+    """The weights file's arrays in the recipe's layout."""
+    if recipe.layout == "native":
+        return {k: params[k] for k in PARAM_NAMES}
+    from .importers.tensorflow import to_arrays
+    from .weights import LSTMWeights
+    return to_arrays(LSTMWeights(**params), forget_bias=1.0, head_layout="out")
+
+
+def stored_weights(recipe: Recipe, arrays: dict):
+    """The LSTMWeights the project reads back from ``arrays`` (through the importer)."""
+    from .weights import LSTMWeights
+    if recipe.layout == "native":
+        return LSTMWeights(**arrays)
+    from .importers.tensorflow import from_arrays
+    return from_arrays(arrays).single("evaluation")
+
+
 def main(argv=None) -> int:
-    defaults = TrainConfig()
     ap = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n")[0])
-    ap.add_argument("--seed", type=int, default=defaults.seed, help="init and shuffling seed")
-    ap.add_argument("--epochs", type=int, default=defaults.epochs)
+    ap.add_argument("--notebook", action="store_true",
+                    help="the notebook's network (28x28 digits, H=128, TensorFlow layout)")
+    ap.add_argument("--seed", type=int, default=0, help="init and shuffling seed")
+    ap.add_argument("--epochs", type=int, help="default: 120 (digits), 30 (--notebook)")
     ap.add_argument("--out-dir", type=Path, default=DEFAULT_OUT, help="default: data/")
     ap.add_argument("--quiet", action="store_true", help="no per-epoch log")
     args = ap.parse_args(argv)
-    if args.epochs < 1:
+    recipe = RECIPES["notebook" if args.notebook else "digits"]
+    if args.epochs is not None and args.epochs < 1:
         ap.error(f"--epochs must be at least 1, not {args.epochs}")
-    cfg = TrainConfig(seed=args.seed, epochs=args.epochs)
+    cfg = replace(recipe.train, seed=args.seed, epochs=args.epochs or recipe.train.epochs)
     say = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
 
-    x_tr, y_tr, x_te, y_te = load_digits_split()
+    x_tr, y_tr, x_te, y_te = recipe.load()
     start = time.perf_counter()
     params = train(x_tr, y_tr, cfg, log=say)
     seconds = time.perf_counter() - start
-    result = evaluate_fixed(params, x_te, y_te)
+    arrays = model_arrays(recipe, params)
+    result = evaluate_fixed(stored_weights(recipe, arrays), x_te, y_te)
 
+    weights_file = args.out_dir / f"{recipe.stem}_lstm.npz"
     try:
         args.out_dir.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(args.out_dir / "digits_lstm.npz", **{k: params[k] for k in PARAM_NAMES})
-        np.savez_compressed(args.out_dir / "digits_heldout.npz", x=x_te, labels=y_te)
+        np.savez_compressed(weights_file, **arrays)
+        np.savez_compressed(args.out_dir / f"{recipe.stem}_heldout.npz", x=x_te, labels=y_te)
     except OSError as e:
         print(f"error: cannot write to {args.out_dir}: {e}", file=sys.stderr)
         return 1
+    B, T, X = x_te.shape
     meta = {
-        "model": "digits_lstm", "data": "sklearn.datasets.load_digits, rows as time steps, /16",
-        "n_inputs": 8, "n_hidden": cfg.hidden, "n_classes": 10, "n_steps": 8,
+        "model": f"{recipe.stem}_lstm", "data": recipe.data, "layout": recipe.layout,
+        "n_inputs": X, "n_hidden": cfg.hidden, "n_classes": 10, "n_steps": T,
         "seed": cfg.seed, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
         "optimizer": {"name": "adam", "lr": cfg.lr, "schedule": "cosine",
                       "lr_final": cfg.lr * cfg.lr_final, "weight_decay": cfg.weight_decay,
@@ -265,12 +344,12 @@ def main(argv=None) -> int:
         "weights_sha256": weights_digest(params),
         "train_seconds": round(seconds, 2),
         "numpy": np.__version__,
-        "command": f"python -m model.train --seed {cfg.seed} --epochs {cfg.epochs}",
+        "command": f"python -m model.train{recipe.flag} --seed {cfg.seed} --epochs {cfg.epochs}",
     }
-    (args.out_dir / "digits_lstm.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (args.out_dir / f"{recipe.stem}_lstm.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"held-out accuracy float {result['accuracy_float']:.4f} fixed "
           f"{result['accuracy_fixed']:.4f} ({result['disagreements']} disagree), "
-          f"max |w| {meta['max_abs_weight']:.3f}, trained in {seconds:.1f} s -> {args.out_dir}")
+          f"max |w| {meta['max_abs_weight']:.3f}, trained in {seconds:.1f} s -> {weights_file}")
     return 0
 
 

@@ -18,6 +18,7 @@ from .fixed import FixedPointError, quantize
 
 __all__ = ["InputError", "LSTMWeights", "LSTMStack", "QuantizedWeights", "load_weights", "save_weights",
            "file_kind", "load_npz", "load_npy", "load_dataset", "load_inputs", "check_inputs",
+           "load_state_file",
            "check_labels", "quantize_weights", "check_finite"]
 
 GATES = ("i", "f", "g", "o")   # row blocks of weight_ih / weight_hh / bias
@@ -249,6 +250,25 @@ def load_weights(path) -> LSTMWeights:
         return LSTMWeights(**{k: arrays[k] for k in known if k in arrays})
     except InputError as e:
         raise InputError(f"weights file {path}: {e}") from None
+
+
+def load_state_file(path) -> tuple[np.ndarray, np.ndarray]:
+    """``--state``: an .npz with ``h0`` and ``c0`` (float; shapes are checked against the
+    model by :func:`model.golden.layer_states`)."""
+    arrays = load_npz(path, "state")
+    need = "h0 and c0: (H,) or (B, H) for one layer, (L, H) or (L, B, H) for L layers"
+    missing = [k for k in ("h0", "c0") if k not in arrays]
+    if missing:
+        raise InputError(f"state file {path} has no {missing[0]!r} (needs {need})")
+    extra = sorted(set(arrays) - {"h0", "c0"})
+    if extra:
+        raise InputError(f"state file {path} has an unknown array {extra[0]!r} (needs {need})")
+    for name in ("h0", "c0"):
+        try:
+            check_finite(name, arrays[name])
+        except InputError as e:
+            raise InputError(f"state file {path}: {e}") from None
+    return arrays["h0"], arrays["c0"]
 
 
 def save_weights(path, weights: LSTMWeights) -> None:

@@ -5,7 +5,7 @@ its input step, with the ``first`` bit of the step passed along. The layers work
 pipeline: layer k+1 computes step t while layer k computes step t+1, so the slowest layer sets
 the pace (see :class:`StackedLSTM`'s docstring for the closed forms).
 """
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -215,7 +215,7 @@ class LSTMCell(wiring.Component):
 
     def _load_control(self, m, mac, h_init, c_init, idle, rst):
         """The ``weights`` and ``state`` packets and the readies of all three inputs."""
-        g, H = self._geometry, self._geometry.n_hidden
+        H = self._geometry.n_hidden
         w, s = self.weights, self.state
         w_fire = w.valid & w.ready
         s_fire = s.valid & s.ready

@@ -1,8 +1,9 @@
 """Imported models through the commands a user runs: ``python -m model run``, ``python -m rtl``,
 ``python -m sim`` with ``--weights`` in each format (and ``--weights-format``).
 
-Single-layer models run everywhere; stacked models and stored initial states are refused by
-the commands that take one layer, with one line and exit status 2.
+Every model runs through ``python -m model``, stacked ones and stored initial states included;
+the single-layer hardware commands refuse a stacked model or a stored state with one line and
+exit status 2.
 """
 from __future__ import annotations
 
@@ -56,9 +57,27 @@ def test_model_run_on_pytorch_and_onnx_files(tmp_path):
         assert np.abs(r["h"] - r["h_float"]).max() <= FIXED_TOL, name
 
 
+@pytest.mark.parametrize("fixture, last_h", [
+    ("keras_sequential.keras", "keras_sequential.hT.npy"),
+    ("onnx_lstm2.onnx", "onnx_lstm2.h1.npy"),
+    ("torch_lstm2.safetensors", "torch_lstm2.h1.npy"),
+])
+def test_model_run_on_stacked_files(tmp_path, fixture, last_h):
+    """Two-layer files from each framework: the last layer's h and the logits against the
+    framework's own outputs, the fixed point within the usual bound of the float path."""
+    pytest.importorskip("onnx" if fixture.endswith(".onnx") else "h5py")
+    pytest.importorskip("safetensors")
+    r = _run(tmp_path, FIX / fixture)
+    want = np.load(FIX / last_h)
+    got = r["h_float"][:, -1] if want.ndim == 2 else r["h_float"]
+    assert np.abs(got - want).max() < FLOAT_TOL
+    stem = fixture.rsplit(".", 1)[0]
+    assert np.abs(r["logits_float"] - np.load(FIX / f"{stem}.logits.npy")).max() < FLOAT_TOL
+    assert np.abs(r["h"] - r["h_float"]).max() <= FIXED_TOL
+    assert r["h_n"].shape[0] == 2
+
+
 @pytest.mark.parametrize("module, fixture, extra", [
-    ("model", "keras_sequential.keras", ["run", "--out", "{tmp}/o.npz"]),
-    ("model", "onnx_lstm2.onnx", ["report"]),
     ("rtl", "torch_lstm2.safetensors", ["--out", "{tmp}/f.v"]),
     ("sim", "onnx_lstm2.onnx", []),
 ])
@@ -71,15 +90,27 @@ def test_stacked_models_are_refused_by_single_layer_commands(tmp_path, module, f
     assert list(tmp_path.iterdir()) == []
 
 
-def test_stored_initial_state_is_not_dropped(tmp_path):
+def test_stored_initial_state_is_used_by_model_and_refused_by_rtl(tmp_path):
     onnx = pytest.importorskip("onnx")
     sd = _single_layer_sd()
     sd["h0"], sd["c0"] = np.full((2, 1, 5), 0.25)
-    onnx.save(onnx_lstm_model(sd, 1, state="const"), tmp_path / "s.onnx")
-    out = tmp_path / "o.npz"
-    p = model_cli("run", "--weights", tmp_path / "s.onnx", "--inputs", INPUTS, "--out", out)
+    model = onnx_lstm_model(sd, 1, state="const")
+    onnx.save(model, tmp_path / "s.onnx")
+    r = _run(tmp_path, tmp_path / "s.onnx")
+    ref = onnx_reference(model, np.load(INPUTS))
+    assert np.abs(r["h_float"] - ref["h_seq"]).max() < FLOAT_TOL
+    zero = _run(tmp_path, tmp_path / "s.onnx", "--state", _zero_state(tmp_path))
+    assert np.abs(zero["h_float"] - ref["h_seq"]).max() > 1e-3    # the stored state mattered
+    out = tmp_path / "cell.v"
+    p = model_cli("--weights", tmp_path / "s.onnx", "--out", out, module="rtl")
     assert_one_line_exit_2(p, "initial state stored in this model file")
     assert not out.exists()
+
+
+def _zero_state(tmp_path):
+    path = tmp_path / "zero.npz"
+    np.savez(path, h0=np.zeros(5), c0=np.zeros(5))
+    return path
 
 
 def test_rtl_exports_an_onnx_model(tmp_path):
