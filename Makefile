@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 SIM    ?= icarus
 BUILD  ?= build
 
-.PHONY: help setup test golden report activations verilog sim regress train bench synth clean
+.PHONY: help setup test golden report activations verilog sim regress formal formal-full train bench synth clean
 
 help:
 	@echo "make setup      create $(VENV) and install everything from PyPI"
@@ -15,6 +15,8 @@ help:
 	@echo "make verilog    export the default design -> $(BUILD)/lstm_cell.v"
 	@echo "make sim        cocotb run of the Verilog vs the golden model (SIM=icarus|verilator)"
 	@echo "make regress    long randomised RTL-vs-golden regression (SEED=, COUNT=)"
+	@echo "make formal     stream and load properties proven with SymbiYosys, every mutant caught (~1-2 min)"
+	@echo "make formal-full  the same on the default design too, every mutant on every configuration"
 	@echo "make train      retrain the shipped digits model (data/)"
 	@echo "make bench      benchmarks -> bench/results/"
 	@echo "make synth      FPGA cost of the default design (Yosys + nextpnr, ECP5) -> bench/results/"
@@ -48,6 +50,12 @@ sim:
 regress:
 	rm -f $(BUILD)/regress-$(SIM).jsonl
 	SIM=$(SIM) $(PY) -m pytest -q -m slow tests/test_sim_regress.py
+
+formal:
+	$(PY) -m formal --build-dir $(BUILD)/formal
+
+formal-full:
+	$(PY) -m formal --full --build-dir $(BUILD)/formal-full
 
 train:
 	$(PY) -m model.train
