@@ -33,13 +33,13 @@ def plan(configs, full: bool, only=None):
             env = dict(resets="any", loads=True) if full else dict(resets=p.resets, loads=p.loads)
             if p.mode == "bmc" and not bmc_ok:
                 continue
-            depth = p.depth(cps) + (cps if full and p.mode == "bmc" else 0)
+            depth = p.depth(dut) + (cps if full and p.mode == "bmc" else 0)
             expect, why = ("FAIL", p.known_defect) if p.known_defect else ("PASS", "")
             jobs.append((Job(p.name, cfg, [p], None, p.mode, depth, expect, why, **env), dut))
             if bmc_ok and (full or cfg == configs[0]):
                 for mutant in p.mutants:
                     jobs.append((Job(f"{p.name}__{mutant}", cfg, [p], mutant, "bmc",
-                                     p.mutant_depth(cps), "FAIL", MUTANTS[mutant], **env), dut))
+                                     p.mutant_depth(dut), "FAIL", MUTANTS[mutant], **env), dut))
         if bmc_ok and props:
             jobs.append((Job("covers", cfg, props, None, "cover", 2 * cps + 10, "PASS",
                              "every cover reached", resets="any", loads=True), dut))

@@ -39,7 +39,8 @@ MUTANTS = {
     "capacity_minus_1": "the outstanding-step capacity is one less",
     "ready_in_reset": "every input ready is forced high while reset is high",
     "window_plus_1": "the step window ends one cycle after the output appears",
-    "ignore_framing": "the design sees `last` on every load word (each word a whole packet)",
+    "x_ready_in_load_gap": "x.ready is high whenever no load word is offered, as in the design "
+                           "before load packets (x slips into a gap of a weight packet)",
 }
 
 
@@ -118,8 +119,6 @@ class FormalHarness(Elaboratable):
             m.d.comb += [port.valid.eq(valid), port.payload.eq(payload)]
             if self.mutant == "ignore_x_valid" and name == "x":
                 m.d.comb += port.valid.eq(1)
-            if self.mutant == "ignore_framing" and has_field(port.payload.shape(), "last"):
-                m.d.comb += port.payload.last.eq(1)
         m.d.comb += dut.h.ready.eq(1 if self.mutant == "ignore_h_ready" else self.env_h_ready)
 
         # reset: high in the first cycle; free later, or low (resets="initial")
@@ -152,12 +151,16 @@ class Trace:
         self.was_rst = Signal(init=1, reset_less=True, name="was_rst")
         m.d.sync += [self.initial.eq(0), self.was_rst.eq(self.rst)]
         self.ports = {}
-        for name, (valid, payload) in harness.env.items():
+        env = harness.env
+        for name, (valid, payload) in env.items():
             ready = getattr(harness.dut, name).ready
-            if harness.mutant == "ready_in_reset":
-                leaky = Signal(name=f"{name}_ready_seen")
-                m.d.comb += leaky.eq(ready | self.rst)
-                ready = leaky
+            leak = {"ready_in_reset": self.rst,
+                    "x_ready_in_load_gap": ~env["weights"][0] & ~env["state"][0] if name == "x"
+                    else None}.get(harness.mutant)
+            if leak is not None:            # a broken ready, as the environment sees it
+                seen = Signal(name=f"{name}_ready_seen")
+                m.d.comb += seen.eq(ready | leak)
+                ready = seen
             self.ports[name] = self._port(name, valid, ready, payload)
         h = harness.dut.h
         self.ports["h"] = self._port("h", h.valid, harness.env_h_ready, h.payload)

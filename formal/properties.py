@@ -7,14 +7,14 @@ assumptions to the harness module ``m``, reading the ports through ``t``
 ``t.fresh_output()``; ``t.mutant``). Register it with :func:`prop`; the runner then proves it on
 every configuration and shows each of its mutants failing. Adding a property::
 
-    @prop("my_property", "one line: what it says", mode="bmc", depth=lambda cps: 2 * cps + 10,
+    @prop("my_property", "one line: what it says", mode="bmc", depth=two_steps,
           mutants=("ignore_h_ready",))
     def _my_property(m, t):
         t.require(~(t.x.fire & t.h.valid), "x_never_while_output_waits")
         t.cover(t.x.fire, "x_accepted")
 
-Modes: ``prove`` is k-induction (unbounded) with ``depth`` as k; ``bmc`` checks every trace of
-``depth`` cycles from reset. Mutant runs are always BMC to :attr:`Property.mutant_depth`.
+Modes: ``prove`` is k-induction (unbounded) with ``depth(dut)`` as k; ``bmc`` checks every trace
+of ``depth(dut)`` cycles from reset. Mutant runs are always BMC, to :meth:`Property.mutant_depth`.
 """
 from __future__ import annotations
 
@@ -37,25 +37,31 @@ class Property:
     title: str
     build: Callable
     mode: str
-    depth: Callable[[int], int]
+    depth: Callable      # dut -> cycles
     mutants: tuple[str, ...]
     #: why the property fails on the current design, or None (the runner then expects FAIL)
     known_defect: str | None = None
     #: only for designs this returns True for (e.g. the packet-framed load ports)
     applies: Callable = field(default=lambda dut: True)
-    #: mutant BMC depth (default: ``depth`` for bmc properties, 2 * cps + 10 for proofs)
-    mutant_depth_of: Callable[[int], int] | None = None
+    #: mutant BMC depth, dut -> cycles (default: ``depth`` for bmc properties, else two_steps)
+    mutant_depth_of: Callable | None = None
     #: the environment of the fast run (``make formal``); the full run lifts both limits
     resets: str = "any"
     loads: bool = True
 
-    def mutant_depth(self, cps: int) -> int:
+    def mutant_depth(self, dut) -> int:
         if self.mutant_depth_of is not None:
-            return self.mutant_depth_of(cps)
-        return self.depth(cps) if self.mode == "bmc" else 2 * cps + 10
+            return self.mutant_depth_of(dut)
+        return (self.depth if self.mode == "bmc" else two_steps)(dut)
 
 
 PROPERTIES: dict[str, Property] = {}
+
+
+def two_steps(dut) -> int:
+    """BMC depth that covers two whole steps from reset and a stall: 2 cycles_per_step + 10
+    (a commit that overwrites a stalled output shows only in the second step)."""
+    return 2 * dut.cycles_per_step + 10
 
 
 def prop(name, title, *, mode, depth, mutants, known_defect=None, applies=None,
@@ -89,11 +95,12 @@ def _window(t, name):
 
 # -- (a) output stream rules -------------------------------------------------------------------
 @prop("output_stream", "h: valid held and payload stable until the transfer",
-      mode="prove", depth=lambda cps: 4, mutants=("ignore_h_ready",),
-      mutant_depth=lambda cps: cps + 10)
+      mode="prove", depth=lambda dut: 4, mutants=("ignore_h_ready",),
+      mutant_depth=lambda dut: dut.cycles_per_step + 10)
 def _output_stream(m, t):
     h = t.h
-    stalled = ~t.was_rst & h.past_valid & ~h.past_ready
+    # (reset may drop the output at once: not a transfer, not a violation)
+    stalled = ~t.rst & ~t.was_rst & h.past_valid & ~h.past_ready
     t.require(h.valid, "h_valid_held_until_taken", when=stalled)
     t.require(h.payload.as_value() == h.past_payload, "h_payload_stable_until_taken", when=stalled)
     t.cover(h.valid & ~h.ready & ~t.rst, "h_stalled")
@@ -103,7 +110,7 @@ def _output_stream(m, t):
 # -- (b) bounded response ----------------------------------------------------------------------
 @prop("response", "h_t appears exactly cycles_per_step cycles after x_t is accepted "
       "(whatever h.ready does meanwhile)",
-      mode="bmc", depth=lambda cps: 2 * cps + 10, mutants=("bound_minus_1", "bound_plus_1"),
+      mode="bmc", depth=two_steps, mutants=("bound_minus_1", "bound_plus_1"),
       resets="initial", loads=False)
 def _response(m, t):
     cps = t.cycles_per_step
@@ -128,7 +135,7 @@ def _response(m, t):
 # -- (c) outstanding steps ---------------------------------------------------------------------
 @prop("outstanding", f"accepted x minus delivered h stays within 0..{CAPACITY}: no output "
       "without a step, no step lost",
-      mode="bmc", depth=lambda cps: 2 * cps + 10,
+      mode="bmc", depth=two_steps,
       mutants=("capacity_minus_1", "ignore_h_ready", "ignore_x_valid"), resets="initial")
 def _outstanding(m, t):
     capacity = CAPACITY - (t.mutant == "capacity_minus_1")
@@ -151,8 +158,8 @@ def _outstanding(m, t):
 
 # -- (d) reset ---------------------------------------------------------------------------------
 @prop("reset_ready", "every input ready is low while reset is high",
-      mode="prove", depth=lambda cps: 4, mutants=("ready_in_reset",),
-      mutant_depth=lambda cps: 4,
+      mode="prove", depth=lambda dut: 4, mutants=("ready_in_reset",),
+      mutant_depth=lambda dut: 4,
       known_defect="issue 11, defect 3: idle resets to 1, so the readies are high during reset")
 def _reset_ready(m, t):
     for name in ("x", "weights", "state"):
@@ -163,7 +170,7 @@ def _reset_ready(m, t):
 # -- (e) loads ---------------------------------------------------------------------------------
 @prop("loads_between_steps", "no weight or state word is accepted from the cycle x is "
       "accepted until its h_t appears",
-      mode="bmc", depth=lambda cps: 2 * cps + 10, mutants=("window_plus_1",), resets="initial")
+      mode="bmc", depth=two_steps, mutants=("window_plus_1",), resets="initial")
 def _loads_between_steps(m, t):
     in_flight, accepted = _window(t, "loads")
     if t.mutant == "window_plus_1":
@@ -180,18 +187,19 @@ def _framed(dut) -> bool:
     return all(has_field(getattr(dut, n).payload.shape(), "last") for n in ("weights", "state"))
 
 
-@prop("load_atomic", "no x is accepted between the first and the last word of a weight or "
-      "state packet (packet-framed load ports only)",
-      mode="bmc", depth=lambda cps: 2 * cps + 10, mutants=("ignore_framing",), applies=_framed,
-      resets="initial")
+@prop("load_atomic", "no x is accepted from the first to the last word of a weight or state "
+      "packet, whatever gaps the producer leaves (packet-framed load ports only)",
+      mode="bmc", depth=lambda dut: dut.geometry.n_words + 10, mutants=("x_ready_in_load_gap",),
+      applies=_framed, resets="initial")
 def _load_atomic(m, t):
     for name in ("weights", "state"):
         p = t.ports[name]
+        # the packet as the producer sent it: opened by `first`, closed by `last` (malformed
+        # packets included: what the design does with them is its business, but no x inside)
         in_packet = Signal(name=f"{name}_in_packet")
+        opens = p.fire & p.payload.first & ~p.payload.last
         with m.If(p.fire & ~t.rst):
-            m.d.sync += in_packet.eq(~p.payload.last)
-        # a well-formed producer: `first` on exactly the first word of each packet
-        m.d.comb += t.assume(p.payload.first == ~in_packet, when=p.valid & ~t.rst)
-        t.require(~t.x.fire, f"no_x_inside_{name}_packet", when=in_packet & ~t.rst)
+            m.d.sync += in_packet.eq(~p.payload.last & (p.payload.first | in_packet))
+        t.require(~t.x.fire, f"no_x_inside_{name}_packet", when=(in_packet | opens) & ~t.rst)
         t.cover(in_packet & t.x.valid & ~p.valid, f"x_offered_in_{name}_packet_gap")
         t.cover(in_packet & p.fire & p.payload.last, f"{name}_packet_completed")
