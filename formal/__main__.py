@@ -30,7 +30,7 @@ def plan(configs, full: bool, only=None):
         props = [p for p in PROPERTIES.values() if p.applies(dut) and (only is None or p.name in only)]
         bmc_ok = cps <= BMC_CPS_LIMIT
         for p in props:
-            env = dict(resets="any", loads=True) if full else dict(resets=p.resets, loads=p.loads)
+            env = dict(resets="any" if full else p.resets, loads=p.loads)
             if p.mode == "bmc" and not bmc_ok:
                 continue
             depth = p.depth(dut) + (cps if full and p.mode == "bmc" else 0)
@@ -107,8 +107,8 @@ def cmd_formal(args) -> int:
 def build_parser() -> ArgumentParser:
     ap = ArgumentParser(prog="python -m formal", description=__doc__.splitlines()[2])
     ap.add_argument("--full", action="store_true",
-                    help="every configuration (with the default design), every mutant, resets "
-                         "and loads free in every run, deeper BMC")
+                    help="every configuration (with the default design), every mutant on every "
+                         "configuration, resets free in every run, BMC one step deeper")
     ap.add_argument("--json", action="store_true", help="print the results as one JSON object")
     ap.add_argument("--property", action="append", metavar="NAME",
                     help=f"only this property (repeatable): {', '.join(PROPERTIES)}")
