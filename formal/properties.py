@@ -33,19 +33,22 @@ CAPACITY = 2
 
 @dataclass(frozen=True)
 class Property:
+    """One registered property: how to build it, how to run it, what must break it."""
     name: str
     title: str
     build: Callable
     mode: str
     depth: Callable      # dut -> cycles
     mutants: tuple[str, ...]
-    #: why the property fails on the current design, or None (the runner then expects FAIL)
+    #: why the current design fails the property: when set, the runner expects FAIL (and an
+    #: unexpected PASS, once the design is fixed, says to remove it)
     known_defect: str | None = None
     #: only for designs this returns True for (e.g. the packet-framed load ports)
     applies: Callable = field(default=lambda dut: True)
     #: mutant BMC depth, dut -> cycles (default: ``depth`` for bmc properties, else two_steps)
     mutant_depth_of: Callable | None = None
-    #: the environment of the fast run (``make formal``); the full run lifts both limits
+    #: the environment: reset free after the first cycle ("any") or not ("initial"; the full
+    #: run frees it), and whether loads are offered at all
     resets: str = "any"
     loads: bool = True
 
