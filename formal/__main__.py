@@ -24,25 +24,27 @@ BMC_CPS_LIMIT = 100
 def plan(configs, full: bool, only=None):
     """(job, dut) pairs: each property on each configuration, its mutants, one cover run."""
     jobs = []
+    timeout = 1800 if full else 600
     for cfg in configs:
         dut = CONFIGS[cfg].build()
         cps = dut.cycles_per_step
         props = [p for p in PROPERTIES.values() if p.applies(dut) and (only is None or p.name in only)]
         bmc_ok = cps <= BMC_CPS_LIMIT
         for p in props:
-            env = dict(resets="any" if full else p.resets, loads=p.loads)
+            env = dict(resets="any" if full else p.resets, loads=p.loads, timeout=timeout)
             if p.mode == "bmc" and not bmc_ok:
                 continue
-            depth = p.depth(dut) + (cps if full and p.mode == "bmc" else 0)
             expect, why = ("FAIL", p.known_defect) if p.known_defect else ("PASS", "")
-            jobs.append((Job(p.name, cfg, [p], None, p.mode, depth, expect, why, **env), dut))
+            jobs.append((Job(p.name, cfg, [p], None, p.mode, p.depth(dut), expect, why, **env),
+                         dut))
             if bmc_ok and (full or cfg == configs[0]):
                 for mutant in p.mutants:
                     jobs.append((Job(f"{p.name}__{mutant}", cfg, [p], mutant, "bmc",
                                      p.mutant_depth(dut), "FAIL", MUTANTS[mutant], **env), dut))
         if bmc_ok and props:
             jobs.append((Job("covers", cfg, props, None, "cover", 2 * cps + 10, "PASS",
-                             "every cover reached", resets="any", loads=True), dut))
+                             "every cover reached", resets="any", loads=True,
+                             timeout=timeout), dut))
     return jobs
 
 
@@ -108,7 +110,7 @@ def build_parser() -> ArgumentParser:
     ap = ArgumentParser(prog="python -m formal", description=__doc__.splitlines()[2])
     ap.add_argument("--full", action="store_true",
                     help="every configuration (with the default design), every mutant on every "
-                         "configuration, resets free in every run, BMC one step deeper")
+                         "configuration, resets free in every run")
     ap.add_argument("--json", action="store_true", help="print the results as one JSON object")
     ap.add_argument("--property", action="append", metavar="NAME",
                     help=f"only this property (repeatable): {', '.join(PROPERTIES)}")
