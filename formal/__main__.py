@@ -73,7 +73,8 @@ def _print_table(rows) -> None:
             print(f'{r["property"]} / {r["config"]} / {r["mutant"] or "design"}: {r["result"]} '
                   f'({what}){" - " + r["why"] if r["why"] else ""}')
             for trace in r["traces"][:2]:
-                print(f"    counterexample: {trace}")
+                print(f'    {"cover trace" if r["property"] == "covers" else "counterexample"}: '
+                      f"{trace}")
             if not r["ok"]:
                 print(f'    log: {r["log"]}')
 

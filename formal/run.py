@@ -127,16 +127,22 @@ def run_job(job: Job, sby: Path, env: dict) -> Result:
     log = workdir / "logfile.txt"
     output = proc.stdout
     status = _STATUS.get(proc.returncode, f"ERROR({proc.returncode})")
-    failed, traces = [], []
+    failed, traces, unreached = [], [], False
     for line in output.splitlines():
         if "summary:" not in line:
             continue
-        if m := re.search(r"failed assertion (\S+)", line):
+        text = line.split("summary:", 1)[1]
+        if m := re.search(r"failed assertion (\S+)", text):
             failed.append(m.group(1).split(".")[-1])
-        if m := re.search(r"[Uu]nreached cover statement (\S+)", line):
-            failed.append("unreached " + m.group(1).split(".")[-1])
-        if m := re.search(r"trace(?: \[\w+\])?: (\S+\.vcd)", line):
+        if m := re.search(r"trace(?: \[\w+\])?: (\S+\.vcd)", text):
             traces.append(sby.parent / m.group(1))
+        # "unreached cover statements:", then one indented "<name> at <source>" line each
+        if "unreached cover statements" in text:
+            unreached = True
+        elif unreached and (m := re.match(r"\s+(\S+) at ", text)):
+            failed.append("unreached " + m.group(1).split(".")[-1])
+        else:
+            unreached = False
     if not log.exists():
         log = sby.with_suffix(".out")
         log.write_text(output)

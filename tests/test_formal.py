@@ -9,8 +9,8 @@ import pytest
 from formal.__main__ import plan
 from formal.configs import CONFIGS
 from formal.harness import FormalHarness
-from formal.properties import PROPERTIES
-from formal.run import run_job, tool_env, write_job
+from formal.properties import PROPERTIES, Property
+from formal.run import Job, run_job, tool_env, write_job
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +27,17 @@ def test_output_stream_proves_and_its_mutant_fails(tmp_path):
     assert mutant.status == "FAIL", mutant.log.read_text()[-2000:]
     assert mutant.failed == ["h_valid_held_until_taken"]
     assert mutant.traces and all(t.exists() and t.suffix == ".vcd" for t in mutant.traces)
+
+
+def test_an_unreachable_cover_fails_the_cover_run_by_name(tmp_path):
+    def build(m, t):
+        t.cover(t.x.fire, "x_accepted")
+        t.cover(t.h.valid & t.rst & ~t.rst, "impossible")
+    prop = Property("probe", "two covers, one unreachable", build, "bmc", lambda dut: 10, ())
+    job = Job("covers", "odd", [prop], None, "cover", 10, "PASS")
+    result = run_job(job, write_job(job, CONFIGS["odd"].build(), tmp_path), tool_env())
+    assert result.status == "FAIL"
+    assert result.failed == ["unreached impossible"]
 
 
 def _unused(*duts):
