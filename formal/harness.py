@@ -154,10 +154,12 @@ class Trace:
         env = harness.env
         for name, (valid, payload) in env.items():
             ready = getattr(harness.dut, name).ready
-            leak = {"ready_in_reset": self.rst,
-                    "x_ready_in_load_gap": ~env["weights"][0] & ~env["state"][0] if name == "x"
-                    else None}.get(harness.mutant)
-            if leak is not None:            # a broken ready, as the environment sees it
+            leak = None                     # a broken ready, as the environment sees it
+            if harness.mutant == "ready_in_reset":
+                leak = self.rst
+            elif harness.mutant == "x_ready_in_load_gap" and name == "x":
+                leak = ~env["weights"][0] & ~env["state"][0]
+            if leak is not None:
                 seen = Signal(name=f"{name}_ready_seen")
                 m.d.comb += seen.eq(ready | leak)
                 ready = seen
