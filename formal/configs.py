@@ -3,8 +3,9 @@
 ``small`` and ``odd`` are the fast ones (``make formal``): small enough for the solver, and
 different in every size so a property that holds only by coincidence of sizes shows up. ``odd``
 has P = 3 lanes that divide neither X+H = 4 nor 4H(X+H) = 16, so the lanes split rows (the
-segmented accumulation). ``default`` is the shipped design (configs/default.toml and the
-shipped model), for ``make formal-full``.
+segmented accumulation). ``make formal-full`` adds ``tall`` (one input, three units, P = 3:
+more units than inputs, rows split too), ``serial`` (one lane, no row ever split) and
+``default``, the shipped design (configs/default.toml and the shipped model).
 """
 from __future__ import annotations
 
@@ -49,7 +50,9 @@ class DesignConfig:
 CONFIGS = {c.name: c for c in (
     DesignConfig("small", 2, 2, 2),
     DesignConfig("odd", 3, 1, 3),
+    DesignConfig("tall", 1, 3, 3),
+    DesignConfig("serial", 2, 1, 1),
     DesignConfig("default", None, None, None),
 )}
 FAST = ("small", "odd")
-FULL = ("small", "odd", "default")
+FULL = ("small", "odd", "tall", "serial", "default")
