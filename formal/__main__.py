@@ -12,7 +12,7 @@ from pathlib import Path
 from model.cli import ArgumentParser, UsageError, run_command
 
 from .configs import CONFIGS, FAST, FULL
-from .harness import MUTANTS
+from .harness import MUTANTS, SLOW_MUTANTS
 from .properties import PROPERTIES
 from .run import Job, ToolError, run_job, tool_env, write_job
 
@@ -39,6 +39,8 @@ def plan(configs, full: bool, only=None):
                          dut))
             if bmc_ok and (full or cfg == configs[0]):
                 for mutant in p.mutants:
+                    if mutant in SLOW_MUTANTS and not full:
+                        continue
                     jobs.append((Job(f"{p.name}__{mutant}", cfg, [p], mutant, "bmc",
                                      p.mutant_depth(dut), "FAIL", MUTANTS[mutant], **env), dut))
         if bmc_ok and props:

@@ -26,13 +26,15 @@ from amaranth.lib import data
 
 from rtl.geometry import refuse
 
-__all__ = ["FormalHarness", "Port", "MUTANTS", "has_field"]
+__all__ = ["FormalHarness", "Port", "MUTANTS", "SLOW_MUTANTS", "has_field"]
 
 #: Faults the harness can inject, name -> what the broken design does. Port faults are applied
 #: here; bound faults are read by the property that owns the bound (``trace.mutant``).
 MUTANTS = {
     "ignore_h_ready": "the design sees h.ready always high: it drops or overwrites an output "
                       "the consumer has not taken",
+    "overwrite_stalled_output": "the design commits a new result over one the consumer has "
+                                "not taken (h.ready seen high on the commit cycle only)",
     "ignore_x_valid": "the design sees x.valid always high: it starts steps nobody offered",
     "bound_minus_1": "the response bound is cycles_per_step - 1",
     "bound_plus_1": "the response bound is cycles_per_step + 1",
@@ -42,6 +44,11 @@ MUTANTS = {
     "x_ready_in_load_gap": "x.ready is high whenever no load word is offered, as in the design "
                            "before load packets (x slips into a gap of a weight packet)",
 }
+
+
+#: Mutants whose counterexample is deep (a second step over a stalled output, about 2 CPS
+#: cycles): BMC takes 30-80 s on `small`, so only ``make formal-full`` runs them.
+SLOW_MUTANTS = frozenset({"overwrite_stalled_output"})
 
 
 def has_field(layout, name: str) -> bool:
@@ -119,7 +126,7 @@ class FormalHarness(Elaboratable):
             m.d.comb += [port.valid.eq(valid), port.payload.eq(payload)]
             if self.mutant == "ignore_x_valid" and name == "x":
                 m.d.comb += port.valid.eq(1)
-        m.d.comb += dut.h.ready.eq(1 if self.mutant == "ignore_h_ready" else self.env_h_ready)
+        m.d.comb += dut.h.ready.eq(self._h_ready_seen(m, t))
 
         # reset: high in the first cycle; free later, or low (resets="initial")
         m.d.comb += t.assume(t.rst, when=t.initial)
@@ -135,6 +142,23 @@ class FormalHarness(Elaboratable):
         for prop in self.properties:
             prop.build(m, t)
         return m
+
+
+    def _h_ready_seen(self, m, t):
+        """h.ready as the design sees it: the consumer's, or broken by a mutant."""
+        if self.mutant == "ignore_h_ready":
+            return 1
+        if self.mutant == "overwrite_stalled_output":
+            # ready forced high on the cycle whose edge commits the next result (the step's
+            # cycles_per_step - 1'th cycle): the design overwrites a result nobody has taken
+            cps = self.dut.cycles_per_step
+            age = Signal(range(cps + 1), name="mutant_age")
+            with m.If(t.x.fire & ~t.rst):
+                m.d.sync += age.eq(1)
+            with m.Elif((age != 0) & (age < cps)):
+                m.d.sync += age.eq(age + 1)
+            return self.env_h_ready | (age == cps - 1)
+        return self.env_h_ready
 
 
 class Trace:

@@ -98,8 +98,7 @@ def _window(t, name):
 
 # -- (a) output stream rules -------------------------------------------------------------------
 @prop("output_stream", "h: valid held and payload stable until the transfer",
-      mode="prove", depth=lambda dut: 4, mutants=("ignore_h_ready",),
-      mutant_depth=lambda dut: dut.cycles_per_step + 10)
+      mode="prove", depth=lambda dut: 4, mutants=("ignore_h_ready", "overwrite_stalled_output"))
 def _output_stream(m, t):
     h = t.h
     # (reset may drop the output at once: not a transfer, not a violation)
@@ -145,7 +144,8 @@ def _response(m, t):
 @prop("outstanding", f"accepted x minus delivered h stays within 0..{CAPACITY}: no output "
       "without a step, no step lost",
       mode="bmc", depth=two_steps,
-      mutants=("capacity_minus_1", "ignore_h_ready", "ignore_x_valid"), resets="initial")
+      mutants=("capacity_minus_1", "ignore_h_ready", "overwrite_stalled_output",
+               "ignore_x_valid"), resets="initial")
 def _outstanding(m, t):
     capacity = CAPACITY - (t.mutant == "capacity_minus_1")
     outstanding = Signal(signed(8), name="outstanding")
