@@ -47,7 +47,7 @@ MUTANTS = {
 
 
 #: Mutants whose counterexample is deep (a second step over a stalled output, about 2 CPS
-#: cycles): BMC takes 30-80 s on `small`, so only ``make formal-full`` runs them.
+#: cycles): BMC takes 11-108 s a run, so only ``make formal-full`` runs them.
 SLOW_MUTANTS = frozenset({"overwrite_stalled_output"})
 
 
