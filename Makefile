@@ -9,7 +9,7 @@ BUILD  ?= build
 FAMILY ?= ecp5
 
 .PHONY: help setup test golden report activations explain verilog sim regress train bench synth \
-        train-record bench-record synth-record regress-record sweep vectors regress-batch train-notebook train-notebook-record clean
+        train-record bench-record synth-record regress-record sweep vectors regress-batch train-notebook train-notebook-record formal formal-full clean
 
 help:
 	@echo "make setup          create $(VENV) and install everything from PyPI; then: . $(VENV)/bin/activate"
@@ -23,6 +23,8 @@ help:
 	@echo "make sim            whole held-out set through the Verilog vs the golden model (SIM=$(SIM); or SIM=icarus)"
 	@echo "make regress        long randomised RTL-vs-golden regression on every core -> $(BUILD)/regress-<sim>.jsonl (SIM=, SEED=, COUNT=, STEPS=, SHARD=k/N, JOBS=)"
 	@echo "make regress-batch  the same configurations in batch mode (SIM=verilator unless given)"
+	@echo "make formal         protocol proofs (SymbiYosys + yices) on two small configurations, with mutants (~2 min)"
+	@echo "make formal-full    the same and heavier proofs, more configurations, the default design (~10 min)"
 	@echo "make train          retrain the digits model -> $(BUILD)/train/ (needs scikit-learn)"
 	@echo "make train-notebook retrain the notebook's network -> $(BUILD)/train/ (28x28 digits, H=128, TensorFlow layout)"
 	@echo "make bench          speed figures (golden model, RTL cycles) -> $(BUILD)/bench/"
@@ -85,6 +87,12 @@ BATCH_SIM := $(if $(filter command line environment,$(origin SIM)),$(SIM),verila
 regress-batch:
 	rm -f $(BUILD)/regress-batch-$(BATCH_SIM).jsonl
 	SIM=$(BATCH_SIM) $(PY) -m pytest -q -m slow tests/test_sim_batch.py
+
+formal:
+	$(PY) -m formal --build-dir $(BUILD)/formal
+
+formal-full:
+	$(PY) -m formal --full --build-dir $(BUILD)/formal-full
 
 train:
 	$(PY) -m model.train --out-dir $(BUILD)/train

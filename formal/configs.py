@@ -1,0 +1,58 @@
+"""The design instances the properties are proven on.
+
+``small`` and ``odd`` are the fast ones (``make formal``): small enough for the solver, and
+different in every size so a property that holds only by coincidence of sizes shows up. ``odd``
+has P = 3 lanes that divide neither X+H = 4 nor 4H(X+H) = 16, so the lanes split rows (the
+segmented accumulation). ``make formal-full`` adds ``tall`` (one input, three units, P = 3:
+more units than inputs, rows split too), ``serial`` (one lane, no row ever split) and
+``default``, the shipped design (configs/default.toml and the shipped model).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.config import load_config
+from model.weights import LSTMWeights, quantize_weights
+
+__all__ = ["DesignConfig", "CONFIGS", "FAST", "FULL"]
+
+
+@dataclass(frozen=True)
+class DesignConfig:
+    name: str
+    n_inputs: int | None      # None: the shipped model
+    n_hidden: int | None
+    lanes: int | None         # None: the config's [rtl] lanes
+
+    def build(self):
+        """A fresh :class:`rtl.top.LSTMCell` for this configuration (seeded weights)."""
+        from rtl.top import LSTMCell
+        config = load_config()
+        if self.n_inputs is None:
+            from model.shipped import DEFAULT_WEIGHTS
+            from model.weights import load_weights
+            weights = load_weights(DEFAULT_WEIGHTS)
+        else:
+            rng = np.random.default_rng(0)
+            X, H = self.n_inputs, self.n_hidden
+            weights = LSTMWeights(rng.uniform(-1, 1, (4 * H, X)), rng.uniform(-1, 1, (4 * H, H)),
+                                  rng.uniform(-1, 1, 4 * H))
+        return LSTMCell(config, quantize_weights(weights, config), lanes=self.lanes)
+
+    def describe(self) -> str:
+        if self.n_inputs is None:
+            return "shipped model, configs/default.toml"
+        return f"X={self.n_inputs} H={self.n_hidden} P={self.lanes}"
+
+
+CONFIGS = {c.name: c for c in (
+    DesignConfig("small", 2, 2, 2),
+    DesignConfig("odd", 3, 1, 3),
+    DesignConfig("tall", 1, 3, 3),
+    DesignConfig("serial", 2, 1, 1),
+    DesignConfig("default", None, None, None),
+)}
+FAST = ("small", "odd")
+FULL = ("small", "odd", "tall", "serial", "default")
