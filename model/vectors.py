@@ -115,10 +115,13 @@ class Vectors:
     c: np.ndarray
     lanes: int
     output_c: bool = True
+    #: a stacked model's first layer config (its x format); the weights, state, h and c are
+    #: then the last layer's, and only the x and expected files describe the whole stack
+    input_config: Config | None = None
 
     @property
     def n_inputs(self) -> int:
-        return self.qweights.n_inputs
+        return self.x_raw.shape[2]
 
     @property
     def n_hidden(self) -> int:
@@ -130,7 +133,8 @@ class Vectors:
 
     def widths(self) -> dict:
         cfg, X, H = self.config, self.n_inputs, self.n_hidden
-        wx, wh, wc = (cfg.fmt(n).bits for n in ("x", "h", "c"))
+        wx = (self.input_config or cfg).fmt("x").bits
+        wh, wc = (cfg.fmt(n).bits for n in ("h", "c"))
         data = max(cfg.fmt("weight").bits, cfg.fmt("bias").bits)
         return {"x": wx, "h": wh, "c": wc, "data": data,
                 "x_payload": X * wx + 1, "h_payload": H * wh + (H * wc if self.output_c else 0),
@@ -168,7 +172,8 @@ class Vectors:
 
     def manifest(self, cycles_per_step: int | None = None) -> dict:
         cfg, (B, T, X), H, P = self.config, self.x_raw.shape, self.n_hidden, self.lanes
-        mac_work, w = GATES * H * (X + H), self.widths()
+        # the weight words are the (last) layer's, whose inputs are X unless stacked
+        mac_work, w = GATES * H * (self.qweights.n_inputs + H), self.widths()
         m = {
             "format": "fixed-lstm vectors", "version": VERSION,
             "X": X, "H": H, "lanes": P, "output_c": self.output_c,
@@ -223,12 +228,18 @@ def make_vectors(config: Config, qweights: QuantizedWeights, x_raw, *, h0=None, 
 
 
 def vectors_of_run(run, *, lanes: int | None = None, output_c: bool = True) -> Vectors:
-    """The vectors of a :class:`model.golden.GoldenRun` (sequences from the zero state)."""
-    H = run.qweights.n_hidden
+    """The vectors of a :class:`model.golden.GoldenRun` (sequences from the zero state).
+
+    For a stacked run: the inputs in layer 0's x format, the expected h and c of the last layer
+    (its formats); the weight and state files hold the last layer's, for a testbench run
+    without loads (``+noload``)."""
+    last = run.layers[-1]
+    H = last.qweights.n_hidden
     zero = np.zeros(H, np.int64)
-    return Vectors(run.config, run.qweights, np.asarray(run.x_raw, np.int64), zero, zero,
-                   np.asarray(run.fixed["h"]), np.asarray(run.fixed["c"]),
-                   run.config.lanes if lanes is None else lanes, output_c)
+    first = run.layers[0].config if len(run.layers) > 1 else None
+    return Vectors(last.config, last.qweights, np.asarray(run.layers[0].x_raw, np.int64), zero,
+                   zero, np.asarray(last.fixed["h"]), np.asarray(last.fixed["c"]),
+                   last.config.lanes if lanes is None else lanes, output_c, first)
 
 
 def params_vh(manifest: dict, steps: int | None = None) -> str:

@@ -1,17 +1,18 @@
-"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P] [--no-c] --out FILE.v
+"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--no-c] --out FILE.v
 
-Exports the LSTM cell, with the quantized weights in its memories, as plain Verilog."""
+Exports the LSTM cell (or, for a stacked model, one cell per layer chained as a pipeline), with
+the quantized weights in its memories, as plain Verilog."""
 import sys
 
 from model.cli import (ArgumentParser, add_weights_options, atomic_write, check_target, load_model,
-                       run_command, single_layer)
-from model.weights import quantize_weights
+                       run_command)
 
 from .geometry import RTLError
+from .stack import StackedLSTM, build_design
 from .top import LSTMCell
 
 
-def export_verilog(dut: LSTMCell, name: str = "lstm_cell") -> str:
+def export_verilog(dut: LSTMCell | StackedLSTM, name: str = "lstm_cell") -> str:
     from amaranth.back import verilog
     return verilog.convert(dut, name=name, emit_src=False)
 
@@ -20,7 +21,8 @@ def build_parser() -> ArgumentParser:
     ap = ArgumentParser(prog="python -m rtl", description=__doc__.splitlines()[2])
     ap.add_argument("--config", metavar="C", help="TOML config (default: configs/default.toml)")
     add_weights_options(ap)
-    ap.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (default: the config's [rtl] lanes)")
+    ap.add_argument("--lanes", metavar="P", help="MAC lanes: P, or P0,P1,... one per layer of a "
+                    "stacked model (default: the config's [rtl] lanes)")
     ap.add_argument("--no-c", action="store_true", help="leave c_t off the output stream")
     ap.add_argument("--name", default="lstm_cell", help="Verilog module name (default lstm_cell)")
     ap.add_argument("--out", metavar="FILE.v", required=True, help="Verilog file to write")
@@ -30,15 +32,21 @@ def build_parser() -> ArgumentParser:
 def cmd_export(args) -> int:
     out = check_target(args.out, "--out")
     config, stack = load_model(args)
-    weights = single_layer(stack, "python -m rtl")
-    dut = LSTMCell(config, quantize_weights(weights, config), lanes=args.lanes,
-                   output_c=not args.no_c)
+    dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c)
     text = export_verilog(dut, args.name)
     atomic_write(out, lambda f: f.write(text), mode="w")
-    g = dut.geometry
-    print(f"wrote {out}: module {args.name}, X={g.n_inputs} H={g.n_hidden} P={g.lanes}, "
-          f"{dut.cycles_per_step} cycles/step (MAC bound {g.issue_cycles}, "
-          f"efficiency {dut.mac_efficiency:.3f})")
+    if isinstance(dut, LSTMCell):
+        g = dut.geometry
+        print(f"wrote {out}: module {args.name}, X={g.n_inputs} H={g.n_hidden} P={g.lanes}, "
+              f"{dut.cycles_per_step} cycles/step (MAC bound {g.issue_cycles}, "
+              f"efficiency {dut.mac_efficiency:.3f})")
+        return 0
+    layers = "; ".join(f"layer {k}: X={c.geometry.n_inputs} H={c.geometry.n_hidden} "
+                       f"P={c.geometry.lanes}, {c.cycles_per_step} cycles/step"
+                       for k, c in enumerate(dut.layers))
+    print(f"wrote {out}: module {args.name}, {dut.n_layers} layers ({layers}); "
+          f"{dut.cycles_per_step} cycles/step (the slowest layer), latency {dut.latency} cycles "
+          f"(the sum), MAC efficiency {dut.mac_efficiency:.3f}")
     return 0
 
 

@@ -197,3 +197,43 @@ class StackedLSTM(wiring.Component):
         wiring.connect(m, upstream_x, layers[-1].x)
         wiring.connect(m, layers[-1].h, wiring.flipped(self.h))
         return m
+
+
+def lanes_per_layer(lanes, n_layers: int):
+    """``--lanes``: None (each config's), one P for every layer, or one P per layer (a sequence,
+    or text like ``"8,4"``)."""
+    if lanes is None:
+        return None
+    if isinstance(lanes, str):
+        try:
+            lanes = [int(p) for p in lanes.split(",")]
+        except ValueError:
+            raise RTLError(f"lanes must be P or P0,P1,... (one per layer), not {lanes!r}") from None
+    if isinstance(lanes, int):
+        return (lanes,) * n_layers
+    lanes = tuple(lanes)
+    if len(lanes) == 1:
+        return lanes * n_layers
+    if len(lanes) != n_layers:
+        raise RTLError(f"lanes must give one P per layer ({n_layers}), not {len(lanes)}")
+    return lanes
+
+
+def build_design(config: Config, stack, *, lanes=None, output_c=True):
+    """The hardware for a model (an :class:`model.weights.LSTMStack`): an :class:`LSTMCell` for
+    one layer, a :class:`StackedLSTM` for more; layer k quantized with ``config.for_layer(k)``.
+
+    A model file's stored initial state is refused: the hardware takes its initial state through
+    the ``state`` port(s) at run time.
+    """
+    from model.weights import InputError, quantize_weights
+    if stack.h0 is not None or stack.c0 is not None:
+        raise InputError("the hardware does not take the initial state stored in this model "
+                         "file (ONNX initial_h/initial_c): load it through the state port")
+    configs = [config.for_layer(k) for k in range(stack.n_layers)]
+    qweights = [quantize_weights(layer, cfg) for layer, cfg in zip(stack.layers, configs)]
+    per_layer = lanes_per_layer(lanes, stack.n_layers)
+    if stack.n_layers == 1:
+        return LSTMCell(configs[0], qweights[0], lanes=None if per_layer is None else per_layer[0],
+                        output_c=output_c)
+    return StackedLSTM(configs, qweights, lanes=per_layer, output_c=output_c)

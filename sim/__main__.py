@@ -16,9 +16,11 @@ import sys
 
 import numpy as np
 
-from model.cli import ArgumentParser, add_weights_options, load_operands, run_command
+from model.cli import (ArgumentParser, add_weights_options, load_operands, run_command,
+                       single_layer)
 from model.fixed import FixedPointError
 from model.golden import run_golden
+from model.weights import LSTMWeights
 from rtl.geometry import RTLError
 
 from .runner import SIMULATORS, SimError, run_scenario
@@ -33,7 +35,8 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--labels", help="labels .npy for --inputs (B,), to report RTL accuracy")
     ap.add_argument("--sim", choices=SIMULATORS, default=os.environ.get("SIM") or "icarus",
                     help="simulator (default: $SIM or icarus)")
-    ap.add_argument("--lanes", type=int, help="MAC lanes P (default: the config's)")
+    ap.add_argument("--lanes", metavar="P", help="MAC lanes P, or P0,P1,... one per layer of a "
+                    "stacked model (default: the config's)")
     ap.add_argument("--limit", type=int, help="only the first N sequences")
     ap.add_argument("--gap", type=float, default=0.0, help="probability of input idle cycles (0)")
     ap.add_argument("--stall", type=float, default=0.0, help="probability of output ready stalls (0)")
@@ -55,7 +58,15 @@ def build_parser() -> ArgumentParser:
 def _load(args):
     if args.labels and not args.inputs:
         raise FixedPointError("--labels goes with --inputs")
-    config, weights, x, labels, _ = load_operands(args, want_labels=True, what="python -m sim")
+    config, stack, x, labels, _ = load_operands(args, want_labels=True, stacked=True)
+    if stack.n_layers == 1:
+        weights = single_layer(stack, "python -m sim")
+        args.lanes = None if args.lanes is None else _one_lane_count(args.lanes)
+    else:
+        weights = stack
+        if args.cocotb or args.waves or args.gap or args.stall:
+            raise FixedPointError("a stacked model runs in batch mode (every output compared, "
+                                  "no --cocotb, --waves, --gap or --stall yet)")
     if args.limit is not None:
         if args.limit < 1:
             raise FixedPointError(f"--limit must be at least 1, not {args.limit}")
@@ -83,13 +94,28 @@ def _batch_mode(args) -> bool:
             and args.gap == 0 and args.stall == 0)
 
 
+def _one_lane_count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise FixedPointError(f"--lanes must be one number P for a one-layer model, not {text!r}") \
+            from None
+
+
 def cmd_batch(args, config, weights, x, labels) -> int:
     from model.vectors import vectors_of_run
+    from rtl.stack import build_design, lanes_per_layer
     from .batch import run_vectors, summary_json
     golden = run_golden(config, weights, x)
-    vectors = vectors_of_run(golden, lanes=args.lanes)
+    design = None
+    if golden.stack.n_layers > 1:
+        design = build_design(config, golden.stack, lanes=args.lanes)
+        lanes = lanes_per_layer(args.lanes, golden.stack.n_layers)
+        vectors = vectors_of_run(golden, lanes=None if lanes is None else lanes[-1])
+    else:
+        vectors = vectors_of_run(golden, lanes=args.lanes)
     result = run_vectors(vectors, args.sim, lanes=args.lanes, gap=round(100 * args.gap),
-                         stall=round(100 * args.stall), seed=args.seed)
+                         stall=round(100 * args.stall), seed=args.seed, design=design)
     summary = summary_json(result)
     B = x.shape[0]
     summary.update(sequences=B, seed=args.seed)
@@ -119,7 +145,7 @@ def cmd_batch(args, config, weights, x, labels) -> int:
 
 def cmd_sim(args) -> int:
     config, weights, x, labels = _load(args)
-    if _batch_mode(args):
+    if not isinstance(weights, LSTMWeights) or _batch_mode(args):
         return cmd_batch(args, config, weights, x, labels)
     golden = run_golden(config, weights, x)
     scenario = Scenario(config, golden.qweights, seed=args.seed, gap=args.gap, stall=args.stall)

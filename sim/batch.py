@@ -36,6 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from model.vectors import Vectors, params_vh, write_vectors
 from rtl.__main__ import export_verilog
@@ -254,12 +257,15 @@ class BatchResult:
 
 def run_vectors(vectors: Vectors, simulator: str = "verilator", *, lanes: int | None = None,
                 load: bool = False, gap: int = 0, stall: int = 0, seed: int = 1,
-                verilog_text: str | None = None, corrupt=None) -> BatchResult:
+                verilog_text: str | None = None, corrupt=None, design=None) -> BatchResult:
     """Export the design for ``vectors`` (or use ``verilog_text``), build the testbench, write
     the vectors into a fresh run directory and run them; every output compared twice (in the
     testbench, and from its dump here). ``corrupt(run_dir)`` may edit the written vectors
     (tests use it to show that a wrong expectation is caught)."""
-    dut = LSTMCell(vectors.config, vectors.qweights, lanes=lanes, output_c=vectors.output_c)
+    if design is not None:      # a stacked design, behind the single cell's port names
+        dut = StackTop(design, vectors)
+    else:
+        dut = LSTMCell(vectors.config, vectors.qweights, lanes=lanes, output_c=vectors.output_c)
     if verilog_text is None:
         verilog_text = export_verilog(dut, TOPLEVEL)
     else:       # built elsewhere: this instance only gives the closed-form cycle count
@@ -289,6 +295,36 @@ def run_vectors(vectors: Vectors, simulator: str = "verilator", *, lanes: int | 
                        bad, build_seconds, run_dir,
                        {"cycles_per_step_design": dut.cycles_per_step,
                         "load_words": manifest["load_words"], "executable": executable})
+
+
+class StackTop(wiring.Component):
+    """A :class:`rtl.stack.StackedLSTM` behind the single cell's ports, for the vectors
+    testbench: ``x`` and ``h`` go straight through; ``weights`` and ``state`` (the last layer's
+    layouts, as in the vectors) are never ready, so the testbench runs it without loads
+    (``+noload``: the layers' memories hold the model's weights from the export). Per-layer
+    loads are tested in the Amaranth and cocotb tests of the stack."""
+
+    def __init__(self, stack, vectors: Vectors):
+        self._stack = stack
+        last = stack.layers[-1]
+        super().__init__({
+            "x": In(stream.Signature(stack.layers[0].step_layout)),
+            "h": Out(stream.Signature(last.output_layout)),
+            "weights": In(stream.Signature(last.geometry.load_layout)),
+            "state": In(stream.Signature(last.state_layout)),
+        })
+
+    @property
+    def cycles_per_step(self) -> int:
+        return self._stack.cycles_per_step
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.stack = self._stack
+        wiring.connect(m, wiring.flipped(self.x), self._stack.x)
+        wiring.connect(m, self._stack.h, wiring.flipped(self.h))
+        m.d.comb += [self.weights.ready.eq(0), self.state.ready.eq(0)]
+        return m
 
 
 def _runs_root() -> Path:
