@@ -72,7 +72,7 @@ def corner_weights(cfg, X, H, sign):
 
 
 def full_scenario(cfg, weights, lanes, *, seed, steps, gap=0.3, stall=0.3, reset=True,
-                  reload=True, state=True, loads=1):
+                  reload=True, state=True, loads=1, weight_layers=None, state_layers=None):
     """Sequences back to back with random gaps and stalls; a reset in the middle of a step;
     then ``loads`` weight packets (of new models) and ``loads`` state packets offered
     concurrently with the last block of sequences, each after a random wait, so they land
@@ -80,7 +80,8 @@ def full_scenario(cfg, weights, lanes, *, seed, steps, gap=0.3, stall=0.3, reset
 
     ``weights`` an :class:`LSTMStack` of L >= 2 layers (``lanes`` one P per layer): a stacked
     scenario; each load goes to a random layer, and the reset lands anywhere in the latency
-    of the whole stack (a step in flight in some layer)."""
+    of the whole stack (a step in flight in some layer). ``weight_layers``, ``state_layers``:
+    the layers the loads go to, one packet each (instead of ``loads`` to random layers)."""
     rng = np.random.default_rng(seed)
     if isinstance(weights, LSTMStack) and weights.n_layers == 1:
         weights, lanes = weights.layers[0], (lanes[0] if np.ndim(lanes) else lanes)
@@ -112,23 +113,27 @@ def full_scenario(cfg, weights, lanes, *, seed, steps, gap=0.3, stall=0.3, reset
         sc.add_sequences(quantize_inputs(cfg, rng.normal(0, 1, (1, T, X)))[0], first_sequence=B)
         sc.add_reset(int(rng.integers(1, reset_within)))
     sequences(B + 1)
-    for _ in range(loads if reload else 0):
-        layer = pick()
+    targets = weight_layers if weight_layers is not None else [None] * (loads if reload else 0)
+    n = len(targets)
+    for layer in targets:
+        layer = pick() if layer is None else layer
         lc, lw = cfgs[layer], layer_w[layer]
         Xk, H = lw.n_inputs, lw.n_hidden
         k = float(rng.choice([0.5, 1.5])) / np.sqrt(H)
         second = LSTMWeights(rng.uniform(-k, k, (4 * H, Xk)), rng.uniform(-k, k, (4 * H, H)),
                              rng.uniform(-k, k, 4 * H))
         sc.add_weight_load(geometries[layer].load_packet(quantize_weights(second, lc)),
-                           after=int(rng.integers(0, block_cycles // max(loads, 1) + 1)),
+                           after=int(rng.integers(0, block_cycles // max(n, 1) + 1)),
                            background=True, layer=layer)
-    for _ in range(loads if state else 0):
-        layer = pick()
+    targets = state_layers if state_layers is not None else [None] * (loads if state else 0)
+    n = len(targets)
+    for layer in targets:
+        layer = pick() if layer is None else layer
         lc, H = cfgs[layer], layer_w[layer].n_hidden
         h0, _ = quantize(rng.uniform(-1, 1, H), lc.fmt("h"), *_modes(lc, "h"))
         c0, _ = quantize(rng.uniform(-3, 3, H), lc.fmt("c"), *_modes(lc, "c"))
         sc.add_state_load(geometries[layer].state_packet(h0, c0),
-                          after=int(rng.integers(0, block_cycles // max(loads, 1) + 1)),
+                          after=int(rng.integers(0, block_cycles // max(n, 1) + 1)),
                           background=True, layer=layer)
     sequences(2 * B + 1)
     return sc
