@@ -129,6 +129,13 @@ class Scenario:
             raise ValueError("the link into layer 0 is the input: no cast to skip")
         self.ops.append({"op": "believe_raw_link", **self._layer(layer)})
 
+    def add_believed_eager_layers(self) -> None:
+        """The scoreboard steps every layer when layer 0 takes a step, with the weights and
+        state each layer holds at that moment, instead of when each layer takes the step (a
+        deliberately wrong model: it differs from the design when a deeper layer's load
+        commits while a step is on its way to that layer)."""
+        self.ops.append({"op": "believe_eager"})
+
     def add_reset(self, after_cycles: int, length: int = 3, *, offer: bool = False) -> None:
         """Assert reset ``after_cycles`` after the last accepted input (mid-step if shorter than
         a step), for ``length`` cycles; outputs not yet delivered are lost, state restarts at 0.

@@ -53,7 +53,10 @@ class StackModel:
 
     def __init__(self, layers):
         self.layers = [Model(cfg, w) for cfg, w, _ in layers]
-        self.raw_link = set()        # layers fed uncast codes (a deliberately wrong scoreboard)
+        # deliberately wrong scoreboards (to show the checker catches them): layers fed uncast
+        # codes; every layer stepped when layer 0 takes the step (not when it takes it itself)
+        self.raw_link = set()
+        self.eager = False
         self.reset()
 
     def reset(self):
@@ -65,7 +68,7 @@ class StackModel:
         return sum(len(w) for w in self.waiting)
 
     def step(self, k, x, first):
-        """Layer k takes a step; returns its (h, c) and queues layer k+1's input."""
+        """Layer k takes a step: its h, c and layer k+1's input codes (None after the last)."""
         layer = self.layers[k]
         h, c = layer.step(x, first)
         if k + 1 < len(self.layers):

@@ -148,8 +148,10 @@ class Testbench:
         h, c, nxt = out
         if nxt is None:
             self.checker.expect(tag, h, c)
-        else:
-            self.model.waiting[k + 1].append((tag, nxt, first))
+            return
+        self.model.waiting[k + 1].append((tag, nxt, first))
+        if self.model.eager:       # the wrong scoreboard: layer k+1 steps now, not when it takes it
+            self.stepped(k + 1, tag, first, self.model.step(k + 1, nxt, first))
 
     async def run_steps(self, op):
         for x, first, seq, step in zip(op["x"], op["first"], op["sequence"], op["step"]):
@@ -208,6 +210,8 @@ class Testbench:
                 self.model.layers[op.get("layer", 0)].load_weights(qweights_from_dict(op["weights"]))
             elif kind == "believe_raw_link":
                 self.model.raw_link.add(op["layer"])
+            elif kind == "believe_eager":
+                self.model.eager = True
             else:
                 raise ValueError(f"unknown scenario op {kind!r}")
         await self.join()
@@ -265,7 +269,8 @@ class Testbench:
                 continue
             tag, x, first = self.model.waiting[k].popleft()
             self.checker.observe_inner(k, self.model.layers[k].config, tag, x, first, got)
-            self.stepped(k, tag, first, self.model.step(k, x, first))
+            if not self.model.eager:
+                self.stepped(k, tag, first, self.model.step(k, x, first))
 
     # -- the test -------------------------------------------------------------------------------
     def outstanding(self) -> int:

@@ -136,6 +136,19 @@ def test_mutant_with_wrong_deeper_weights_is_caught():
     assert "reproduce with SEED=6" in bad.results["reports"][0]
 
 
+def test_mutant_stepping_every_layer_at_the_input_is_caught():
+    """Loads follow each layer's own handshake: a scoreboard that steps the whole stack when
+    layer 0 takes a step (loads on layer 1 then apply to the wrong steps) reports mismatches
+    on the scenario the right scoreboard passes (test_stack_all_scenarios, 2 layers)."""
+    cfg, stack, lanes = _design(TWO)
+    sc = full_scenario(cfg, stack, lanes, seed=TWO[0], steps=36, weight_layers=[1],
+                       state_layers=[0, 1])
+    sc.add_believed_eager_layers()
+    sc.ops.insert(0, sc.ops.pop())          # from the first step on
+    bad = run_scenario(sc, "icarus")
+    assert not bad.passed and bad.results["mismatches"] > 0
+
+
 def test_scenario_file_round_trip(tmp_path):
     """A stack's scenario file holds every layer; a single cell's has no stack keys at all."""
     cfg, stack, lanes = _design(THREE)
