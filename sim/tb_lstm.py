@@ -41,8 +41,8 @@ class Testbench:
         layers = scenario.layers
         self.n_layers = L = len(layers)
         # the single cell's ports are `weights` and `state`; a stack's `weights_l{k}`, `state_l{k}`
-        self.load_ports = {(kind if L == 1 else f"{kind}_l{k}"): (kind, k)
-                           for k in range(L) for kind in ("weights", "state")}
+        self.load_ports = {self.port(kind, k): (kind, k) for k in range(L)
+                           for kind in ("weights", "state")}
         self.ports = ("x", *self.load_ports)
         # one generator per coroutine: simulators may run the coroutines in either order within
         # a time step, and a shared generator would then hand out different gaps
@@ -77,6 +77,10 @@ class Testbench:
         self.pending = []        # completion events of the ops handed to the port coroutines
         self.progress_path = os.environ.get("LSTM_PROGRESS")
         self.progress_every = max(1, min(200, scenario.n_steps // 100))
+
+    def port(self, kind, layer) -> str:
+        """The Verilog name of a load port: ``weights``/``state``, a stack's ``weights_l{k}``..."""
+        return kind if self.n_layers == 1 else f"{kind}_l{layer}"
 
     def layer_name(self, k) -> str:
         return "" if self.n_layers == 1 else f"layer {k}: "
@@ -186,8 +190,6 @@ class Testbench:
             await done.wait()
         self.pending.clear()
 
-    def port(self, kind, layer) -> str:
-        return kind if self.n_layers == 1 else f"{kind}_l{layer}"
 
     async def run_ops(self):
         for op in self.scenario.ops:
