@@ -4,6 +4,7 @@ import copy
 import numpy as np
 
 import helpers_model
+from model.activations import build_table
 from model.config import ConfigError, load_config, parse_config
 from model.fixed import quantize
 from model.golden import quantize_inputs
@@ -35,15 +36,17 @@ def _random_layer(rng, X, H):
 
 def _layer_formats(rng, raw, X, H):
     """Random formats for one deeper layer as a ``[layers.K.formats]`` table over ``raw``
-    (the tables in [activations] are shared, so when the drawn z or c formats do not suit
-    them only the operand formats x, weight, bias, h vary); the accumulator fits X, H."""
+    (the [activations] parameters are shared, so when the tables they give for the drawn z,
+    c and gate formats miss their error bound, only the operand formats x, weight, bias, h
+    vary); the accumulator fits X, H."""
     drawn = helpers_model.random_raw(rng, X, H)["formats"]
     for names in (tuple(drawn), ("x", "weight", "bias", "h")):
         merged = copy.deepcopy({k: v for k, v in raw.items() if k != "layers"})
         merged["formats"].update({n: drawn[n] for n in names})
         try:
             helpers_model.fit_accumulator(merged, X, H)
-            parse_config(copy.deepcopy(merged))
+            for spec in parse_config(copy.deepcopy(merged)).tables.values():
+                build_table(spec)
         except ConfigError:
             continue
         return {n: f for n, f in merged["formats"].items() if f != raw["formats"][n]}
