@@ -19,7 +19,7 @@ from .fixed import cast, quantize, to_float
 from .weights import (InputError, LSTMStack, LSTMWeights, QuantizedWeights, check_finite,
                       check_inputs, quantize_weights)
 
-__all__ = ["GoldenRun", "LayerRun", "run_golden", "quantize_inputs", "layer_states"]
+__all__ = ["GoldenRun", "LayerRun", "run_golden", "quantize_inputs", "layer_states", "layer_input"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +115,14 @@ def quantize_inputs(config: Config, x: np.ndarray, name: str = "inputs"):
     return quantize(x, spec.fmt, spec.round, spec.overflow, name=name)
 
 
+def layer_input(h_raw, below: Config, above: Config):
+    """Layer k's h codes (``below``'s h format) cast into layer k+1's x format (``above``'s
+    modes): (codes, values that saturated or wrapped). The hardware's layer link and the
+    testbench's scoreboard compute exactly this."""
+    spec = above.spec("x")
+    return cast(h_raw, below.fmt("h").frac, spec.fmt, spec.round, spec.overflow)
+
+
 def layer_states(state, name: str, hidden: list[int], n_sequences: int) -> list:
     """A float initial state (``h0`` or ``c0``) split per layer, each None, (H,) or (B, H).
 
@@ -175,15 +183,13 @@ def run_golden(config: Config, model, x, *, h0=None, c0=None, first=None,
             cell = FixedLSTM(cfg, qweights, path=path)
         except ConfigError as e:
             raise _layer_error(e, k, L) from None
-        spec = cfg.spec("x")
         if k == 0:
             x_in = x
             x_raw, x_overflow = quantize_inputs(cfg, x)
         else:
             below = layers[-1]
             x_in = below.decoded()["h"]
-            x_raw, x_overflow = cast(below.fixed["h"], below.config.fmt("h").frac, spec.fmt,
-                                     spec.round, spec.overflow)
+            x_raw, x_overflow = layer_input(below.fixed["h"], below.config, cfg)
         state = {}
         for name, tensor in (("h0", "h"), ("c0", "c")):
             s = states[name][k]

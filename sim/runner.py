@@ -2,7 +2,7 @@
 
 Builds are cached under ``build/sim/<simulator>-<hash of the Verilog>`` so repeated runs of the
 same design (Verilator compiles C++) only pay once: one build per (simulator, config, weights,
-lanes, waves or not). Each run gets a ``run-*`` folder inside its build (scenario, results, log,
+lanes, waves or not; every layer's of a stack, whose Verilog holds them all). Each run gets a ``run-*`` folder inside its build (scenario, results, log,
 waves). The cache is bounded: a build keeps its newest ``KEEP_RUNS`` run folders, and the least
 recently used builds go once the cache passes ``LSTM_SIM_CACHE_MB`` (default 1024 MB).
 ``make clean`` removes it all.
@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtl.__main__ import export_verilog
+from rtl.stack import StackedLSTM
 from rtl.top import LSTMCell
 
 from .scenario import Scenario
 
-__all__ = ["SIMULATORS", "SimError", "SimResult", "run_scenario", "simulator_env"]
+__all__ = ["SIMULATORS", "SimError", "SimResult", "design_of", "run_scenario", "simulator_env"]
 
 SIMULATORS = ("icarus", "verilator")
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,10 +161,24 @@ def _progress_bar(enabled: bool, path: Path, total: int, label: str):
             watcher.join()
 
 
+def design_of(scenario: Scenario, lanes=None):
+    """The design a scenario runs on: an :class:`LSTMCell` (lanes: ``lanes``), or for a stack a
+    :class:`StackedLSTM` (lanes: the scenario's per layer, else ``lanes`` as a sequence). The
+    Verilog module is ``lstm_cell`` either way; a stack has ports ``weights_l{k}__*``,
+    ``state_l{k}__*`` and an L-bit ``error``."""
+    if scenario.n_layers == 1:
+        return LSTMCell(scenario.config, scenario.weights, lanes=lanes, output_c=scenario.output_c)
+    per_layer = [p for _, _, p in scenario.layers]
+    if lanes is not None:
+        per_layer = list(lanes) if hasattr(lanes, "__iter__") else [int(lanes)] * scenario.n_layers
+    return StackedLSTM([cfg for cfg, _, _ in scenario.layers], [w for _, w, _ in scenario.layers],
+                       lanes=per_layer, output_c=scenario.output_c)
+
+
 def _design_dir(scenario: Scenario, simulator: str, waves: bool, lanes) -> tuple[Path, Path]:
-    """Export the Verilog into a build directory named by its content and the build flavour."""
-    dut = LSTMCell(scenario.config, scenario.weights, lanes=lanes, output_c=scenario.output_c)
-    text = export_verilog(dut, TOPLEVEL)
+    """Export the Verilog into a build directory named by its content and the build flavour
+    (the content holds every layer's weights, formats and lanes)."""
+    text = export_verilog(design_of(scenario, lanes), TOPLEVEL)
     flavour = " ".join([simulator, *_build_args(simulator, waves), f"waves={waves}"])
     digest = hashlib.sha256(f"{flavour}\n{text}".encode()).hexdigest()[:16]
     build_dir = BUILD_ROOT / f"{simulator}-{digest}"
@@ -198,8 +213,11 @@ def prune_cache(current: Path, keep_runs: int = KEEP_RUNS, cache_mb: float | Non
 
 
 def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool = False,
-                 progress: bool = False, lanes: int | None = None) -> SimResult:
-    """Export the design for ``scenario``, build it for ``simulator`` and run the testbench."""
+                 progress: bool = False, lanes=None) -> SimResult:
+    """Export the design for ``scenario``, build it for ``simulator`` and run the testbench.
+
+    ``lanes``: P of a single cell (None: the config's); for a stack, None takes the lanes the
+    scenario names per layer, a sequence overrides them."""
     from cocotb_tools.runner import get_runner
 
     env = simulator_env(simulator)

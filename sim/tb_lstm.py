@@ -1,150 +1,89 @@
-"""cocotb testbench for the exported LSTM cell: Driver, Monitor, Model, Checker (README.md, "Verification").
+"""cocotb testbench for the exported LSTM cell or stack: Driver and Monitors here, the golden
+model and Checker in :mod:`sim.scoreboard` (README.md, "Verification").
 
 The scenario (JSON, from :mod:`sim.scenario`) comes in ``LSTM_SCENARIO``; results go to
 ``LSTM_RESULTS`` (JSON) and, every few hundred steps, progress to ``LSTM_PROGRESS``.
 Exactness is the contract: every raw integer of every h_t and c_t is compared.
+
+A stack of L layers (:class:`rtl.stack.StackedLSTM`) is followed layer by layer: the golden
+model steps layer k when the design's layer k accepts a step (its ``x`` handshake, read through
+the hierarchy as ``dut.layer{k}.x__*``), with the weights and initial state layer k holds at
+that moment. So loads on any layer may overlap steps anywhere in the pipeline and every output
+is still compared with exactly the operands its steps used. The x codes each deeper layer takes
+are compared too (the layer link's cast of the layer below's h, and ``first``).
 """
 import json
 import os
 import random
-from collections import deque
 
 import cocotb
-import numpy as np
 from cocotb.clock import Clock
-from cocotb.simtime import get_sim_time
 from cocotb.queue import Queue
 from cocotb.triggers import ClockCycles, Event, FallingEdge, First, ReadOnly, RisingEdge
 
-from model.cell import FixedLSTM
-from model.fixed import to_float
 from rtl.geometry import Geometry, load_layout
 from rtl.top import stream_layouts
 from sim.ports import Packer
 from sim.protocol import LoadProtocol, ProtocolViolation
 from sim.scenario import Scenario, qweights_from_dict
-
-PERIOD_NS = 10
-MAX_REPORTED = 20
-
-
-def cycle_now() -> int:
-    return int(get_sim_time("ns")) // PERIOD_NS
-
-
-class Model:
-    """The golden model, stepped in the order the driver hands steps to the design."""
-
-    def __init__(self, scenario: Scenario):
-        self.config = scenario.config
-        self.cell = FixedLSTM(self.config, scenario.weights)
-        self.reset()
-
-    def reset(self):
-        H = self.cell.n_hidden
-        self.h0 = self.c0 = self.h = self.c = np.zeros(H, np.int64)
-
-    def load_weights(self, weights):
-        self.cell = FixedLSTM(self.config, weights)
-
-    def load_state(self, h0, c0):
-        self.h0, self.c0 = np.asarray(h0, np.int64), np.asarray(c0, np.int64)
-
-    def step(self, x, first):
-        if first:
-            self.h, self.c = self.h0, self.c0
-        out = self.cell.step(np.asarray(x, np.int64)[None], self.h[None], self.c[None])
-        self.h, self.c = out["h"][0], out["c"][0]
-        return self.h, self.c
-
-
-class Checker:
-    """In-order scoreboard: expected outputs queue up as steps are sent; outputs pop them."""
-
-    def __init__(self, config, seed):
-        self.config, self.seed = config, seed
-        self.expected = deque()
-        self.compared = self.compared_c = self.steps = self.dropped = 0
-        self.errors = 0
-        self.reports = []
-        self.received_h = []     # (sequence, step, h codes) for accuracy downstream
-
-    def expect(self, tag, h, c):
-        self.expected.append((tag, h, c))
-
-    def violation(self, message):
-        """The design broke the stream or load protocol (counted as a mismatch)."""
-        self.errors += 1
-        if len(self.reports) < MAX_REPORTED:
-            self.reports.append(f"cycle {cycle_now()}: {message}; reproduce with SEED={self.seed}")
-
-    def drop_pending(self):
-        """A reset: outputs not yet delivered are lost (counted, so every step is accounted for)."""
-        self.dropped += len(self.expected)
-        self.expected.clear()
-
-    def _mismatch(self, tag, unit, name, want, got):
-        self.errors += 1
-        if len(self.reports) < MAX_REPORTED:
-            fmt = self.config.fmt(name)
-            self.reports.append(
-                f"sequence {tag[0]} step {tag[1]} unit {unit} {name}: expected {want} "
-                f"({to_float(want, fmt):.6g}), got {got} ({to_float(got, fmt):.6g}); "
-                f"reproduce with SEED={self.seed}")
-
-    def observe(self, h, c):
-        if not self.expected:
-            self.errors += 1
-            self.reports.append(f"unexpected output h={h}: no step is outstanding")
-            return
-        tag, want_h, want_c = self.expected.popleft()
-        self.steps += 1
-        for unit, (w, g) in enumerate(zip(want_h, h)):
-            if int(w) != g:
-                self._mismatch(tag, unit, "h", int(w), g)
-        self.compared += len(h)
-        if c is not None:
-            for unit, (w, g) in enumerate(zip(want_c, c)):
-                if int(w) != g:
-                    self._mismatch(tag, unit, "c", int(w), g)
-            self.compared_c += len(c)
-        self.received_h.append([tag[0], tag[1], *h])
+from sim.scoreboard import PERIOD_NS, Checker, StackModel, cycle_now
 
 
 class Testbench:
     """Drives the scenario's ops, one coroutine per input port (ops on different ports run
     concurrently when the scenario says ``background``), and follows the design's transfers
     in the order it accepted them: the load protocol commits packets, the golden model loads
-    what they carried and steps on each accepted x."""
-
-    PORTS = ("x", "weights", "state")
+    what they carried and steps on each accepted x (a stack's layer k on each step its layer k
+    accepts, watched through the hierarchy)."""
 
     def __init__(self, dut, scenario: Scenario):
         self.dut, self.scenario = dut, scenario
+        layers = scenario.layers
+        self.n_layers = L = len(layers)
+        # the single cell's ports are `weights` and `state`; a stack's `weights_l{k}`, `state_l{k}`
+        self.load_ports = {self.port(kind, k): (kind, k) for k in range(L)
+                           for kind in ("weights", "state")}
+        self.ports = ("x", *self.load_ports)
         # one generator per coroutine: simulators may run the coroutines in either order within
         # a time step, and a shared generator would then hand out different gaps
-        self.gaps = {port: random.Random(f"{scenario.seed}/{port}") for port in self.PORTS}
+        self.gaps = {port: random.Random(f"{scenario.seed}/{port}") for port in self.ports}
         self.stalls = random.Random(f"{scenario.seed}/monitor")
-        cfg = scenario.config
-        step, out, state = stream_layouts(cfg, scenario.n_inputs, scenario.n_hidden,
-                                          scenario.output_c)
-        self.pack = {"x": Packer(step), "weights": Packer(load_layout(cfg)), "state": Packer(state)}
+        steps, states = [], []
+        for cfg, w, _ in layers:
+            step, _, state = stream_layouts(cfg, w.n_inputs, w.n_hidden)
+            steps.append(Packer(step))
+            states.append(Packer(state))
+        last_cfg, last_w, _ = layers[-1]
+        out = stream_layouts(last_cfg, last_w.n_inputs, last_w.n_hidden, scenario.output_c)[1]
+        self.pack = {"x": steps[0]}
+        for port, (kind, k) in self.load_ports.items():
+            self.pack[port] = Packer(load_layout(layers[k][0])) if kind == "weights" else states[k]
         self.pack_out = Packer(out)
+        self.pack_inner = steps          # layer k's x port, k >= 1 (read, not driven)
         # the load order does not depend on the lanes: any valid P names the same words
-        self.geometry = Geometry(cfg, scenario.weights, 1)
-        self.protocol = LoadProtocol(self.geometry.n_words, scenario.n_hidden)
-        self.model = Model(scenario)
-        self.checker = Checker(cfg, scenario.seed)
+        self.geometry = [Geometry(cfg, w, 1) for cfg, w, _ in layers]
+        self.protocol = [LoadProtocol(g.n_words, w.n_hidden)
+                         for g, (_, w, _) in zip(self.geometry, layers)]
+        self.model = StackModel(layers)
+        self.checker = Checker(last_cfg, scenario.seed)
         self.accepted = []       # cycle of each accepted step
         self.outputs = []        # cycle of each delivered output
-        self.loads = {"weights": 0, "state": 0}    # packets committed
-        self.held_by_loads = 0   # packets committed while an x was waiting (the x had to wait)
+        self.loads = {port: 0 for port in self.load_ports}    # packets committed
+        self.held_by_loads = 0   # packets committed while an x of their layer was waiting
+        self.x_during_deeper_loads = 0   # steps taken while a deeper layer had a packet open
         self.x_waiting = False
         self.sent = 0
-        self.queues = {port: Queue() for port in self.PORTS}
+        self.queues = {port: Queue() for port in self.ports}
         self.pending = []        # completion events of the ops handed to the port coroutines
         self.progress_path = os.environ.get("LSTM_PROGRESS")
         self.progress_every = max(1, min(200, scenario.n_steps // 100))
+
+    def port(self, kind, layer) -> str:
+        """The Verilog name of a load port: ``weights``/``state``, a stack's ``weights_l{k}``..."""
+        return kind if self.n_layers == 1 else f"{kind}_l{layer}"
+
+    def layer_name(self, k) -> str:
+        return "" if self.n_layers == 1 else f"layer {k}: "
 
     # -- driver ---------------------------------------------------------------------------------
     async def put(self, port, word):
@@ -168,36 +107,62 @@ class Testbench:
         valid.value = 0
         self.transfer(port, word)
 
+    def x_taken(self, k):
+        """Layer k took a step: its load protocol must allow it (a load on another layer does
+        not block it)."""
+        protocol = self.protocol[k]
+        if not protocol.x_allowed():
+            self.checker.violation(f"{self.layer_name(k)}an x was accepted while "
+                                   f"{protocol.blocked_because()}")
+        if k == 0:
+            self.x_during_deeper_loads += any(p.open for p in self.protocol[1:])
+
+    def x_waiting_at(self, k) -> bool:
+        if k == 0:
+            return self.x_waiting
+        return bool(getattr(self.dut, f"layer{k}").x__valid.value)
+
     def transfer(self, port, word):
-        """The design accepted ``word`` on ``port`` (at most one input transfer per cycle:
-        called in the order of the design's edges)."""
+        """The design accepted ``word`` on ``port`` (at most one input transfer per cycle and
+        layer: called in the order of the design's edges)."""
         if self.dut.rst.value:
             self.checker.violation(f"a {port} word was accepted during reset")
         if port == "x":
-            if not self.protocol.x_allowed():
-                self.checker.violation(f"an x was accepted while {self.protocol.blocked_because()}")
+            self.x_taken(0)
             return
+        kind, k = self.load_ports[port]
         try:
-            packet = self.protocol.word(port, word)
+            packet = self.protocol[k].word(kind, word)
         except ProtocolViolation as e:
-            self.checker.violation(str(e))
+            self.checker.violation(f"{self.layer_name(k)}{e}")
             return
         if packet is None:
             return
         self.loads[port] += 1
-        self.held_by_loads += self.x_waiting
-        if port == "weights":
-            self.model.load_weights(self.geometry.weights_from_words(w["data"] for w in packet))
+        self.held_by_loads += self.x_waiting_at(k)
+        model = self.model.layers[k]
+        if kind == "weights":
+            model.load_weights(self.geometry[k].weights_from_words(w["data"] for w in packet))
         else:
-            self.model.load_state([w["h"] for w in packet], [w["c"] for w in packet])
+            model.load_state([w["h"] for w in packet], [w["c"] for w in packet])
+
+    def stepped(self, k, tag, first, out):
+        """Layer k's model stepped: the last layer's h, c are expected at the output, a deeper
+        layer's input waits for that layer to take it."""
+        h, c, nxt = out
+        if nxt is None:
+            self.checker.expect(tag, h, c)
+            return
+        self.model.waiting[k + 1].append((tag, nxt, first))
+        if self.model.eager:       # the wrong scoreboard: layer k+1 steps now, not when it takes it
+            self.stepped(k + 1, tag, first, self.model.step(k + 1, nxt, first))
 
     async def run_steps(self, op):
         for x, first, seq, step in zip(op["x"], op["first"], op["sequence"], op["step"]):
             self.x_waiting = True
             await self.put("x", {"x": x, "first": first})
             self.x_waiting = False
-            h, c = self.model.step(x, first)
-            self.checker.expect((seq, step), h, c)
+            self.stepped(0, (seq, step), first, self.model.step(0, x, first))
             self.accepted.append(cycle_now())
             self.sent += 1
             if self.progress_path and self.sent % self.progress_every == 0:
@@ -225,13 +190,15 @@ class Testbench:
             await done.wait()
         self.pending.clear()
 
+
     async def run_ops(self):
         for op in self.scenario.ops:
             kind = op["op"]
             if kind in ("steps", "weights", "state"):
                 done = Event()
                 self.pending.append(done)
-                self.queues["x" if kind == "steps" else kind].put_nowait((op, done))
+                port = "x" if kind == "steps" else self.port(kind, op.get("layer", 0))
+                self.queues[port].put_nowait((op, done))
                 if not op.get("background"):
                     await done.wait()
             elif kind == "reset":
@@ -242,21 +209,26 @@ class Testbench:
                 if not op.get("offer"):           # else: what follows is offered during reset
                     await release
             elif kind == "believe":
-                self.model.load_weights(qweights_from_dict(op["weights"]))
+                self.model.layers[op.get("layer", 0)].load_weights(qweights_from_dict(op["weights"]))
+            elif kind == "believe_raw_link":
+                self.model.raw_link.add(op["layer"])
+            elif kind == "believe_eager":
+                self.model.eager = True
             else:
                 raise ValueError(f"unknown scenario op {kind!r}")
         await self.join()
 
     async def reset(self, length):
         self.dut.rst.value = 1
-        self.checker.drop_pending()
+        self.checker.drop_pending(self.model.in_flight())
         self.model.reset()
-        self.protocol.reset()
+        for protocol in self.protocol:
+            protocol.reset()
         await ClockCycles(self.dut.clk, length)
         await FallingEdge(self.dut.clk)
         self.dut.rst.value = 0
 
-    # -- monitor --------------------------------------------------------------------------------
+    # -- monitors -------------------------------------------------------------------------------
     async def monitor(self):
         dut = self.dut
         while True:
@@ -275,11 +247,41 @@ class Testbench:
             self.outputs.append(cycle_now())
             self.checker.observe(out["h"], out.get("c"))
 
+    async def layer_monitor(self, k):
+        """Layer k (>= 1) of a stack: each step it takes (its x handshake, inside the design)
+        steps its model, on the input the model computed for it."""
+        dut = self.dut
+        port = getattr(dut, f"layer{k}")
+        valid, ready, payload = port.x__valid, port.x__ready, port.x__payload
+        while True:
+            await ReadOnly()
+            if not valid.value:
+                await RisingEdge(valid)
+            await RisingEdge(dut.clk)
+            # values read now are the ones the edge sampled
+            if not (valid.value and ready.value):
+                continue
+            if dut.rst.value:
+                self.checker.violation(f"layer {k} took a step during reset")
+                continue
+            got = self.pack_inner[k].unpack(payload.value.to_unsigned())
+            self.x_taken(k)
+            if not self.model.waiting[k]:
+                self.checker.violation(f"layer {k} took a step no layer below delivered")
+                continue
+            tag, x, first = self.model.waiting[k].popleft()
+            self.checker.observe_inner(k, self.model.layers[k].config, tag, x, first, got)
+            if not self.model.eager:
+                self.stepped(k, tag, first, self.model.step(k, x, first))
+
     # -- the test -------------------------------------------------------------------------------
+    def outstanding(self) -> int:
+        return len(self.checker.expected) + self.model.in_flight()
+
     async def run(self):
         dut = self.dut
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
-        for port in self.PORTS:
+        for port in self.ports:
             getattr(dut, f"{port}__valid").value = 0
         dut.h__ready.value = 0
         dut.rst.value = 1
@@ -287,8 +289,9 @@ class Testbench:
         await FallingEdge(dut.clk)
         dut.rst.value = 0
         self.start_cycle = cycle_now()
-        monitor = cocotb.start_soon(self.monitor())
-        workers = [cocotb.start_soon(self.port_worker(port)) for port in self.PORTS]
+        monitors = [cocotb.start_soon(self.monitor())]
+        monitors += [cocotb.start_soon(self.layer_monitor(k)) for k in range(1, self.n_layers)]
+        workers = [cocotb.start_soon(self.port_worker(port)) for port in self.ports]
         ops = cocotb.start_soon(self.run_ops())
         await First(ops, ClockCycles(dut.clk, self.budget()))
         if not ops.done():
@@ -296,22 +299,26 @@ class Testbench:
             self.checker.violation(f"the design stopped accepting inputs ({self.sent} of "
                                    f"{self.scenario.n_steps} steps sent)")
         # wait for what is still in flight: a step takes a known, bounded time
-        budget = 4 * (len(self.checker.expected) + 2) * 10_000
+        budget = 4 * (self.outstanding() + 2) * 10_000 * self.n_layers
         for _ in range(budget // 100):
-            if not self.checker.expected:
+            if not self.outstanding():
                 break
             await ClockCycles(dut.clk, 100)
         await ClockCycles(dut.clk, 2)
-        monitor.cancel()
-        for w in workers:
-            w.cancel()
-        if int(dut.error.value) != self.protocol.error:
+        for task in monitors + workers:
+            task.cancel()
+        error = self.error()
+        if int(dut.error.value) != error:
             self.checker.violation(f"error output is {int(dut.error.value)}, the protocol says "
-                                   f"{int(self.protocol.error)}")
+                                   f"{error}")
+
+    def error(self) -> int:
+        """The expected ``error`` output: bit k is layer k's sticky error."""
+        return sum(int(p.error) << k for k, p in enumerate(self.protocol))
 
     def budget(self) -> int:
         """Generous cycles for all ops (a stuck design ends the run instead of hanging it)."""
-        step = self.geometry.n_weights + 100
+        step = sum(g.n_weights + 100 for g in self.geometry)
         words = sum(len(op.get("packet", ())) for op in self.scenario.ops)
         waits = sum(op.get("after", 0) + op.get("length", 0) for op in self.scenario.ops)
         return 5 * (self.scenario.n_steps * step + 20 * words + waits) + 10_000
@@ -323,12 +330,14 @@ class Testbench:
         span = (self.outputs[-1] - self.accepted[0]) if self.outputs and self.accepted else 0
         return {
             "compared": ch.compared, "compared_c": ch.compared_c, "steps": ch.steps,
-            "sent": steps, "dropped": ch.dropped, "missing": len(ch.expected), "mismatches": ch.errors,
-            "reports": ch.reports, "cycles": cycles,
+            "sent": steps, "dropped": ch.dropped, "missing": self.outstanding(),
+            "mismatches": ch.errors, "reports": ch.reports, "cycles": cycles,
             "cycles_per_step": span / ch.steps if ch.steps else None,
             "seed": self.scenario.seed, "received_h": ch.received_h,
-            "error": int(self.protocol.error), "loads": dict(self.loads),
-            "held_by_loads": self.held_by_loads,
+            "error": self.error(), "loads": dict(self.loads),
+            "held_by_loads": self.held_by_loads, "layers": self.n_layers,
+            "compared_inner": ch.compared_inner,
+            "x_during_deeper_loads": self.x_during_deeper_loads,
         }
 
 
