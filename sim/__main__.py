@@ -64,9 +64,6 @@ def _load(args):
         args.lanes = None if args.lanes is None else _one_lane_count(args.lanes)
     else:
         weights = stack
-        if args.cocotb or args.waves or args.gap or args.stall:
-            raise FixedPointError("a stacked model runs in batch mode (every output compared, "
-                                  "no --cocotb, --waves, --gap or --stall yet)")
     if args.limit is not None:
         if args.limit < 1:
             raise FixedPointError(f"--limit must be at least 1, not {args.limit}")
@@ -145,13 +142,23 @@ def cmd_batch(args, config, weights, x, labels) -> int:
 
 def cmd_sim(args) -> int:
     config, weights, x, labels = _load(args)
-    if not isinstance(weights, LSTMWeights) or _batch_mode(args):
+    if _batch_mode(args):
         return cmd_batch(args, config, weights, x, labels)
     golden = run_golden(config, weights, x)
-    scenario = Scenario(config, golden.qweights, seed=args.seed, gap=args.gap, stall=args.stall)
+    if isinstance(weights, LSTMWeights):
+        scenario = Scenario(config, golden.qweights, seed=args.seed, gap=args.gap,
+                            stall=args.stall)
+        lanes = args.lanes
+    else:       # one cell per layer; the scoreboard follows each layer's own input handshake
+        from rtl.stack import lanes_per_layer
+        per_layer = lanes_per_layer(args.lanes, len(golden.layers)) or [None] * len(golden.layers)
+        scenario = Scenario.stacked([(layer.config, layer.qweights, p)
+                                     for layer, p in zip(golden.layers, per_layer)],
+                                    seed=args.seed, gap=args.gap, stall=args.stall)
+        lanes = None
     scenario.add_sequences(golden.x_raw)
     result = run_scenario(scenario, args.sim, waves=args.waves, progress=args.progress,
-                          lanes=args.lanes)
+                          lanes=lanes)
     r = result.results
     B, T = x.shape[:2]
     summary = {

@@ -1,6 +1,7 @@
 """Stacked models through the hardware commands: ``python -m rtl`` exports one module with a
 cell per layer (lanes per layer), ``python -m sim`` runs it in batch mode with every output of
-the last layer compared with the golden model's stacked run."""
+the last layer compared with the golden model's stacked run (batch mode, or cocotb with gaps
+and stalls)."""
 import json
 import subprocess
 import sys
@@ -100,7 +101,14 @@ def test_sim_stack_catches_a_wrong_expectation(stacked):
     assert not result.passed and result.tb["mismatches"] == 1
 
 
-def test_sim_refuses_cocotb_options_for_a_stack(stacked):
+def test_sim_runs_a_stack_under_cocotb_with_gaps_and_stalls(stacked):
+    """Gaps and stalls ask for the cocotb testbench: the scoreboard steps each layer on its own
+    handshake; every output compared, and the RTL's accuracy."""
     p = _python_m("sim", "--weights", stacked / "torch2.npz", "--inputs", stacked / "data.npz",
-                  "--gap", "0.2")
-    assert p.returncode == 2 and "stacked model runs in batch mode" in p.stderr
+                  "--lanes", "4,3", "--gap", "0.2", "--stall", "0.3", "--sim", "icarus",
+                  "--limit", "3", "--json", "--no-progress")
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["mode"] == "cocotb" and r["mismatches"] == 0 and r["missing"] == 0
+    assert r["compared"] == r["compared_c"] == 3 * 5 * 7
+    assert "accuracy_rtl" in r
