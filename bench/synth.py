@@ -313,7 +313,7 @@ def build_parser() -> ArgumentParser:
                          "logic), or force block RAM or logic")
     ap.add_argument("--no-abc9", action="store_true",
                     help="map with Yosys's classic ABC flow instead of ABC9 (a workaround for an "
-                         "internal Yosys assertion on some narrow configs; figures differ a little)")
+                         "internal Yosys assertion on some narrow configs; on the default design the figures are the same)")
     ap.add_argument("--no-pnr", action="store_true", help="synthesis only: no place and route, no Fmax")
     ap.add_argument("--build-dir", metavar="DIR", default="build/synth",
                     help="work directory for Verilog, netlist, logs (default build/synth)")
