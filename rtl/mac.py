@@ -3,9 +3,10 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from .geometry import Geometry
-from .pipeline import read_port, tree_sum, write_port
+from .pipeline import read_port, write_port
 
 __all__ = ["MACArray"]
 
@@ -20,9 +21,10 @@ class MACArray(wiring.Component):
     rest start the next one (segmented accumulation), so no lane idles and a step takes exactly
     ``issue_cycles`` = ceil(E / P) cycles, the MAC bound.
 
-    Pipeline: weight memory read (1), weight register (1), products (1), alignment and masked lane
-    sums (1), accumulate (1): a row that ends at issue cycle t appears on ``row_acc`` at
-    t + :attr:`latency`.
+    Pipeline, one carry chain or one multiplier per stage: weight memory read (1), weight
+    register (1), products (1), alignment, mask and the lane sums (:attr:`tree_levels`, one
+    adder level each), accumulate (1), bias (1): a row that ends at issue cycle t appears on
+    ``row_acc`` at t + :attr:`latency`.
 
     Parameters
     ----------
@@ -55,7 +57,23 @@ class MACArray(wiring.Component):
         combinational from ``load_restart`` and the word counter.
     """
 
-    latency = 5
+    @staticmethod
+    def tree_levels_for(lanes: int) -> int:
+        """Adder levels (pipeline stages) of the lane sums: ceil(log2 P), at least 1."""
+        return max(1, ceil_log2(lanes))
+
+    @staticmethod
+    def latency_for(lanes: int) -> int:
+        """:attr:`latency` of a MACArray with P = ``lanes``: 5 + ceil(log2 P) (8 at P = 8)."""
+        return 5 + MACArray.tree_levels_for(lanes)
+
+    @property
+    def tree_levels(self) -> int:
+        return self.tree_levels_for(self._g.lanes)
+
+    @property
+    def latency(self) -> int:
+        return self.latency_for(self._g.lanes)
 
     def __init__(self, geometry: Geometry):
         self._g = g = geometry
@@ -91,7 +109,7 @@ class MACArray(wiring.Component):
             weight_wr.append(write_port(mem, f"weights{j}_wr"))
         m.submodules.biases = bias_mem = Memory(
             shape=signed(g.bias_fmt.bits), depth=g.n_rows, init=g.bias_memory())
-        bias_rd = read_port(bias_mem, "biases_rd", domain="comb")
+        bias_rd = read_port(bias_mem, "biases_rd")
         bias_wr = write_port(bias_mem, "biases_wr")
 
         # runtime load: word counter -> (lane, address) for weights, then bias address
@@ -111,9 +129,13 @@ class MACArray(wiring.Component):
         t = Signal(range(max(M, 2)))
         col0 = Signal(range(N))
         vec = Signal(data.ArrayLayout(signed(g.operand_bits), N), reset_less=True)
-        with m.If(self.start & ~self.busy):
-            m.d.sync += [vec.eq(self.vector), t.eq(0), col0.eq(0), self.busy.eq(1)]
-        with m.Elif(self.busy):
+        # between steps the register follows `vector` (so it holds it after the `start` edge):
+        # its wide enable is then `busy`, a register, not the start logic
+        with m.If(~self.busy):
+            m.d.sync += vec.eq(self.vector)
+            with m.If(self.start):
+                m.d.sync += [t.eq(0), col0.eq(0), self.busy.eq(1)]
+        with m.Else():
             m.d.sync += [vec[n].eq(vec[(n + P) % N]) for n in range(N)]
             m.d.sync += [t.eq(t + 1), col0.eq(Mux(col0 + P >= N, col0 + P - N, col0 + P))]
             with m.If(t == M - 1):
@@ -154,7 +176,7 @@ class MACArray(wiring.Component):
         operand = [Signal(signed(g.operand_bits), name=f"operand{j}", reset_less=True)
                    for j in range(P)]
         m.d.sync += [operand[j].eq(vec[j]) for j in range(P)]
-        ctl1 = carry(ctl0, 1)
+        ctl = carry(ctl0, 1)
 
         # stage 2: weights registered (off the memory's clock-to-out path into the multiplier)
         weight = [Signal(signed(g.weight_fmt.bits), name=f"weight{j}", reset_less=True)
@@ -162,41 +184,63 @@ class MACArray(wiring.Component):
         operand2 = [Signal.like(operand[j], name=f"operand{j}_2") for j in range(P)]
         m.d.sync += [weight[j].eq(weight_rd[j].data) for j in range(P)]
         m.d.sync += [operand2[j].eq(operand[j]) for j in range(P)]
-        ctl2 = carry(ctl1, 2)
+        ctl = carry(ctl, 2)
 
-        # stage 3: products, operand x weight (fits one DSP multiplier)
+        # stage 3: products, operand x weight (one DSP multiplier between registers)
         product = [Signal(signed(g.operand_bits + g.weight_fmt.bits), name=f"product{j}",
                           reset_less=True) for j in range(P)]
         m.d.sync += [product[j].eq(weight[j] * operand2[j]) for j in range(P)]
-        ctl3 = carry(ctl2, 3)
+        ctl = carry(ctl, 3)
 
-        # stage 4: align x and h products to the accumulator; lane sums before (this row) and
-        # after (next row) the row end
-        aligned = [Mux(ctl3["is_x"][j], product[j] << g.x_product_shift,
+        # stages 4 .. 3 + tree_levels: align x and h products to the accumulator and sum the
+        # lanes before (this row) and after (next row) the row end, one adder level per stage
+        aligned = [Mux(ctl["is_x"][j], product[j] << g.x_product_shift,
                        product[j] << g.h_product_shift) for j in range(P)]
-        sum_shape = signed(len(product[0]) + max(g.x_product_shift, g.h_product_shift)
-                           + P.bit_length() + 1)
-        this_row = Signal(sum_shape, reset_less=True)
-        next_row = Signal(sum_shape, reset_less=True)
-        m.d.sync += [this_row.eq(tree_sum(Mux(ctl3["mask"][j], aligned[j], 0) for j in range(P))),
-                     next_row.eq(tree_sum(Mux(ctl3["mask"][j], 0, aligned[j]) for j in range(P)))]
-        ctl4 = carry(ctl3, 4)
+        this_row = [Mux(ctl["mask"][j], aligned[j], 0) for j in range(P)]
+        next_row = [Mux(ctl["mask"][j], 0, aligned[j]) for j in range(P)]
+        ctl = {k: ctl[k] for k in ("ends", "valid", "first")}
+        for level in range(self.tree_levels):
+            stage = 4 + level
+            this_row = _register(m, _add_pairs(this_row), f"this_row{stage}")
+            next_row = _register(m, _add_pairs(next_row), f"next_row{stage}")
+            ctl = carry(ctl, stage)
+        this_row, next_row = this_row[0], next_row[0]
 
-        # stage 5: accumulate; a finished row adds its bias and leaves, the next row begins
+        # stage 4 + tree_levels: accumulate; a finished row leaves, the next row begins; its
+        # bias is read beside it
         acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
         acc_row = Signal(range(g.n_rows), reset_less=True)        # the row acc belongs to
-        out_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
-        out_row = Signal(range(g.n_rows), reset_less=True)
-        m.d.comb += [self.row_acc.eq(out_acc), self.row.eq(out_row)]
-        acc_in = Mux(ctl4["first"], 0, acc)
-        row_in = Mux(ctl4["first"], 0, acc_row)
+        sum_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
+        sum_row = Signal(range(g.n_rows), reset_less=True)
+        sum_valid = Signal()
+        acc_in = Mux(ctl["first"], 0, acc)
+        row_in = Mux(ctl["first"], 0, acc_row)
         total = acc_in + this_row
         m.d.comb += bias_rd.addr.eq(row_in)
-        m.d.sync += self.row_valid.eq(ctl4["valid"] & ctl4["ends"])
-        with m.If(ctl4["valid"]):
-            with m.If(ctl4["ends"]):
-                m.d.sync += [out_acc.eq(total + (bias_rd.data << g.bias_shift)),
-                             out_row.eq(row_in), acc.eq(next_row), acc_row.eq(row_in + 1)]
+        m.d.sync += sum_valid.eq(ctl["valid"] & ctl["ends"])
+        with m.If(ctl["valid"]):
+            with m.If(ctl["ends"]):
+                m.d.sync += [sum_acc.eq(total), sum_row.eq(row_in),
+                             acc.eq(next_row), acc_row.eq(row_in + 1)]
             with m.Else():
                 m.d.sync += [acc.eq(total), acc_row.eq(row_in)]
+
+        # stage 5 + tree_levels: the bias added, the row's result registered
+        out_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
+        out_row = Signal(range(g.n_rows), reset_less=True)
+        m.d.sync += [out_acc.eq(sum_acc + (bias_rd.data << g.bias_shift)), out_row.eq(sum_row),
+                     self.row_valid.eq(sum_valid)]
+        m.d.comb += [self.row_acc.eq(out_acc), self.row.eq(out_row)]
         return m
+
+
+def _add_pairs(values):
+    """One level of an adder tree: neighbours summed (an odd last value passes through)."""
+    pairs = [values[k] + values[k + 1] for k in range(0, len(values) - 1, 2)]
+    return pairs + ([values[-1]] if len(values) % 2 else [])
+
+
+def _register(m, values, name):
+    regs = [Signal(v.shape(), name=f"{name}_{k}", reset_less=True) for k, v in enumerate(values)]
+    m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+    return regs

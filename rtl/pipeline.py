@@ -3,7 +3,7 @@ from amaranth.hdl import Signal
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.utils import ceil_log2
 
-__all__ = ["delay", "read_port", "tree_sum", "write_port"]
+__all__ = ["delay", "read_port", "write_port"]
 
 
 def delay(m, value, cycles: int, name: str, *, reset_less: bool = True):
@@ -17,18 +17,6 @@ def delay(m, value, cycles: int, name: str, *, reset_less: bool = True):
         m.d.sync += stage.eq(out)
         out = stage
     return out
-
-
-def tree_sum(values):
-    """Sum of Amaranth values as a balanced adder tree: log2(n) adder levels, not n - 1 (shorter
-    critical path; event-driven simulators also re-evaluate far fewer adders per change)."""
-    values = list(values)
-    if not values:
-        raise ValueError("tree_sum needs at least one value")
-    while len(values) > 1:
-        pairs = [values[k] + values[k + 1] for k in range(0, len(values) - 1, 2)]
-        values = pairs + ([values[-1]] if len(values) % 2 else [])
-    return values[0]
 
 
 def read_port(memory, name: str, *, domain: str = "sync"):

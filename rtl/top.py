@@ -8,7 +8,7 @@ from model.activations import build_table
 from model.config import Config
 from model.weights import QuantizedWeights
 
-from .cast import cast
+from .cast import CAST_LATENCY, cast_registered
 from .cell import CellUpdate
 from .geometry import Geometry, RTLError, refuse, state_layout
 from .mac import MACArray
@@ -38,9 +38,12 @@ class LSTMCell(wiring.Component):
     Cycles per step, with inputs waiting and the output not stalled::
 
         cycles_per_step = ceil(4H (X+H) / P) + overhead
-        overhead = 2 + MACArray.latency + 1 + PWLUnit.latency + CellUpdate.latency = 22
+        overhead = 2 + MACArray.latency + CAST_LATENCY + PWLUnit.latency + CellUpdate.latency
+                 = 2 + (5 + ceil(log2 P)) + 2 + 10 + 17 = 36 + ceil(log2 P)
 
-    (accept and commit, lane pipeline, z cast, gate activations, cell update of the last unit).
+    (accept and commit, lane pipeline, z cast, gate activations, cell update of the last unit;
+    ceil(log2 P) is at least 1: 37 at P <= 2, 39 at P = 8). Every stage of these pipelines
+    holds at most one carry chain, one multiplier or one ROM read (docs/architecture.md).
     A sequence of T steps takes T * cycles_per_step from the first accept to its last output.
     Output h_t is valid ``cycles_per_step`` cycles after x_t is accepted.
 
@@ -107,9 +110,15 @@ class LSTMCell(wiring.Component):
     def geometry(self) -> Geometry:
         return self._geometry
 
+    @staticmethod
+    def overhead_for(lanes: int) -> int:
+        """:attr:`overhead` of a cell with P = ``lanes`` (no component built)."""
+        return 2 + MACArray.latency_for(lanes) + CAST_LATENCY + PWLUnit.latency + CellUpdate.latency
+
     @property
     def overhead(self) -> int:
-        return 2 + MACArray.latency + 1 + PWLUnit.latency + CellUpdate.latency
+        """Pipeline cycles of a step beyond the MAC bound (the docstring's closed form)."""
+        return self.overhead_for(self._geometry.lanes)
 
     @property
     def cycles_per_step(self) -> int:
@@ -148,7 +157,7 @@ class LSTMCell(wiring.Component):
         # results of this step, shifted in unit by unit (datapath: read only when all are in)
         h_next = Signal(data.ArrayLayout(wh, H), reset_less=True)
         c_next = Signal(data.ArrayLayout(wc, H), reset_less=True)
-        done = Signal(range(H + 1))
+        done = Signal(range(H))               # units of this step shifted in so far
         idle = Signal(init=1)                  # no step in flight
         output_full = Signal()                # the output register holds an untaken result
 
@@ -160,19 +169,21 @@ class LSTMCell(wiring.Component):
         m.d.comb += mac.start.eq(start)
         m.d.comb += [mac.vector[n].eq(self.x.payload.x[n]) for n in range(X)]
         m.d.comb += [mac.vector[X + u].eq(Mux(first, h_init[u], h_prev[u])) for u in range(H)]
+        # c_state takes the initial state one cycle after a `first` accept (it is first read
+        # by the cell update many cycles later): the wide load's enable is then a register,
+        # not the accept logic
+        load_c_init = Signal()
+        m.d.sync += load_c_init.eq(start & first)
         with m.If(start):
             m.d.sync += idle.eq(0)
-            with m.If(first):
-                m.d.sync += c_state.eq(c_init)
+        with m.If(load_c_init):
+            m.d.sync += c_state.eq(c_init)
 
         # each finished row: cast to z, then both activations (the gate picks one)
-        z = Signal(signed(cfg.fmt("z").bits), reset_less=True)
-        z_gate = Signal(2, reset_less=True)
-        z_valid = Signal()
-        m.d.sync += [z.eq(cast(mac.row_acc, cfg.fmt("accumulator").frac, cfg.spec("z"))),
-                     z_valid.eq(mac.row_valid), z_gate.eq(mac.row[:2])]
+        z = cast_registered(m, mac.row_acc, cfg.fmt("accumulator").frac, cfg.spec("z"), "z")
+        z_valid = delay(m, mac.row_valid, CAST_LATENCY, "z_valid", reset_less=False)
         m.d.comb += [sigmoid.q.eq(z), sigmoid.q_valid.eq(z_valid), tanh.q.eq(z), tanh.q_valid.eq(z_valid)]
-        gate = delay(m, z_gate, PWLUnit.latency, "gate")
+        gate = delay(m, mac.row[:2], CAST_LATENCY + PWLUnit.latency, "gate")
 
         # collect i, f, g of a unit; its o launches the cell update with c_{t-1}
         i_gate = Signal.like(sigmoid.y, reset_less=True)
@@ -193,9 +204,14 @@ class LSTMCell(wiring.Component):
         with m.If(launch):                                    # c_state shifts unit by unit
             m.d.sync += [c_state[u].eq(c_state[u + 1]) for u in range(H - 1)]
 
-        # results arrive unit by unit: shift them in
+        # results arrive unit by unit: shift them in; `finished` (a register, so the commit
+        # below is one gate from registers) rises as the last unit's result is shifted in
+        finished = Signal()
         with m.If(cell.out_valid):
-            m.d.sync += [h_next[H - 1].eq(cell.h), c_next[H - 1].eq(cell.c), done.eq(done + 1)]
+            m.d.sync += [h_next[H - 1].eq(cell.h), c_next[H - 1].eq(cell.c),
+                         done.eq(Mux(done == H - 1, 0, done + 1))]
+            with m.If(done == H - 1):
+                m.d.sync += finished.eq(1)
             m.d.sync += [h_next[u].eq(h_next[u + 1]) for u in range(H - 1)]
             m.d.sync += [c_next[u].eq(c_next[u + 1]) for u in range(H - 1)]
 
@@ -206,8 +222,8 @@ class LSTMCell(wiring.Component):
         m.d.comb += self.h.valid.eq(output_full & ~rst)
         with m.If(self.h.valid & self.h.ready):
             m.d.sync += output_full.eq(0)
-        with m.If((done == H) & ~output_full):
-            m.d.sync += [c_state.eq(c_next), done.eq(0), idle.eq(1), output_full.eq(1),
+        with m.If(finished & ~output_full):
+            m.d.sync += [c_state.eq(c_next), finished.eq(0), idle.eq(1), output_full.eq(1),
                          h_prev.eq(h_next)]
             if self._output_c:
                 m.d.sync += c_out.eq(c_next)
@@ -226,6 +242,7 @@ class LSTMCell(wiring.Component):
         state_count = Signal(range(H))
         state_word = Signal(range(H))
         state_write = Signal()
+        state_shift = Signal()
         m.d.comb += [mac.load_data.eq(w.payload.data),
                      mac.load_restart.eq(w.payload.first),
                      state_word.eq(Mux(s.payload.first, 0, state_count))]
@@ -253,7 +270,7 @@ class LSTMCell(wiring.Component):
                 m.d.comb += [w.ready.eq(~rst & idle),
                              s.ready.eq(~rst & idle & ~w.valid),
                              self.x.ready.eq(~rst & idle & ~w.valid & ~s.valid
-                                             & weights_ok & state_ok)]
+                                             & weights_ok & state_ok & ~state_shift)]
                 with m.If(w_fire):
                     with m.If(w.payload.first):
                         m.d.comb += mac.load_write.eq(1)
@@ -281,8 +298,14 @@ class LSTMCell(wiring.Component):
                     packet_word(s.payload.first, s.payload.last, state_at_end, state_ok,
                                 "LOAD_STATE", True)
 
-        with m.If(state_write):                   # shift in, unit 0 first
-            m.d.sync += [h_init[H - 1].eq(s.payload.h), c_init[H - 1].eq(s.payload.c),
-                         state_count.eq(Mux(state_at_end, 0, state_word + 1))]
+        # a state word is shifted in (unit 0 first) on the edge after it is accepted, so the
+        # wide shift's enable is a register; x waits for that edge (`state_shift` in x.ready)
+        state_h = Signal.like(s.payload.h, reset_less=True)
+        state_c = Signal.like(s.payload.c, reset_less=True)
+        m.d.sync += [state_shift.eq(state_write), state_h.eq(s.payload.h), state_c.eq(s.payload.c)]
+        with m.If(state_write):
+            m.d.sync += state_count.eq(Mux(state_at_end, 0, state_word + 1))
+        with m.If(state_shift):
+            m.d.sync += [h_init[H - 1].eq(state_h), c_init[H - 1].eq(state_c)]
             m.d.sync += [h_init[u].eq(h_init[u + 1]) for u in range(H - 1)]
             m.d.sync += [c_init[u].eq(c_init[u + 1]) for u in range(H - 1)]

@@ -7,6 +7,7 @@ from model.fixed import quantize
 from model.golden import quantize_inputs
 from model.weights import LSTMWeights, quantize_weights
 from rtl.geometry import Geometry
+from rtl.top import LSTMCell
 from sim.scenario import Scenario
 
 __all__ = ["random_case", "full_scenario", "corner_weights"]
@@ -44,7 +45,7 @@ def full_scenario(cfg, weights, lanes, *, seed, steps, gap=0.3, stall=0.3, reset
     geometry = Geometry.of(cfg, qw, lanes)
     T = int(rng.integers(1, 9))
     B = -(-steps // (3 * T))             # at least ``steps`` steps in the three blocks
-    block_cycles = B * T * (geometry.issue_cycles + 22)
+    block_cycles = B * T * (geometry.issue_cycles + LSTMCell.overhead_for(lanes))
 
     def sequences(first_sequence, background=False):
         x = rng.normal(0, 2, (B, T, X)) * rng.choice([1, 4], (B, T, X))
