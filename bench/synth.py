@@ -13,6 +13,11 @@ the synthesized cells, speed grade 6 (the slowest) unless ``--device``/``--speed
 nextpnr exits non-zero when Fmax misses ``--freq``; the run uses ``--timing-allow-fail`` and
 reads the achieved figure from its JSON report.
 
+For ECP5 the products are exported as ``MULT18X18D`` primitives with their output register
+(``python -m rtl --ecp5-dsp``; ``rtl.pipeline.ECP5``): Yosys's ``synth_ecp5`` maps a multiplier
+to a combinational ``MULT18X18D`` and leaves its register in the fabric, which alone limits
+speed grade 6 to about 146 MHz. ``--plain-dsp`` exports the plain Verilog instead.
+
 Yosys maps the activation units' small ROMs to logic; ``--rom-style block`` forces them into
 block RAM (fewer LUTs, more DP16KDs) to compare.
 
@@ -305,6 +310,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--rom-style", choices=("auto", "block", "logic"), default="auto",
                     help="activation ROMs (index, coefficients): Yosys's choice (auto, it picks "
                          "logic), or force block RAM or logic")
+    ap.add_argument("--plain-dsp", action="store_true",
+                    help="ecp5: leave the products to Yosys (combinational MULT18X18D, fabric "
+                         "register) instead of MULT18X18D primitives with their output register")
     ap.add_argument("--no-pnr", action="store_true", help="synthesis only: no place and route, no Fmax")
     ap.add_argument("--build-dir", metavar="DIR", default="build/synth",
                     help="work directory for Verilog, netlist, logs (default build/synth)")
@@ -339,17 +347,19 @@ def cmd_synth(args) -> int:
         raise UsageError(e) from None
     g = dut.geometry
     workdir = build / (f"{args.family}-X{g.n_inputs}-H{g.n_hidden}-P{g.lanes}"
-                       + ("-noc" if args.no_c else "")
+                       + ("-noc" if args.no_c else "") + ("-plaindsp" if args.plain_dsp else "")
                        + ("" if args.rom_style == "auto" else f"-rom{args.rom_style}"))
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{TOP}.v").write_text(export_verilog(dut, TOP))
+    dsp_register = args.family == "ecp5" and not args.plain_dsp
+    (workdir / f"{TOP}.v").write_text(export_verilog(dut, TOP, ecp5=dsp_register))
     export_s = time.perf_counter() - start
 
     syn = synthesize(args.family, workdir, args.rom_style)
     res = syn["resources"]
     result = {
         "design": {"module": TOP, "n_inputs": g.n_inputs, "n_hidden": g.n_hidden, "lanes": g.lanes,
-                   "output_c": not args.no_c, "config": shown(config.source),
+                   "output_c": not args.no_c, "dsp_output_register": dsp_register,
+                   "config": shown(config.source),
                    "weights": shown(args.weights or DEFAULT_WEIGHTS)},
         "family": args.family, "rom_style": args.rom_style,
         "cycles_per_step": dut.cycles_per_step, "mac_bound": g.issue_cycles,

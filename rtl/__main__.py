@@ -11,9 +11,14 @@ from .geometry import RTLError
 from .top import LSTMCell
 
 
-def export_verilog(dut: LSTMCell, name: str = "lstm_cell") -> str:
+def export_verilog(dut: LSTMCell, name: str = "lstm_cell", *, ecp5: bool = False) -> str:
+    """Plain Verilog of ``dut``; ``ecp5``: products as ECP5 ``MULT18X18D`` primitives with their
+    output register (:class:`rtl.pipeline.ECP5`; for synthesis only, simulators lack the
+    primitive)."""
     from amaranth.back import verilog
-    return verilog.convert(dut, name=name, emit_src=False)
+
+    from .pipeline import ECP5
+    return verilog.convert(dut, name=name, emit_src=False, platform=ECP5() if ecp5 else None)
 
 
 def build_parser() -> ArgumentParser:
@@ -22,6 +27,9 @@ def build_parser() -> ArgumentParser:
     add_weights_options(ap)
     ap.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (default: the config's [rtl] lanes)")
     ap.add_argument("--no-c", action="store_true", help="leave c_t off the output stream")
+    ap.add_argument("--ecp5-dsp", action="store_true",
+                    help="products as ECP5 MULT18X18D primitives with their output register "
+                         "(for ECP5 synthesis; simulators lack the primitive)")
     ap.add_argument("--name", default="lstm_cell", help="Verilog module name (default lstm_cell)")
     ap.add_argument("--out", metavar="FILE.v", required=True, help="Verilog file to write")
     return ap
@@ -33,7 +41,7 @@ def cmd_export(args) -> int:
     weights = single_layer(stack, "python -m rtl")
     dut = LSTMCell(config, quantize_weights(weights, config), lanes=args.lanes,
                    output_c=not args.no_c)
-    text = export_verilog(dut, args.name)
+    text = export_verilog(dut, args.name, ecp5=args.ecp5_dsp)
     atomic_write(out, lambda f: f.write(text), mode="w")
     g = dut.geometry
     print(f"wrote {out}: module {args.name}, X={g.n_inputs} H={g.n_hidden} P={g.lanes}, "

@@ -7,7 +7,7 @@ from model.activations import Table
 from model.config import Config
 
 from .cast import CAST_LATENCY, cast_registered
-from .pipeline import delay
+from .pipeline import delay, product_register
 from .pwl import PWLUnit
 
 __all__ = ["CellUpdate"]
@@ -70,9 +70,8 @@ class CellUpdate(wiring.Component):
         f_ig = cfg.fmt("gate").frac + cfg.fmt("candidate").frac
         f_sum = max(f_fc, f_ig)
         # datapath registers are reset-less: only the valid bits beside them reset
-        fc = Signal(signed(len(self.f) + len(self.c_prev)), reset_less=True)
-        ig = Signal(signed(len(self.i) + len(self.g)), reset_less=True)
-        m.d.sync += [fc.eq(self.f * self.c_prev), ig.eq(self.i * self.g)]
+        fc = product_register(m, platform, self.f, self.c_prev, "fc")
+        ig = product_register(m, platform, self.i, self.g, "ig")
 
         # stage 2: aligned sum; stages 3-4: one cast into c
         total = Signal(signed(max(len(fc) + f_sum - f_fc, len(ig) + f_sum - f_ig) + 1),
@@ -88,8 +87,7 @@ class CellUpdate(wiring.Component):
 
         # o * tanh(c), exact (multiplier between registers); then one cast into h
         f_h = cfg.fmt("gate").frac + cfg.fmt("tanh_c").frac
-        oh = Signal(signed(len(self.o) + len(tanh_c.y)), reset_less=True)
-        m.d.sync += oh.eq(o_wait * tanh_c.y)
+        oh = product_register(m, platform, o_wait, tanh_c.y, "oh")
         h_out = cast_registered(m, oh, f_h, cfg.spec("h"), "h_new")
         c_out = delay(m, c_new, L + 1 + CAST_LATENCY, "c")
         out_valid = delay(m, tanh_c.y_valid, 1 + CAST_LATENCY, "out_valid", reset_less=False)

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .geometry import Geometry
-from .pipeline import read_port, write_port
+from .pipeline import delay, product_register, read_port, write_port
 
 __all__ = ["MACArray"]
 
@@ -23,7 +23,7 @@ class MACArray(wiring.Component):
 
     Pipeline, one carry chain or one multiplier per stage: weight memory read (1), weight
     register (1), products (1), alignment, mask and the lane sums (:attr:`tree_levels`, one
-    adder level each), accumulate (1), bias (1): a row that ends at issue cycle t appears on
+    adder level each), accumulate (1), bias read (1), bias added (1): a row that ends at issue cycle t appears on
     ``row_acc`` at t + :attr:`latency`.
 
     Parameters
@@ -64,8 +64,8 @@ class MACArray(wiring.Component):
 
     @staticmethod
     def latency_for(lanes: int) -> int:
-        """:attr:`latency` of a MACArray with P = ``lanes``: 5 + ceil(log2 P) (8 at P = 8)."""
-        return 5 + MACArray.tree_levels_for(lanes)
+        """:attr:`latency` of a MACArray with P = ``lanes``: 6 + ceil(log2 P) (9 at P = 8)."""
+        return 6 + MACArray.tree_levels_for(lanes)
 
     @property
     def tree_levels(self) -> int:
@@ -127,17 +127,22 @@ class MACArray(wiring.Component):
 
         # issue: address t, column of lane 0, rotating vector register
         t = Signal(range(max(M, 2)))
-        col0 = Signal(range(N))
+        # each lane's column (col0 + j mod N) in its own counter: the per-lane flags below
+        # are then constant compares, not adders
+        column = [Signal(range(N), name=f"column{j}", init=j % N) for j in range(P)]
         vec = Signal(data.ArrayLayout(signed(g.operand_bits), N), reset_less=True)
         # between steps the register follows `vector` (so it holds it after the `start` edge):
         # its wide enable is then `busy`, a register, not the start logic
         with m.If(~self.busy):
             m.d.sync += vec.eq(self.vector)
             with m.If(self.start):
-                m.d.sync += [t.eq(0), col0.eq(0), self.busy.eq(1)]
+                m.d.sync += [t.eq(0), self.busy.eq(1)]
+                m.d.sync += [column[j].eq(j) for j in range(P)]
         with m.Else():
             m.d.sync += [vec[n].eq(vec[(n + P) % N]) for n in range(N)]
-            m.d.sync += [t.eq(t + 1), col0.eq(Mux(col0 + P >= N, col0 + P - N, col0 + P))]
+            m.d.sync += t.eq(t + 1)
+            m.d.sync += [column[j].eq(Mux(column[j] >= N - P, column[j] + P - N, column[j] + P))
+                         for j in range(P)]
             with m.If(t == M - 1):
                 m.d.sync += self.busy.eq(0)
 
@@ -158,11 +163,11 @@ class MACArray(wiring.Component):
                          load_lane.eq(Mux(last_word | (w_lane == P - 1), 0, w_lane + 1)),
                          load_addr.eq(Mux(last_word, 0, w_addr + (w_lane == P - 1)))]
 
-        # per lane: still in the current row? an x column (else h)? (column = col0 + j mod N)
-        column = [Mux(col0 + j >= N, col0 + j - N, col0 + j) for j in range(P)]
-        ctl0 = {"mask": Cat(col0 + j < N for j in range(P)),
+        # per lane: still in the current row (col0 + j < N, i.e. no wrap: column >= j)? an x
+        # column (else h)? The row ends in this cycle when lane 0's column is N - P or later.
+        ctl0 = {"mask": Cat(column[j] >= j for j in range(P)),
                 "is_x": Cat(column[j] < g.n_inputs for j in range(P)),
-                "ends": col0 + P >= N, "valid": self.busy, "first": self.busy & (t == 0)}
+                "ends": column[0] >= N - P, "valid": self.busy, "first": self.busy & (t == 0)}
 
         def carry(ctl, stage):
             """The control word one stage further down the pipeline (only ``valid`` needs a
@@ -187,9 +192,8 @@ class MACArray(wiring.Component):
         ctl = carry(ctl, 2)
 
         # stage 3: products, operand x weight (one DSP multiplier between registers)
-        product = [Signal(signed(g.operand_bits + g.weight_fmt.bits), name=f"product{j}",
-                          reset_less=True) for j in range(P)]
-        m.d.sync += [product[j].eq(weight[j] * operand2[j]) for j in range(P)]
+        product = [product_register(m, platform, weight[j], operand2[j], f"product{j}")
+                   for j in range(P)]
         ctl = carry(ctl, 3)
 
         # stages 4 .. 3 + tree_levels: align x and h products to the accumulator and sum the
@@ -225,11 +229,17 @@ class MACArray(wiring.Component):
             with m.Else():
                 m.d.sync += [acc.eq(total), acc_row.eq(row_in)]
 
-        # stage 5 + tree_levels: the bias added, the row's result registered
+        # stage 5 + tree_levels: the bias registered (a block RAM's clock-to-out is most of a
+        # cycle); stage 6 + tree_levels: the bias added, the row's result registered
+        bias = Signal.like(bias_rd.data, reset_less=True)
+        m.d.sync += bias.eq(bias_rd.data)
+        sum_acc2 = delay(m, sum_acc, 1, "sum_acc")
+        sum_row2 = delay(m, sum_row, 1, "sum_row")
+        sum_valid2 = delay(m, sum_valid, 1, "sum_valid", reset_less=False)
         out_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
         out_row = Signal(range(g.n_rows), reset_less=True)
-        m.d.sync += [out_acc.eq(sum_acc + (bias_rd.data << g.bias_shift)), out_row.eq(sum_row),
-                     self.row_valid.eq(sum_valid)]
+        m.d.sync += [out_acc.eq(sum_acc2 + (bias << g.bias_shift)), out_row.eq(sum_row2),
+                     self.row_valid.eq(sum_valid2)]
         m.d.comb += [self.row_acc.eq(out_acc), self.row.eq(out_row)]
         return m
 

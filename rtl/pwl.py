@@ -8,7 +8,7 @@ from model.activations import Table
 
 from .cast import CAST_LATENCY, cast_registered
 from .geometry import refuse
-from .pipeline import delay, read_port
+from .pipeline import delay, product_register, read_port
 
 __all__ = ["PWLUnit"]
 
@@ -136,11 +136,12 @@ class PWLUnit(wiring.Component):
         # stage 6: slope * offset (a multiplier between registers, or a shifter for PLAN)
         if self.shift_only:
             step = Mux(coef5.zero, 0, offset << coef5.slope)
+            product = Signal(step.shape(), reset_less=True)
+            m.d.sync += product.eq(step)
         else:
-            step = offset * coef5.slope
-        product = Signal(step.shape(), reset_less=True)
+            product = product_register(m, platform, offset, coef5.slope, "product")
         intercept = Signal(unsigned(t.frac + 1), reset_less=True)
-        m.d.sync += [product.eq(step), intercept.eq(coef5.intercept)]
+        m.d.sync += intercept.eq(coef5.intercept)
 
         # stage 7: y = intercept + slope * offset, exact (F_t fraction bits)
         y7 = Signal(unsigned(t.frac + 1), reset_less=True)       # never above one = 2^F_t
