@@ -310,6 +310,8 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--rom-style", choices=("auto", "block", "logic"), default="auto",
                     help="activation ROMs (index, coefficients): Yosys's choice (auto, it picks "
                          "logic), or force block RAM or logic")
+    ap.add_argument("--serial-output", action="store_true",
+                    help="word-serial h stream (LSTMCell(serial_output=True))")
     ap.add_argument("--plain-dsp", action="store_true",
                     help="ecp5: leave the products to Yosys (combinational MULT18X18D, fabric "
                          "register) instead of MULT18X18D primitives with their output register")
@@ -342,12 +344,13 @@ def cmd_synth(args) -> int:
     from rtl.top import LSTMCell
     try:
         dut = LSTMCell(config, quantize_weights(weights, config), lanes=args.lanes,
-                       output_c=not args.no_c)
+                       output_c=not args.no_c, serial_output=args.serial_output)
     except RTLError as e:
         raise UsageError(e) from None
     g = dut.geometry
     workdir = build / (f"{args.family}-X{g.n_inputs}-H{g.n_hidden}-P{g.lanes}"
                        + ("-noc" if args.no_c else "") + ("-plaindsp" if args.plain_dsp else "")
+                       + ("-serial" if args.serial_output else "")
                        + ("" if args.rom_style == "auto" else f"-rom{args.rom_style}"))
     workdir.mkdir(parents=True, exist_ok=True)
     dsp_register = args.family == "ecp5" and not args.plain_dsp
@@ -359,6 +362,7 @@ def cmd_synth(args) -> int:
     result = {
         "design": {"module": TOP, "n_inputs": g.n_inputs, "n_hidden": g.n_hidden, "lanes": g.lanes,
                    "output_c": not args.no_c, "dsp_output_register": dsp_register,
+                   "serial_output": args.serial_output,
                    "config": shown(config.source),
                    "weights": shown(args.weights or DEFAULT_WEIGHTS)},
         "family": args.family, "rom_style": args.rom_style,

@@ -1,4 +1,4 @@
-"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P] [--no-c] --out FILE.v
+"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P] [--no-c] [--serial-output] [--ecp5-dsp] --out FILE.v
 
 Exports the LSTM cell, with the quantized weights in its memories, as plain Verilog."""
 import sys
@@ -27,6 +27,8 @@ def build_parser() -> ArgumentParser:
     add_weights_options(ap)
     ap.add_argument("--lanes", type=int, metavar="P", help="MAC lanes (default: the config's [rtl] lanes)")
     ap.add_argument("--no-c", action="store_true", help="leave c_t off the output stream")
+    ap.add_argument("--serial-output", action="store_true",
+                    help="word-serial h stream: one unit per transfer (h, c, first, last)")
     ap.add_argument("--ecp5-dsp", action="store_true",
                     help="products as ECP5 MULT18X18D primitives with their output register "
                          "(for ECP5 synthesis; simulators lack the primitive)")
@@ -40,7 +42,7 @@ def cmd_export(args) -> int:
     config, stack = load_model(args)
     weights = single_layer(stack, "python -m rtl")
     dut = LSTMCell(config, quantize_weights(weights, config), lanes=args.lanes,
-                   output_c=not args.no_c)
+                   output_c=not args.no_c, serial_output=args.serial_output)
     text = export_verilog(dut, args.name, ecp5=args.ecp5_dsp)
     atomic_write(out, lambda f: f.write(text), mode="w")
     g = dut.geometry

@@ -18,13 +18,21 @@ from .pwl import PWLUnit
 __all__ = ["LSTMCell", "stream_layouts"]
 
 
-def stream_layouts(config: Config, n_inputs: int, n_hidden: int, output_c: bool = True):
-    """Payload layouts of the x, h and state streams (fields at increasing bit offsets)."""
+def stream_layouts(config: Config, n_inputs: int, n_hidden: int, output_c: bool = True,
+                   serial_output: bool = False):
+    """Payload layouts of the x, h and state streams (fields at increasing bit offsets).
+
+    With ``serial_output`` the h stream carries one unit per transfer: ``h``, ``c`` (when
+    ``output_c``), ``first`` (unit 0), ``last`` (unit H-1); with c it is the state stream's
+    layout, so a result can be loaded back as an initial state packet."""
     wx, wh, wc = (signed(config.fmt(n).bits) for n in ("x", "h", "c"))
     step = data.StructLayout({"x": data.ArrayLayout(wx, n_inputs), "first": 1})
-    out = {"h": data.ArrayLayout(wh, n_hidden)}
-    if output_c:
-        out["c"] = data.ArrayLayout(wc, n_hidden)
+    if serial_output:
+        out = {"h": wh, **({"c": wc} if output_c else {}), "first": 1, "last": 1}
+    else:
+        out = {"h": data.ArrayLayout(wh, n_hidden)}
+        if output_c:
+            out["c"] = data.ArrayLayout(wc, n_hidden)
     return step, data.StructLayout(out), state_layout(config)
 
 
@@ -37,7 +45,7 @@ class LSTMCell(wiring.Component):
 
     Cycles per step, with inputs waiting and the output not stalled::
 
-        cycles_per_step = ceil(4H (X+H) / P) + overhead
+        cycles_per_step = ceil(4H (X+H) / P) + overhead        (+ H - 1 with serial_output)
         overhead = 2 + MACArray.latency + CAST_LATENCY + PWLUnit.latency + CellUpdate.latency
                  = 2 + (6 + ceil(log2 P)) + 2 + 10 + 17 = 37 + ceil(log2 P)
 
@@ -45,7 +53,8 @@ class LSTMCell(wiring.Component):
     ceil(log2 P) is at least 1: 38 at P <= 2, 40 at P = 8). Every stage of these pipelines
     holds at most one carry chain, one multiplier or one ROM read (docs/architecture.md).
     A sequence of T steps takes T * cycles_per_step from the first accept to its last output.
-    Output h_t is valid ``cycles_per_step`` cycles after x_t is accepted.
+    Output h_t is valid ``cycles_per_step`` cycles after x_t is accepted (its first word
+    ``cycles_per_step - H + 1`` cycles after, with ``serial_output``).
 
     Parameters
     ----------
@@ -57,6 +66,12 @@ class LSTMCell(wiring.Component):
         P, overriding ``config.lanes``; 1 <= P <= X+H.
     output_c : bool
         Also put c_t on the output stream.
+    serial_output : bool
+        Word-serial h stream (off by default): one unit per transfer (``h``, ``c`` when
+        ``output_c``, ``first`` on unit 0, ``last`` on unit H-1; with c, the state stream's
+        layout). Saves the output's copies of h and c (2 x 16H flip-flops at the default
+        formats); the next step starts after the last word is taken, so
+        ``cycles_per_step`` grows by H - 1.
 
     Members
     -------
@@ -64,7 +79,8 @@ class LSTMCell(wiring.Component):
         ``x``: X codes in the x format; ``first``: this step starts a sequence (h and c restart
         from the initial state: zero after reset, or what the ``state`` port loaded).
     h : ``Out(stream.Signature(output_layout))``
-        ``h``: H codes in the h format; ``c``: H codes in the c format (when ``output_c``).
+        ``h``: H codes in the h format; ``c``: H codes in the c format (when ``output_c``);
+        with ``serial_output``, one unit per transfer (see above).
     weights : ``In(stream.Signature(load_layout))``
         Runtime weight load, one packet of N = 4H(X+H) + 4H words (``data``, ``first``,
         ``last``) in :meth:`Geometry.load_packet` order. Accepted only between steps.
@@ -89,15 +105,17 @@ class LSTMCell(wiring.Component):
         config cannot size for these weights.
     """
 
-    def __init__(self, config: Config, weights: QuantizedWeights, *, lanes=None, output_c=True):
+    def __init__(self, config: Config, weights: QuantizedWeights, *, lanes=None, output_c=True,
+                 serial_output=False):
         try:
             self._geometry = g = Geometry.of(config, weights, lanes)
         except RTLError as e:
             refuse(self, e)
         self._output_c = bool(output_c)
+        self._serial = bool(serial_output)
         self._tables = {name: build_table(spec) for name, spec in config.tables.items()}
         self.step_layout, self.output_layout, self.state_layout = stream_layouts(
-            config, g.n_inputs, g.n_hidden, self._output_c)
+            config, g.n_inputs, g.n_hidden, self._output_c, self._serial)
         super().__init__({
             "x": In(stream.Signature(self.step_layout)),
             "h": Out(stream.Signature(self.output_layout)),
@@ -121,8 +139,16 @@ class LSTMCell(wiring.Component):
         return self.overhead_for(self._geometry.lanes)
 
     @property
+    def serial_output(self) -> bool:
+        return self._serial
+
+    @property
     def cycles_per_step(self) -> int:
-        return self._geometry.issue_cycles + self.overhead
+        """Cycles per step with x waiting and h always ready; a word-serial output adds H - 1
+        (its first word leaves on the edge the parallel result would; the next step starts
+        after the last word)."""
+        return (self._geometry.issue_cycles + self.overhead
+                + (self._geometry.n_hidden - 1 if self._serial else 0))
 
     def cycles_per_sequence(self, steps: int) -> int:
         return steps * self.cycles_per_step
@@ -149,14 +175,19 @@ class LSTMCell(wiring.Component):
         h_init = Signal(data.ArrayLayout(wh, H))
         c_init = Signal(data.ArrayLayout(wc, H))
         c_state = Signal(data.ArrayLayout(wc, H))
-        h_prev = Signal(data.ArrayLayout(wh, H))
-        m.d.comb += self.h.payload.h.eq(h_prev)
-        if self._output_c:
-            c_out = Signal(data.ArrayLayout(wc, H), reset_less=True)
-            m.d.comb += self.h.payload.c.eq(c_out)
         # results of this step, shifted in unit by unit (datapath: read only when all are in)
-        h_next = Signal(data.ArrayLayout(wh, H), reset_less=True)
+        h_next = Signal(data.ArrayLayout(wh, H), reset_less=not self._serial)
         c_next = Signal(data.ArrayLayout(wc, H), reset_less=True)
+        if self._serial:
+            # word-serial output: the words leave from h_next and c_next (rotating), and h_next
+            # stays h_{t-1} until the next step's first result: no h_prev, no output copy of c
+            h_prev = h_next
+        else:
+            h_prev = Signal(data.ArrayLayout(wh, H))
+            m.d.comb += self.h.payload.h.eq(h_prev)
+            if self._output_c:
+                c_out = Signal(data.ArrayLayout(wc, H), reset_less=True)
+                m.d.comb += self.h.payload.c.eq(c_out)
         done = Signal(range(H))               # units of this step shifted in so far
         idle = Signal(init=1)                  # no step in flight
         output_full = Signal()                # the output register holds an untaken result
@@ -219,6 +250,9 @@ class LSTMCell(wiring.Component):
         # empty register (not for h.ready) keeps the consumer's ready off the enable of the
         # wide state registers; it costs a cycle only when a stalled output is taken on the
         # very cycle the next result is ready.
+        if self._serial:
+            self._serial_output(m, h_next, c_next, c_state, done, finished, idle, rst)
+            return m
         m.d.comb += self.h.valid.eq(output_full & ~rst)
         with m.If(self.h.valid & self.h.ready):
             m.d.sync += output_full.eq(0)
@@ -228,6 +262,24 @@ class LSTMCell(wiring.Component):
             if self._output_c:
                 m.d.sync += c_out.eq(c_next)
         return m
+
+    def _serial_output(self, m, h_next, c_next, c_state, count, finished, idle, rst):
+        """Word-serial output: when all units are in, offer unit 0 first, rotating h_next and
+        c_next by one unit per word taken (``count`` numbers the words); the last word commits
+        c_t (the rotation is back in unit order then) and ends the step."""
+        H = self._geometry.n_hidden
+        last = count == H - 1
+        m.d.comb += [self.h.valid.eq(finished & ~rst), self.h.payload.h.eq(h_next[0]),
+                     self.h.payload.first.eq(count == 0), self.h.payload.last.eq(last)]
+        if self._output_c:
+            m.d.comb += self.h.payload.c.eq(c_next[0])
+        with m.If(self.h.valid & self.h.ready):
+            m.d.sync += [h_next[u].eq(h_next[(u + 1) % H]) for u in range(H)]
+            m.d.sync += [c_next[u].eq(c_next[(u + 1) % H]) for u in range(H)]
+            m.d.sync += count.eq(Mux(last, 0, count + 1))
+            with m.If(last):
+                m.d.sync += [c_state[u].eq(c_next[(u + 1) % H]) for u in range(H)]
+                m.d.sync += [finished.eq(0), idle.eq(1)]
 
     def _load_control(self, m, mac, h_init, c_init, idle, rst):
         """The ``weights`` and ``state`` packets and the readies of all three inputs."""
