@@ -109,7 +109,7 @@ class MACArray(wiring.Component):
             weight_wr.append(write_port(mem, f"weights{j}_wr"))
         m.submodules.biases = bias_mem = Memory(
             shape=signed(g.bias_fmt.bits), depth=g.n_rows, init=g.bias_memory())
-        bias_rd = read_port(bias_mem, "biases_rd")
+        bias_rd = read_port(bias_mem, "biases_rd", domain="comb")
         bias_wr = write_port(bias_mem, "biases_wr")
 
         # runtime load: word counter -> (lane, address) for weights, then bias address
@@ -210,8 +210,7 @@ class MACArray(wiring.Component):
             ctl = carry(ctl, stage)
         this_row, next_row = this_row[0], next_row[0]
 
-        # stage 4 + tree_levels: accumulate; a finished row leaves, the next row begins; its
-        # bias is read beside it
+        # stage 4 + tree_levels: accumulate; a finished row leaves, the next row begins
         acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
         acc_row = Signal(range(g.n_rows), reset_less=True)        # the row acc belongs to
         sum_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
@@ -220,7 +219,6 @@ class MACArray(wiring.Component):
         acc_in = Mux(ctl["first"], 0, acc)
         row_in = Mux(ctl["first"], 0, acc_row)
         total = acc_in + this_row
-        m.d.comb += bias_rd.addr.eq(row_in)
         m.d.sync += sum_valid.eq(ctl["valid"] & ctl["ends"])
         with m.If(ctl["valid"]):
             with m.If(ctl["ends"]):
@@ -229,8 +227,10 @@ class MACArray(wiring.Component):
             with m.Else():
                 m.d.sync += [acc.eq(total), acc_row.eq(row_in)]
 
-        # stage 5 + tree_levels: the bias registered (a block RAM's clock-to-out is most of a
-        # cycle); stage 6 + tree_levels: the bias added, the row's result registered
+        # stage 5 + tree_levels: the bias read (an asynchronous read, so Yosys keeps the small
+        # bias memory in LUT RAM: a block RAM's clock-to-out is most of a cycle at speed grade
+        # 6) into a register; stage 6 + tree_levels: the bias added, the row's result registered
+        m.d.comb += bias_rd.addr.eq(sum_row)
         bias = Signal.like(bias_rd.data, reset_less=True)
         m.d.sync += bias.eq(bias_rd.data)
         sum_acc2 = delay(m, sum_acc, 1, "sum_acc")
