@@ -49,7 +49,8 @@ class MACArray(wiring.Component):
         Runtime weight load: one code of :meth:`Geometry.load_words`, sign-extended.
     load_write : ``In(1)``
         Write ``load_data`` as the next word of the load (the top level writes only between
-        steps, and only words of a framed packet).
+        steps, and only words of a framed packet). The memory write happens on the next edge;
+        ``start`` may come on that edge.
     load_restart : ``In(1)``
         This word is word 0 of a load (with ``load_write``).
     load_at_end : ``Out(1)``
@@ -108,7 +109,8 @@ class MACArray(wiring.Component):
             weight_rd.append(read_port(mem, f"weights{j}_rd"))
             weight_wr.append(write_port(mem, f"weights{j}_wr"))
         m.submodules.biases = bias_mem = Memory(
-            shape=signed(g.bias_fmt.bits), depth=g.n_rows, init=g.bias_memory())
+            shape=signed(g.bias_fmt.bits), depth=g.n_rows, init=g.bias_memory(),
+            attrs={"ram_style": "distributed"})       # LUT RAM: see the bias read below
         bias_rd = read_port(bias_mem, "biases_rd", domain="comb")
         bias_wr = write_port(bias_mem, "biases_wr")
 
@@ -133,11 +135,13 @@ class MACArray(wiring.Component):
         vec = Signal(data.ArrayLayout(signed(g.operand_bits), N), reset_less=True)
         # between steps the register follows `vector` (so it holds it after the `start` edge):
         # its wide enable is then `busy`, a register, not the start logic
+        # (likewise t and the column counters sit at their start values: only `busy` waits
+        # for `start`)
         with m.If(~self.busy):
-            m.d.sync += vec.eq(self.vector)
+            m.d.sync += [vec.eq(self.vector), t.eq(0)]
+            m.d.sync += [column[j].eq(j) for j in range(P)]
             with m.If(self.start):
-                m.d.sync += [t.eq(0), self.busy.eq(1)]
-                m.d.sync += [column[j].eq(j) for j in range(P)]
+                m.d.sync += self.busy.eq(1)
         with m.Else():
             m.d.sync += [vec[n].eq(vec[(n + P) % N]) for n in range(N)]
             m.d.sync += t.eq(t + 1)
@@ -148,15 +152,26 @@ class MACArray(wiring.Component):
 
         # weight memory ports: one address, the load counter's between steps, else t (a block
         # RAM then needs no read-during-write bypass: loads and steps never overlap)
+        # The write itself happens one cycle after the word (address, data and enables from
+        # registers, not from the handshake logic); a step can start on that edge at the
+        # earliest, and reads address t only from the edge after.
+        write_addr = Signal.like(w_addr, reset_less=True)
+        write_data = Signal.like(self.load_data, reset_less=True)
+        write_bias = Signal()
+        bias_addr = Signal(range(g.n_rows), reset_less=True)
+        write_lane = [Signal(name=f"write_lane{j}") for j in range(P)]
+        m.d.sync += [write_addr.eq(w_addr), write_data.eq(self.load_data),
+                     write_bias.eq(fire & (word >= g.n_weights)),
+                     bias_addr.eq(word - g.n_weights)]
+        m.d.sync += [write_lane[j].eq(fire & (word < g.n_weights) & (w_lane == j))
+                     for j in range(P)]
         shared = Signal(range(max(M, 2)))
-        m.d.comb += shared.eq(Mux(self.busy, t, w_addr))
-        data_in = self.load_data
+        m.d.comb += shared.eq(Mux(self.busy, t, write_addr))
         for j in range(P):
             m.d.comb += [weight_rd[j].addr.eq(shared), weight_wr[j].addr.eq(shared),
-                         weight_wr[j].data.eq(data_in),
-                         weight_wr[j].en.eq(fire & (word < g.n_weights) & (w_lane == j))]
-        m.d.comb += [bias_wr.addr.eq(word - g.n_weights), bias_wr.data.eq(data_in),
-                     bias_wr.en.eq(fire & (word >= g.n_weights))]
+                         weight_wr[j].data.eq(write_data), weight_wr[j].en.eq(write_lane[j])]
+        m.d.comb += [bias_wr.addr.eq(bias_addr), bias_wr.data.eq(write_data),
+                     bias_wr.en.eq(write_bias)]
         with m.If(fire):
             last_word = self.load_at_end
             m.d.sync += [load_count.eq(Mux(last_word, 0, word + 1)),
@@ -227,9 +242,8 @@ class MACArray(wiring.Component):
             with m.Else():
                 m.d.sync += [acc.eq(total), acc_row.eq(row_in)]
 
-        # stage 5 + tree_levels: the bias read (an asynchronous read, so Yosys keeps the small
-        # bias memory in LUT RAM: a block RAM's clock-to-out is most of a cycle at speed grade
-        # 6) into a register; stage 6 + tree_levels: the bias added, the row's result registered
+        # stage 5 + tree_levels: the bias read into a register (the bias memory is marked for
+        # LUT RAM: a block RAM's clock-to-out is most of a cycle at speed grade 6); stage 6 + tree_levels: the bias added, the row's result registered
         m.d.comb += bias_rd.addr.eq(sum_row)
         bias = Signal.like(bias_rd.data, reset_less=True)
         m.d.sync += bias.eq(bias_rd.data)
