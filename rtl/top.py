@@ -256,9 +256,13 @@ class LSTMCell(wiring.Component):
         m.d.comb += self.h.valid.eq(output_full & ~rst)
         with m.If(self.h.valid & self.h.ready):
             m.d.sync += output_full.eq(0)
+        # c_state takes c_t as soon as all units are in (it is read again only after the next
+        # accept, which waits for the commit): its wide enable is then a register, not the
+        # commit logic
+        with m.If(finished):
+            m.d.sync += c_state.eq(c_next)
         with m.If(finished & ~output_full):
-            m.d.sync += [c_state.eq(c_next), finished.eq(0), idle.eq(1), output_full.eq(1),
-                         h_prev.eq(h_next)]
+            m.d.sync += [finished.eq(0), idle.eq(1), output_full.eq(1), h_prev.eq(h_next)]
             if self._output_c:
                 m.d.sync += c_out.eq(c_next)
         return m
