@@ -304,8 +304,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--device", metavar="D",
                     help="ecp5: 25k, 45k or 85k (default: the smallest that holds the design)")
     ap.add_argument("--speed", type=int, choices=(6, 7, 8), default=6, help="ECP5 speed grade (default 6)")
-    ap.add_argument("--freq", type=float, default=100.0, metavar="MHZ",
-                    help="nextpnr's target frequency (default 100; Fmax is what it achieves)")
+    ap.add_argument("--freq", type=float, default=150.0, metavar="MHZ",
+                    help="nextpnr's target frequency (default 150, the design's goal; Fmax is "
+                         "what it achieves)")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
     ap.add_argument("--rom-style", choices=("auto", "block", "logic"), default="auto",
                     help="activation ROMs (index, coefficients): Yosys's choice (auto, it picks "
