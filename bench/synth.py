@@ -13,6 +13,11 @@ the synthesized cells, speed grade 6 (the slowest) unless ``--device``/``--speed
 nextpnr exits non-zero when Fmax misses ``--freq``; the run uses ``--timing-allow-fail`` and
 reads the achieved figure from its JSON report.
 
+For ECP5 the products are exported as ``MULT18X18D`` primitives with their output register
+(``python -m rtl --ecp5-dsp``; ``rtl.pipeline.ECP5``): Yosys's ``synth_ecp5`` maps a multiplier
+to a combinational ``MULT18X18D`` and leaves its register in the fabric, which alone limits
+speed grade 6 to about 146 MHz. ``--plain-dsp`` exports the plain Verilog instead.
+
 Yosys maps the activation units' small ROMs to logic; ``--rom-style block`` forces them into
 block RAM (fewer LUTs, more DP16KDs) to compare.
 
@@ -305,8 +310,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--device", metavar="D",
                     help="ecp5: 25k, 45k or 85k (default: the smallest that holds the design)")
     ap.add_argument("--speed", type=int, choices=(6, 7, 8), default=6, help="ECP5 speed grade (default 6)")
-    ap.add_argument("--freq", type=float, default=100.0, metavar="MHZ",
-                    help="nextpnr's target frequency (default 100; Fmax is what it achieves)")
+    ap.add_argument("--freq", type=float, default=150.0, metavar="MHZ",
+                    help="nextpnr's target frequency (default 150, the design's goal; Fmax is "
+                         "what it achieves)")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
     ap.add_argument("--rom-style", choices=("auto", "block", "logic"), default="auto",
                     help="activation ROMs (index, coefficients): Yosys's choice (auto, it picks "
@@ -314,6 +320,11 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--no-abc9", action="store_true",
                     help="map with Yosys's classic ABC flow instead of ABC9 (a workaround for an "
                          "internal Yosys assertion on some narrow configs; on the default design the figures are the same)")
+    ap.add_argument("--serial-output", action="store_true",
+                    help="word-serial h stream (LSTMCell(serial_output=True))")
+    ap.add_argument("--plain-dsp", action="store_true",
+                    help="ecp5: leave the products to Yosys (combinational MULT18X18D, fabric "
+                         "register) instead of MULT18X18D primitives with their output register")
     ap.add_argument("--no-pnr", action="store_true", help="synthesis only: no place and route, no Fmax")
     ap.add_argument("--build-dir", metavar="DIR", default="build/synth",
                     help="work directory for Verilog, netlist, logs (default build/synth)")
@@ -343,7 +354,8 @@ def cmd_synth(args) -> int:
     from rtl.geometry import RTLError
     from rtl.stack import build_design
     try:
-        dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c)
+        dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
+                           serial_output=args.serial_output)
     except RTLError as e:
         raise UsageError(e) from None
     cells = getattr(dut, "layers", (dut,))       # a stacked design: one cell per layer
@@ -351,11 +363,13 @@ def cmd_synth(args) -> int:
     shape = "-".join(f"X{c.geometry.n_inputs}-H{c.geometry.n_hidden}-P{c.geometry.lanes}"
                      for c in cells)
     workdir = build / (f"{args.family}-{shape}"
-                       + ("-noc" if args.no_c else "")
+                       + ("-noc" if args.no_c else "") + ("-plaindsp" if args.plain_dsp else "")
+                       + ("-serial" if args.serial_output else "")
                        + ("" if args.rom_style == "auto" else f"-rom{args.rom_style}")
                        + ("-noabc9" if args.no_abc9 else ""))
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{TOP}.v").write_text(export_verilog(dut, TOP))
+    dsp_register = args.family == "ecp5" and not args.plain_dsp
+    (workdir / f"{TOP}.v").write_text(export_verilog(dut, TOP, ecp5=dsp_register))
     export_s = time.perf_counter() - start
 
     syn = synthesize(args.family, workdir, args.rom_style, abc9=not args.no_abc9)
@@ -364,7 +378,9 @@ def cmd_synth(args) -> int:
         "design": {"module": TOP, "n_inputs": cells[0].geometry.n_inputs,
                    "n_hidden": cells[-1].geometry.n_hidden,
                    "lanes": lanes[0] if len(cells) == 1 else lanes, "layers": len(cells),
-                   "output_c": not args.no_c, "config": shown(config.source),
+                   "output_c": not args.no_c, "dsp_output_register": dsp_register,
+                   "serial_output": args.serial_output,
+                   "config": shown(config.source),
                    "weights": shown(args.weights or DEFAULT_WEIGHTS)},
         "family": args.family, "rom_style": args.rom_style,
         "cycles_per_step": dut.cycles_per_step, "mac_bound": max(c.geometry.issue_cycles for c in cells),

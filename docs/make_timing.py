@@ -109,7 +109,7 @@ def draw(samples: np.ndarray, dut: LSTMCell, out: Path) -> None:
         ax.text(k + 0.6, top + 0.05, f"h_{j} taken", color="tab:red", fontsize=8)
     valid_rise = np.flatnonzero(np.diff(hv) == 1) + 1
     title = (f"one step of lstm_cell, X={X} H={H} P={LANES}: cycles_per_step = "
-             f"ceil(4H(X+H)/P) + 22 = {dut.cycles_per_step}")
+             f"ceil(4H(X+H)/P) + {dut.overhead} = {dut.cycles_per_step}")
     if len(accepts) and len(valid_rise):
         title += f"; measured: h_0 valid {valid_rise[0] - accepts[0]} cycles after x_0 is accepted"
     ax.set_title(title + f"\n(Amaranth simulation; h_0 waits {STALL + 1} cycles for h.ready; "

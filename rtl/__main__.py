@@ -1,4 +1,4 @@
-"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--no-c] --out FILE.v
+"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--no-c] [--serial-output] [--ecp5-dsp] --out FILE.v
 
 Exports the LSTM cell (or, for a stacked model, one cell per layer chained as a pipeline), with
 the quantized weights in its memories, as plain Verilog."""
@@ -12,9 +12,14 @@ from .stack import StackedLSTM, build_design
 from .top import LSTMCell
 
 
-def export_verilog(dut: LSTMCell | StackedLSTM, name: str = "lstm_cell") -> str:
+def export_verilog(dut: LSTMCell | StackedLSTM, name: str = "lstm_cell", *, ecp5: bool = False) -> str:
+    """Plain Verilog of ``dut``; ``ecp5``: products as ECP5 ``MULT18X18D`` primitives with their
+    output register (:class:`rtl.pipeline.ECP5`; for synthesis only, simulators lack the
+    primitive)."""
     from amaranth.back import verilog
-    return verilog.convert(dut, name=name, emit_src=False)
+
+    from .pipeline import ECP5
+    return verilog.convert(dut, name=name, emit_src=False, platform=ECP5() if ecp5 else None)
 
 
 def build_parser() -> ArgumentParser:
@@ -24,6 +29,11 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--lanes", metavar="P", help="MAC lanes: P, or P0,P1,... one per layer of a "
                     "stacked model (default: the config's [rtl] lanes)")
     ap.add_argument("--no-c", action="store_true", help="leave c_t off the output stream")
+    ap.add_argument("--serial-output", action="store_true",
+                    help="word-serial h stream: one unit per transfer (h, c, first, last)")
+    ap.add_argument("--ecp5-dsp", action="store_true",
+                    help="products as ECP5 MULT18X18D primitives with their output register "
+                         "(for ECP5 synthesis; simulators lack the primitive)")
     ap.add_argument("--name", default="lstm_cell", help="Verilog module name (default lstm_cell)")
     ap.add_argument("--out", metavar="FILE.v", required=True, help="Verilog file to write")
     return ap
@@ -32,8 +42,9 @@ def build_parser() -> ArgumentParser:
 def cmd_export(args) -> int:
     out = check_target(args.out, "--out")
     config, stack = load_model(args)
-    dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c)
-    text = export_verilog(dut, args.name)
+    dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
+                       serial_output=args.serial_output)
+    text = export_verilog(dut, args.name, ecp5=args.ecp5_dsp)
     atomic_write(out, lambda f: f.write(text), mode="w")
     if isinstance(dut, LSTMCell):
         g = dut.geometry

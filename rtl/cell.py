@@ -6,8 +6,8 @@ from amaranth.lib.wiring import In, Out
 from model.activations import Table
 from model.config import Config
 
-from .cast import cast
-from .pipeline import delay
+from .cast import CAST_LATENCY, cast_registered
+from .pipeline import delay, product_register
 from .pwl import PWLUnit
 
 __all__ = ["CellUpdate"]
@@ -17,13 +17,15 @@ class CellUpdate(wiring.Component):
     """One hidden unit's state update per cycle, fully pipelined, bit-exact with
     :meth:`model.cell.FixedLSTM.step`.
 
-    Latency :attr:`latency` = 2 + PWL latency + 2 = 9 cycles::
+    Latency :attr:`latency` = 3 + 2 CAST_LATENCY + PWLUnit.latency = 17 cycles, one carry
+    chain or one multiplier per stage::
 
-        cycle 0   f * c_prev and i * g, exact
-        cycle 1   aligned sum, cast into the c format
-        cycle 2-6 tanh(c) in the tanh_c PWL unit
-        cycle 7   o * tanh(c), exact
-        cycle 8   cast into the h format; registered with c
+        stage 1       f * c_prev and i * g, exact
+        stage 2       aligned sum
+        stage 3-4     cast into the c format (rounding, saturation)
+        stage 5-14    tanh(c) in the tanh_c PWL unit
+        stage 15      o * tanh(c), exact
+        stage 16-17   cast into the h format; c waits beside it
 
     Parameters
     ----------
@@ -45,7 +47,7 @@ class CellUpdate(wiring.Component):
     out_valid : ``Out(1)``
     """
 
-    latency = 4 + PWLUnit.latency
+    latency = 3 + 2 * CAST_LATENCY + PWLUnit.latency
 
     def __init__(self, config: Config, tanh_c: Table):
         self._config, self._tanh_c = config, tanh_c
@@ -61,40 +63,33 @@ class CellUpdate(wiring.Component):
         m = Module()
         cfg = self._config
         m.submodules.tanh_c = tanh_c = PWLUnit(self._tanh_c)
+        L = PWLUnit.latency
 
-        # cycle 0: exact products (model: f * c and i * g)
+        # stage 1: exact products (model: f * c and i * g), multipliers between registers
         f_fc = cfg.fmt("gate").frac + cfg.fmt("c").frac
         f_ig = cfg.fmt("gate").frac + cfg.fmt("candidate").frac
         f_sum = max(f_fc, f_ig)
         # datapath registers are reset-less: only the valid bits beside them reset
-        fc = Signal(signed(len(self.f) + len(self.c_prev)), reset_less=True)
-        ig = Signal(signed(len(self.i) + len(self.g)), reset_less=True)
-        o1 = Signal.like(self.o, reset_less=True)
-        valid1 = Signal()
-        m.d.sync += [fc.eq(self.f * self.c_prev), ig.eq(self.i * self.g),
-                     o1.eq(self.o), valid1.eq(self.valid)]
+        fc = product_register(m, platform, self.f, self.c_prev, "fc")
+        ig = product_register(m, platform, self.i, self.g, "ig")
 
-        # cycle 1: aligned sum, one cast into c
-        c2 = Signal.like(self.c, reset_less=True)
-        o2 = Signal.like(self.o, reset_less=True)
-        valid2 = Signal()
-        total = (fc << (f_sum - f_fc)) + (ig << (f_sum - f_ig))
-        m.d.sync += [c2.eq(cast(total, f_sum, cfg.spec("c"))), o2.eq(o1), valid2.eq(valid1)]
+        # stage 2: aligned sum; stages 3-4: one cast into c
+        total = Signal(signed(max(len(fc) + f_sum - f_fc, len(ig) + f_sum - f_ig) + 1),
+                       reset_less=True)
+        m.d.sync += total.eq((fc << (f_sum - f_fc)) + (ig << (f_sum - f_ig)))
+        c_new = cast_registered(m, total, f_sum, cfg.spec("c"), "c_new")
 
         # tanh(c) in the PWL unit; o and c wait beside it
-        m.d.comb += [tanh_c.q.eq(c2), tanh_c.q_valid.eq(valid2)]
-        o_wait = delay(m, o2, PWLUnit.latency, "o")
-        c_wait = delay(m, c2, PWLUnit.latency, "c")
+        pre = 2 + CAST_LATENCY                          # stages before the PWL unit
+        valid = delay(m, self.valid, pre, "valid", reset_less=False)
+        m.d.comb += [tanh_c.q.eq(c_new), tanh_c.q_valid.eq(valid)]
+        o_wait = delay(m, self.o, pre + L, "o")
 
-        # o * tanh(c), exact; then one cast into h
+        # o * tanh(c), exact (multiplier between registers); then one cast into h
         f_h = cfg.fmt("gate").frac + cfg.fmt("tanh_c").frac
-        oh = Signal(signed(len(self.o) + len(tanh_c.y)), reset_less=True)
-        c_held = Signal.like(self.c, reset_less=True)
-        oh_valid = Signal()
-        m.d.sync += [oh.eq(o_wait * tanh_c.y), c_held.eq(c_wait), oh_valid.eq(tanh_c.y_valid)]
-        h_out = Signal.like(self.h, reset_less=True)
-        c_out = Signal.like(self.c, reset_less=True)
-        m.d.sync += [h_out.eq(cast(oh, f_h, cfg.spec("h"))), c_out.eq(c_held),
-                     self.out_valid.eq(oh_valid)]
-        m.d.comb += [self.h.eq(h_out), self.c.eq(c_out)]
+        oh = product_register(m, platform, o_wait, tanh_c.y, "oh")
+        h_out = cast_registered(m, oh, f_h, cfg.spec("h"), "h_new")
+        c_out = delay(m, c_new, L + 1 + CAST_LATENCY, "c")
+        out_valid = delay(m, tanh_c.y_valid, 1 + CAST_LATENCY, "out_valid", reset_less=False)
+        m.d.comb += [self.h.eq(h_out), self.c.eq(c_out), self.out_valid.eq(out_valid)]
         return m

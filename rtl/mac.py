@@ -3,9 +3,10 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from .geometry import Geometry
-from .pipeline import read_port, tree_sum, write_port
+from .pipeline import delay, product_register, read_port, write_port
 
 __all__ = ["MACArray"]
 
@@ -20,9 +21,10 @@ class MACArray(wiring.Component):
     rest start the next one (segmented accumulation), so no lane idles and a step takes exactly
     ``issue_cycles`` = ceil(E / P) cycles, the MAC bound.
 
-    Pipeline: weight memory read (1), weight register (1), products (1), alignment and masked lane
-    sums (1), accumulate (1): a row that ends at issue cycle t appears on ``row_acc`` at
-    t + :attr:`latency`.
+    Pipeline, one carry chain or one multiplier per stage: weight memory read (1), weight
+    register (1), products (1), alignment, mask and the lane sums (:attr:`tree_levels`, one
+    adder level each), accumulate (1), bias read (1), bias added (1): a row that ends at issue cycle t appears on
+    ``row_acc`` at t + :attr:`latency`.
 
     Parameters
     ----------
@@ -47,7 +49,8 @@ class MACArray(wiring.Component):
         Runtime weight load: one code of :meth:`Geometry.load_words`, sign-extended.
     load_write : ``In(1)``
         Write ``load_data`` as the next word of the load (the top level writes only between
-        steps, and only words of a framed packet).
+        steps, and only words of a framed packet). The memory write happens on the next edge;
+        ``start`` may come on that edge.
     load_restart : ``In(1)``
         This word is word 0 of a load (with ``load_write``).
     load_at_end : ``Out(1)``
@@ -55,7 +58,23 @@ class MACArray(wiring.Component):
         combinational from ``load_restart`` and the word counter.
     """
 
-    latency = 5
+    @staticmethod
+    def tree_levels_for(lanes: int) -> int:
+        """Adder levels (pipeline stages) of the lane sums: ceil(log2 P), at least 1."""
+        return max(1, ceil_log2(lanes))
+
+    @staticmethod
+    def latency_for(lanes: int) -> int:
+        """:attr:`latency` of a MACArray with P = ``lanes``: 6 + ceil(log2 P) (9 at P = 8)."""
+        return 6 + MACArray.tree_levels_for(lanes)
+
+    @property
+    def tree_levels(self) -> int:
+        return self.tree_levels_for(self._g.lanes)
+
+    @property
+    def latency(self) -> int:
+        return self.latency_for(self._g.lanes)
 
     def __init__(self, geometry: Geometry):
         self._g = g = geometry
@@ -90,7 +109,8 @@ class MACArray(wiring.Component):
             weight_rd.append(read_port(mem, f"weights{j}_rd"))
             weight_wr.append(write_port(mem, f"weights{j}_wr"))
         m.submodules.biases = bias_mem = Memory(
-            shape=signed(g.bias_fmt.bits), depth=g.n_rows, init=g.bias_memory())
+            shape=signed(g.bias_fmt.bits), depth=g.n_rows, init=g.bias_memory(),
+            attrs={"ram_style": "distributed"})       # LUT RAM: see the bias read below
         bias_rd = read_port(bias_mem, "biases_rd", domain="comb")
         bias_wr = write_port(bias_mem, "biases_wr")
 
@@ -109,38 +129,60 @@ class MACArray(wiring.Component):
 
         # issue: address t, column of lane 0, rotating vector register
         t = Signal(range(max(M, 2)))
-        col0 = Signal(range(N))
+        # each lane's column (col0 + j mod N) in its own counter: the per-lane flags below
+        # are then constant compares, not adders
+        column = [Signal(range(N), name=f"column{j}", init=j % N) for j in range(P)]
         vec = Signal(data.ArrayLayout(signed(g.operand_bits), N), reset_less=True)
-        with m.If(self.start & ~self.busy):
-            m.d.sync += [vec.eq(self.vector), t.eq(0), col0.eq(0), self.busy.eq(1)]
-        with m.Elif(self.busy):
+        # between steps the register follows `vector` (so it holds it after the `start` edge):
+        # its wide enable is then `busy`, a register, not the start logic
+        # (likewise t and the column counters sit at their start values: only `busy` waits
+        # for `start`)
+        with m.If(~self.busy):
+            m.d.sync += [vec.eq(self.vector), t.eq(0)]
+            m.d.sync += [column[j].eq(j) for j in range(P)]
+            with m.If(self.start):
+                m.d.sync += self.busy.eq(1)
+        with m.Else():
             m.d.sync += [vec[n].eq(vec[(n + P) % N]) for n in range(N)]
-            m.d.sync += [t.eq(t + 1), col0.eq(Mux(col0 + P >= N, col0 + P - N, col0 + P))]
+            m.d.sync += t.eq(t + 1)
+            m.d.sync += [column[j].eq(Mux(column[j] >= N - P, column[j] + P - N, column[j] + P))
+                         for j in range(P)]
             with m.If(t == M - 1):
                 m.d.sync += self.busy.eq(0)
 
         # weight memory ports: one address, the load counter's between steps, else t (a block
         # RAM then needs no read-during-write bypass: loads and steps never overlap)
+        # The write itself happens one cycle after the word (address, data and enables from
+        # registers, not from the handshake logic); a step can start on that edge at the
+        # earliest, and reads address t only from the edge after.
+        write_addr = Signal.like(w_addr, reset_less=True)
+        write_data = Signal.like(self.load_data, reset_less=True)
+        write_bias = Signal()
+        bias_addr = Signal(range(g.n_rows), reset_less=True)
+        write_lane = [Signal(name=f"write_lane{j}") for j in range(P)]
+        m.d.sync += [write_addr.eq(w_addr), write_data.eq(self.load_data),
+                     write_bias.eq(fire & (word >= g.n_weights)),
+                     bias_addr.eq(word - g.n_weights)]
+        m.d.sync += [write_lane[j].eq(fire & (word < g.n_weights) & (w_lane == j))
+                     for j in range(P)]
         shared = Signal(range(max(M, 2)))
-        m.d.comb += shared.eq(Mux(self.busy, t, w_addr))
-        data_in = self.load_data
+        m.d.comb += shared.eq(Mux(self.busy, t, write_addr))
         for j in range(P):
             m.d.comb += [weight_rd[j].addr.eq(shared), weight_wr[j].addr.eq(shared),
-                         weight_wr[j].data.eq(data_in),
-                         weight_wr[j].en.eq(fire & (word < g.n_weights) & (w_lane == j))]
-        m.d.comb += [bias_wr.addr.eq(word - g.n_weights), bias_wr.data.eq(data_in),
-                     bias_wr.en.eq(fire & (word >= g.n_weights))]
+                         weight_wr[j].data.eq(write_data), weight_wr[j].en.eq(write_lane[j])]
+        m.d.comb += [bias_wr.addr.eq(bias_addr), bias_wr.data.eq(write_data),
+                     bias_wr.en.eq(write_bias)]
         with m.If(fire):
             last_word = self.load_at_end
             m.d.sync += [load_count.eq(Mux(last_word, 0, word + 1)),
                          load_lane.eq(Mux(last_word | (w_lane == P - 1), 0, w_lane + 1)),
                          load_addr.eq(Mux(last_word, 0, w_addr + (w_lane == P - 1)))]
 
-        # per lane: still in the current row? an x column (else h)? (column = col0 + j mod N)
-        column = [Mux(col0 + j >= N, col0 + j - N, col0 + j) for j in range(P)]
-        ctl0 = {"mask": Cat(col0 + j < N for j in range(P)),
+        # per lane: still in the current row (col0 + j < N, i.e. no wrap: column >= j)? an x
+        # column (else h)? The row ends in this cycle when lane 0's column is N - P or later.
+        ctl0 = {"mask": Cat(column[j] >= j for j in range(P)),
                 "is_x": Cat(column[j] < g.n_inputs for j in range(P)),
-                "ends": col0 + P >= N, "valid": self.busy, "first": self.busy & (t == 0)}
+                "ends": column[0] >= N - P, "valid": self.busy, "first": self.busy & (t == 0)}
 
         def carry(ctl, stage):
             """The control word one stage further down the pipeline (only ``valid`` needs a
@@ -154,7 +196,7 @@ class MACArray(wiring.Component):
         operand = [Signal(signed(g.operand_bits), name=f"operand{j}", reset_less=True)
                    for j in range(P)]
         m.d.sync += [operand[j].eq(vec[j]) for j in range(P)]
-        ctl1 = carry(ctl0, 1)
+        ctl = carry(ctl0, 1)
 
         # stage 2: weights registered (off the memory's clock-to-out path into the multiplier)
         weight = [Signal(signed(g.weight_fmt.bits), name=f"weight{j}", reset_less=True)
@@ -162,41 +204,67 @@ class MACArray(wiring.Component):
         operand2 = [Signal.like(operand[j], name=f"operand{j}_2") for j in range(P)]
         m.d.sync += [weight[j].eq(weight_rd[j].data) for j in range(P)]
         m.d.sync += [operand2[j].eq(operand[j]) for j in range(P)]
-        ctl2 = carry(ctl1, 2)
+        ctl = carry(ctl, 2)
 
-        # stage 3: products, operand x weight (fits one DSP multiplier)
-        product = [Signal(signed(g.operand_bits + g.weight_fmt.bits), name=f"product{j}",
-                          reset_less=True) for j in range(P)]
-        m.d.sync += [product[j].eq(weight[j] * operand2[j]) for j in range(P)]
-        ctl3 = carry(ctl2, 3)
+        # stage 3: products, operand x weight (one DSP multiplier between registers)
+        product = [product_register(m, platform, weight[j], operand2[j], f"product{j}")
+                   for j in range(P)]
+        ctl = carry(ctl, 3)
 
-        # stage 4: align x and h products to the accumulator; lane sums before (this row) and
-        # after (next row) the row end
-        aligned = [Mux(ctl3["is_x"][j], product[j] << g.x_product_shift,
+        # stages 4 .. 3 + tree_levels: align x and h products to the accumulator and sum the
+        # lanes before (this row) and after (next row) the row end, one adder level per stage
+        aligned = [Mux(ctl["is_x"][j], product[j] << g.x_product_shift,
                        product[j] << g.h_product_shift) for j in range(P)]
-        sum_shape = signed(len(product[0]) + max(g.x_product_shift, g.h_product_shift)
-                           + P.bit_length() + 1)
-        this_row = Signal(sum_shape, reset_less=True)
-        next_row = Signal(sum_shape, reset_less=True)
-        m.d.sync += [this_row.eq(tree_sum(Mux(ctl3["mask"][j], aligned[j], 0) for j in range(P))),
-                     next_row.eq(tree_sum(Mux(ctl3["mask"][j], 0, aligned[j]) for j in range(P)))]
-        ctl4 = carry(ctl3, 4)
+        this_row = [Mux(ctl["mask"][j], aligned[j], 0) for j in range(P)]
+        next_row = [Mux(ctl["mask"][j], 0, aligned[j]) for j in range(P)]
+        ctl = {k: ctl[k] for k in ("ends", "valid", "first")}
+        for level in range(self.tree_levels):
+            stage = 4 + level
+            this_row = _register(m, _add_pairs(this_row), f"this_row{stage}")
+            next_row = _register(m, _add_pairs(next_row), f"next_row{stage}")
+            ctl = carry(ctl, stage)
+        this_row, next_row = this_row[0], next_row[0]
 
-        # stage 5: accumulate; a finished row adds its bias and leaves, the next row begins
+        # stage 4 + tree_levels: accumulate; a finished row leaves, the next row begins
         acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
         acc_row = Signal(range(g.n_rows), reset_less=True)        # the row acc belongs to
-        out_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
-        out_row = Signal(range(g.n_rows), reset_less=True)
-        m.d.comb += [self.row_acc.eq(out_acc), self.row.eq(out_row)]
-        acc_in = Mux(ctl4["first"], 0, acc)
-        row_in = Mux(ctl4["first"], 0, acc_row)
+        sum_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
+        sum_row = Signal(range(g.n_rows), reset_less=True)
+        sum_valid = Signal()
+        acc_in = Mux(ctl["first"], 0, acc)
+        row_in = Mux(ctl["first"], 0, acc_row)
         total = acc_in + this_row
-        m.d.comb += bias_rd.addr.eq(row_in)
-        m.d.sync += self.row_valid.eq(ctl4["valid"] & ctl4["ends"])
-        with m.If(ctl4["valid"]):
-            with m.If(ctl4["ends"]):
-                m.d.sync += [out_acc.eq(total + (bias_rd.data << g.bias_shift)),
-                             out_row.eq(row_in), acc.eq(next_row), acc_row.eq(row_in + 1)]
+        m.d.sync += sum_valid.eq(ctl["valid"] & ctl["ends"])
+        with m.If(ctl["valid"]):
+            with m.If(ctl["ends"]):
+                m.d.sync += [sum_acc.eq(total), sum_row.eq(row_in),
+                             acc.eq(next_row), acc_row.eq(row_in + 1)]
             with m.Else():
                 m.d.sync += [acc.eq(total), acc_row.eq(row_in)]
+
+        # stage 5 + tree_levels: the bias read into a register (the bias memory is marked for
+        # LUT RAM: a block RAM's clock-to-out is most of a cycle at speed grade 6); stage 6 + tree_levels: the bias added, the row's result registered
+        m.d.comb += bias_rd.addr.eq(sum_row)
+        bias = Signal.like(bias_rd.data, reset_less=True)
+        m.d.sync += bias.eq(bias_rd.data)
+        sum_acc2 = delay(m, sum_acc, 1, "sum_acc")
+        sum_row2 = delay(m, sum_row, 1, "sum_row")
+        sum_valid2 = delay(m, sum_valid, 1, "sum_valid", reset_less=False)
+        out_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
+        out_row = Signal(range(g.n_rows), reset_less=True)
+        m.d.sync += [out_acc.eq(sum_acc2 + (bias << g.bias_shift)), out_row.eq(sum_row2),
+                     self.row_valid.eq(sum_valid2)]
+        m.d.comb += [self.row_acc.eq(out_acc), self.row.eq(out_row)]
         return m
+
+
+def _add_pairs(values):
+    """One level of an adder tree: neighbours summed (an odd last value passes through)."""
+    pairs = [values[k] + values[k + 1] for k in range(0, len(values) - 1, 2)]
+    return pairs + ([values[-1]] if len(values) % 2 else [])
+
+
+def _register(m, values, name):
+    regs = [Signal(v.shape(), name=f"{name}_{k}", reset_less=True) for k, v in enumerate(values)]
+    m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+    return regs

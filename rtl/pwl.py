@@ -6,9 +6,9 @@ from amaranth.lib.wiring import In, Out
 
 from model.activations import Table
 
-from .cast import cast
+from .cast import CAST_LATENCY, cast_registered
 from .geometry import refuse
-from .pipeline import read_port
+from .pipeline import delay, product_register, read_port
 
 __all__ = ["PWLUnit"]
 
@@ -16,14 +16,20 @@ __all__ = ["PWLUnit"]
 class PWLUnit(wiring.Component):
     """Sigmoid or tanh by a :class:`model.activations.Table`, bit-exact with ``table(q)``.
 
-    Fully pipelined: one input per cycle, result :attr:`latency` = 5 cycles later::
+    Fully pipelined: one input per cycle, result :attr:`latency` = 10 cycles later. Each
+    stage ends in a register and holds at most one carry chain or one ROM read (ECP5 at
+    150 MHz, docs/architecture.md)::
 
-        cycle 0  a = |q|; index ROM address = min(a >> index_shift, entries - 1)
-        cycle 1  coefficient ROM address = segment number
-        cycle 2  offset = a - base, coefficients registered
-        cycle 3  y = intercept + slope * offset              (PLAN: shift instead of multiply)
-        cycle 4  symmetry for q < 0 (one - y, or -y); cast to the output format
-        cycle 5  output registered
+        stage 1   a = |q|
+        stage 2   index ROM address = min(a >> index_shift, entries - 1)
+        stage 3   index ROM read: segment number
+        stage 4   coefficient ROM read: base, slope, intercept
+        stage 5   offset = a - base, coefficients registered
+        stage 6   slope * offset              (PLAN: a shift instead of the multiplier)
+        stage 7   y = intercept + slope * offset
+        stage 8   symmetry for q < 0 (one - y, or -y)
+        stage 9   output cast: rounding
+        stage 10  output cast: saturation; the output register
 
     Parameters
     ----------
@@ -41,7 +47,7 @@ class PWLUnit(wiring.Component):
         ``q_valid`` delayed by :attr:`latency`.
     """
 
-    latency = 5
+    latency = 8 + CAST_LATENCY
 
     def __init__(self, table: Table):
         if not isinstance(table, Table):
@@ -90,7 +96,8 @@ class PWLUnit(wiring.Component):
         spec = t.spec
         n_index = len(t.index)
 
-        # ROMs: segment index by |q| >> index_shift, then that segment's coefficients
+        # ROMs: segment index by |q| >> index_shift, then that segment's coefficients; both
+        # read through registered ports
         seg_bits = max((t.segments - 1).bit_length(), 1)
         m.submodules.index_rom = index_rom = Memory(
             shape=unsigned(seg_bits), depth=n_index, init=[int(k) for k in t.index])
@@ -99,47 +106,55 @@ class PWLUnit(wiring.Component):
         index_rd = read_port(index_rom, "index_rd")
         coef_rd = read_port(coef_rom, "coef_rd")
 
-        # cycle 0: magnitude and index address
-        a0 = Signal(unsigned(spec.input.fmt.bits))
-        m.d.comb += a0.eq(abs(self.q))
-        coarse = a0 >> t.index_shift
-        m.d.comb += index_rd.addr.eq(Mux(coarse >= n_index - 1, n_index - 1, coarse))
-
-        # cycle 1: coefficient address; carry |q| and the sign along
         # datapath registers are reset-less: only the valid bits travelling beside them reset
-        a1 = Signal.like(a0, reset_less=True)
-        a2 = Signal.like(a0, reset_less=True)
-        neg1 = Signal(reset_less=True)
-        neg2 = Signal(reset_less=True)
-        neg3 = Signal(reset_less=True)
-        valid = [Signal(name=f"valid{k}") for k in range(1, 6)]
-        m.d.sync += [a1.eq(a0), neg1.eq(self.q < 0), valid[0].eq(self.q_valid)]
-        m.d.comb += coef_rd.addr.eq(index_rd.data)
-        m.d.sync += [a2.eq(a1), neg2.eq(neg1), valid[1].eq(valid[0])]
+        valid = [self.q_valid]
+        for k in range(1, self.latency + 1):
+            v = Signal(name=f"valid{k}")
+            m.d.sync += v.eq(valid[-1])
+            valid.append(v)
+        neg7 = delay(m, self.q < 0, 7, "neg")              # beside y7, read at stage 8
 
-        # cycle 2: offset in the segment (a >= base there) and the coefficients, registered
+        # stage 1: magnitude
+        a1 = Signal(unsigned(spec.input.fmt.bits), reset_less=True)  # |q| <= 2^(W-1)
+        m.d.sync += a1.eq(abs(self.q))
+
+        # stage 2: index ROM address, clamped to the last entry
+        coarse = a1 >> t.index_shift
+        address = Signal(range(n_index), reset_less=True)
+        m.d.sync += address.eq(Mux(coarse >= n_index - 1, n_index - 1, coarse))
+
+        # stage 3: segment number (index ROM read); stage 4: its coefficients (coef ROM read)
+        m.d.comb += [index_rd.addr.eq(address), coef_rd.addr.eq(index_rd.data)]
+        a4 = delay(m, a1, 3, "a")
         coef = coef_rd.data
-        offset = Signal.like(a2)
-        coef3 = Signal(layout, reset_less=True)
-        m.d.sync += [offset.eq((a2 - coef.base)[:len(a2)]), coef3.eq(coef),
-                     neg3.eq(neg2), valid[2].eq(valid[1])]
 
-        # cycle 3: y = intercept + slope * offset, exact (F_t fraction bits)
+        # stage 5: offset in the segment (a >= base there); coefficients registered
+        offset = Signal.like(a4, reset_less=True)
+        coef5 = Signal(layout, reset_less=True)
+        m.d.sync += [offset.eq((a4 - coef.base)[:len(a4)]), coef5.eq(coef)]
+
+        # stage 6: slope * offset (a multiplier between registers, or a shifter for PLAN)
         if self.shift_only:
-            step = Mux(coef3.zero, 0, offset << coef3.slope)
+            step = Mux(coef5.zero, 0, offset << coef5.slope)
+            product = Signal(step.shape(), reset_less=True)
+            m.d.sync += product.eq(step)
         else:
-            step = offset * coef3.slope
-        y4 = Signal(unsigned(t.frac + 1), reset_less=True)       # never above one = 2^F_t
-        neg4 = Signal(reset_less=True)
-        m.d.sync += [y4.eq(coef3.intercept + step), neg4.eq(neg3), valid[3].eq(valid[2])]
+            product = product_register(m, platform, offset, coef5.slope, "product")
+        intercept = Signal(unsigned(t.frac + 1), reset_less=True)
+        m.d.sync += intercept.eq(coef5.intercept)
 
-        # cycle 4: symmetry, then the output cast (the only rounding)
-        y_signed = Signal(signed(t.frac + 2))
+        # stage 7: y = intercept + slope * offset, exact (F_t fraction bits)
+        y7 = Signal(unsigned(t.frac + 1), reset_less=True)       # never above one = 2^F_t
+        m.d.sync += y7.eq(intercept + product)
+
+        # stage 8: symmetry for q < 0
+        y8 = Signal(signed(t.frac + 2), reset_less=True)
         if t.function == "sigmoid":
-            m.d.comb += y_signed.eq(Mux(neg4, Const(t.one) - y4, y4))
+            m.d.sync += y8.eq(Mux(neg7, Const(t.one) - y7, y7))
         else:
-            m.d.comb += y_signed.eq(Mux(neg4, -y4, y4))
-        y = Signal.like(self.y, reset_less=True)
-        m.d.sync += [y.eq(cast(y_signed, t.frac, spec.output)), valid[4].eq(valid[3])]
-        m.d.comb += [self.y.eq(y), self.y_valid.eq(valid[4])]
+            m.d.sync += y8.eq(Mux(neg7, -y7, y7))
+
+        # stages 9-10: the output cast (the only rounding)
+        y = cast_registered(m, y8, t.frac, spec.output, "y_cast")
+        m.d.comb += [self.y.eq(y), self.y_valid.eq(valid[-1])]
         return m

@@ -78,8 +78,8 @@ class StackedLSTM(wiring.Component):
     Layer k is an :class:`LSTMCell` with its own config (formats may differ per layer), weights
     and lane count P_k; layer k+1's x is layer k's h cast into layer k+1's x format.
 
-    Closed forms (inputs waiting, output not stalled), with CPS_k = ceil(4H_k(X_k+H_k)/P_k) + 22
-    the cycles per step of layer k::
+    Closed forms (inputs waiting, output not stalled), with CPS_k = layer k's
+    :attr:`LSTMCell.cycles_per_step` (ceil(4H_k(X_k+H_k)/P_k) + 37 + ceil(log2 P_k))::
 
         cycles_per_step = max_k CPS_k           (steady-state step period: the slowest layer)
         latency         = sum_k CPS_k           (from accepting x_t to h_t of the last layer)
@@ -219,7 +219,7 @@ def lanes_per_layer(lanes, n_layers: int):
     return lanes
 
 
-def build_design(config: Config, stack, *, lanes=None, output_c=True):
+def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_output=False):
     """The hardware for a model (an :class:`model.weights.LSTMStack`): an :class:`LSTMCell` for
     one layer, a :class:`StackedLSTM` for more; layer k quantized with ``config.for_layer(k)``.
 
@@ -235,5 +235,8 @@ def build_design(config: Config, stack, *, lanes=None, output_c=True):
     per_layer = lanes_per_layer(lanes, stack.n_layers)
     if stack.n_layers == 1:
         return LSTMCell(configs[0], qweights[0], lanes=None if per_layer is None else per_layer[0],
-                        output_c=output_c)
+                        output_c=output_c, serial_output=serial_output)
+    if serial_output:
+        raise RTLError("the word-serial output is for one layer; a stacked model's layers pass "
+                       "whole h vectors to each other")
     return StackedLSTM(configs, qweights, lanes=per_layer, output_c=output_c)

@@ -8,7 +8,7 @@ from model.activations import build_table
 from model.config import Config
 from model.weights import QuantizedWeights
 
-from .cast import cast
+from .cast import CAST_LATENCY, cast_registered
 from .cell import CellUpdate
 from .geometry import Geometry, RTLError, refuse, state_layout
 from .mac import MACArray
@@ -18,13 +18,21 @@ from .pwl import PWLUnit
 __all__ = ["LSTMCell", "stream_layouts"]
 
 
-def stream_layouts(config: Config, n_inputs: int, n_hidden: int, output_c: bool = True):
-    """Payload layouts of the x, h and state streams (fields at increasing bit offsets)."""
+def stream_layouts(config: Config, n_inputs: int, n_hidden: int, output_c: bool = True,
+                   serial_output: bool = False):
+    """Payload layouts of the x, h and state streams (fields at increasing bit offsets).
+
+    With ``serial_output`` the h stream carries one unit per transfer: ``h``, ``c`` (when
+    ``output_c``), ``first`` (unit 0), ``last`` (unit H-1); with c it is the state stream's
+    layout, so a result can be loaded back as an initial state packet."""
     wx, wh, wc = (signed(config.fmt(n).bits) for n in ("x", "h", "c"))
     step = data.StructLayout({"x": data.ArrayLayout(wx, n_inputs), "first": 1})
-    out = {"h": data.ArrayLayout(wh, n_hidden)}
-    if output_c:
-        out["c"] = data.ArrayLayout(wc, n_hidden)
+    if serial_output:
+        out = {"h": wh, **({"c": wc} if output_c else {}), "first": 1, "last": 1}
+    else:
+        out = {"h": data.ArrayLayout(wh, n_hidden)}
+        if output_c:
+            out["c"] = data.ArrayLayout(wc, n_hidden)
     return step, data.StructLayout(out), state_layout(config)
 
 
@@ -37,12 +45,16 @@ class LSTMCell(wiring.Component):
 
     Cycles per step, with inputs waiting and the output not stalled::
 
-        cycles_per_step = ceil(4H (X+H) / P) + overhead
-        overhead = 2 + MACArray.latency + 1 + PWLUnit.latency + CellUpdate.latency = 22
+        cycles_per_step = ceil(4H (X+H) / P) + overhead        (+ H - 1 with serial_output)
+        overhead = 2 + MACArray.latency + CAST_LATENCY + PWLUnit.latency + CellUpdate.latency
+                 = 2 + (6 + ceil(log2 P)) + 2 + 10 + 17 = 37 + ceil(log2 P)
 
-    (accept and commit, lane pipeline, z cast, gate activations, cell update of the last unit).
+    (accept and commit, lane pipeline, z cast, gate activations, cell update of the last unit;
+    ceil(log2 P) is at least 1: 38 at P <= 2, 40 at P = 8). Every stage of these pipelines
+    holds at most one carry chain, one multiplier or one ROM read (docs/architecture.md).
     A sequence of T steps takes T * cycles_per_step from the first accept to its last output.
-    Output h_t is valid ``cycles_per_step`` cycles after x_t is accepted.
+    Output h_t is valid ``cycles_per_step`` cycles after x_t is accepted (its first word
+    ``cycles_per_step - H + 1`` cycles after, with ``serial_output``).
 
     Parameters
     ----------
@@ -54,6 +66,12 @@ class LSTMCell(wiring.Component):
         P, overriding ``config.lanes``; 1 <= P <= X+H.
     output_c : bool
         Also put c_t on the output stream.
+    serial_output : bool
+        Word-serial h stream (off by default): one unit per transfer (``h``, ``c`` when
+        ``output_c``, ``first`` on unit 0, ``last`` on unit H-1; with c, the state stream's
+        layout). Saves the output's copies of h and c (2 x 16H flip-flops at the default
+        formats); the next step starts after the last word is taken, so
+        ``cycles_per_step`` grows by H - 1.
 
     Members
     -------
@@ -61,7 +79,8 @@ class LSTMCell(wiring.Component):
         ``x``: X codes in the x format; ``first``: this step starts a sequence (h and c restart
         from the initial state: zero after reset, or what the ``state`` port loaded).
     h : ``Out(stream.Signature(output_layout))``
-        ``h``: H codes in the h format; ``c``: H codes in the c format (when ``output_c``).
+        ``h``: H codes in the h format; ``c``: H codes in the c format (when ``output_c``);
+        with ``serial_output``, one unit per transfer (see above).
     weights : ``In(stream.Signature(load_layout))``
         Runtime weight load, one packet of N = 4H(X+H) + 4H words (``data``, ``first``,
         ``last``) in :meth:`Geometry.load_packet` order. Accepted only between steps.
@@ -86,15 +105,17 @@ class LSTMCell(wiring.Component):
         config cannot size for these weights.
     """
 
-    def __init__(self, config: Config, weights: QuantizedWeights, *, lanes=None, output_c=True):
+    def __init__(self, config: Config, weights: QuantizedWeights, *, lanes=None, output_c=True,
+                 serial_output=False):
         try:
             self._geometry = g = Geometry.of(config, weights, lanes)
         except RTLError as e:
             refuse(self, e)
         self._output_c = bool(output_c)
+        self._serial = bool(serial_output)
         self._tables = {name: build_table(spec) for name, spec in config.tables.items()}
         self.step_layout, self.output_layout, self.state_layout = stream_layouts(
-            config, g.n_inputs, g.n_hidden, self._output_c)
+            config, g.n_inputs, g.n_hidden, self._output_c, self._serial)
         super().__init__({
             "x": In(stream.Signature(self.step_layout)),
             "h": Out(stream.Signature(self.output_layout)),
@@ -107,13 +128,27 @@ class LSTMCell(wiring.Component):
     def geometry(self) -> Geometry:
         return self._geometry
 
+    @staticmethod
+    def overhead_for(lanes: int) -> int:
+        """:attr:`overhead` of a cell with P = ``lanes`` (no component built)."""
+        return 2 + MACArray.latency_for(lanes) + CAST_LATENCY + PWLUnit.latency + CellUpdate.latency
+
     @property
     def overhead(self) -> int:
-        return 2 + MACArray.latency + 1 + PWLUnit.latency + CellUpdate.latency
+        """Pipeline cycles of a step beyond the MAC bound (the docstring's closed form)."""
+        return self.overhead_for(self._geometry.lanes)
+
+    @property
+    def serial_output(self) -> bool:
+        return self._serial
 
     @property
     def cycles_per_step(self) -> int:
-        return self._geometry.issue_cycles + self.overhead
+        """Cycles per step with x waiting and h always ready; a word-serial output adds H - 1
+        (its first word leaves on the edge the parallel result would; the next step starts
+        after the last word)."""
+        return (self._geometry.issue_cycles + self.overhead
+                + (self._geometry.n_hidden - 1 if self._serial else 0))
 
     def cycles_per_sequence(self, steps: int) -> int:
         return steps * self.cycles_per_step
@@ -140,15 +175,20 @@ class LSTMCell(wiring.Component):
         h_init = Signal(data.ArrayLayout(wh, H))
         c_init = Signal(data.ArrayLayout(wc, H))
         c_state = Signal(data.ArrayLayout(wc, H))
-        h_prev = Signal(data.ArrayLayout(wh, H))
-        m.d.comb += self.h.payload.h.eq(h_prev)
-        if self._output_c:
-            c_out = Signal(data.ArrayLayout(wc, H), reset_less=True)
-            m.d.comb += self.h.payload.c.eq(c_out)
         # results of this step, shifted in unit by unit (datapath: read only when all are in)
-        h_next = Signal(data.ArrayLayout(wh, H), reset_less=True)
+        h_next = Signal(data.ArrayLayout(wh, H), reset_less=not self._serial)
         c_next = Signal(data.ArrayLayout(wc, H), reset_less=True)
-        done = Signal(range(H + 1))
+        if self._serial:
+            # word-serial output: the words leave from h_next and c_next (rotating), and h_next
+            # stays h_{t-1} until the next step's first result: no h_prev, no output copy of c
+            h_prev = h_next
+        else:
+            h_prev = Signal(data.ArrayLayout(wh, H))
+            m.d.comb += self.h.payload.h.eq(h_prev)
+            if self._output_c:
+                c_out = Signal(data.ArrayLayout(wc, H), reset_less=True)
+                m.d.comb += self.h.payload.c.eq(c_out)
+        done = Signal(range(H))               # units of this step shifted in so far
         idle = Signal(init=1)                  # no step in flight
         output_full = Signal()                # the output register holds an untaken result
 
@@ -160,19 +200,21 @@ class LSTMCell(wiring.Component):
         m.d.comb += mac.start.eq(start)
         m.d.comb += [mac.vector[n].eq(self.x.payload.x[n]) for n in range(X)]
         m.d.comb += [mac.vector[X + u].eq(Mux(first, h_init[u], h_prev[u])) for u in range(H)]
+        # c_state takes the initial state one cycle after a `first` accept (it is first read
+        # by the cell update many cycles later): the wide load's enable is then a register,
+        # not the accept logic
+        load_c_init = Signal()
+        m.d.sync += load_c_init.eq(start & first)
         with m.If(start):
             m.d.sync += idle.eq(0)
-            with m.If(first):
-                m.d.sync += c_state.eq(c_init)
+        with m.If(load_c_init):
+            m.d.sync += c_state.eq(c_init)
 
         # each finished row: cast to z, then both activations (the gate picks one)
-        z = Signal(signed(cfg.fmt("z").bits), reset_less=True)
-        z_gate = Signal(2, reset_less=True)
-        z_valid = Signal()
-        m.d.sync += [z.eq(cast(mac.row_acc, cfg.fmt("accumulator").frac, cfg.spec("z"))),
-                     z_valid.eq(mac.row_valid), z_gate.eq(mac.row[:2])]
+        z = cast_registered(m, mac.row_acc, cfg.fmt("accumulator").frac, cfg.spec("z"), "z")
+        z_valid = delay(m, mac.row_valid, CAST_LATENCY, "z_valid", reset_less=False)
         m.d.comb += [sigmoid.q.eq(z), sigmoid.q_valid.eq(z_valid), tanh.q.eq(z), tanh.q_valid.eq(z_valid)]
-        gate = delay(m, z_gate, PWLUnit.latency, "gate")
+        gate = delay(m, mac.row[:2], CAST_LATENCY + PWLUnit.latency, "gate")
 
         # collect i, f, g of a unit; its o launches the cell update with c_{t-1}
         i_gate = Signal.like(sigmoid.y, reset_less=True)
@@ -193,9 +235,14 @@ class LSTMCell(wiring.Component):
         with m.If(launch):                                    # c_state shifts unit by unit
             m.d.sync += [c_state[u].eq(c_state[u + 1]) for u in range(H - 1)]
 
-        # results arrive unit by unit: shift them in
+        # results arrive unit by unit: shift them in; `finished` (a register, so the commit
+        # below is one gate from registers) rises as the last unit's result is shifted in
+        finished = Signal()
         with m.If(cell.out_valid):
-            m.d.sync += [h_next[H - 1].eq(cell.h), c_next[H - 1].eq(cell.c), done.eq(done + 1)]
+            m.d.sync += [h_next[H - 1].eq(cell.h), c_next[H - 1].eq(cell.c),
+                         done.eq(Mux(done == H - 1, 0, done + 1))]
+            with m.If(done == H - 1):
+                m.d.sync += finished.eq(1)
             m.d.sync += [h_next[u].eq(h_next[u + 1]) for u in range(H - 1)]
             m.d.sync += [c_next[u].eq(c_next[u + 1]) for u in range(H - 1)]
 
@@ -203,15 +250,40 @@ class LSTMCell(wiring.Component):
         # empty register (not for h.ready) keeps the consumer's ready off the enable of the
         # wide state registers; it costs a cycle only when a stalled output is taken on the
         # very cycle the next result is ready.
+        if self._serial:
+            self._serial_output(m, h_next, c_next, c_state, done, finished, idle, rst)
+            return m
         m.d.comb += self.h.valid.eq(output_full & ~rst)
         with m.If(self.h.valid & self.h.ready):
             m.d.sync += output_full.eq(0)
-        with m.If((done == H) & ~output_full):
-            m.d.sync += [c_state.eq(c_next), done.eq(0), idle.eq(1), output_full.eq(1),
-                         h_prev.eq(h_next)]
+        # c_state takes c_t as soon as all units are in (it is read again only after the next
+        # accept, which waits for the commit): its wide enable is then a register, not the
+        # commit logic
+        with m.If(finished):
+            m.d.sync += c_state.eq(c_next)
+        with m.If(finished & ~output_full):
+            m.d.sync += [finished.eq(0), idle.eq(1), output_full.eq(1), h_prev.eq(h_next)]
             if self._output_c:
                 m.d.sync += c_out.eq(c_next)
         return m
+
+    def _serial_output(self, m, h_next, c_next, c_state, count, finished, idle, rst):
+        """Word-serial output: when all units are in, offer unit 0 first, rotating h_next and
+        c_next by one unit per word taken (``count`` numbers the words); the last word commits
+        c_t (the rotation is back in unit order then) and ends the step."""
+        H = self._geometry.n_hidden
+        last = count == H - 1
+        m.d.comb += [self.h.valid.eq(finished & ~rst), self.h.payload.h.eq(h_next[0]),
+                     self.h.payload.first.eq(count == 0), self.h.payload.last.eq(last)]
+        if self._output_c:
+            m.d.comb += self.h.payload.c.eq(c_next[0])
+        with m.If(self.h.valid & self.h.ready):
+            m.d.sync += [h_next[u].eq(h_next[(u + 1) % H]) for u in range(H)]
+            m.d.sync += [c_next[u].eq(c_next[(u + 1) % H]) for u in range(H)]
+            m.d.sync += count.eq(Mux(last, 0, count + 1))
+            with m.If(last):
+                m.d.sync += [c_state[u].eq(c_next[(u + 1) % H]) for u in range(H)]
+                m.d.sync += [finished.eq(0), idle.eq(1)]
 
     def _load_control(self, m, mac, h_init, c_init, idle, rst):
         """The ``weights`` and ``state`` packets and the readies of all three inputs."""
@@ -226,6 +298,7 @@ class LSTMCell(wiring.Component):
         state_count = Signal(range(H))
         state_word = Signal(range(H))
         state_write = Signal()
+        state_shift = Signal()
         m.d.comb += [mac.load_data.eq(w.payload.data),
                      mac.load_restart.eq(w.payload.first),
                      state_word.eq(Mux(s.payload.first, 0, state_count))]
@@ -253,7 +326,7 @@ class LSTMCell(wiring.Component):
                 m.d.comb += [w.ready.eq(~rst & idle),
                              s.ready.eq(~rst & idle & ~w.valid),
                              self.x.ready.eq(~rst & idle & ~w.valid & ~s.valid
-                                             & weights_ok & state_ok)]
+                                             & weights_ok & state_ok & ~state_shift)]
                 with m.If(w_fire):
                     with m.If(w.payload.first):
                         m.d.comb += mac.load_write.eq(1)
@@ -281,8 +354,14 @@ class LSTMCell(wiring.Component):
                     packet_word(s.payload.first, s.payload.last, state_at_end, state_ok,
                                 "LOAD_STATE", True)
 
-        with m.If(state_write):                   # shift in, unit 0 first
-            m.d.sync += [h_init[H - 1].eq(s.payload.h), c_init[H - 1].eq(s.payload.c),
-                         state_count.eq(Mux(state_at_end, 0, state_word + 1))]
+        # a state word is shifted in (unit 0 first) on the edge after it is accepted, so the
+        # wide shift's enable is a register; x waits for that edge (`state_shift` in x.ready)
+        state_h = Signal.like(s.payload.h, reset_less=True)
+        state_c = Signal.like(s.payload.c, reset_less=True)
+        m.d.sync += [state_shift.eq(state_write), state_h.eq(s.payload.h), state_c.eq(s.payload.c)]
+        with m.If(state_write):
+            m.d.sync += state_count.eq(Mux(state_at_end, 0, state_word + 1))
+        with m.If(state_shift):
+            m.d.sync += [h_init[H - 1].eq(state_h), c_init[H - 1].eq(state_c)]
             m.d.sync += [h_init[u].eq(h_init[u + 1]) for u in range(H - 1)]
             m.d.sync += [c_init[u].eq(c_init[u + 1]) for u in range(H - 1)]

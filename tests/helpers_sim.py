@@ -10,6 +10,7 @@ from model.fixed import quantize
 from model.golden import quantize_inputs
 from model.weights import LSTMStack, LSTMWeights, quantize_weights
 from rtl.geometry import Geometry
+from rtl.top import LSTMCell
 from sim.scenario import Scenario
 
 __all__ = ["random_case", "random_stack_case", "full_scenario", "corner_weights"]
@@ -97,7 +98,7 @@ def full_scenario(cfg, weights, lanes, *, seed, steps, gap=0.3, stall=0.3, reset
     sc = Scenario.stacked(list(zip(cfgs, qws, layer_p)) if stacked else [(cfg, qws[0], None)],
                           seed=seed, gap=gap, stall=stall)
     X = layer_w[0].n_inputs
-    cps = [g.issue_cycles + 22 for g in geometries]
+    cps = [g.issue_cycles + LSTMCell.overhead_for(g.lanes) for g in geometries]
     T = int(rng.integers(1, 9))
     B = -(-steps // (3 * T))             # at least ``steps`` steps in the three blocks
     block_cycles = B * T * max(cps)

@@ -115,7 +115,7 @@ def test_pwl_latency_and_plan_has_no_multiplier():
     cfg = load_config()
     plan = PWLUnit(build_table(dataclasses.replace(cfg.tables["sigmoid"], method="plan")))
     pwl = PWLUnit(build_table(cfg.tables["sigmoid"]))
-    assert plan.shift_only and not pwl.shift_only and PWLUnit.latency == 5
+    assert plan.shift_only and not pwl.shift_only and PWLUnit.latency == 10    # the docstring's stages
     for unit in (plan, pwl):
         Fragment.get(unit, None)
 
@@ -140,7 +140,7 @@ def _mac_rows(cfg, qw, lanes, vectors):
             await ctx.tick()
             ctx.set(dut.start, 0)
             rows = {}
-            for _ in range(g.issue_cycles + MACArray.latency + 1):
+            for _ in range(g.issue_cycles + dut.latency + 1):
                 if ctx.get(dut.row_valid):
                     rows[ctx.get(dut.row)] = ctx.get(dut.row_acc)
                 await ctx.tick()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench import synth
+from rtl.top import LSTMCell
 from model.weights import LSTMWeights, save_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,7 @@ def test_tiny_design_synthesizes(tiny_run):
     d, res = result["design"], result["resources"]
     assert (d["n_inputs"], d["n_hidden"], d["lanes"]) == (2, 2, 2)
     assert res["lut4"] > 0 and res["ff"] > 0 and res["dsp"] > 0
-    assert result["cycles_per_step"] == -(-4 * 2 * 4 // 2) + 22     # LSTMCell closed form
+    assert result["cycles_per_step"] == -(-4 * 2 * 4 // 2) + LSTMCell.overhead_for(2)   # closed form
     # every memory is accounted for: 2 weight lanes, biases, 3 x (index, coefficient) ROMs
     assert {n for n in result["memories"] if "weights" in n} == {"mac.weights0", "mac.weights1"}
     assert len(result["memories"]) == 2 + 1 + 6
