@@ -46,14 +46,14 @@ def _unused(*duts):
         dut._MustUse__silence = True
 
 
-def test_load_atomicity_waits_for_framed_load_ports():
-    # the current ports have no `last`: the hook stays out until the packet protocol lands
+def test_load_atomicity_applies_to_framed_load_ports():
+    # the load ports are packets (`first`, `last`): the load-atomicity property is planned
     dut = CONFIGS["small"].build()
     _unused(dut)
-    assert not PROPERTIES["load_atomic"].applies(dut)
+    assert PROPERTIES["load_atomic"].applies(dut)
     jobs = plan(["small"], False)
     _unused(*(d for _, d in jobs))
-    assert "load_atomic" not in {p.name for j, _ in jobs for p in j.properties}
+    assert "load_atomic" in {p.name for j, _ in jobs for p in j.properties}
 
 
 def test_unknown_mutant_is_refused():

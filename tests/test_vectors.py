@@ -128,8 +128,9 @@ def test_icarus_small_odd_model(gap, stall):
     cycles_per_step = result.extra["cycles_per_step_design"]
     if gap == stall == 0:     # back to back: the closed form, exactly
         assert result.tb["step_cycles"] == steps * cycles_per_step
-    else:
-        assert result.tb["step_cycles"] > steps * cycles_per_step
+    else:                     # gaps and stalls stretch the run (not a step's own cycles)
+        assert result.tb["step_cycles"] >= steps * cycles_per_step
+        assert result.tb["cycles"] > steps * cycles_per_step
 
 
 @pytest.mark.parametrize("gap, stall", [(0, 0), (20, 20)])
