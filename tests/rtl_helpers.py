@@ -1,11 +1,13 @@
 """Shared helpers for the Amaranth-simulator tests of rtl/ (stream put/get, random models)."""
 
+import random
+
 import numpy as np
 from amaranth.sim import Simulator
 
 from model.weights import LSTMWeights
 
-__all__ = ["stream_put", "stream_get", "simulate", "random_weights"]
+__all__ = ["stream_put", "stream_get", "simulate", "random_weights", "run_steps", "assert_outputs"]
 
 
 async def stream_put(ctx, port, payload, *, gap: float = 0.0, rng=None):
@@ -55,3 +57,41 @@ def random_weights(rng: np.random.Generator, n_inputs: int, n_hidden: int, scale
                      head_bias=rng.uniform(-k, k, head_classes))
     return LSTMWeights(rng.uniform(-k, k, (4 * H, n_inputs)), rng.uniform(-k, k, (4 * H, H)),
                        rng.uniform(-k, k, 4 * H), **extra)
+
+
+def run_steps(dut, x_raw, first, *, gap=0.0, stall=0.0, seed=0, loads=()):
+    """Send ``loads`` (``(port, words)`` pairs, in order), then one step per row of ``x_raw``
+    with its ``first`` bit, through a cell or a stack; take every output. Returns the outputs
+    ((h codes, c codes) per step) and the cycles each step was accepted and delivered on."""
+    rng = random.Random(seed)
+    outputs, accepted, produced = [], [], []
+    cycle = [0]
+
+    async def clock(ctx):
+        async for _ in ctx.tick():
+            cycle[0] += 1
+
+    async def driver(ctx):
+        for port, words in loads:
+            for word in words:
+                await stream_put(ctx, port, word, gap=gap, rng=rng)
+        for x, f in zip(x_raw, first):
+            await stream_put(ctx, dut.x, {"x": [int(v) for v in x], "first": int(f)}, gap=gap, rng=rng)
+            accepted.append(cycle[0])
+
+    async def monitor(ctx):
+        for _ in range(len(x_raw)):
+            p = await stream_get(ctx, dut.h, stall=stall, rng=rng)
+            outputs.append(([int(v) for v in p.h], [int(v) for v in p.c]))
+            produced.append(cycle[0])
+
+    simulate(dut, driver, monitor, background=[clock])
+    return outputs, accepted, produced
+
+
+def assert_outputs(outputs, h, c):
+    """Every output's h and c codes equal the expected rows, in order."""
+    assert len(outputs) == len(h)
+    for k, (got_h, got_c) in enumerate(outputs):
+        assert got_h == [int(v) for v in h[k]], f"h at step {k}"
+        assert got_c == [int(v) for v in c[k]], f"c at step {k}"

@@ -1,7 +1,5 @@
 """StackedLSTM in Amaranth's simulator: the layer link (cast and `first`), whole stacks against
 the golden model's integers layer by layer, and the closed forms of the wavefront pipeline."""
-import random
-
 import numpy as np
 import pytest
 
@@ -12,7 +10,7 @@ from model.fixed import cast, quantize
 from model.weights import quantize_weights
 from rtl.geometry import RTLError
 from rtl.stack import StackedLSTM
-from rtl_helpers import random_weights, simulate, stream_get, stream_put
+from rtl_helpers import assert_outputs, random_weights, run_steps
 
 
 def golden_stack(configs, qweights, x_float, first):
@@ -36,35 +34,14 @@ def _stack(rng, sizes, configs=None, scale=1.0):
 
 
 def _drive(dut, x_raw_steps, first, *, gap=0.0, stall=0.0, seed=0, state=None):
-    rng = random.Random(seed)
-    outputs, accepted, produced = [], [], []
-    cycle = [0]
-
-    async def clock(ctx):
-        async for _ in ctx.tick():
-            cycle[0] += 1
-
-    async def driver(ctx):
-        for k, words in (state or {}).items():
-            port = getattr(dut, f"state_l{k}")
-            for n, (h, c) in enumerate(words):
-                payload = {"h": int(h), "c": int(c)}
-                for field in ("first", "last"):     # framed state packets, where the port has them
-                    if field in port.payload.shape().members:
-                        payload[field] = int(n == 0 if field == "first" else n == len(words) - 1)
-                await stream_put(ctx, port, payload, gap=gap, rng=rng)
-        for x, f in zip(x_raw_steps, first):
-            await stream_put(ctx, dut.x, {"x": [int(v) for v in x], "first": int(f)}, gap=gap, rng=rng)
-            accepted.append(cycle[0])
-
-    async def monitor(ctx):
-        for _ in range(len(x_raw_steps)):
-            p = await stream_get(ctx, dut.h, stall=stall, rng=rng)
-            outputs.append(([int(v) for v in p.h], [int(v) for v in p.c]))
-            produced.append(cycle[0])
-
-    simulate(dut, driver, monitor, background=[clock])
-    return outputs, accepted, produced
+    """Per-layer state packets (``state``: layer -> [(h0, c0) codes per unit]), then the steps."""
+    loads = []
+    for k, words in (state or {}).items():
+        n = len(words)
+        loads.append((getattr(dut, f"state_l{k}"),
+                      [{"h": int(h), "c": int(c), "first": int(u == 0), "last": int(u == n - 1)}
+                       for u, (h, c) in enumerate(words)]))
+    return run_steps(dut, x_raw_steps, first, gap=gap, stall=stall, seed=seed, loads=loads)
 
 
 def _framing(B, T, rng=None):
@@ -82,10 +59,7 @@ def _expected_flat(configs, qweights, x, first):
 
 
 def _assert_equal(outputs, h, c):
-    assert len(outputs) == len(h)
-    for k, (got_h, got_c) in enumerate(outputs):
-        assert got_h == [int(v) for v in h[k]], f"h at step {k}"
-        assert got_c == [int(v) for v in c[k]], f"c at step {k}"
+    assert_outputs(outputs, h, c)
 
 
 def _x_codes(configs, x):

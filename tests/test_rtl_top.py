@@ -1,6 +1,5 @@
 """LSTMCell over whole sequences in Amaranth's simulator: every h_t and c_t equal to the golden
 model's raw integers, cycle counts equal to the closed form, runtime weight and state loads."""
-import random
 import shutil
 import subprocess
 import sys
@@ -17,38 +16,15 @@ from model.fixed import quantize
 from model.golden import run_golden
 from rtl.geometry import RTLError
 from rtl.top import LSTMCell
-from rtl_helpers import random_weights, simulate, stream_get, stream_put
+from rtl_helpers import assert_outputs, random_weights, run_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(dut, x_raw, first, *, gap=0.0, stall=0.0, seed=0, weight_packet=(), state_packet=()):
     """Drive steps (loads first) through the DUT; returns outputs and accept/output cycles."""
-    rng = random.Random(seed)
-    outputs, accepted, produced = [], [], []
-    cycle = [0]
-
-    async def clock(ctx):
-        async for _ in ctx.tick():
-            cycle[0] += 1
-
-    async def driver(ctx):
-        for word in weight_packet:
-            await stream_put(ctx, dut.weights, word, gap=gap, rng=rng)
-        for word in state_packet:
-            await stream_put(ctx, dut.state, word, gap=gap, rng=rng)
-        for x, f in zip(x_raw, first):
-            await stream_put(ctx, dut.x, {"x": [int(v) for v in x], "first": int(f)}, gap=gap, rng=rng)
-            accepted.append(cycle[0])
-
-    async def monitor(ctx):
-        for _ in range(len(x_raw)):
-            p = await stream_get(ctx, dut.h, stall=stall, rng=rng)
-            outputs.append(([int(v) for v in p.h], [int(v) for v in p.c]))
-            produced.append(cycle[0])
-
-    simulate(dut, driver, monitor, background=[clock])
-    return outputs, accepted, produced
+    return run_steps(dut, x_raw, first, gap=gap, stall=stall, seed=seed,
+                     loads=[(dut.weights, weight_packet), (dut.state, state_packet)])
 
 
 def _flatten(golden):
@@ -60,10 +36,7 @@ def _flatten(golden):
 
 
 def _assert_equal(outputs, h, c):
-    assert len(outputs) == len(h)
-    for k, (got_h, got_c) in enumerate(outputs):
-        assert got_h == [int(v) for v in h[k]], f"h at step {k}"
-        assert got_c == [int(v) for v in c[k]], f"c at step {k}"
+    assert_outputs(outputs, h, c)
 
 
 @pytest.mark.parametrize("X,H,lanes,seed", [(5, 7, 3, 0), (3, 4, 7, 1), (2, 3, 1, 2), (6, 5, 4, 3)])
