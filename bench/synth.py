@@ -122,7 +122,11 @@ def yosys_script(family: str, netlist: str, rom_style: str = "auto", abc9: bool 
         synth += " -noabc9"
     force = ""
     if rom_style != "auto":     # the activation units' index_rom and coef_rom
-        force = f'hierarchy -top {TOP}; setattr -set rom_style "{rom_style}" m:*_rom; '
+        force = f'setattr -set rom_style "{rom_style}" m:*_rom; '
+    if family == "ice40":       # no LUT RAM on iCE40: the bias memory (asynchronous read) in logic
+        force += 'setattr -set ram_style "logic" m:*biases; '
+    if force:
+        force = f"hierarchy -top {TOP}; " + force
     return (f"read_verilog {TOP}.v; {force}{synth} -top {TOP} -json {netlist}; "
             f"tee -q -o stat.json stat -json")
 
