@@ -99,6 +99,21 @@ def _one_lane_count(text: str) -> int:
             from None
 
 
+def _print_summary(args, summary: dict, mode: str, timing: str) -> None:
+    """One JSON object (``--json``), or the verdict, the counts, the speed and the accuracy."""
+    if args.json:
+        print(json.dumps(summary))
+        return
+    verdict = "PASS" if summary["passed"] else "FAIL"
+    print(f"{verdict}: {args.sim}, {mode}, {summary['steps']} steps of {summary['sequences']} "
+          f"sequences, {summary['compared']} h and {summary['compared_c']} c values compared, "
+          f"{summary['mismatches']} mismatches, {summary['missing']} missing")
+    print(f"cycles {summary['cycles']}, {summary['cycles_per_step']:.1f} per step; {timing}, "
+          f"build {summary['build_seconds']:.1f} s")
+    if "accuracy_rtl" in summary:
+        print(f"accuracy: RTL {summary['accuracy_rtl']:.4f}, golden {summary['accuracy_golden']:.4f}")
+
+
 def cmd_batch(args, config, weights, x, labels) -> int:
     from model.vectors import vectors_of_run
     from rtl.stack import build_design, lanes_per_layer
@@ -119,19 +134,9 @@ def cmd_batch(args, config, weights, x, labels) -> int:
     if labels is not None and weights.has_head and result.h.shape[0] == B:
         summary["accuracy_rtl"], summary["accuracy_golden"] = _accuracy(
             golden, result.h[:, -1], labels)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        verdict = "PASS" if result.passed else "FAIL"
-        print(f"{verdict}: {args.sim}, batch mode (sim/verilog/tb_vectors.v, checks in the HDL), "
-              f"{summary['steps']} steps of {B} sequences, {summary['compared']} h and "
-              f"{summary['compared_c']} c values compared, {summary['mismatches']} mismatches, "
-              f"{summary['missing']} missing")
-        print(f"cycles {summary['cycles']}, {summary['cycles_per_step']:.1f} per step; "
-              f"simulation {summary['seconds']:.2f} s ({summary['cycles_per_second']} cycles/s; "
-              f"CPU {summary['cpu_seconds']:.2f} s), build {summary['build_seconds']:.1f} s")
-        if "accuracy_rtl" in summary:
-            print(f"accuracy: RTL {summary['accuracy_rtl']:.4f}, golden {summary['accuracy_golden']:.4f}")
+    _print_summary(args, summary, "batch mode (sim/verilog/tb_vectors.v, checks in the HDL)",
+                   f"simulation {summary['seconds']:.2f} s ({summary['cycles_per_second']} "
+                   f"cycles/s; CPU {summary['cpu_seconds']:.2f} s)")
     for line in result.tb.reports:
         print(f"mismatch: {line}" if line.startswith("mismatch") else line, file=sys.stderr)
     if result.mismatches_dump != result.tb["mismatches"]:
@@ -176,20 +181,10 @@ def cmd_sim(args) -> int:
         summary["accuracy_rtl"], summary["accuracy_golden"] = _accuracy(golden, h_last, labels)
     if result.waves:
         summary["waves"] = str(result.waves)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        verdict = "PASS" if result.passed else "FAIL"
-        print(f"{verdict}: {args.sim}, cocotb mode, {summary['steps']} steps of {B} sequences, "
-              f"{summary['compared']} h and {summary['compared_c']} c values compared, "
-              f"{summary['mismatches']} mismatches, {summary['missing']} missing")
-        print(f"cycles {summary['cycles']}, {summary['cycles_per_step']:.1f} per step; "
-              f"simulation {summary['seconds']:.1f} s ({summary['cycles_per_second']} cycles/s), "
-              f"build {summary['build_seconds']:.1f} s")
-        if "accuracy_rtl" in summary:
-            print(f"accuracy: RTL {summary['accuracy_rtl']:.4f}, golden {summary['accuracy_golden']:.4f}")
-        if result.waves:
-            print(f"waves: {result.waves}")
+    _print_summary(args, summary, "cocotb mode",
+                   f"simulation {summary['seconds']:.1f} s ({summary['cycles_per_second']} cycles/s)")
+    if result.waves and not args.json:
+        print(f"waves: {result.waves}")
     for line in r["reports"]:
         print(f"mismatch: {line}", file=sys.stderr)
     return 0 if result.passed else 1

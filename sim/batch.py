@@ -264,7 +264,7 @@ def run_vectors(vectors: Vectors, simulator: str = "verilator", *, lanes: int | 
     testbench, and from its dump here). ``corrupt(run_dir)`` may edit the written vectors
     (tests use it to show that a wrong expectation is caught)."""
     if design is not None:      # a stacked design, behind the single cell's port names
-        dut = StackTop(design, vectors)
+        dut = StackTop(design)
     else:
         dut = LSTMCell(vectors.config, vectors.qweights, lanes=lanes, output_c=vectors.output_c)
     if verilog_text is None:
@@ -305,7 +305,7 @@ class StackTop(wiring.Component):
     (``+noload``: the layers' memories hold the model's weights from the export). Per-layer
     loads are tested in the Amaranth and cocotb tests of the stack."""
 
-    def __init__(self, stack, vectors: Vectors):
+    def __init__(self, stack):
         self._stack = stack
         last = stack.layers[-1]
         super().__init__({

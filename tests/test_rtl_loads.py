@@ -46,6 +46,23 @@ def _golden(cfg, qw, x_raw, first, h0=None, c0=None):
     return [[int(v) for v in out["h"][0, t]] for t in range(len(x_raw))]
 
 
+def _sequence(dut, x, at, got, cycle, *, wait):
+    """A sequence offered ``wait`` cycles in (``at["x"]``: the cycle its first step was taken)
+    and a monitor that collects every h (into ``got``)."""
+    async def steps(ctx):
+        for _ in range(wait):
+            await ctx.tick()
+        for t in range(len(x)):
+            await stream_put(ctx, dut.x, {"x": [int(v) for v in x[t]], "first": int(t == 0)})
+            at.setdefault("x", cycle[0])
+
+    async def outputs(ctx):
+        for _ in range(len(x)):
+            got.append([int(v) for v in (await stream_get(ctx, dut.h)).h])
+
+    return steps, outputs
+
+
 def _case(X, H, seed):
     rng = np.random.default_rng(seed)
     cfg = load_config()
@@ -71,16 +88,7 @@ def test_weight_load_with_a_gap_is_atomic():
                              dict(data=w, first=int(k == 0), last=int(k == len(words) - 1)))
         at["last_word"] = cycle[0]
 
-    async def steps(ctx):
-        await ctx.tick()                              # the load has started
-        for t in range(len(x)):
-            await stream_put(ctx, dut.x, {"x": [int(v) for v in x[t]], "first": int(t == 0)})
-            at.setdefault("x", cycle[0])
-
-    async def outputs(ctx):
-        for _ in range(len(x)):
-            got.append([int(v) for v in (await stream_get(ctx, dut.h)).h])
-
+    steps, outputs = _sequence(dut, x, at, got, cycle, wait=1)   # once the load has started
     _simulate(_Harness(dut), cycle, weights, steps, outputs)
     assert at["x"] > at["last_word"], "an x was accepted in the middle of a weight load"
     assert got == _golden(cfg, new, x, [1, 0, 0])
@@ -105,17 +113,7 @@ def test_state_load_is_atomic():
                                                    first=int(u == 0), last=int(u == 2)))
         at["last_word"] = cycle[0]
 
-    async def steps(ctx):
-        await ctx.tick()
-        await ctx.tick()                              # after state word 0
-        for t in range(len(x)):
-            await stream_put(ctx, dut.x, {"x": [int(v) for v in x[t]], "first": int(t == 0)})
-            at.setdefault("x", cycle[0])
-
-    async def outputs(ctx):
-        for _ in range(len(x)):
-            got.append([int(v) for v in (await stream_get(ctx, dut.h)).h])
-
+    steps, outputs = _sequence(dut, x, at, got, cycle, wait=2)   # after state word 0
     _simulate(_Harness(dut), cycle, state, steps, outputs)
     assert at["x"] > at["last_word"], "an x was accepted in the middle of a state load"
     assert got == _golden(cfg, w, x, [1, 0, 0], h0, c0)
