@@ -53,8 +53,10 @@ class LSTMCell(wiring.Component):
     ceil(log2 P) is at least 1: 38 at P <= 2, 40 at P = 8). Every stage of these pipelines
     holds at most one carry chain, one multiplier or one ROM read (docs/architecture.md).
     A sequence of T steps takes T * cycles_per_step from the first accept to its last output.
-    Output h_t is valid ``cycles_per_step`` cycles after x_t is accepted (its first word
-    ``cycles_per_step - H + 1`` cycles after, with ``serial_output``).
+    Output h_t is taken ``cycles_per_step`` cycles after x_t is accepted. With
+    ``serial_output``, word k (unit k) is taken ``cycles_per_step - H + k`` cycles after (the
+    first one edge before the parallel result would be, the last on ``cycles_per_step - 1``),
+    so a sequence takes T * cycles_per_step - 1 (:meth:`cycles_per_sequence`).
 
     Parameters
     ----------
@@ -71,7 +73,8 @@ class LSTMCell(wiring.Component):
         ``output_c``, ``first`` on unit 0, ``last`` on unit H-1; with c, the state stream's
         layout). Saves the output's copies of h and c (2 x 16H flip-flops at the default
         formats); the next step starts after the last word is taken, so
-        ``cycles_per_step`` grows by H - 1.
+        ``cycles_per_step`` grows by H - 1. Loads are accepted while the words leave (the step
+        is no longer in flight), so the h stream may be wired straight into ``state``.
 
     Members
     -------
@@ -151,7 +154,10 @@ class LSTMCell(wiring.Component):
                 + (self._geometry.n_hidden - 1 if self._serial else 0))
 
     def cycles_per_sequence(self, steps: int) -> int:
-        return steps * self.cycles_per_step
+        """Cycles from a sequence's first accept to its last output, inputs waiting and the
+        output always ready: T * cycles_per_step, one less with ``serial_output`` (the last
+        word is taken on the edge before the next x could be accepted)."""
+        return steps * self.cycles_per_step - (1 if self._serial else 0)
 
     @property
     def mac_efficiency(self) -> float:
@@ -191,8 +197,9 @@ class LSTMCell(wiring.Component):
         done = Signal(range(H))               # units of this step shifted in so far
         idle = Signal(init=1)                  # no step in flight
         output_full = Signal()                # the output register holds an untaken result
+        words_left = Signal()                 # serial output: words of the result still to go
 
-        self._load_control(m, mac, h_init, c_init, idle, rst)
+        self._load_control(m, mac, h_init, c_init, idle, words_left, rst)
 
         # accept x_t: start the lanes on [x; h_{t-1}], or [x; h0] for a `first` step
         first = self.x.payload.first
@@ -243,6 +250,8 @@ class LSTMCell(wiring.Component):
                          done.eq(Mux(done == H - 1, 0, done + 1))]
             with m.If(done == H - 1):
                 m.d.sync += finished.eq(1)
+                if self._serial:      # the step is done; its words leave from h_next, c_next
+                    m.d.sync += idle.eq(1)
             m.d.sync += [h_next[u].eq(h_next[u + 1]) for u in range(H - 1)]
             m.d.sync += [c_next[u].eq(c_next[u + 1]) for u in range(H - 1)]
 
@@ -251,7 +260,8 @@ class LSTMCell(wiring.Component):
         # wide state registers; it costs a cycle only when a stalled output is taken on the
         # very cycle the next result is ready.
         if self._serial:
-            self._serial_output(m, h_next, c_next, c_state, done, finished, idle, rst)
+            m.d.comb += words_left.eq(finished)
+            self._serial_output(m, h_next, c_next, c_state, done, finished, rst)
             return m
         m.d.comb += self.h.valid.eq(output_full & ~rst)
         with m.If(self.h.valid & self.h.ready):
@@ -267,10 +277,12 @@ class LSTMCell(wiring.Component):
                 m.d.sync += c_out.eq(c_next)
         return m
 
-    def _serial_output(self, m, h_next, c_next, c_state, count, finished, idle, rst):
+    def _serial_output(self, m, h_next, c_next, c_state, count, finished, rst):
         """Word-serial output: when all units are in, offer unit 0 first, rotating h_next and
         c_next by one unit per word taken (``count`` numbers the words); the last word commits
-        c_t (the rotation is back in unit order then) and ends the step."""
+        c_t (the rotation is back in unit order then). The step is no longer in flight once all
+        units are in (loads are accepted while the words leave); the next x waits for the last
+        word (``words_left``), as it reads h_{t-1} from h_next."""
         H = self._geometry.n_hidden
         last = count == H - 1
         m.d.comb += [self.h.valid.eq(finished & ~rst), self.h.payload.h.eq(h_next[0]),
@@ -283,10 +295,11 @@ class LSTMCell(wiring.Component):
             m.d.sync += count.eq(Mux(last, 0, count + 1))
             with m.If(last):
                 m.d.sync += [c_state[u].eq(c_next[(u + 1) % H]) for u in range(H)]
-                m.d.sync += [finished.eq(0), idle.eq(1)]
+                m.d.sync += finished.eq(0)
 
-    def _load_control(self, m, mac, h_init, c_init, idle, rst):
-        """The ``weights`` and ``state`` packets and the readies of all three inputs."""
+    def _load_control(self, m, mac, h_init, c_init, idle, words_left, rst):
+        """The ``weights`` and ``state`` packets and the readies of all three inputs (x also
+        waits for a serial output's last word, ``words_left``)."""
         H = self._geometry.n_hidden
         w, s = self.weights, self.state
         w_fire = w.valid & w.ready
@@ -326,7 +339,8 @@ class LSTMCell(wiring.Component):
                 m.d.comb += [w.ready.eq(~rst & idle),
                              s.ready.eq(~rst & idle & ~w.valid),
                              self.x.ready.eq(~rst & idle & ~w.valid & ~s.valid
-                                             & weights_ok & state_ok & ~state_shift)]
+                                             & weights_ok & state_ok & ~state_shift
+                                             & ~words_left)]
                 with m.If(w_fire):
                     with m.If(w.payload.first):
                         m.d.comb += mac.load_write.eq(1)

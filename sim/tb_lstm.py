@@ -54,7 +54,8 @@ class Testbench:
             steps.append(Packer(step))
             states.append(Packer(state))
         last_cfg, last_w, _ = layers[-1]
-        out = stream_layouts(last_cfg, last_w.n_inputs, last_w.n_hidden, scenario.output_c)[1]
+        out = stream_layouts(last_cfg, last_w.n_inputs, last_w.n_hidden, scenario.output_c,
+                             scenario.serial_output)[1]
         self.pack = {"x": steps[0]}
         for port, (kind, k) in self.load_ports.items():
             self.pack[port] = Packer(load_layout(layers[k][0])) if kind == "weights" else states[k]
@@ -73,6 +74,7 @@ class Testbench:
         self.x_during_deeper_loads = 0   # steps taken while a deeper layer had a packet open
         self.x_waiting = False
         self.sent = 0
+        self.words = []          # words of a word-serial output's step received so far
         self.queues = {port: Queue() for port in self.ports}
         self.pending = []        # completion events of the ops handed to the port coroutines
         self.progress_path = os.environ.get("LSTM_PROGRESS")
@@ -220,6 +222,7 @@ class Testbench:
 
     async def reset(self, length):
         self.dut.rst.value = 1
+        self.words = []                       # a serial step cut short by reset is lost
         self.checker.drop_pending(self.model.in_flight())
         self.model.reset()
         for protocol in self.protocol:
@@ -244,8 +247,27 @@ class Testbench:
             if dut.rst.value or not (dut.h__valid.value and dut.h__ready.value):
                 continue
             out = self.pack_out.unpack(dut.h__payload.value.to_unsigned())
+            if self.scenario.serial_output:
+                out = self.serial_word(out)
+                if out is None:
+                    continue
             self.outputs.append(cycle_now())
             self.checker.observe(out["h"], out.get("c"))
+
+    def serial_word(self, word):
+        """One word of a word-serial output (unit u: ``first`` = u == 0, ``last`` = u == H-1):
+        the step's h and c once its H words are in, else None."""
+        unit = len(self.words)
+        H = self.scenario.n_hidden
+        if (word["first"], word["last"]) != (int(unit == 0), int(unit == H - 1)):
+            self.checker.violation(f"serial word {unit} of a step has first={word['first']} "
+                                   f"last={word['last']}")
+        self.words.append(word)
+        if len(self.words) < H:
+            return None
+        words, self.words = self.words, []
+        return {"h": [w["h"] for w in words],
+                **({"c": [w["c"] for w in words]} if "c" in words[0] else {})}
 
     async def layer_monitor(self, k):
         """Layer k (>= 1) of a stack: each step it takes (its x handshake, inside the design)

@@ -116,7 +116,6 @@ async def _put_within(ctx, port, payload, cycles):
     return False
 
 
-@pytest.mark.xfail(strict=True, reason='issue 16 item 5: not fixed yet')
 def test_serial_output_wired_into_state_runs():
     """(a) h -> state: each step's result becomes the next `first` step's initial state."""
     from amaranth.sim import Simulator
@@ -156,7 +155,6 @@ def test_serial_output_wired_into_state_runs():
         assert [w[1] for w in got] == c0[0].tolist(), f"c at step {k}"
 
 
-@pytest.mark.xfail(strict=True, reason='issue 16 item 5: not fixed yet')
 def test_serial_result_waiting_does_not_block_loads():
     """(b) docs/protocol.md, IDLE: a result waiting for the consumer does not hold off loads."""
     from amaranth.sim import Simulator
@@ -185,7 +183,6 @@ def test_serial_result_waiting_does_not_block_loads():
     assert seen["state_taken"] == 4, "state packet refused while a result waits"
 
 
-@pytest.mark.xfail(strict=True, reason='issue 16 item 5: not fixed yet')
 def test_serial_word_cycles_match_the_closed_forms():
     """(c) word k of a step is taken CPS - H + k cycles after its x (the last on CPS - 1),
     and a sequence of T steps takes cycles_per_sequence(T) = T * CPS - 1 cycles from its first

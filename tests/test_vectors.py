@@ -213,7 +213,7 @@ def test_dump_decoding_signs_and_unknown_bits(tmp_path):
     vectors, _ = small_case(B=1, T=2)
     H, wc = vectors.n_hidden, vectors.widths()["c"]
     words = vectors.words()["expected.hex"][0]
-    digits = -(-vectors.widths()["h_payload"] // 4)
+    digits = -(-vectors.widths()["step_payload"] // 4)
     lines = [f"{w:0{digits}x}" for w in words]
     lines[1] = "x" + lines[1][1:]               # top digit: the last unit's c
     (tmp_path / "dump.hex").write_text("\n".join(lines) + "\n")
