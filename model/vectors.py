@@ -15,7 +15,8 @@ weights.hex     4H(X+H)+4H the ``data`` field of the ``weights`` port: a weight 
 state.hex       H          ``h`` code then ``c`` code of the initial state, unit 0 first
                            (the ``state`` payload without ``first``/``last``).
 x.hex           steps      the whole ``x`` payload: X codes (element 0 at bit 0), then
-                           ``first`` (set on step 0 of each sequence).
+                           ``first`` (set on step 0 of each sequence), then ``last`` (set
+                           on step T-1 of each sequence).
 expected.hex    steps      the whole ``h`` output payload the design must produce: H h codes,
                            then H c codes (unless the design is built without c). A design with
                            the word-serial output sends it as H words (unit u: its h code,
@@ -144,7 +145,7 @@ class Vectors:
         step = H * wh + (H * wc if self.output_c else 0)     # an expected.hex word
         word = wh + (wc if self.output_c else 0) + 2          # a word-serial transfer
         return {"x": wx, "h": wh, "c": wc, "data": data,
-                "x_payload": X * wx + 1, "h_payload": word if self.serial_output else step,
+                "x_payload": X * wx + 2, "h_payload": word if self.serial_output else step,
                 "step_payload": step, "weights_payload": data + 2, "state_payload": wh + wc + 2}
 
     def files(self) -> dict:
@@ -163,6 +164,8 @@ class Vectors:
         w = self.widths()
         first = np.zeros((B, T), np.int64)
         first[:, 0] = 1
+        last = np.zeros((B, T), np.int64)
+        last[:, -1] = 1
         n = B * T
         expected = [(self.h.reshape(n, H), w["h"])]
         if self.output_c:
@@ -172,8 +175,8 @@ class Vectors:
             "weights.hex": ([(order[:, None], w["data"])], order.size, w["data"]),
             "state.hex": ([(self.h0[:, None], w["h"]), (self.c0[:, None], w["c"])], H,
                           w["h"] + w["c"]),
-            "x.hex": ([(self.x_raw.reshape(n, X), w["x"]), (first.reshape(n, 1), 1)], n,
-                      w["x_payload"]),
+            "x.hex": ([(self.x_raw.reshape(n, X), w["x"]), (first.reshape(n, 1), 1),
+                       (last.reshape(n, 1), 1)], n, w["x_payload"]),
             "expected.hex": (expected, n, w["step_payload"]),
         }
 

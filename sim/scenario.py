@@ -89,16 +89,20 @@ class Scenario:
 
     def add_sequences(self, x_raw: np.ndarray, *, first_sequence: int = 0,
                       background: bool = False) -> None:
-        """Raw x codes (B, T, X): B sequences, back to back, each starting with ``first``.
-        ``background``: go on with the next ops while these steps are offered."""
+        """Raw x codes (B, T, X): B sequences, back to back, each starting with ``first`` and
+        ending with ``last``. ``background``: go on with the next ops while these steps are
+        offered."""
         x_raw = np.asarray(x_raw, np.int64)
         B, T, _ = x_raw.shape
         first = np.zeros((B, T), bool)
         first[:, 0] = True
+        last = np.zeros((B, T), bool)
+        last[:, -1] = True
         seq = np.repeat(np.arange(B) + first_sequence, T)
         step = np.tile(np.arange(T), B)
         self.ops.append({"op": "steps", "x": x_raw.reshape(B * T, -1).tolist(),
                          "first": first.reshape(-1).astype(int).tolist(),
+                         "last": last.reshape(-1).astype(int).tolist(),
                          "sequence": seq.tolist(), "step": step.tolist(),
                          "background": bool(background)})
 

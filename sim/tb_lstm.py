@@ -148,23 +148,26 @@ class Testbench:
         else:
             model.load_state([w["h"] for w in packet], [w["c"] for w in packet])
 
-    def stepped(self, k, tag, first, out):
-        """Layer k's model stepped: the last layer's h, c are expected at the output, a deeper
-        layer's input waits for that layer to take it."""
+    def stepped(self, k, tag, frame, out):
+        """Layer k's model stepped (``frame``: the step's ``first``, ``last``): the last layer's
+        h, c are expected at the output, a deeper layer's input waits for that layer to take
+        it."""
         h, c, nxt = out
         if nxt is None:
             self.checker.expect(tag, h, c)
             return
-        self.model.waiting[k + 1].append((tag, nxt, first))
+        self.model.waiting[k + 1].append((tag, nxt, frame))
         if self.model.eager:       # the wrong scoreboard: layer k+1 steps now, not when it takes it
-            self.stepped(k + 1, tag, first, self.model.step(k + 1, nxt, first))
+            self.stepped(k + 1, tag, frame, self.model.step(k + 1, nxt, frame[0]))
 
     async def run_steps(self, op):
-        for x, first, seq, step in zip(op["x"], op["first"], op["sequence"], op["step"]):
+        lasts = op.get("last") or [0] * len(op["x"])
+        for x, first, last, seq, step in zip(op["x"], op["first"], lasts, op["sequence"],
+                                             op["step"]):
             self.x_waiting = True
-            await self.put("x", {"x": x, "first": first})
+            await self.put("x", {"x": x, "first": first, "last": last})
             self.x_waiting = False
-            self.stepped(0, (seq, step), first, self.model.step(0, x, first))
+            self.stepped(0, (seq, step), (first, last), self.model.step(0, x, first))
             self.accepted.append(cycle_now())
             self.sent += 1
             if self.progress_path and self.sent % self.progress_every == 0:
@@ -291,10 +294,10 @@ class Testbench:
             if not self.model.waiting[k]:
                 self.checker.violation(f"layer {k} took a step no layer below delivered")
                 continue
-            tag, x, first = self.model.waiting[k].popleft()
-            self.checker.observe_inner(k, self.model.layers[k].config, tag, x, first, got)
+            tag, x, frame = self.model.waiting[k].popleft()
+            self.checker.observe_inner(k, self.model.layers[k].config, tag, x, frame, got)
             if not self.model.eager:
-                self.stepped(k, tag, first, self.model.step(k, x, first))
+                self.stepped(k, tag, frame, self.model.step(k, x, frame[0]))
 
     # -- the test -------------------------------------------------------------------------------
     def outstanding(self) -> int:

@@ -41,7 +41,7 @@ module tb_vectors;
     localparam CW = `LSTM_C_BITS;
     localparam DW = `LSTM_DATA_BITS;
     localparam OUTPUT_C = `LSTM_OUTPUT_C;
-    localparam XP = `LSTM_X_PAYLOAD_BITS;         // X codes, first
+    localparam XP = `LSTM_X_PAYLOAD_BITS;         // X codes, first, last
     localparam OP = `LSTM_H_PAYLOAD_BITS;         // H h codes, H c codes (serial: h, c, first, last)
 `ifdef LSTM_SERIAL_OUTPUT
     localparam SERIAL = `LSTM_SERIAL_OUTPUT;      // the h stream is word-serial: H words a step
@@ -251,7 +251,7 @@ module tb_vectors;
                     failed_steps = failed_steps + 1;
                     $display("tb_vectors: unexpected output %0d: only %0d steps were sent", received, steps);
                 end else begin
-                    if (x_mem[received][XP-1]) begin     // first: a new sequence
+                    if (x_mem[received][X * XW]) begin   // first: a new sequence
                         out_seq = out_seq + 1;
                         out_t = 0;
                     end else
