@@ -34,6 +34,10 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--ecp5-dsp", action="store_true",
                     help="products as ECP5 MULT18X18D primitives with their output register "
                          "(for ECP5 synthesis; simulators lack the primitive)")
+    ap.add_argument("--single-ports", action="store_true",
+                    help="a stacked model behind the single cell's port names, its load ports "
+                         "never ready: for sim/verilog/tb_vectors.v and python -m model vectors "
+                         "(run with +noload; the layers keep the exported weights)")
     ap.add_argument("--name", default="lstm_cell", help="Verilog module name (default lstm_cell)")
     ap.add_argument("--out", metavar="FILE.v", required=True, help="Verilog file to write")
     return ap
@@ -45,9 +49,14 @@ def cmd_export(args) -> int:
     note_default_lanes(config, stack, args.lanes)
     dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
                        serial_output=args.serial_output)
-    text = export_verilog(dut, args.name, ecp5=args.ecp5_dsp)
+    stacked = not isinstance(dut, LSTMCell)
+    top = dut
+    if stacked and args.single_ports:
+        from .stack import StackTop
+        top = StackTop(dut)
+    text = export_verilog(top, args.name, ecp5=args.ecp5_dsp)
     atomic_write(out, lambda f: f.write(text), mode="w")
-    if isinstance(dut, LSTMCell):
+    if not stacked:
         g = dut.geometry
         print(f"wrote {out}: module {args.name}, X={g.n_inputs} H={g.n_hidden} P={g.lanes}, "
               f"{dut.cycles_per_step} cycles/step (MAC bound {g.issue_cycles}, "
@@ -58,7 +67,8 @@ def cmd_export(args) -> int:
                        for k, c in enumerate(dut.layers))
     print(f"wrote {out}: module {args.name}, {dut.n_layers} layers ({layers}); "
           f"{dut.cycles_per_step} cycles/step (the slowest layer), latency {dut.latency} cycles "
-          f"(the sum), MAC efficiency {dut.mac_efficiency:.3f}")
+          f"(the sum), MAC efficiency {dut.mac_efficiency:.3f}"
+          + ("; single-cell ports, loads never ready (tb_vectors.v: +noload)" if top is not dut else ""))
     return 0
 
 

@@ -15,7 +15,7 @@ from .cast import cast
 from .geometry import RTLError, refuse
 from .top import LSTMCell
 
-__all__ = ["StackedLSTM", "LayerLink"]
+__all__ = ["StackedLSTM", "LayerLink", "StackTop", "build_design", "lanes_per_layer"]
 
 
 class LayerLink(wiring.Component):
@@ -240,3 +240,34 @@ def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_out
         raise RTLError("the word-serial output is for one layer; a stacked model's layers pass "
                        "whole h vectors to each other")
     return StackedLSTM(configs, qweights, lanes=per_layer, output_c=output_c)
+
+
+class StackTop(wiring.Component):
+    """A :class:`StackedLSTM` behind the single cell's ports, for the plain Verilog testbench
+    ``sim/verilog/tb_vectors.v`` (``python -m rtl --single-ports``): ``x`` and ``h`` go straight
+    through; ``weights`` and ``state`` (the last layer's layouts, as in the vectors) are never
+    ready, so the testbench runs it without loads (``+noload``: the layers' memories hold the
+    model's weights from the export). Per-layer loads are tested in the Amaranth and cocotb
+    tests of the stack."""
+
+    def __init__(self, stack):
+        self._stack = stack
+        last = stack.layers[-1]
+        super().__init__({
+            "x": In(stream.Signature(stack.layers[0].step_layout)),
+            "h": Out(stream.Signature(last.output_layout)),
+            "weights": In(stream.Signature(last.geometry.load_layout)),
+            "state": In(stream.Signature(last.state_layout)),
+        })
+
+    @property
+    def cycles_per_step(self) -> int:
+        return self._stack.cycles_per_step
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.stack = self._stack
+        wiring.connect(m, wiring.flipped(self.x), self._stack.x)
+        wiring.connect(m, self._stack.h, wiring.flipped(self.h))
+        m.d.comb += [self.weights.ready.eq(0), self.state.ready.eq(0)]
+        return m

@@ -111,11 +111,19 @@ def _golden_speed():
              f"{r['golden_vs_float_time_ratio']:.2f}x, bit-exact")]
 
 
-def _formal_runs():
-    pytest.importorskip("amaranth")
+@cache
+def formal_run_count() -> int:
     from formal.__main__ import plan
     from formal.configs import FAST
-    return [("formal.__main__.plan(FAST): runs of make formal", f"{len(plan(list(FAST), False))},")]
+    jobs = plan(list(FAST), False)
+    for _, dut in jobs:     # built to plan the runs, never elaborated here
+        dut._MustUse__silence = True
+    return len(jobs)
+
+
+def _formal_runs():
+    pytest.importorskip("amaranth")
+    return [("formal.__main__.plan(FAST): runs of make formal", f"{formal_run_count()},")]
 
 
 #: README headline row (its first cell) -> what its value cell must contain, and where from.
@@ -175,6 +183,34 @@ def test_a_changed_record_is_named(monkeypatch):
     extra = text.replace("| cycles per step / MAC efficiency |",
                          "| a new figure | 1 | `make x` |\n| cycles per step / MAC efficiency |")
     assert figure_disagreements(extra) == ["README headline row 'a new figure' has no source in FIGURES"]
+
+
+# ---- the detailed tables in docs/ against the same records ----------------------------------
+
+def doc_figures():
+    """(page, text the page must hold, where the value comes from)."""
+    synth = record("bench/results/synth-ecp5.json")
+    res, rtl, golden = synth["resources"], record("bench/results/rtl.json"), record("bench/results/golden.json")
+    yield ("docs/speed.md", f"| LUT4 (Yosys) | **{res['lut4']}**", "synth-ecp5.json resources.lut4")
+    yield ("docs/speed.md", f"| flip-flops | **{res['ff']}**", "synth-ecp5.json resources.ff")
+    yield ("docs/speed.md", f"| Fmax (`clk`) | **{synth['fmax_mhz']:.1f} MHz**", "synth-ecp5.json fmax_mhz")
+    for d in rtl["designs"]:
+        yield ("docs/speed.md", f"| {d['X']} | {d['H']} | {d['lanes']} | {thousands(d['cycles_per_step'])} "
+               f"| {thousands(d['mac_bound_cycles_per_step'])} |", f"rtl.json design X={d['X']} P={d['lanes']}")
+    for shape in golden["shapes"]:
+        yield ("docs/speed.md", f"**{shape['golden_vs_float_time_ratio']:.2f}x**", f"golden.json {shape['name']}")
+    for sim in ("verilator", "icarus"):
+        r = regression(sim)
+        yield ("docs/verification.md", f"| {r['configurations']} (", f"regress-{sim}.jsonl lines")
+        yield ("docs/verification.md", f"| {thousands(r['steps'])} (", f"regress-{sim}.jsonl steps")
+        yield ("docs/verification.md", f"| {thousands(r['compared'])} + {thousands(r['compared_c'])} |",
+               f"regress-{sim}.jsonl compared")
+
+
+def test_docs_tables_agree_with_the_records():
+    missing = [f"{page} lacks {text!r} ({where})" for page, text, where in doc_figures()
+               if text not in (REPO / page).read_text()]
+    assert not missing, "\n".join(missing)
 
 
 # ---- every command the README shows parses --------------------------------------------------
