@@ -10,17 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers_import import python_m
 from model.config import load_config
 from model.weights import LSTMWeights, save_weights
 
 REPO = Path(__file__).resolve().parent.parent
 X, H = 3, 4                                           # X+H = 7 < the default's 8 lanes
 NOTE = "note: the config's [rtl] lanes = 8 is more than this model's X+H; using P = 7 (--lanes sets P)"
-
-
-def python_m(*args):
-    return subprocess.run([sys.executable, "-m", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -6,18 +6,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers_import import python_m
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def python_m(*args):
-    return subprocess.run([sys.executable, "-m", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
