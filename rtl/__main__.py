@@ -6,7 +6,7 @@ has one, as plain Verilog."""
 import sys
 
 from model.cli import (ArgumentParser, add_weights_options, atomic_write, check_target, load_model,
-                       run_command)
+                       note_default_lanes, run_command)
 
 from .geometry import RTLError
 from .stack import StackedLSTM, build_design
@@ -41,6 +41,10 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--ecp5-dsp", action="store_true",
                     help="products as ECP5 MULT18X18D primitives with their output register "
                          "(for ECP5 synthesis; simulators lack the primitive)")
+    ap.add_argument("--single-ports", action="store_true",
+                    help="a stacked model behind the single cell's port names, its load ports "
+                         "never ready: for sim/verilog/tb_vectors.v and python -m model vectors "
+                         "(run with +noload; the layers keep the exported weights)")
     ap.add_argument("--name", default="lstm_cell", help="Verilog module name (default lstm_cell)")
     ap.add_argument("--out", metavar="FILE.v", required=True, help="Verilog file to write")
     return ap
@@ -49,12 +53,19 @@ def build_parser() -> ArgumentParser:
 def cmd_export(args) -> int:
     out = check_target(args.out, "--out")
     config, stack = load_model(args)
+    note_default_lanes(config, stack, args.lanes)
     dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
                        serial_output=args.serial_output, head=False if args.no_head else None,
                        output_h=not args.no_h, head_multiplier=args.head_multiplier)
-    text = export_verilog(dut, args.name, ecp5=args.ecp5_dsp)
+    core = getattr(dut, "core", dut)
+    top = dut
+    if not isinstance(core, LSTMCell) and args.single_ports:
+        from .stack import StackTop
+        top = StackTop(dut)
+    text = export_verilog(top, args.name, ecp5=args.ecp5_dsp)
     atomic_write(out, lambda f: f.write(text), mode="w")
-    print(f"wrote {out}: module {args.name}, {describe(dut)}")
+    print(f"wrote {out}: module {args.name}, {describe(dut)}"
+          + ("; single-cell ports, loads never ready (tb_vectors.v: +noload)" if top is not dut else ""))
     return 0
 
 

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from model.cli import (ArgumentParser, add_weights_options, load_operands, run_command,
-                       single_layer)
+                       note_default_lanes, single_layer)
 from model.fixed import FixedPointError
 from model.golden import run_golden
 from model.weights import LSTMWeights
@@ -65,6 +65,7 @@ def _load(args):
     if stack.n_layers > 1 and args.serial_output:
         raise FixedPointError("--serial-output is for one layer; a stacked model's layers pass "
                               "whole h vectors to each other")
+    note_default_lanes(config, stack, args.lanes)
     if stack.n_layers == 1:
         weights = single_layer(stack, "python -m sim")
         args.lanes = None if args.lanes is None else _one_lane_count(args.lanes)

@@ -36,12 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
-
 from model.vectors import Vectors, params_vh, write_vectors
 from rtl.__main__ import export_verilog
+from rtl.stack import StackTop
 from rtl.top import LSTMCell
 
 from .runner import BUILD_ROOT, ROOT, SimError, simulator_env
@@ -341,50 +338,21 @@ def run_vectors(vectors: Vectors, simulator: str = "verilator", *, lanes: int | 
                        logits, labels, bad_y)
 
 
-class StackTop(wiring.Component):
-    """A :class:`rtl.stack.StackedLSTM` (or one with a classifier head,
-    :class:`rtl.head.ClassifiedLSTM`) behind the single cell's ports, for the vectors
-    testbench: ``x``, ``h`` (and ``y``) go straight through; ``weights`` and ``state`` (the last
-    layer's layouts, as in the vectors) are never ready, so the testbench runs it without loads
-    (``+noload``: the layers' memories hold the model's weights from the export). Per-layer
-    loads are tested in the Amaranth and cocotb tests of the stack."""
-
-    def __init__(self, stack):
-        self._stack = stack
-        layers = getattr(stack, "core", stack).layers
-        last = layers[-1]
-        ports = {
-            "x": In(stream.Signature(layers[0].step_layout)),
-            "h": Out(stream.Signature(last.output_layout)),
-            "weights": In(stream.Signature(last.geometry.load_layout)),
-            "state": In(stream.Signature(last.state_layout)),
-        }
-        if "y" in stack.signature.members:
-            ports["y"] = Out(stream.Signature(stack.head.y_layout))
-        super().__init__(ports)
-
-    @property
-    def cycles_per_step(self) -> int:
-        return self._stack.cycles_per_step
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.stack = self._stack
-        wiring.connect(m, wiring.flipped(self.x), self._stack.x)
-        wiring.connect(m, self._stack.h, wiring.flipped(self.h))
-        if "y" in self.signature.members:
-            wiring.connect(m, self._stack.y, wiring.flipped(self.y))
-        m.d.comb += [self.weights.ready.eq(0), self.state.ready.eq(0)]
-        return m
+#: A run folder younger than this may belong to a run still going in another process
+#: (make test JOBS=2, a regression beside a python -m sim): never pruned.
+RUN_GRACE_SECONDS = 3600
 
 
 def _runs_root() -> Path:
-    """Run directories (vectors, log, dump); only the last few are kept."""
+    """Run directories (vectors, log, dump); only the last few are kept, and none that another
+    process may still be using."""
     root = BUILD_ROOT / "batch-runs"
     root.mkdir(parents=True, exist_ok=True)
     runs = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime)
+    now = time.time()
     for old in runs[:-4]:
-        shutil.rmtree(old, ignore_errors=True)
+        if now - old.stat().st_mtime > RUN_GRACE_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
     return root
 
 

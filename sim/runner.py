@@ -1,6 +1,7 @@
 """Build the exported Verilog and run a scenario under Icarus Verilog or Verilator with cocotb.
 
-Builds are cached under ``build/sim/<simulator>-<hash of the Verilog>`` so repeated runs of the
+Builds are cached under ``build/sim/<simulator>-<hash of the Verilog>`` (the repository's
+``build/``, whatever the working directory; ``LSTM_SIM_DIR`` moves it) so repeated runs of the
 same design (Verilator compiles C++) only pay once: one build per (simulator, config, weights,
 lanes, waves or not; every layer's of a stack, whose Verilog holds them all). Each run gets a ``run-*`` folder inside its build (scenario, results, log,
 waves). The cache is bounded: a build keeps its newest ``KEEP_RUNS`` run folders, and the least
@@ -32,7 +33,9 @@ __all__ = ["SIMULATORS", "SimError", "SimResult", "design_of", "run_scenario", "
 
 SIMULATORS = ("icarus", "verilator")
 ROOT = Path(__file__).resolve().parent.parent
-BUILD_ROOT = ROOT / "build" / "sim"
+#: The simulator build cache: the repository's build/sim (one cache for every command and test,
+#: from any working directory), or the directory LSTM_SIM_DIR names.
+BUILD_ROOT = Path(os.environ.get("LSTM_SIM_DIR") or ROOT / "build" / "sim").resolve()
 TOPLEVEL = "lstm_cell"
 
 

@@ -16,7 +16,8 @@
 // Plusargs:
 //   +vectors=DIR   where the .hex files are (default: the working directory)
 //   +noload        skip the weight and state packets (the design's memories already hold the
-//                  weights it was exported with; the initial state is then zero)
+//                  weights it was exported with; the initial state is then zero); the default
+//                  for a stacked model's vectors (params.vh defines LSTM_NOLOAD 1)
 //   +gap=PCT       percent of cycles with no word offered on an input (random valid gaps)
 //   +stall=PCT     percent of cycles with h ready low (random output stalls)
 //   +seed=S        seed of $random for gaps and stalls (default 1)
@@ -32,6 +33,9 @@
 `include "params.vh"
 `ifndef LSTM_MODULE
 `define LSTM_MODULE lstm_cell
+`endif
+`ifndef LSTM_NOLOAD
+`define LSTM_NOLOAD 0
 `endif
 `ifndef LSTM_MAX_STEPS
 `define LSTM_MAX_STEPS `LSTM_STEPS
@@ -115,7 +119,7 @@ module tb_vectors;
 
     initial begin
         if (!$value$plusargs("vectors=%s", dir)) dir = ".";
-        noload = $test$plusargs("noload");
+        noload = $test$plusargs("noload") || `LSTM_NOLOAD;
         if (!$value$plusargs("gap=%d", gap)) gap = 0;
         if (!$value$plusargs("stall=%d", stall)) stall = 0;
         if (!$value$plusargs("seed=%d", seed)) seed = 1;
