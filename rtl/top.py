@@ -22,11 +22,15 @@ def stream_layouts(config: Config, n_inputs: int, n_hidden: int, output_c: bool 
                    serial_output: bool = False):
     """Payload layouts of the x, h and state streams (fields at increasing bit offsets).
 
+    The x step carries ``first`` (the step starts a sequence) and ``last`` (it ends one; both on
+    the same step for T = 1). The cell itself ignores ``last``: a stack passes it along to each
+    layer, and the classifier head (:mod:`rtl.head`) classifies the h of each ``last`` step.
+
     With ``serial_output`` the h stream carries one unit per transfer: ``h``, ``c`` (when
     ``output_c``), ``first`` (unit 0), ``last`` (unit H-1); with c it is the state stream's
     layout, so a result can be loaded back as an initial state packet."""
     wx, wh, wc = (signed(config.fmt(n).bits) for n in ("x", "h", "c"))
-    step = data.StructLayout({"x": data.ArrayLayout(wx, n_inputs), "first": 1})
+    step = data.StructLayout({"x": data.ArrayLayout(wx, n_inputs), "first": 1, "last": 1})
     if serial_output:
         out = {"h": wh, **({"c": wc} if output_c else {}), "first": 1, "last": 1}
     else:
@@ -80,7 +84,8 @@ class LSTMCell(wiring.Component):
     -------
     x : ``In(stream.Signature(step_layout))``
         ``x``: X codes in the x format; ``first``: this step starts a sequence (h and c restart
-        from the initial state: zero after reset, or what the ``state`` port loaded).
+        from the initial state: zero after reset, or what the ``state`` port loaded); ``last``:
+        this step ends a sequence (ignored by the cell; see :func:`stream_layouts`).
     h : ``Out(stream.Signature(output_layout))``
         ``h``: H codes in the h format; ``c``: H codes in the c format (when ``output_c``);
         with ``serial_output``, one unit per transfer (see above).

@@ -1,6 +1,7 @@
 """Build the exported Verilog and run a scenario under Icarus Verilog or Verilator with cocotb.
 
-Builds are cached under ``build/sim/<simulator>-<hash of the Verilog>`` so repeated runs of the
+Builds are cached under ``build/sim/<simulator>-<hash of the Verilog>`` (the repository's
+``build/``, whatever the working directory; ``LSTM_SIM_DIR`` moves it) so repeated runs of the
 same design (Verilator compiles C++) only pay once: one build per (simulator, config, weights,
 lanes, waves or not; every layer's of a stack, whose Verilog holds them all). Each run gets a ``run-*`` folder inside its build (scenario, results, log,
 waves). The cache is bounded: a build keeps its newest ``KEEP_RUNS`` run folders, and the least
@@ -32,7 +33,9 @@ __all__ = ["SIMULATORS", "SimError", "SimResult", "design_of", "run_scenario", "
 
 SIMULATORS = ("icarus", "verilator")
 ROOT = Path(__file__).resolve().parent.parent
-BUILD_ROOT = ROOT / "build" / "sim"
+#: The simulator build cache: the repository's build/sim (one cache for every command and test,
+#: from any working directory), or the directory LSTM_SIM_DIR names.
+BUILD_ROOT = Path(os.environ.get("LSTM_SIM_DIR") or ROOT / "build" / "sim").resolve()
 TOPLEVEL = "lstm_cell"
 
 
@@ -167,13 +170,20 @@ def design_of(scenario: Scenario, lanes=None):
     Verilog module is ``lstm_cell`` either way; a stack has ports ``weights_l{k}__*``,
     ``state_l{k}__*`` and an L-bit ``error``."""
     if scenario.n_layers == 1:
-        return LSTMCell(scenario.config, scenario.weights, lanes=lanes, output_c=scenario.output_c,
+        core = LSTMCell(scenario.config, scenario.weights, lanes=lanes, output_c=scenario.output_c,
                         serial_output=scenario.serial_output)
-    per_layer = [p for _, _, p in scenario.layers]
-    if lanes is not None:
-        per_layer = list(lanes) if hasattr(lanes, "__iter__") else [int(lanes)] * scenario.n_layers
-    return StackedLSTM([cfg for cfg, _, _ in scenario.layers], [w for _, w, _ in scenario.layers],
-                       lanes=per_layer, output_c=scenario.output_c)
+    else:
+        per_layer = [p for _, _, p in scenario.layers]
+        if lanes is not None:
+            per_layer = list(lanes) if hasattr(lanes, "__iter__") else [int(lanes)] * scenario.n_layers
+        core = StackedLSTM([cfg for cfg, _, _ in scenario.layers],
+                           [w for _, w, _ in scenario.layers], lanes=per_layer,
+                           output_c=scenario.output_c)
+    if scenario.head is None:
+        return core
+    from rtl.head import ClassifiedLSTM, ClassifierHead
+    head = ClassifierHead(scenario.layers[-1][0], scenario.head["weight"], scenario.head["bias"])
+    return ClassifiedLSTM(core, head)
 
 
 def _design_dir(scenario: Scenario, simulator: str, waves: bool, lanes) -> tuple[Path, Path]:
@@ -252,7 +262,9 @@ def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool =
     if not results_path.exists():
         raise SimError(f"{simulator} run ended without results; see {log}")
     results = json.loads(results_path.read_text())
-    passed = passed and results["mismatches"] == 0 and results["missing"] == 0
+    passed = (passed and results["mismatches"] == 0 and results["missing"] == 0
+              and results.get("logits_mismatches", 0) == 0
+              and results.get("labels_mismatches", 0) == 0)
     return SimResult(simulator, passed, results, verilog, log,
                      _waves_file(work, build_dir) if waves else None, seconds, build_seconds)
 
