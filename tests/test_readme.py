@@ -199,6 +199,13 @@ def doc_figures():
                f"| {thousands(d['mac_bound_cycles_per_step'])} |", f"rtl.json design X={d['X']} P={d['lanes']}")
     for shape in golden["shapes"]:
         yield ("docs/speed.md", f"**{shape['golden_vs_float_time_ratio']:.2f}x**", f"golden.json {shape['name']}")
+    sim = record("bench/results/sim.json")
+    yield ("docs/speed.md", f"**{thousands(sim['checked_cycles_per_second'])}** ({sim['cpu_seconds']:.2f} s of CPU",
+           "sim.json checked_cycles_per_second, cpu_seconds")
+    yield ("docs/speed.md", f"| {thousands(sim['checked_cycles_per_wall_second'])} |",
+           "sim.json checked_cycles_per_wall_second")
+    yield ("docs/speed.md", f"{thousands(sim['cocotb']['checked_cycles_per_second'])} cycles/s: batch mode "
+           f"is {sim['speedup_over_cocotb']:.1f}x", "sim.json cocotb, speedup_over_cocotb")
     for sim in ("verilator", "icarus"):
         r = regression(sim)
         yield ("docs/verification.md", f"| {r['configurations']} (", f"regress-{sim}.jsonl lines")
