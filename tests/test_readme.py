@@ -136,7 +136,7 @@ FIGURES = {
     "ECP5 LFE5U-25F-6: LUT4 / flip-flops / DSP / block RAM": _ecp5_area,
     "ECP5 Fmax / steps per second": _ecp5_speed,
     "golden model time / plain float64 numpy LSTM (B=256, T=28, X=28, H=128)": _golden_speed,
-    "formal runs in `make formal` (proofs, mutants, covers)": _formal_runs,
+    "formal runs in `make formal` (proofs, mutants that must fail, covers)": _formal_runs,
 }
 
 
