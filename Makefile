@@ -27,12 +27,12 @@ help:
 	@echo "make formal-full    the same and heavier proofs, more configurations, the default design (~10 min)"
 	@echo "make train          retrain the digits model -> $(BUILD)/train/ (needs scikit-learn)"
 	@echo "make train-notebook retrain the notebook's network -> $(BUILD)/train/ (28x28 digits, H=128, TensorFlow layout)"
-	@echo "make bench          speed figures (golden model, RTL cycles) -> $(BUILD)/bench/"
+	@echo "make bench          speed figures (golden model, RTL cycles, checked simulation) -> $(BUILD)/bench/"
 	@echo "make synth          FPGA cost of the default design (Yosys + nextpnr) -> $(BUILD)/synth/ (FAMILY=ecp5|ice40)"
 	@echo "make sweep          precision sweep of the shipped model -> $(BUILD)/narrow.toml, $(BUILD)/sweep/"
 	@echo "make train-record   retrain into data/ (rewrites the shipped model: tracked files)"
 	@echo "make train-notebook-record  retrain the notebook's network into data/ (tracked files)"
-	@echo "make bench-record   golden, rtl and synth figures into bench/results/ (tracked; synth takes minutes)"
+	@echo "make bench-record   golden, rtl, sim and synth figures into bench/results/ (tracked; synth takes minutes)"
 	@echo "make synth-record   FPGA cost into bench/results/synth-<family>.json (tracked)"
 	@echo "make regress-record regression, then its log into bench/results/regress-<sim>.jsonl (tracked)"
 	@echo "make clean          remove $(BUILD)/ (simulator build cache, waves, results) and caches"
@@ -106,10 +106,12 @@ bench:
 	@mkdir -p $(BUILD)/bench
 	$(PY) -m bench golden --out $(BUILD)/bench/golden.json
 	$(PY) -m bench rtl --out $(BUILD)/bench/rtl.json
+	$(PY) -m bench sim --out $(BUILD)/bench/sim.json --cocotb 20
 
 bench-record:
 	$(PY) -m bench golden --out bench/results/golden.json
 	$(PY) -m bench rtl --out bench/results/rtl.json
+	$(PY) -m bench sim --out bench/results/sim.json --cocotb 20
 	$(PY) -m bench synth --out bench/results/synth.json --details-dir bench/results
 
 synth:

@@ -51,7 +51,7 @@ def _print_json(obj) -> None:
 # ---- subcommands ---------------------------------------------------------------------------
 
 def run_arrays(run) -> dict:
-    """The ``run`` output: contract keys (README) plus the operands' codes and logits.
+    """The ``run`` output: contract keys (docs/cli.md) plus the operands' codes and logits.
 
     ``h``, ``c`` (and ``_raw``, ``_float``) are the last layer's (B, T, H); every layer's
     sequences as ``h_l<k>``, ``c_l<k>``, ``h_l<k>_raw``, ``c_l<k>_raw``, ``h_l<k>_float``,

@@ -1,7 +1,7 @@
 """Hardware cost of a config, as the precision sweep (``python -m model sweep``) minimises it.
 
 Every figure is computed from the config's formats, the sizes X, H and the RTL's structure
-(README.md, "RTL"); none is measured. The parts:
+(docs/architecture.md); none is measured. The parts:
 
 weight-memory bits
     ``4H(X+H) * W_weight + 4H * W_bias``: the weight matrix and the biases as the lanes' block
@@ -45,7 +45,7 @@ from .config import TABLES, TENSORS, Config
 __all__ = ["Costs", "weight_memory_bits", "multipliers", "dsp_count", "rom_bits", "bram_blocks",
            "bram_count", "costs", "objective", "OBJECTIVE"]
 
-#: The objective in words (printed by the sweep, quoted in README).
+#: The objective in words (printed by the sweep, quoted in docs/sweep.md).
 OBJECTIVE = ("lexicographic: weight-memory bits, then ECP5 MULT18X18D count, then activation "
              "ROM bits, then datapath bits (sum of tensor widths)")
 

@@ -263,7 +263,7 @@ class Recipe:
     data: str              # how the data set is made (for the JSON)
     load: object           # () -> (x_train, y_train, x_heldout, y_heldout)
     train: TrainConfig
-    layout: str            # "native" (README's .npz) or "tensorflow" (BasicLSTMCell)
+    layout: str            # "native" (docs/cli.md's .npz) or "tensorflow" (BasicLSTMCell)
     flag: str = ""         # the command line option that selects it
 
 

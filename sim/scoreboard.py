@@ -1,5 +1,5 @@
 """The testbench's scoreboard: the golden model of each layer, stepped in the order the design
-accepts steps, and the in-order checker of every raw h and c code (README.md, "Verification").
+accepts steps, and the in-order checker of every raw h and c code (docs/verification.md).
 Used by the cocotb testbench :mod:`sim.tb_lstm`; nothing here drives the design."""
 from collections import deque
 

@@ -1,5 +1,5 @@
 """cocotb testbench for the exported LSTM cell or stack: Driver and Monitors here, the golden
-model and Checker in :mod:`sim.scoreboard` (README.md, "Verification").
+model and Checker in :mod:`sim.scoreboard` (docs/verification.md).
 
 The scenario (JSON, from :mod:`sim.scenario`) comes in ``LSTM_SCENARIO``; results go to
 ``LSTM_RESULTS`` (JSON) and, every few hundred steps, progress to ``LSTM_PROGRESS``.

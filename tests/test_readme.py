@@ -136,7 +136,7 @@ FIGURES = {
     "ECP5 LFE5U-25F-6: LUT4 / flip-flops / DSP / block RAM": _ecp5_area,
     "ECP5 Fmax / steps per second": _ecp5_speed,
     "golden model time / plain float64 numpy LSTM (B=256, T=28, X=28, H=128)": _golden_speed,
-    "formal runs in `make formal` (proofs, mutants, covers)": _formal_runs,
+    "formal runs in `make formal` (proofs, mutants that must fail, covers)": _formal_runs,
 }
 
 
@@ -199,6 +199,13 @@ def doc_figures():
                f"| {thousands(d['mac_bound_cycles_per_step'])} |", f"rtl.json design X={d['X']} P={d['lanes']}")
     for shape in golden["shapes"]:
         yield ("docs/speed.md", f"**{shape['golden_vs_float_time_ratio']:.2f}x**", f"golden.json {shape['name']}")
+    sim = record("bench/results/sim.json")
+    yield ("docs/speed.md", f"**{thousands(sim['checked_cycles_per_second'])}** ({sim['cpu_seconds']:.2f} s of CPU",
+           "sim.json checked_cycles_per_second, cpu_seconds")
+    yield ("docs/speed.md", f"| {thousands(sim['checked_cycles_per_wall_second'])} |",
+           "sim.json checked_cycles_per_wall_second")
+    yield ("docs/speed.md", f"{thousands(sim['cocotb']['checked_cycles_per_second'])} cycles/s: batch mode "
+           f"is {sim['speedup_over_cocotb']:.1f}x", "sim.json cocotb, speedup_over_cocotb")
     for sim in ("verilator", "icarus"):
         r = regression(sim)
         yield ("docs/verification.md", f"| {r['configurations']} (", f"regress-{sim}.jsonl lines")
