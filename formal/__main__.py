@@ -26,9 +26,14 @@ def plan(configs, full: bool, only=None):
     jobs = []
     timeout = 1800 if full else 600
     for cfg in configs:
-        dut = CONFIGS[cfg].build()
+        design = CONFIGS[cfg]
+        dut = design.build()
         cps = dut.cycles_per_step
-        props = [p for p in PROPERTIES.values() if p.applies(dut) and (only is None or p.name in only)]
+        props = [p for p in PROPERTIES.values() if p.kind == design.kind and p.applies(dut)
+                 and (only is None or p.name in only)]
+        if design.kind == "datapath":
+            jobs += _datapath_jobs(design, dut, props, full, timeout)
+            continue
         bmc_ok = cps <= BMC_CPS_LIMIT
         for p in props:
             env = dict(resets="any" if full else p.resets, loads=p.loads, timeout=timeout)
@@ -47,6 +52,24 @@ def plan(configs, full: bool, only=None):
             jobs.append((Job("covers", cfg, props, None, "cover", 2 * cps + 10, "PASS",
                              "every cover reached", resets="any", loads=True,
                              timeout=timeout), dut))
+    return jobs
+
+
+def _datapath_jobs(design, dut, props, full, timeout):
+    """The datapath proof on one small design (BMC to its loads and steps, multipliers kept),
+    each datapath mutant that can show on it, and its cover run."""
+    jobs = []
+    depth = design.depth(dut)
+    env = dict(resets="initial", loads=True, timeout=timeout, cut_multipliers=False,
+               abc_bmc=True)
+    for p in props:
+        jobs.append((Job(p.name, design.name, [p], None, "bmc", depth, "PASS", **env), dut))
+        for mutant in design.mutants():
+            jobs.append((Job(f"{p.name}__{mutant}", design.name, [p], mutant, "bmc", depth,
+                             "FAIL", MUTANTS[mutant], **env), design.build(mutant)))
+    if props:
+        jobs.append((Job("covers", design.name, props, None, "cover", depth, "PASS",
+                         "every cover reached", **env), dut))
     return jobs
 
 

@@ -16,6 +16,8 @@ import numpy as np
 from model.config import load_config
 from model.weights import LSTMWeights, quantize_weights
 
+from .datapath import DatapathDesign
+
 __all__ = ["DesignConfig", "CONFIGS", "FAST", "FULL"]
 
 
@@ -26,8 +28,11 @@ class DesignConfig:
     n_hidden: int | None
     lanes: int | None         # None: the config's [rtl] lanes
 
-    def build(self):
-        """A fresh :class:`rtl.top.LSTMCell` for this configuration (seeded weights)."""
+    kind = "protocol"
+
+    def build(self, mutant=None):
+        """A fresh :class:`rtl.top.LSTMCell` for this configuration (seeded weights; port
+        mutants are the harness's, so ``mutant`` changes nothing here)."""
         from rtl.top import LSTMCell
         config = load_config()
         if self.n_inputs is None:
@@ -53,6 +58,12 @@ CONFIGS = {c.name: c for c in (
     DesignConfig("tall", 1, 3, 3),
     DesignConfig("serial", 2, 1, 1),
     DesignConfig("default", None, None, None),
+    # datapath equivalence (formal.datapath): narrow formats, every P of its shape
+    DatapathDesign("dp_tiny", 1, 1, 1, bits=3),
+    DatapathDesign("dp_split", 2, 1, 2, bits=3, round="TRN", overflow="WRAP"),
+    DatapathDesign("dp_plan", 1, 1, 2, method="plan", bits=3),
+    DatapathDesign("dp_load", 1, 1, 1, bits=3, load_weights=True),
+    DatapathDesign("dp_serial", 1, 2, 3, bits=3, serial_output=True),
 )}
 FAST = ("small", "odd")
 FULL = ("small", "odd", "tall", "serial", "default")

@@ -26,6 +26,8 @@ from amaranth.lib import data
 
 from rtl.geometry import refuse
 
+from .datapath import DATAPATH_MUTANTS
+
 __all__ = ["FormalHarness", "Port", "MUTANTS", "SLOW_MUTANTS", "has_field"]
 
 #: Faults the harness can inject, name -> what the broken design does. Port faults are applied
@@ -43,6 +45,8 @@ MUTANTS = {
     "window_plus_1": "the step window ends one cycle after the output appears",
     "x_ready_in_load_gap": "x.ready is high whenever no load word is offered, as in the design "
                            "before load packets (x slips into a gap of a weight packet)",
+    # faults inside the datapath, applied to the design itself (formal.datapath)
+    **DATAPATH_MUTANTS,
 }
 
 
@@ -94,6 +98,9 @@ class FormalHarness(Elaboratable):
         Reset free on every cycle after the first, or only in the first.
     loads : bool
         Whether the weight and state producers may offer words at all.
+    design : optional
+        The configuration ``dut`` was built from (:mod:`formal.configs`), for properties that
+        need more than the ports (the datapath proof's specification).
 
     Attributes
     ----------
@@ -101,13 +108,13 @@ class FormalHarness(Elaboratable):
         The free inputs (pass to ``rtlil.convert``).
     """
 
-    def __init__(self, dut, properties, mutant=None, *, resets="any", loads=True):
+    def __init__(self, dut, properties, mutant=None, *, resets="any", loads=True, design=None):
         if mutant is not None and mutant not in MUTANTS:
             refuse(self, ValueError(f"unknown mutant {mutant!r}"))
         if resets not in ("any", "initial"):
             refuse(self, ValueError(f"resets must be 'any' or 'initial', not {resets!r}"))
         self.dut, self.properties, self.mutant = dut, list(properties), mutant
-        self.resets, self.loads = resets, loads
+        self.resets, self.loads, self.design = resets, loads, design
         # the environment's free inputs
         self.env = {name: (Signal(name=f"env_{name}_valid"),
                            Signal(getattr(dut, name).payload.shape(), name=f"env_{name}_payload"))
@@ -167,7 +174,7 @@ class Trace:
 
     def __init__(self, m: Module, harness: FormalHarness):
         self.m, self.dut, self.mutant = m, harness.dut, harness.mutant
-        self.loads, self.resets = harness.loads, harness.resets
+        self.loads, self.resets, self.design = harness.loads, harness.resets, harness.design
         self.rst = ResetSignal()
         # first cycle of the trace (a reset-less register that starts at 1)
         self.initial = Signal(init=1, reset_less=True, name="initial")

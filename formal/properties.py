@@ -23,6 +23,7 @@ from typing import Callable
 
 from amaranth.hdl import Signal, signed
 
+from .datapath import DATAPATH_MUTANTS, build_datapath_check
 from .harness import MUTANTS, has_field
 
 __all__ = ["Property", "PROPERTIES", "prop", "CAPACITY"]
@@ -51,6 +52,9 @@ class Property:
     #: run frees it), and whether loads are offered at all
     resets: str = "any"
     loads: bool = True
+    #: "protocol" (proven on formal.configs.DesignConfig designs) or "datapath" (on
+    #: formal.datapath.DatapathDesign designs, multipliers not cut)
+    kind: str = "protocol"
 
     def mutant_depth(self, dut) -> int:
         if self.mutant_depth_of is not None:
@@ -68,17 +72,18 @@ def two_steps(dut) -> int:
 
 
 def prop(name, title, *, mode, depth, mutants, known_defect=None, applies=None,
-         mutant_depth=None, resets="any", loads=True):
+         mutant_depth=None, resets="any", loads=True, kind="protocol"):
     """Register the decorated ``build(m, t)`` as property ``name``."""
-    if mode not in ("prove", "bmc"):
-        raise ValueError(f"mode must be 'prove' or 'bmc', not {mode!r}")
+    if mode not in ("prove", "pdr", "bmc"):
+        raise ValueError(f"mode must be 'prove', 'pdr' or 'bmc', not {mode!r}")
     for mutant in mutants:
         if mutant not in MUTANTS:
             raise ValueError(f"unknown mutant {mutant!r}")
 
     def register(build):
         PROPERTIES[name] = Property(name, title, build, mode, depth, tuple(mutants), known_defect,
-                                    applies or (lambda dut: True), mutant_depth, resets, loads)
+                                    applies or (lambda dut: True), mutant_depth, resets, loads,
+                                    kind)
         return build
     return register
 
@@ -208,3 +213,13 @@ def _load_atomic(m, t):
         t.require(~t.x.fire, f"no_x_inside_{name}_packet", when=(in_packet | opens) & ~t.rst)
         t.cover(in_packet & t.x.valid & ~p.valid, f"x_offered_in_{name}_packet_gap")
         t.cover(in_packet & p.fire & p.payload.last, f"{name}_packet_completed")
+
+
+# -- (f) datapath ------------------------------------------------------------------------------
+@prop("datapath", "every h_t and c_t equals the model's step (formal.spec), computed from what "
+      "the environment sent: x, loaded weights, loaded initial state, previous results",
+      mode="bmc", depth=lambda dut: 0, mutants=tuple(DATAPATH_MUTANTS), resets="initial",
+      kind="datapath")
+def _datapath(m, t):
+    # depth and mutants per design: formal.datapath.DatapathDesign.depth and .mutants
+    build_datapath_check(m, t, t.design)
