@@ -1,4 +1,4 @@
-"""python -m formal [--full] [--json] [--property NAME] [--config NAME] [--jobs N] [--build-dir DIR]
+"""python -m formal [--full] [--json] [--pdr] [--property NAME] [--config NAME] [--jobs N] [--build-dir DIR]
 
 Proves the stream and load properties of the LSTM cell with SymbiYosys, and shows that every
 mutant of the design breaks its property."""
@@ -14,15 +14,21 @@ from model.cli import ArgumentParser, UsageError, run_command
 from .configs import CONFIGS, FAST, FULL
 from .harness import MUTANTS, SLOW_MUTANTS
 from .properties import PROPERTIES
-from .run import Job, ToolError, run_job, tool_env, write_job
+from .run import HAVE_ABC, Job, ToolError, run_job, tool_env, write_job
+
+#: The datapath mutant ``make formal`` runs (the rest run in ``--full``): the fault an outside
+#: review found, which no port property catches.
+FAST_DATAPATH_MUTANTS = ("x_right_after_state",)
 
 #: BMC and mutant runs only on designs with at most this many cycles per step (the default
 #: design's 662 would need BMC to depth 1334); proofs (k-induction) run on every design.
 BMC_CPS_LIMIT = 100
 
 
-def plan(configs, full: bool, only=None):
-    """(job, dut) pairs: each property on each configuration, its mutants, one cover run."""
+def plan(configs, full: bool, only=None, pdr=False):
+    """(job, dut) pairs: each property on each configuration, its mutants, one cover run.
+    With ``pdr``, the bounded (BMC) protocol properties are tried unbounded with ABC's PDR
+    instead (their mutants and covers stay as they are)."""
     jobs = []
     timeout = 1800 if full else 600
     for cfg in configs:
@@ -40,7 +46,8 @@ def plan(configs, full: bool, only=None):
             if p.mode == "bmc" and not bmc_ok:
                 continue
             expect, why = ("FAIL", p.known_defect) if p.known_defect else ("PASS", "")
-            jobs.append((Job(p.name, cfg, [p], None, p.mode, p.depth(dut), expect, why, **env),
+            mode = "pdr" if pdr and p.mode == "bmc" else p.mode
+            jobs.append((Job(p.name, cfg, [p], None, mode, p.depth(dut), expect, why, **env),
                          dut))
             if bmc_ok and (full or cfg == configs[0]):
                 for mutant in p.mutants:
@@ -65,6 +72,8 @@ def _datapath_jobs(design, dut, props, full, timeout):
     for p in props:
         jobs.append((Job(p.name, design.name, [p], None, "bmc", depth, "PASS", **env), dut))
         for mutant in design.mutants():
+            if not full and mutant not in FAST_DATAPATH_MUTANTS:
+                continue
             jobs.append((Job(f"{p.name}__{mutant}", design.name, [p], mutant, "bmc", depth,
                              "FAIL", MUTANTS[mutant], **env), design.build(mutant)))
     if props:
@@ -112,7 +121,9 @@ def cmd_formal(args) -> int:
     if only and (unknown := only - set(PROPERTIES)):
         raise UsageError(f"unknown property {sorted(unknown)[0]!r}; one of {', '.join(PROPERTIES)}")
     env = tool_env()
-    jobs = plan(configs, args.full, only)
+    if args.pdr and not HAVE_ABC:
+        raise UsageError("--pdr needs ABC: apt-get install berkeley-abc")
+    jobs = plan(configs, args.full, only, args.pdr)
     if not jobs:
         raise UsageError("no property applies to the chosen design")
     build = Path(args.build_dir)
@@ -138,6 +149,9 @@ def build_parser() -> ArgumentParser:
                     help="every configuration (with the default design), every mutant on every "
                          "configuration, resets free in every run")
     ap.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    ap.add_argument("--pdr", action="store_true",
+                    help="try the bounded protocol properties unbounded with ABC's PDR "
+                         "(needs Debian's berkeley-abc)")
     ap.add_argument("--property", action="append", metavar="NAME",
                     help=f"only this property (repeatable): {', '.join(PROPERTIES)}")
     ap.add_argument("--config", choices=sorted(CONFIGS), help="only this configuration")

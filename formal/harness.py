@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, ResetSignal, Signal, Value
 from amaranth.lib import data
+from amaranth.lib.wiring import In
 
 from rtl.geometry import refuse
 
@@ -53,6 +54,13 @@ MUTANTS = {
 #: Mutants whose counterexample is deep (a second step over a stalled output, about 2 CPS
 #: cycles): BMC takes 11-108 s a run, so only ``make formal-full`` runs them.
 SLOW_MUTANTS = frozenset({"overwrite_stalled_output"})
+
+
+def input_streams(dut) -> list[str]:
+    """Names of the design's input streams: ``x``, ``weights``, ``state`` for a cell;
+    ``x``, ``weights_l<k>``, ``state_l<k>`` for a stack (:class:`rtl.stack.StackedLSTM`)."""
+    return [name for name, member in dut.signature.members.items()
+            if member.is_signature and member.flow == In]
 
 
 def has_field(layout, name: str) -> bool:
@@ -118,7 +126,7 @@ class FormalHarness(Elaboratable):
         # the environment's free inputs
         self.env = {name: (Signal(name=f"env_{name}_valid"),
                            Signal(getattr(dut, name).payload.shape(), name=f"env_{name}_payload"))
-                    for name in ("x", "weights", "state")}
+                    for name in input_streams(dut)}
         self.env_h_ready = Signal(name="env_h_ready")
         self.ports = [s for pair in self.env.values() for s in (pair[0], pair[1].as_value())]
         self.ports.append(self.env_h_ready)
@@ -140,7 +148,7 @@ class FormalHarness(Elaboratable):
         if self.resets == "initial":
             m.d.comb += t.assume(~t.rst, when=~t.initial)
         if not self.loads:
-            m.d.comb += t.assume(~t.weights.valid & ~t.state.valid)
+            m.d.comb += [t.assume(~t.ports[name].valid) for name in self.env if name != "x"]
         # input streams: valid held and payload stable until the transfer
         for name in self.env:
             p = t.ports[name]

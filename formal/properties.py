@@ -88,6 +88,17 @@ def prop(name, title, *, mode, depth, mutants, known_defect=None, applies=None,
     return register
 
 
+def _cell(dut) -> bool:
+    """One cell with a parallel output (the step-window properties count one transfer per
+    step, and read the cell's own weights and state ports)."""
+    return hasattr(dut, "weights") and not getattr(dut, "serial_output", False)
+
+
+def _cell_loads(dut) -> bool:
+    """One cell (parallel or word-serial output): the load ports are the cell's."""
+    return hasattr(dut, "weights")
+
+
 def _window(t, name):
     """The step window: from the cycle x is accepted until its h_t appears (exclusive).
     Returns (in_flight register, fire of x counted outside reset)."""
@@ -118,7 +129,7 @@ def _output_stream(m, t):
 @prop("response", "h_t appears exactly cycles_per_step cycles after x_t is accepted "
       "(whatever h.ready does meanwhile)",
       mode="bmc", depth=two_steps, mutants=("bound_minus_1", "bound_plus_1", "ignore_x_valid"),
-      resets="initial", loads=False)
+      resets="initial", loads=False, applies=_cell)
 def _response(m, t):
     cps = t.cycles_per_step
     bound = cps + {"bound_minus_1": -1, "bound_plus_1": 1}.get(t.mutant, 0)
@@ -150,7 +161,7 @@ def _response(m, t):
       "without a step, no step lost",
       mode="bmc", depth=two_steps,
       mutants=("capacity_minus_1", "ignore_h_ready", "overwrite_stalled_output",
-               "ignore_x_valid"), resets="initial")
+               "ignore_x_valid"), resets="initial", applies=_cell)
 def _outstanding(m, t):
     capacity = CAPACITY - (t.mutant == "capacity_minus_1")
     outstanding = Signal(signed(8), name="outstanding")
@@ -172,15 +183,17 @@ def _outstanding(m, t):
       mode="prove", depth=lambda dut: 4, mutants=("ready_in_reset",),
       mutant_depth=lambda dut: 4)
 def _reset_ready(m, t):
-    for name in ("x", "weights", "state"):
-        t.require(~t.ports[name].ready, f"{name}_ready_low_in_reset", when=t.rst)
+    for name, port in t.ports.items():
+        if name != "h":
+            t.require(~port.ready, f"{name}_ready_low_in_reset", when=t.rst)
     t.cover(t.rst & ~t.initial, "reset_after_start")
 
 
 # -- (e) loads ---------------------------------------------------------------------------------
 @prop("loads_between_steps", "no weight or state word is accepted from the cycle x is "
       "accepted until its h_t appears",
-      mode="bmc", depth=two_steps, mutants=("window_plus_1",), resets="initial")
+      mode="bmc", depth=two_steps, mutants=("window_plus_1",), resets="initial",
+      applies=_cell_loads)
 def _loads_between_steps(m, t):
     in_flight, accepted = _window(t, "loads")
     if t.mutant == "window_plus_1":
@@ -194,7 +207,7 @@ def _loads_between_steps(m, t):
 
 
 def _framed(dut) -> bool:
-    return all(has_field(getattr(dut, n).payload.shape(), "last") for n in ("weights", "state"))
+    return _cell_loads(dut) and all(has_field(getattr(dut, n).payload.shape(), "last") for n in ("weights", "state"))
 
 
 @prop("load_atomic", "no x is accepted from the first to the last word of a weight or state "
