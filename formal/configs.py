@@ -16,6 +16,8 @@ import numpy as np
 from model.config import load_config
 from model.weights import LSTMWeights, quantize_weights
 
+from .datapath import DatapathDesign
+
 __all__ = ["DesignConfig", "CONFIGS", "FAST", "FULL"]
 
 
@@ -25,9 +27,14 @@ class DesignConfig:
     n_inputs: int | None      # None: the shipped model
     n_hidden: int | None
     lanes: int | None         # None: the config's [rtl] lanes
+    serial_output: bool = False
+    layers: int = 1           # > 1: a rtl.stack.StackedLSTM of that many layers of H units
 
-    def build(self):
-        """A fresh :class:`rtl.top.LSTMCell` for this configuration (seeded weights)."""
+    kind = "protocol"
+
+    def build(self, mutant=None):
+        """A fresh :class:`rtl.top.LSTMCell` for this configuration (seeded weights; port
+        mutants are the harness's, so ``mutant`` changes nothing here)."""
         from rtl.top import LSTMCell
         config = load_config()
         if self.n_inputs is None:
@@ -36,10 +43,18 @@ class DesignConfig:
             weights = load_weights(DEFAULT_WEIGHTS)
         else:
             rng = np.random.default_rng(0)
-            X, H = self.n_inputs, self.n_hidden
-            weights = LSTMWeights(rng.uniform(-1, 1, (4 * H, X)), rng.uniform(-1, 1, (4 * H, H)),
-                                  rng.uniform(-1, 1, 4 * H))
-        return LSTMCell(config, quantize_weights(weights, config), lanes=self.lanes)
+            H = self.n_hidden
+            stack = [LSTMWeights(rng.uniform(-1, 1, (4 * H, X)), rng.uniform(-1, 1, (4 * H, H)),
+                                 rng.uniform(-1, 1, 4 * H))
+                     for X in [self.n_inputs] + [H] * (self.layers - 1)]
+            if self.layers > 1:
+                from rtl.stack import StackedLSTM
+                return StackedLSTM([config] * self.layers,
+                                   [quantize_weights(w, config) for w in stack],
+                                   lanes=[self.lanes] * self.layers)
+            weights = stack[0]
+        return LSTMCell(config, quantize_weights(weights, config), lanes=self.lanes,
+                        serial_output=self.serial_output)
 
     def describe(self) -> str:
         if self.n_inputs is None:
@@ -53,6 +68,15 @@ CONFIGS = {c.name: c for c in (
     DesignConfig("tall", 1, 3, 3),
     DesignConfig("serial", 2, 1, 1),
     DesignConfig("default", None, None, None),
+    DesignConfig("words", 2, 2, 2, serial_output=True),
+    DesignConfig("stack", 2, 2, 2, layers=2),
+    # datapath equivalence (formal.datapath): narrow formats, every P of its shape
+    DatapathDesign("dp_tiny", 1, 1, 1, bits=3),
+    DatapathDesign("dp_split", 2, 1, 2, bits=3, round="TRN", overflow="WRAP"),
+    DatapathDesign("dp_plan", 1, 1, 2, method="plan", bits=3),
+    DatapathDesign("dp_load", 1, 1, 1, bits=3, load_weights=True),
+    DatapathDesign("dp_serial", 1, 2, 3, bits=3, serial_output=True),
 )}
-FAST = ("small", "odd")
-FULL = ("small", "odd", "tall", "serial", "default")
+FAST = ("small", "odd", "dp_tiny")
+FULL = ("small", "odd", "tall", "serial", "words", "stack", "default",
+        "dp_tiny", "dp_split", "dp_plan", "dp_load", "dp_serial")

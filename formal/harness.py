@@ -23,8 +23,11 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, ResetSignal, Signal, Value
 from amaranth.lib import data
+from amaranth.lib.wiring import In
 
 from rtl.geometry import refuse
+
+from .datapath import DATAPATH_MUTANTS
 
 __all__ = ["FormalHarness", "Port", "MUTANTS", "SLOW_MUTANTS", "has_field"]
 
@@ -43,12 +46,21 @@ MUTANTS = {
     "window_plus_1": "the step window ends one cycle after the output appears",
     "x_ready_in_load_gap": "x.ready is high whenever no load word is offered, as in the design "
                            "before load packets (x slips into a gap of a weight packet)",
+    # faults inside the datapath, applied to the design itself (formal.datapath)
+    **DATAPATH_MUTANTS,
 }
 
 
 #: Mutants whose counterexample is deep (a second step over a stalled output, about 2 CPS
 #: cycles): BMC takes 11-108 s a run, so only ``make formal-full`` runs them.
 SLOW_MUTANTS = frozenset({"overwrite_stalled_output"})
+
+
+def input_streams(dut) -> list[str]:
+    """Names of the design's input streams: ``x``, ``weights``, ``state`` for a cell;
+    ``x``, ``weights_l<k>``, ``state_l<k>`` for a stack (:class:`rtl.stack.StackedLSTM`)."""
+    return [name for name, member in dut.signature.members.items()
+            if member.is_signature and member.flow == In]
 
 
 def has_field(layout, name: str) -> bool:
@@ -94,6 +106,9 @@ class FormalHarness(Elaboratable):
         Reset free on every cycle after the first, or only in the first.
     loads : bool
         Whether the weight and state producers may offer words at all.
+    design : optional
+        The configuration ``dut`` was built from (:mod:`formal.configs`), for properties that
+        need more than the ports (the datapath proof's specification).
 
     Attributes
     ----------
@@ -101,17 +116,17 @@ class FormalHarness(Elaboratable):
         The free inputs (pass to ``rtlil.convert``).
     """
 
-    def __init__(self, dut, properties, mutant=None, *, resets="any", loads=True):
+    def __init__(self, dut, properties, mutant=None, *, resets="any", loads=True, design=None):
         if mutant is not None and mutant not in MUTANTS:
             refuse(self, ValueError(f"unknown mutant {mutant!r}"))
         if resets not in ("any", "initial"):
             refuse(self, ValueError(f"resets must be 'any' or 'initial', not {resets!r}"))
         self.dut, self.properties, self.mutant = dut, list(properties), mutant
-        self.resets, self.loads = resets, loads
+        self.resets, self.loads, self.design = resets, loads, design
         # the environment's free inputs
         self.env = {name: (Signal(name=f"env_{name}_valid"),
                            Signal(getattr(dut, name).payload.shape(), name=f"env_{name}_payload"))
-                    for name in ("x", "weights", "state")}
+                    for name in input_streams(dut)}
         self.env_h_ready = Signal(name="env_h_ready")
         self.ports = [s for pair in self.env.values() for s in (pair[0], pair[1].as_value())]
         self.ports.append(self.env_h_ready)
@@ -133,7 +148,7 @@ class FormalHarness(Elaboratable):
         if self.resets == "initial":
             m.d.comb += t.assume(~t.rst, when=~t.initial)
         if not self.loads:
-            m.d.comb += t.assume(~t.weights.valid & ~t.state.valid)
+            m.d.comb += [t.assume(~t.ports[name].valid) for name in self.env if name != "x"]
         # input streams: valid held and payload stable until the transfer
         for name in self.env:
             p = t.ports[name]
@@ -167,7 +182,7 @@ class Trace:
 
     def __init__(self, m: Module, harness: FormalHarness):
         self.m, self.dut, self.mutant = m, harness.dut, harness.mutant
-        self.loads, self.resets = harness.loads, harness.resets
+        self.loads, self.resets, self.design = harness.loads, harness.resets, harness.design
         self.rst = ResetSignal()
         # first cycle of the trace (a reset-less register that starts at 1)
         self.initial = Signal(init=1, reset_less=True, name="initial")

@@ -23,6 +23,7 @@ from typing import Callable
 
 from amaranth.hdl import Signal, signed
 
+from .datapath import DATAPATH_MUTANTS, build_datapath_check
 from .harness import MUTANTS, has_field
 
 __all__ = ["Property", "PROPERTIES", "prop", "CAPACITY"]
@@ -51,6 +52,9 @@ class Property:
     #: run frees it), and whether loads are offered at all
     resets: str = "any"
     loads: bool = True
+    #: "protocol" (proven on formal.configs.DesignConfig designs) or "datapath" (on
+    #: formal.datapath.DatapathDesign designs, multipliers not cut)
+    kind: str = "protocol"
 
     def mutant_depth(self, dut) -> int:
         if self.mutant_depth_of is not None:
@@ -68,19 +72,31 @@ def two_steps(dut) -> int:
 
 
 def prop(name, title, *, mode, depth, mutants, known_defect=None, applies=None,
-         mutant_depth=None, resets="any", loads=True):
+         mutant_depth=None, resets="any", loads=True, kind="protocol"):
     """Register the decorated ``build(m, t)`` as property ``name``."""
-    if mode not in ("prove", "bmc"):
-        raise ValueError(f"mode must be 'prove' or 'bmc', not {mode!r}")
+    if mode not in ("prove", "pdr", "bmc"):
+        raise ValueError(f"mode must be 'prove', 'pdr' or 'bmc', not {mode!r}")
     for mutant in mutants:
         if mutant not in MUTANTS:
             raise ValueError(f"unknown mutant {mutant!r}")
 
     def register(build):
         PROPERTIES[name] = Property(name, title, build, mode, depth, tuple(mutants), known_defect,
-                                    applies or (lambda dut: True), mutant_depth, resets, loads)
+                                    applies or (lambda dut: True), mutant_depth, resets, loads,
+                                    kind)
         return build
     return register
+
+
+def _cell(dut) -> bool:
+    """One cell with a parallel output (the step-window properties count one transfer per
+    step, and read the cell's own weights and state ports)."""
+    return hasattr(dut, "weights") and not getattr(dut, "serial_output", False)
+
+
+def _cell_loads(dut) -> bool:
+    """One cell (parallel or word-serial output): the load ports are the cell's."""
+    return hasattr(dut, "weights")
 
 
 def _window(t, name):
@@ -113,7 +129,7 @@ def _output_stream(m, t):
 @prop("response", "h_t appears exactly cycles_per_step cycles after x_t is accepted "
       "(whatever h.ready does meanwhile)",
       mode="bmc", depth=two_steps, mutants=("bound_minus_1", "bound_plus_1", "ignore_x_valid"),
-      resets="initial", loads=False)
+      resets="initial", loads=False, applies=_cell)
 def _response(m, t):
     cps = t.cycles_per_step
     bound = cps + {"bound_minus_1": -1, "bound_plus_1": 1}.get(t.mutant, 0)
@@ -145,7 +161,7 @@ def _response(m, t):
       "without a step, no step lost",
       mode="bmc", depth=two_steps,
       mutants=("capacity_minus_1", "ignore_h_ready", "overwrite_stalled_output",
-               "ignore_x_valid"), resets="initial")
+               "ignore_x_valid"), resets="initial", applies=_cell)
 def _outstanding(m, t):
     capacity = CAPACITY - (t.mutant == "capacity_minus_1")
     outstanding = Signal(signed(8), name="outstanding")
@@ -167,15 +183,17 @@ def _outstanding(m, t):
       mode="prove", depth=lambda dut: 4, mutants=("ready_in_reset",),
       mutant_depth=lambda dut: 4)
 def _reset_ready(m, t):
-    for name in ("x", "weights", "state"):
-        t.require(~t.ports[name].ready, f"{name}_ready_low_in_reset", when=t.rst)
+    for name, port in t.ports.items():
+        if name != "h":
+            t.require(~port.ready, f"{name}_ready_low_in_reset", when=t.rst)
     t.cover(t.rst & ~t.initial, "reset_after_start")
 
 
 # -- (e) loads ---------------------------------------------------------------------------------
 @prop("loads_between_steps", "no weight or state word is accepted from the cycle x is "
       "accepted until its h_t appears",
-      mode="bmc", depth=two_steps, mutants=("window_plus_1",), resets="initial")
+      mode="bmc", depth=two_steps, mutants=("window_plus_1",), resets="initial",
+      applies=_cell_loads)
 def _loads_between_steps(m, t):
     in_flight, accepted = _window(t, "loads")
     if t.mutant == "window_plus_1":
@@ -189,7 +207,7 @@ def _loads_between_steps(m, t):
 
 
 def _framed(dut) -> bool:
-    return all(has_field(getattr(dut, n).payload.shape(), "last") for n in ("weights", "state"))
+    return _cell_loads(dut) and all(has_field(getattr(dut, n).payload.shape(), "last") for n in ("weights", "state"))
 
 
 @prop("load_atomic", "no x is accepted from the first to the last word of a weight or state "
@@ -208,3 +226,13 @@ def _load_atomic(m, t):
         t.require(~t.x.fire, f"no_x_inside_{name}_packet", when=(in_packet | opens) & ~t.rst)
         t.cover(in_packet & t.x.valid & ~p.valid, f"x_offered_in_{name}_packet_gap")
         t.cover(in_packet & p.fire & p.payload.last, f"{name}_packet_completed")
+
+
+# -- (f) datapath ------------------------------------------------------------------------------
+@prop("datapath", "every h_t and c_t equals the model's step (formal.spec), computed from what "
+      "the environment sent: x, loaded weights, loaded initial state, previous results",
+      mode="bmc", depth=lambda dut: 0, mutants=tuple(DATAPATH_MUTANTS), resets="initial",
+      kind="datapath")
+def _datapath(m, t):
+    # depth and mutants per design: formal.datapath.DatapathDesign.depth and .mutants
+    build_datapath_check(m, t, t.design)

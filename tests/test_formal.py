@@ -4,10 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from formal.__main__ import plan
 from formal.configs import CONFIGS
+from formal.datapath import DATAPATH_MUTANTS, mutate_rtlil
 from formal.harness import FormalHarness
 from formal.properties import PROPERTIES, Property
 from formal.run import Job, run_job, tool_env, write_job
@@ -69,3 +71,95 @@ def test_cli_refuses_an_unknown_property():
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.startswith("error: unknown property 'nope'") and proc.stderr.count("\n") == 1
+
+
+# -- datapath equivalence (formal.datapath, formal.spec) ---------------------------------------
+DATAPATH_DESIGNS = sorted(n for n, c in CONFIGS.items() if c.kind == "datapath")
+
+
+@pytest.mark.parametrize("name", DATAPATH_DESIGNS)
+def test_the_specification_is_the_model_step(name):
+    # the datapath proofs compare the RTL with formal.spec: it must be the golden model's step,
+    # bit for bit (random codes and every format's extremes, so casts saturate or wrap)
+    from amaranth.sim import Simulator
+
+    from formal.spec import StepSpec
+    from model.cell import FixedLSTM
+    design = CONFIGS[name]
+    cfg, qw, X, H = design.config, design.weights, design.n_inputs, design.n_hidden
+    model = FixedLSTM(cfg, qw, path="int", fused=False)
+    spec = StepSpec(cfg, X, H)
+    rng = np.random.default_rng(7)
+
+    def codes(tensor, n, k):
+        f = cfg.fmt(tensor)
+        extremes = np.array([f.min_code, f.max_code])
+        return np.concatenate([rng.choice(extremes, (k // 4, n)),
+                               rng.integers(f.min_code, f.max_code + 1, (k - k // 4, n))])
+    steps = 120
+    xs, hs, cs = codes("x", X, steps), codes("h", H, steps), codes("c", H, steps)
+    want = model.step(xs, hs, cs)
+    got = {"h": np.zeros((steps, H), np.int64), "c": np.zeros((steps, H), np.int64)}
+
+    async def bench(ctx):
+        for field, values in (("weight_ih", qw.weight_ih), ("weight_hh", qw.weight_hh),
+                              ("bias", qw.bias)):
+            for k, v in enumerate(np.asarray(values).reshape(-1)):
+                ctx.set(getattr(spec, field)[k], int(v))
+        for n in range(steps):
+            for k in range(X):
+                ctx.set(spec.x[k], int(xs[n, k]))
+            for u in range(H):
+                ctx.set(spec.h[u], int(hs[n, u]))
+                ctx.set(spec.c[u], int(cs[n, u]))
+            for u in range(H):
+                got["h"][n, u] = ctx.get(spec.h_next[u])
+                got["c"][n, u] = ctx.get(spec.c_next[u])
+    sim = Simulator(spec)
+    sim.add_testbench(bench)
+    sim.run()
+    assert np.array_equal(got["c"], want["c"])
+    assert np.array_equal(got["h"], want["h"])
+
+
+def _planned(config, full=True):
+    """plan()'s jobs for one configuration, the designs only inspected."""
+    jobs = plan([config], full)
+    _unused(*(d for _, d in jobs))
+    return jobs
+
+
+def test_datapath_jobs_plan_the_mutants_that_can_show():
+    split = {j.mutant for j, _ in _planned("dp_split")}
+    tiny = _planned("dp_tiny")
+    assert split == {None, *DATAPATH_MUTANTS}              # P = 2 splits rows of X+H = 3
+    # P = 1 never splits a row; with dp_tiny's weights c never overflows (the model says so
+    # over every input), so flipping SAT to WRAP is no fault there
+    assert {j.mutant for j, _ in tiny} == \
+        {None, *DATAPATH_MUTANTS} - {"row_split_lane_off", "c_overflow_flipped"}
+    assert all(not j.cut_multipliers for j, _ in tiny)     # the datapath keeps its products
+    # make formal: the proof, the fault the outside review found, the covers
+    assert [j.mutant for j, _ in _planned("dp_tiny", full=False)] == \
+        [None, "x_right_after_state", None]
+
+
+@pytest.mark.parametrize("mutant", ["row_split_lane_off", "x_right_after_state"])
+def test_rtlil_mutants_find_their_signals(tmp_path, mutant):
+    # these two are applied to the RTLIL by signal name: a renamed signal must stop the run,
+    # never leave a mutant that cannot fail
+    job, dut = next((j, d) for j, d in _planned("dp_split") if j.mutant == mutant)
+    plain = write_job(Job("plain", "dp_split", job.properties, None, "bmc", 5, "PASS",
+                          cut_multipliers=False), CONFIGS["dp_split"].build(), tmp_path)
+    mutated = write_job(job, dut, tmp_path)
+    a, b = (p.with_suffix(".il").read_text() for p in (plain, mutated))
+    assert a != b
+    with pytest.raises(ValueError, match=mutant):
+        mutate_rtlil("module \\harness\nend\n", mutant)
+
+
+def test_abc_bridge_repairs_debian_witness(tmp_path):
+    from formal.abc import _fix_witness
+    trace = tmp_path / "trace.aiw"
+    trace.write_text("0000\n01\n00# DONE")
+    _fix_witness(trace)
+    assert trace.read_text() == "0000\n01\n00\n# DONE"
