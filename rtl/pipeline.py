@@ -38,9 +38,13 @@ class ECP5:
     register, which Yosys's ``synth_ecp5`` does not infer (it maps a multiplier to a
     combinational ``MULT18X18D`` and keeps the product register in the fabric, which leaves
     the multiplier and two fabric routes in one cycle: about 146 MHz at speed grade 6 with
-    nothing else on the chip). Simulation always uses the plain Amaranth product."""
+    nothing else on the chip). :func:`rtl.lanemem.registered_memory` likewise instantiates the
+    lanes' weight memories as ``DP16KD`` with their output register (``REGMODE`` ``OUTREG``),
+    which Yosys's block RAM mapping never enables. Simulation uses the plain Amaranth product
+    and memory, with the same latencies."""
 
     dsp_output_register = True
+    bram_output_register = True
 
 
 def _fits_mult18(value) -> bool:

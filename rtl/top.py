@@ -47,10 +47,10 @@ class LSTMCell(wiring.Component):
 
         cycles_per_step = ceil(4H (X+H) / P) + overhead        (+ H - 1 with serial_output)
         overhead = 2 + MACArray.latency + CAST_LATENCY + PWLUnit.latency + CellUpdate.latency
-                 = 2 + (6 + ceil(log2 P)) + 2 + 10 + 17 = 37 + ceil(log2 P)
+                 = 2 + (8 + ceil(log2 P)) + 2 + 10 + 17 = 39 + ceil(log2 P)
 
     (accept and commit, lane pipeline, z cast, gate activations, cell update of the last unit;
-    ceil(log2 P) is at least 1: 38 at P <= 2, 40 at P = 8). Every stage of these pipelines
+    ceil(log2 P) is at least 1: 40 at P <= 2, 42 at P = 8). Every stage of these pipelines
     holds at most one carry chain, one multiplier or one ROM read (docs/architecture.md).
     A sequence of T steps takes T * cycles_per_step from the first accept to its last output.
     Output h_t is valid ``cycles_per_step`` cycles after x_t is accepted (its first word
