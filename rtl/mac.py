@@ -7,7 +7,8 @@ from amaranth.utils import ceil_log2
 
 from .geometry import Geometry
 from .lanemem import MEMORY_LATENCY, registered_memory
-from .pipeline import delay, product_register, read_port, write_port
+from .pipeline import (copies_for, delay, product_register, read_port, register_copies,
+                       write_port)
 
 __all__ = ["LANE_GROUP", "MACArray"]
 
@@ -155,18 +156,27 @@ class MACArray(wiring.Component):
         # its wide enable is then `busy`, a register, not the start logic
         # (likewise t and the column counters sit at their start values: only `busy` waits
         # for `start`)
-        with m.If(~self.busy):
-            m.d.sync += [vec.eq(self.vector), t.eq(0)]
-            m.d.sync += [column[j].eq(j) for j in range(P)]
-            with m.If(self.start):
-                m.d.sync += self.busy.eq(1)
-        with m.Else():
-            m.d.sync += [vec[n].eq(vec[(n + P) % N]) for n in range(N)]
+        # `busy` in copies (the same register), each the select of a share of the vector
+        # register and of the column counters: no register drives every lane's operand mux
+        busy_next = Mux(self.busy, t != M - 1, self.start)
+        m.d.sync += self.busy.eq(busy_next)
+        vec_busy = register_copies(m, platform, busy_next, copies_for(N, g.operand_bits),
+                                   "busy_vec")
+        lane_busy = register_copies(m, platform, busy_next, copies_for(P, 8), "busy_lane")
+        for n in range(N):
+            with m.If(vec_busy[n * len(vec_busy) // N]):
+                m.d.sync += vec[n].eq(vec[(n + P) % N])
+            with m.Else():
+                m.d.sync += vec[n].eq(self.vector[n])
+        for j in range(P):
+            with m.If(lane_busy[j * len(lane_busy) // P]):
+                m.d.sync += column[j].eq(Mux(column[j] >= N - P, column[j] + P - N, column[j] + P))
+            with m.Else():
+                m.d.sync += column[j].eq(j)
+        with m.If(self.busy):
             m.d.sync += t.eq(t + 1)
-            m.d.sync += [column[j].eq(Mux(column[j] >= N - P, column[j] + P - N, column[j] + P))
-                         for j in range(P)]
-            with m.If(t == M - 1):
-                m.d.sync += self.busy.eq(0)
+        with m.Else():
+            m.d.sync += t.eq(0)
 
         # the load word into registers (one cycle after the handshake): weight address, lane
         # and data, or the bias address. Bias writes happen on the next edge (LUT RAM).
