@@ -243,3 +243,61 @@ def test_ecp5_weight_memory_is_dp16kd_outreg_and_reads_like_the_plain_memory(tmp
     assert len(checked) > depth
     for k in checked:
         assert got_plain[k + shift - 1] == got_ecp5[k + shift - 1] == expected[k], k
+
+
+# ---- copies of a wide enable (rtl.pipeline.register_copies) ----------------------------------
+
+_TRELLIS_FF = """
+module TRELLIS_FF(input CLK, input LSR, input CE, input DI, output reg Q);
+  parameter GSR = "ENABLED"; parameter CEMUX = "1"; parameter CLKMUX = "CLK";
+  parameter LSRMUX = "LSR"; parameter REGSET = "RESET"; parameter SRMODE = "LSR_OVER_CE";
+  initial Q = (REGSET == "SET");
+  always @(posedge CLK) if (LSR) Q <= (REGSET == "SET"); else if (CE) Q <= DI;
+endmodule
+"""
+
+
+class _Copies(wiring.Component):
+    d: In(1)
+    q: Out(4)
+    ref: Out(1)
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Cat, Signal
+
+        from rtl.pipeline import register_copies
+        m = Module()
+        ref = Signal(init=1)
+        m.d.sync += ref.eq(self.d)
+        copies = register_copies(m, platform, self.d, 3, "copy", init=1)
+        copies += register_copies(m, platform, ~self.d, 1, "inverse")
+        m.d.comb += [self.q.eq(Cat(*copies)), self.ref.eq(ref)]
+        return m
+
+
+def test_register_copies_are_trellis_ff_on_ecp5_and_equal_the_register(tmp_path):
+    """Three copies of a register (reset 1) and one of its inverse (reset 0), as TRELLIS_FF
+    primitives (sync reset: the documented LSR_OVER_CE mode; behavioural model above) equal the
+    plain register on every cycle, resets included."""
+    text = verilog.convert(_Copies(), name="copies", platform=ECP5(), emit_src=False)
+    assert text.count("TRELLIS_FF") == 4
+    assert "TRELLIS_FF" not in verilog.convert(_Copies(), name="copies", emit_src=False)
+    rng = np.random.default_rng(5)
+    lines = []
+    for k in range(200):
+        lines += [f"    d = {int(rng.integers(0, 2))}; rst = {int(k in (0, 77, 78, 150))};",
+                  "    @(posedge clk); #1;", '    $display("%b %b", q, ref);']
+    tb = ["module tb;", "  reg clk = 0; reg rst = 1; reg d = 0;", "  always #5 clk = ~clk;",
+          "  wire [3:0] q; wire ref;", "  copies dut(.clk(clk), .rst(rst), .d(d), .q(q), .ref(ref));",
+          "  initial begin", *lines, "    $finish;", "  end", "endmodule"]
+    (tmp_path / "copies.v").write_text(text)
+    (tmp_path / "ff.v").write_text(_TRELLIS_FF)
+    (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
+    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "copies.v", "ff.v"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, capture_output=True, text=True)
+    rows = [line.split() for line in r.stdout.splitlines() if len(line.split()) == 2]
+    assert len(rows) == 200
+    for q, ref in rows:
+        assert q == ("0" if ref == "1" else "1") + ref * 3, (q, ref)
