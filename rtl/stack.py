@@ -129,7 +129,7 @@ class StackedLSTM(wiring.Component):
             self._layers = []
             for k, (cfg, w, p) in enumerate(zip(configs, weights, lanes)):
                 if p is None:
-                    p = min(cfg.lanes, w.n_inputs + w.n_hidden)
+                    p = cfg.lanes_for(w.n_inputs, w.n_hidden)
                 try:
                     self._layers.append(LSTMCell(cfg, w, lanes=p,
                                                  output_c=output_c and k == len(weights) - 1))
