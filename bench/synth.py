@@ -399,6 +399,8 @@ def cmd_synth(args) -> int:
 
     syn = synthesize(args.family, workdir, args.rom_style, abc9=not args.no_abc9,
                      flatten=not args.no_flatten)
+    syn["memories"] = dict(sorted({**syn["memories"],
+                                   **instantiated_memories(dut, dsp_register)}.items()))
     res = syn["resources"]
     result = {
         "design": {"module": TOP, "n_inputs": cells[0].geometry.n_inputs,
@@ -456,6 +458,18 @@ def _repeated(stack, n_layers: int):
         last = LSTMWeights(last.weight_hh, last.weight_hh, last.bias)
     layers = stack.layers + (last,) * (n_layers - stack.n_layers)
     return LSTMStack(layers, stack.head_weight, stack.head_bias)
+
+
+def instantiated_memories(dut, ecp5: bool) -> dict:
+    """The lanes' weight memories that the ECP5 export instantiates as DP16KD primitives
+    (``rtl.lanemem.registered_memory``): Yosys maps no memory there, so its log names none."""
+    if not ecp5:
+        return {}
+    from rtl.lanemem import BLOCK_BITS
+    layers = getattr(dut, "layers", None)
+    cells = [("", dut)] if layers is None else [(f"layer{k}.", c) for k, c in enumerate(layers)]
+    return {f"{prefix}mac.weights{j}": "DP16KD" for prefix, cell in cells
+            if cell.geometry.weight_fmt.bits <= BLOCK_BITS for j in range(cell.geometry.lanes)}
 
 
 def _weight_memories(memories: dict) -> list[str]:
