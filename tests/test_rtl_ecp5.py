@@ -1,9 +1,10 @@
 """The ECP5 flavour of the products (rtl.pipeline.product_register with the ECP5 platform):
 the exported Verilog instantiates MULT18X18D with its output register, and that netlist,
-simulated in Icarus with a behavioural MULT18X18D (the documented signed 18x18 multiply, output
-register on CLK0), gives the exact products one cycle after the operands."""
+simulated in Icarus with the behavioural MULT18X18D of sim/verilog/ecp5/ (the documented signed
+18x18 multiply, output register on CLK0), gives the exact products one cycle after the operands."""
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl.pipeline import ECP5, product_register
+
+MULT_MODEL = Path(__file__).resolve().parent.parent / "sim" / "verilog" / "ecp5" / "MULT18X18D.v"
 
 pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs iverilog")
 
@@ -40,32 +43,6 @@ class _Products(wiring.Component):
                                  getattr(self, f"{name}_b"), f"p_{name}")
             m.d.comb += getattr(self, f"{name}_p").eq(p)
         return m
-
-
-def _mult_model() -> str:
-    """Behavioural MULT18X18D for the ports and parameters product_register uses."""
-    bits = lambda p, n: ", ".join(f"{p}{k}" for k in reversed(range(n)))  # noqa: E731
-    return f"""
-module MULT18X18D({bits('A', 18)}, {bits('B', 18)}, {bits('C', 18)}, SIGNEDA, SIGNEDB,
-                  SOURCEA, SOURCEB, CLK0, CE0, RST0, {bits('P', 36)});
-  parameter REG_OUTPUT_CLK = "NONE";
-  parameter REG_OUTPUT_CE = "CE0";
-  parameter REG_OUTPUT_RST = "RST0";
-  parameter GSR = "ENABLED";
-  parameter RESETMODE = "SYNC";
-  input {bits('A', 18)}, {bits('B', 18)}, {bits('C', 18)};
-  input SIGNEDA, SIGNEDB, SOURCEA, SOURCEB, CLK0, CE0, RST0;
-  output {bits('P', 36)};
-  wire [17:0] a = {{{bits('A', 18)}}};
-  wire [17:0] b = {{{bits('B', 18)}}};
-  wire signed [35:0] sa = SIGNEDA ? {{{{18{{a[17]}}}}, a}} : {{18'd0, a}};
-  wire signed [35:0] sb = SIGNEDB ? {{{{18{{b[17]}}}}, b}} : {{18'd0, b}};
-  wire [35:0] product = sa * sb;
-  reg [35:0] r;
-  always @(posedge CLK0) if (CE0) r <= RST0 ? 36'd0 : product;
-  assign {{{bits('P', 36)}}} = (REG_OUTPUT_CLK == "NONE") ? product : r;
-endmodule
-"""
 
 
 def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path):
@@ -101,7 +78,7 @@ def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path):
            f"  products dut(.clk(clk), .rst(rst), {conns});", "  initial begin",
            "    rst = 0;", *lines, "    $finish;", "  end", "endmodule"])
     (tmp_path / "products.v").write_text(text)
-    (tmp_path / "mult.v").write_text(_mult_model())
+    shutil.copy(MULT_MODEL, tmp_path / "mult.v")
     (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
     r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "products.v", "mult.v"],
                        cwd=tmp_path, capture_output=True, text=True)
