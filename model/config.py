@@ -95,6 +95,11 @@ class Config:
     def fmt(self, name: str) -> Format:
         return self.tensors[name].fmt
 
+    def lanes_for(self, n_inputs: int, n_hidden: int) -> int:
+        """P for a layer of X inputs and H hidden units when no P is asked for: ``[rtl] lanes``,
+        capped at X+H (a lane per column at most), so a small model meets the default config."""
+        return min(self.lanes, n_inputs + n_hidden)
+
     def for_layer(self, k: int) -> "Config":
         """Layer ``k``'s config: this one with its ``[layers.k.formats]`` merged in."""
         return self.layers.get(k, self) if k else self
@@ -270,9 +275,18 @@ def _parse_layers(raw: dict, formats: dict, source: str) -> dict:
     return layers
 
 
-def load_config(path=None) -> Config:
-    """Read and validate a TOML config; ``None`` is ``configs/default.toml``."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
+def overlay(base: dict, changes: dict) -> dict:
+    """``changes`` over ``base`` key by key, tables merged at every depth: a config file that
+    holds only what it changes (``[formats] c = { frac = 11 }``) keeps the default's other
+    values, as ``[layers.K.formats]`` does over ``[formats]``."""
+    out = dict(base)
+    for key, value in changes.items():
+        both_tables = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = overlay(base[key], value) if both_tables else value
+    return out
+
+
+def _read_toml(path: Path) -> dict:
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -283,6 +297,19 @@ def load_config(path=None) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path} is not valid TOML: {e}") from None
+    return raw
+
+
+def load_config(path=None) -> Config:
+    """Read and validate a TOML config; ``None`` is ``configs/default.toml``.
+
+    Any other file is laid over the default key by key (:func:`overlay`), so it need hold only
+    what it changes; a complete config (``configs/narrow.toml``, what ``sweep --out`` writes)
+    overrides every value. The first bad value is reported, in the order of the checks."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    raw = _read_toml(path)
+    if path.resolve() != DEFAULT_CONFIG.resolve():
+        raw = overlay(_read_toml(DEFAULT_CONFIG), raw)
     return parse_config(raw, source=str(path))
 
 

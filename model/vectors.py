@@ -223,8 +223,8 @@ def make_vectors(config: Config, qweights: QuantizedWeights, x_raw, *, h0=None, 
     c0 = np.zeros(H, np.int64) if c0 is None else np.asarray(c0, np.int64).reshape(H)
     trace = cell.run(x_raw, h0, c0)
     return Vectors(config, qweights, x_raw, h0, c0, np.asarray(trace["h"], np.int64),
-                   np.asarray(trace["c"], np.int64), config.lanes if lanes is None else lanes,
-                   output_c)
+                   np.asarray(trace["c"], np.int64),
+                   config.lanes_for(qweights.n_inputs, H) if lanes is None else lanes, output_c)
 
 
 def vectors_of_run(run, *, lanes: int | None = None, output_c: bool = True) -> Vectors:
@@ -239,7 +239,8 @@ def vectors_of_run(run, *, lanes: int | None = None, output_c: bool = True) -> V
     first = run.layers[0].config if len(run.layers) > 1 else None
     return Vectors(last.config, last.qweights, np.asarray(run.layers[0].x_raw, np.int64), zero,
                    zero, np.asarray(last.fixed["h"]), np.asarray(last.fixed["c"]),
-                   last.config.lanes if lanes is None else lanes, output_c, first)
+                   last.config.lanes_for(last.qweights.n_inputs, H) if lanes is None else lanes,
+                   output_c, first)
 
 
 def params_vh(manifest: dict, steps: int | None = None) -> str:
@@ -327,7 +328,7 @@ def random_state(config: Config, n_hidden: int, seed: int):
 
 
 def cmd_vectors(args) -> int:
-    from .cli import UsageError, load_operands, shown
+    from .cli import UsageError, load_operands, note_default_lanes, shown
     from .golden import quantize_inputs
     from .weights import quantize_weights
     out = Path(args.out)
@@ -338,7 +339,8 @@ def cmd_vectors(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, not {args.limit}")
     config, weights, x, _, _ = load_operands(args, want_labels=False)
-    lanes = config.lanes if args.lanes is None else args.lanes
+    note_default_lanes(config, weights, args.lanes)
+    lanes = config.lanes_for(weights.n_inputs, weights.n_hidden) if args.lanes is None else args.lanes
     if not 1 <= lanes <= weights.n_inputs + weights.n_hidden:
         raise UsageError(f"--lanes must be from 1 to X+H = {weights.n_inputs + weights.n_hidden}, "
                          f"not {lanes}")

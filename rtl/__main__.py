@@ -5,7 +5,7 @@ the quantized weights in its memories, as plain Verilog."""
 import sys
 
 from model.cli import (ArgumentParser, add_weights_options, atomic_write, check_target, load_model,
-                       run_command)
+                       note_default_lanes, run_command)
 
 from .geometry import RTLError
 from .stack import StackedLSTM, build_design
@@ -42,6 +42,7 @@ def build_parser() -> ArgumentParser:
 def cmd_export(args) -> int:
     out = check_target(args.out, "--out")
     config, stack = load_model(args)
+    note_default_lanes(config, stack, args.lanes)
     dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
                        serial_output=args.serial_output)
     text = export_verilog(dut, args.name, ecp5=args.ecp5_dsp)

@@ -6,9 +6,18 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .geometry import Geometry
-from .pipeline import delay, product_register, read_port, write_port
+from .lanemem import MEMORY_LATENCY, registered_memory
+from .pipeline import (copies_for, delay, product_register, read_port, register_copies,
+                       write_port)
 
-__all__ = ["MACArray"]
+__all__ = ["LANE_GROUP", "MACArray"]
+
+LANE_GROUP = 8
+"""Lanes per group: each group has its own registered copy of the memory address and of the
+load word, so no address or enable fans out to more than a group's memories."""
+
+ADDRESS_STAGES = 1
+"""The memory address register of each group (t, or the load's address, one cycle late)."""
 
 
 class MACArray(wiring.Component):
@@ -21,10 +30,14 @@ class MACArray(wiring.Component):
     rest start the next one (segmented accumulation), so no lane idles and a step takes exactly
     ``issue_cycles`` = ceil(E / P) cycles, the MAC bound.
 
-    Pipeline, one carry chain or one multiplier per stage: weight memory read (1), weight
-    register (1), products (1), alignment, mask and the lane sums (:attr:`tree_levels`, one
-    adder level each), accumulate (1), bias read (1), bias added (1): a row that ends at issue cycle t appears on
-    ``row_acc`` at t + :attr:`latency`.
+    Pipeline, one carry chain, one multiplier or one block RAM register per stage: memory
+    address register (1), weight memory read and its output register
+    (:data:`rtl.lanemem.MEMORY_LATENCY` = 3: read, block RAM output register, weight register),
+    products (1), alignment, mask and the lane sums (:attr:`tree_levels`, one adder level each),
+    accumulate (1), bias read (1), bias added (1): a row that ends at issue cycle t appears on
+    ``row_acc`` at t + :attr:`latency`. With the :class:`rtl.pipeline.ECP5` platform the
+    memories are DP16KD primitives read through their output register and the products
+    MULT18X18D output registers; otherwise plain memories and products, same cycles.
 
     Parameters
     ----------
@@ -49,13 +62,14 @@ class MACArray(wiring.Component):
         Runtime weight load: one code of :meth:`Geometry.load_words`, sign-extended.
     load_write : ``In(1)``
         Write ``load_data`` as the next word of the load (the top level writes only between
-        steps, and only words of a framed packet). The memory write happens on the next edge;
-        ``start`` may come on that edge.
+        steps, and only words of a framed packet). A bias is written on the next edge, a weight
+        3 edges later (through its lane group's registers); ``start`` may come on the next
+        edge (the weights come before the 4H biases, so no read overtakes a write).
     load_restart : ``In(1)``
         This word is word 0 of a load (with ``load_write``).
     load_at_end : ``Out(1)``
         The word offered now would be the load's last word, N-1 (N = :attr:`Geometry.n_words`);
-        combinational from ``load_restart`` and the word counter.
+        ``load_restart`` selecting between a constant and a register.
     """
 
     @staticmethod
@@ -65,8 +79,8 @@ class MACArray(wiring.Component):
 
     @staticmethod
     def latency_for(lanes: int) -> int:
-        """:attr:`latency` of a MACArray with P = ``lanes``: 6 + ceil(log2 P) (9 at P = 8)."""
-        return 6 + MACArray.tree_levels_for(lanes)
+        """:attr:`latency` of a MACArray with P = ``lanes``: 8 + ceil(log2 P) (11 at P = 8)."""
+        return 2 + ADDRESS_STAGES + MEMORY_LATENCY + 2 + MACArray.tree_levels_for(lanes)
 
     @property
     def tree_levels(self) -> int:
@@ -100,32 +114,37 @@ class MACArray(wiring.Component):
         g = self._g
         P, N, M = g.lanes, g.n_columns, g.issue_cycles
 
-        # weight memories, one per lane, and the bias memory (both writable at run time)
-        lane_init = g.lane_memories()
-        weight_rd, weight_wr = [], []
-        for j in range(P):
-            mem = Memory(shape=signed(g.weight_fmt.bits), depth=M, init=lane_init[j])
-            m.submodules[f"weights{j}"] = mem
-            weight_rd.append(read_port(mem, f"weights{j}_rd"))
-            weight_wr.append(write_port(mem, f"weights{j}_wr"))
+        # the bias memory (writable at run time)
         m.submodules.biases = bias_mem = Memory(
             shape=signed(g.bias_fmt.bits), depth=g.n_rows, init=g.bias_memory(),
             attrs={"ram_style": "distributed"})       # LUT RAM: see the bias read below
         bias_rd = read_port(bias_mem, "biases_rd", domain="comb")
         bias_wr = write_port(bias_mem, "biases_wr")
 
-        # runtime load: word counter -> (lane, address) for weights, then bias address
+        # runtime load: word counter -> (lane, address) for weights, then bias address. The
+        # word's flags (the load's last word? a bias?) are registers kept beside the counter,
+        # so no compare of the counter lies on the path into the packet logic or the lanes.
         load_count = Signal(range(g.n_words))
         load_lane = Signal(range(P))
         load_addr = Signal(range(max(M, 2)))
+        at_last = Signal(init=int(g.n_words == 1))      # load_count == N - 1
+        in_bias = Signal()                               # load_count >= n_weights
         word = Signal(range(g.n_words))         # this word's number in the load
         w_lane = Signal(range(P))
         w_addr = Signal(range(max(M, 2)))
         restart = self.load_restart
+        is_bias = ~restart & in_bias
         m.d.comb += [word.eq(Mux(restart, 0, load_count)), w_lane.eq(Mux(restart, 0, load_lane)),
                      w_addr.eq(Mux(restart, 0, load_addr)),
-                     self.load_at_end.eq(word == g.n_words - 1)]
+                     self.load_at_end.eq(Mux(restart, g.n_words == 1, at_last))]
         fire = self.load_write
+        with m.If(fire):
+            last_word = self.load_at_end
+            m.d.sync += [load_count.eq(Mux(last_word, 0, word + 1)),
+                         at_last.eq(Mux(last_word, g.n_words == 1, word == g.n_words - 2)),
+                         in_bias.eq(~last_word & (is_bias | (word == g.n_weights - 1))),
+                         load_lane.eq(Mux(last_word | (w_lane == P - 1), 0, w_lane + 1)),
+                         load_addr.eq(Mux(last_word, 0, w_addr + (w_lane == P - 1)))]
 
         # issue: address t, column of lane 0, rotating vector register
         t = Signal(range(max(M, 2)))
@@ -137,46 +156,69 @@ class MACArray(wiring.Component):
         # its wide enable is then `busy`, a register, not the start logic
         # (likewise t and the column counters sit at their start values: only `busy` waits
         # for `start`)
-        with m.If(~self.busy):
-            m.d.sync += [vec.eq(self.vector), t.eq(0)]
-            m.d.sync += [column[j].eq(j) for j in range(P)]
-            with m.If(self.start):
-                m.d.sync += self.busy.eq(1)
-        with m.Else():
-            m.d.sync += [vec[n].eq(vec[(n + P) % N]) for n in range(N)]
+        # `busy` in copies (the same register), each the select of a share of the vector
+        # register and of the column counters: no register drives every lane's operand mux
+        busy_next = Mux(self.busy, t != M - 1, self.start)
+        m.d.sync += self.busy.eq(busy_next)
+        vec_busy = register_copies(m, platform, busy_next, copies_for(N, g.operand_bits),
+                                   "busy_vec")
+        lane_busy = register_copies(m, platform, busy_next, copies_for(P, 8), "busy_lane")
+        for n in range(N):
+            with m.If(vec_busy[n * len(vec_busy) // N]):
+                m.d.sync += vec[n].eq(vec[(n + P) % N])
+            with m.Else():
+                m.d.sync += vec[n].eq(self.vector[n])
+        for j in range(P):
+            with m.If(lane_busy[j * len(lane_busy) // P]):
+                m.d.sync += column[j].eq(Mux(column[j] >= N - P, column[j] + P - N, column[j] + P))
+            with m.Else():
+                m.d.sync += column[j].eq(j)
+        with m.If(self.busy):
             m.d.sync += t.eq(t + 1)
-            m.d.sync += [column[j].eq(Mux(column[j] >= N - P, column[j] + P - N, column[j] + P))
-                         for j in range(P)]
-            with m.If(t == M - 1):
-                m.d.sync += self.busy.eq(0)
+        with m.Else():
+            m.d.sync += t.eq(0)
 
-        # weight memory ports: one address, the load counter's between steps, else t (a block
-        # RAM then needs no read-during-write bypass: loads and steps never overlap)
-        # The write itself happens one cycle after the word (address, data and enables from
-        # registers, not from the handshake logic); a step can start on that edge at the
-        # earliest, and reads address t only from the edge after.
+        # the load word into registers (one cycle after the handshake): weight address, lane
+        # and data, or the bias address. Bias writes happen on the next edge (LUT RAM).
         write_addr = Signal.like(w_addr, reset_less=True)
+        write_lane = Signal.like(w_lane, reset_less=True)
         write_data = Signal.like(self.load_data, reset_less=True)
+        write_weight = Signal()
         write_bias = Signal()
         bias_addr = Signal(range(g.n_rows), reset_less=True)
-        write_lane = [Signal(name=f"write_lane{j}") for j in range(P)]
-        m.d.sync += [write_addr.eq(w_addr), write_data.eq(self.load_data),
-                     write_bias.eq(fire & (word >= g.n_weights)),
+        m.d.sync += [write_addr.eq(w_addr), write_lane.eq(w_lane), write_data.eq(self.load_data),
+                     write_weight.eq(fire & ~is_bias), write_bias.eq(fire & is_bias),
                      bias_addr.eq(word - g.n_weights)]
-        m.d.sync += [write_lane[j].eq(fire & (word < g.n_weights) & (w_lane == j))
-                     for j in range(P)]
-        shared = Signal(range(max(M, 2)))
-        m.d.comb += shared.eq(Mux(self.busy, t, write_addr))
-        for j in range(P):
-            m.d.comb += [weight_rd[j].addr.eq(shared), weight_wr[j].addr.eq(shared),
-                         weight_wr[j].data.eq(write_data), weight_wr[j].en.eq(write_lane[j])]
         m.d.comb += [bias_wr.addr.eq(bias_addr), bias_wr.data.eq(write_data),
                      bias_wr.en.eq(write_bias)]
-        with m.If(fire):
-            last_word = self.load_at_end
-            m.d.sync += [load_count.eq(Mux(last_word, 0, word + 1)),
-                         load_lane.eq(Mux(last_word | (w_lane == P - 1), 0, w_lane + 1)),
-                         load_addr.eq(Mux(last_word, 0, w_addr + (w_lane == P - 1)))]
+
+        # weight memories, one per lane, in groups of LANE_GROUP lanes. Each group has its own
+        # copy of the load word (a register), then its own memory address register, which
+        # takes t during a step and the load's address between steps (a block RAM then needs
+        # no read-during-write bypass: loads and steps never overlap), beside the data and a
+        # write enable per lane decoded from the group's copy: nothing fans out to every lane
+        # in one cycle. A weight word is written 3 edges after the handshake; weights precede
+        # the 4H biases in a load, so every weight is in memory before a step reads it.
+        lane_init = g.lane_memories()
+        weight_data = []
+        for first_lane in range(0, P, LANE_GROUP):
+            k = first_lane // LANE_GROUP
+            lanes = range(first_lane, min(P, first_lane + LANE_GROUP))
+            group_addr = Signal.like(w_addr, name=f"group{k}_load_addr", reset_less=True)
+            group_lane = Signal.like(w_lane, name=f"group{k}_load_lane", reset_less=True)
+            group_data = Signal.like(write_data, name=f"group{k}_load_data", reset_less=True)
+            group_write = Signal(name=f"group{k}_load_write")
+            m.d.sync += [group_addr.eq(write_addr), group_lane.eq(write_lane),
+                         group_data.eq(write_data), group_write.eq(write_weight)]
+            mem_addr = Signal.like(w_addr, name=f"group{k}_addr", reset_less=True)
+            mem_data = Signal(signed(g.weight_fmt.bits), name=f"group{k}_data", reset_less=True)
+            m.d.sync += [mem_addr.eq(Mux(self.busy, t, group_addr)), mem_data.eq(group_data)]
+            for j in lanes:
+                write_en = Signal(name=f"write_lane{j}")
+                m.d.sync += write_en.eq(group_write & (group_lane == j))
+                weight_data.append(registered_memory(
+                    m, platform, signed(g.weight_fmt.bits), lane_init[j], f"weights{j}",
+                    mem_addr, mem_data, write_en))
 
         # per lane: still in the current row (col0 + j < N, i.e. no wrap: column >= j)? an x
         # column (else h)? The row ends in this cycle when lane 0's column is N - P or later.
@@ -192,26 +234,21 @@ class MACArray(wiring.Component):
             m.d.sync += [out[k].eq(v) for k, v in ctl.items()]
             return out
 
-        # stage 1: weight memory data arrives; lane operands wait beside it
-        operand = [Signal(signed(g.operand_bits), name=f"operand{j}", reset_less=True)
+        # stage 1: memory address registers; stages 2-3: the memory and its output register;
+        # stage 4: the weight register. Lane operands and control wait beside them.
+        operand = [vec[j] for j in range(P)]
+        ctl = ctl0
+        for stage in range(1, 1 + ADDRESS_STAGES + MEMORY_LATENCY):
+            operand = [delay(m, operand[j], 1, f"operand{j}_s{stage}") for j in range(P)]
+            ctl = carry(ctl, stage)
+        weight = weight_data
+
+        # stage 5: products, operand x weight (one DSP multiplier between registers)
+        product = [product_register(m, platform, weight[j], operand[j], f"product{j}")
                    for j in range(P)]
-        m.d.sync += [operand[j].eq(vec[j]) for j in range(P)]
-        ctl = carry(ctl0, 1)
+        ctl = carry(ctl, 5)
 
-        # stage 2: weights registered (off the memory's clock-to-out path into the multiplier)
-        weight = [Signal(signed(g.weight_fmt.bits), name=f"weight{j}", reset_less=True)
-                  for j in range(P)]
-        operand2 = [Signal.like(operand[j], name=f"operand{j}_2") for j in range(P)]
-        m.d.sync += [weight[j].eq(weight_rd[j].data) for j in range(P)]
-        m.d.sync += [operand2[j].eq(operand[j]) for j in range(P)]
-        ctl = carry(ctl, 2)
-
-        # stage 3: products, operand x weight (one DSP multiplier between registers)
-        product = [product_register(m, platform, weight[j], operand2[j], f"product{j}")
-                   for j in range(P)]
-        ctl = carry(ctl, 3)
-
-        # stages 4 .. 3 + tree_levels: align x and h products to the accumulator and sum the
+        # stages 6 .. 5 + tree_levels: align x and h products to the accumulator and sum the
         # lanes before (this row) and after (next row) the row end, one adder level per stage
         aligned = [Mux(ctl["is_x"][j], product[j] << g.x_product_shift,
                        product[j] << g.h_product_shift) for j in range(P)]
@@ -219,13 +256,13 @@ class MACArray(wiring.Component):
         next_row = [Mux(ctl["mask"][j], 0, aligned[j]) for j in range(P)]
         ctl = {k: ctl[k] for k in ("ends", "valid", "first")}
         for level in range(self.tree_levels):
-            stage = 4 + level
+            stage = 6 + level
             this_row = _register(m, _add_pairs(this_row), f"this_row{stage}")
             next_row = _register(m, _add_pairs(next_row), f"next_row{stage}")
             ctl = carry(ctl, stage)
         this_row, next_row = this_row[0], next_row[0]
 
-        # stage 4 + tree_levels: accumulate; a finished row leaves, the next row begins
+        # stage 6 + tree_levels: accumulate; a finished row leaves, the next row begins
         acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
         acc_row = Signal(range(g.n_rows), reset_less=True)        # the row acc belongs to
         sum_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
@@ -242,8 +279,9 @@ class MACArray(wiring.Component):
             with m.Else():
                 m.d.sync += [acc.eq(total), acc_row.eq(row_in)]
 
-        # stage 5 + tree_levels: the bias read into a register (the bias memory is marked for
-        # LUT RAM: a block RAM's clock-to-out is most of a cycle at speed grade 6); stage 6 + tree_levels: the bias added, the row's result registered
+        # stage 7 + tree_levels: the bias read into a register (the bias memory is marked for
+        # LUT RAM: a block RAM's clock-to-out is most of a cycle at speed grade 6);
+        # stage 8 + tree_levels: the bias added, the row's result registered
         m.d.comb += bias_rd.addr.eq(sum_row)
         bias = Signal.like(bias_rd.data, reset_less=True)
         m.d.sync += bias.eq(bias_rd.data)

@@ -1,9 +1,9 @@
 """Pipeline registers shared by the components."""
-from amaranth.hdl import ClockSignal, Const, Instance, Signal, signed
+from amaranth.hdl import ClockSignal, Const, Instance, ResetSignal, Signal, signed
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.utils import ceil_log2
 
-__all__ = ["ECP5", "delay", "product_register", "read_port", "write_port"]
+__all__ = ["ECP5", "delay", "product_register", "read_port", "copies_for", "register_copies", "write_port"]
 
 
 def delay(m, value, cycles: int, name: str, *, reset_less: bool = True):
@@ -38,9 +38,15 @@ class ECP5:
     register, which Yosys's ``synth_ecp5`` does not infer (it maps a multiplier to a
     combinational ``MULT18X18D`` and keeps the product register in the fabric, which leaves
     the multiplier and two fabric routes in one cycle: about 146 MHz at speed grade 6 with
-    nothing else on the chip). Simulation always uses the plain Amaranth product."""
+    nothing else on the chip). :func:`rtl.lanemem.registered_memory` likewise instantiates the
+    lanes' weight memories as ``DP16KD`` with their output register (``REGMODE`` ``OUTREG``),
+    which Yosys's block RAM mapping never enables, and :func:`register_copies` keeps copies of
+    a wide enable apart as ``TRELLIS_FF`` primitives. Simulation uses the plain Amaranth product
+    and memory, with the same latencies."""
 
     dsp_output_register = True
+    bram_output_register = True
+    replicate_enables = True
 
 
 def _fits_mult18(value) -> bool:
@@ -75,3 +81,35 @@ def product_register(m, platform, a, b, name: str):
         p_GSR="DISABLED", p_RESETMODE="SYNC", **ports)
     m.d.comb += out.eq(p[:len(out)])
     return out
+
+
+#: Bits of a wide register that one copy of its enable (:func:`register_copies`) drives.
+ENABLE_SHARE = 128
+
+
+def copies_for(units: int, bits_per_unit: int) -> int:
+    """Copies of an enable for ``units`` fields of ``bits_per_unit`` bits: one per
+    :data:`ENABLE_SHARE` bits (at least one); field u takes copy ``u * copies // units``."""
+    return max(1, -(-units * bits_per_unit // ENABLE_SHARE))
+
+
+def register_copies(m, platform, next_value, copies: int, name: str, *, init: int = 0):
+    """``copies`` registers that all take ``next_value`` (one bit) on every edge (reset to
+    ``init``): the same signal, each copy driving a share of a wide enable or select, so no
+    single register fans out to all of it.
+
+    Yosys merges identical flip-flops (``opt_merge``, whatever ``keep`` attribute the signal
+    carries), so with the :class:`ECP5` platform each copy is an instantiated ``TRELLIS_FF``
+    (synchronous reset, like the sync domain's); elsewhere plain registers."""
+    regs = [Signal(name=f"{name}{k}", init=init) for k in range(copies)]
+    if not getattr(platform, "replicate_enables", False):
+        m.d.sync += [r.eq(next_value) for r in regs]
+        return regs
+    d = Signal(name=f"{name}_next")
+    m.d.comb += d.eq(next_value)
+    for k, r in enumerate(regs):
+        m.submodules[f"{name}{k}_ff"] = Instance(
+            "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR",
+            p_REGSET="SET" if init else "RESET", p_SRMODE="LSR_OVER_CE",
+            i_CLK=ClockSignal(), i_LSR=ResetSignal(), i_CE=Const(1), i_DI=d, o_Q=r)
+    return regs

@@ -79,7 +79,7 @@ class StackedLSTM(wiring.Component):
     and lane count P_k; layer k+1's x is layer k's h cast into layer k+1's x format.
 
     Closed forms (inputs waiting, output not stalled), with CPS_k = layer k's
-    :attr:`LSTMCell.cycles_per_step` (ceil(4H_k(X_k+H_k)/P_k) + 37 + ceil(log2 P_k))::
+    :attr:`LSTMCell.cycles_per_step` (ceil(4H_k(X_k+H_k)/P_k) + 39 + ceil(log2 P_k))::
 
         cycles_per_step = max_k CPS_k           (steady-state step period: the slowest layer)
         latency         = sum_k CPS_k           (from accepting x_t to h_t of the last layer)
@@ -129,7 +129,7 @@ class StackedLSTM(wiring.Component):
             self._layers = []
             for k, (cfg, w, p) in enumerate(zip(configs, weights, lanes)):
                 if p is None:
-                    p = min(cfg.lanes, w.n_inputs + w.n_hidden)
+                    p = cfg.lanes_for(w.n_inputs, w.n_hidden)
                 try:
                     self._layers.append(LSTMCell(cfg, w, lanes=p,
                                                  output_c=output_c and k == len(weights) - 1))

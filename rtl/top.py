@@ -12,7 +12,7 @@ from .cast import CAST_LATENCY, cast_registered
 from .cell import CellUpdate
 from .geometry import Geometry, RTLError, refuse, state_layout
 from .mac import MACArray
-from .pipeline import delay
+from .pipeline import copies_for, delay, register_copies
 from .pwl import PWLUnit
 
 __all__ = ["LSTMCell", "stream_layouts"]
@@ -47,10 +47,10 @@ class LSTMCell(wiring.Component):
 
         cycles_per_step = ceil(4H (X+H) / P) + overhead        (+ H - 1 with serial_output)
         overhead = 2 + MACArray.latency + CAST_LATENCY + PWLUnit.latency + CellUpdate.latency
-                 = 2 + (6 + ceil(log2 P)) + 2 + 10 + 17 = 37 + ceil(log2 P)
+                 = 2 + (8 + ceil(log2 P)) + 2 + 10 + 17 = 39 + ceil(log2 P)
 
     (accept and commit, lane pipeline, z cast, gate activations, cell update of the last unit;
-    ceil(log2 P) is at least 1: 38 at P <= 2, 40 at P = 8). Every stage of these pipelines
+    ceil(log2 P) is at least 1: 40 at P <= 2, 42 at P = 8). Every stage of these pipelines
     holds at most one carry chain, one multiplier or one ROM read (docs/architecture.md).
     A sequence of T steps takes T * cycles_per_step from the first accept to its last output.
     Output h_t is valid ``cycles_per_step`` cycles after x_t is accepted (its first word
@@ -192,7 +192,7 @@ class LSTMCell(wiring.Component):
         idle = Signal(init=1)                  # no step in flight
         output_full = Signal()                # the output register holds an untaken result
 
-        self._load_control(m, mac, h_init, c_init, idle, rst)
+        self._load_control(m, platform, mac, h_init, c_init, idle, rst)
 
         # accept x_t: start the lanes on [x; h_{t-1}], or [x; h0] for a `first` step
         first = self.x.payload.first
@@ -203,12 +203,14 @@ class LSTMCell(wiring.Component):
         # c_state takes the initial state one cycle after a `first` accept (it is first read
         # by the cell update many cycles later): the wide load's enable is then a register,
         # not the accept logic
-        load_c_init = Signal()
-        m.d.sync += load_c_init.eq(start & first)
+        # (in copies: each copy enables a share of the units, docs/architecture.md "Timing")
+        c_copies = copies_for(H, wc.width)
+        load_c_init = register_copies(m, platform, start & first, c_copies, "load_c_init")
         with m.If(start):
             m.d.sync += idle.eq(0)
-        with m.If(load_c_init):
-            m.d.sync += c_state.eq(c_init)
+        for u in range(H):
+            with m.If(load_c_init[u * c_copies // H]):
+                m.d.sync += c_state[u].eq(c_init[u])
 
         # each finished row: cast to z, then both activations (the gate picks one)
         z = cast_registered(m, mac.row_acc, cfg.fmt("accumulator").frac, cfg.spec("z"), "z")
@@ -232,19 +234,26 @@ class LSTMCell(wiring.Component):
                     m.d.sync += candidate.eq(tanh.y)
         m.d.comb += [cell.i.eq(i_gate), cell.f.eq(f_gate), cell.g.eq(candidate),
                      cell.o.eq(sigmoid.y), cell.c_prev.eq(c_state[0]), cell.valid.eq(launch)]
-        with m.If(launch):                                    # c_state shifts unit by unit
-            m.d.sync += [c_state[u].eq(c_state[u + 1]) for u in range(H - 1)]
+        # c_state shifts unit by unit on the edge after a launch (the next launch is at least
+        # 4 rows later), the enable in copies of a register
+        shift_c = register_copies(m, platform, launch, c_copies, "shift_c")
+        for u in range(H - 1):
+            with m.If(shift_c[u * c_copies // H]):
+                m.d.sync += c_state[u].eq(c_state[u + 1])
 
         # results arrive unit by unit: shift them in; `finished` (a register, so the commit
         # below is one gate from registers) rises as the last unit's result is shifted in
         finished = Signal()
+        hc_copies = copies_for(H, wh.width + wc.width)
+        shift_in = register_copies(m, platform, cell.out_valid_next, hc_copies, "shift_in")
         with m.If(cell.out_valid):
             m.d.sync += [h_next[H - 1].eq(cell.h), c_next[H - 1].eq(cell.c),
                          done.eq(Mux(done == H - 1, 0, done + 1))]
             with m.If(done == H - 1):
                 m.d.sync += finished.eq(1)
-            m.d.sync += [h_next[u].eq(h_next[u + 1]) for u in range(H - 1)]
-            m.d.sync += [c_next[u].eq(c_next[u + 1]) for u in range(H - 1)]
+        for u in range(H - 1):
+            with m.If(shift_in[u * hc_copies // H]):
+                m.d.sync += [h_next[u].eq(h_next[u + 1]), c_next[u].eq(c_next[u + 1])]
 
         # commit when all units are done and the output register is empty. Waiting for an
         # empty register (not for h.ready) keeps the consumer's ready off the enable of the
@@ -254,17 +263,29 @@ class LSTMCell(wiring.Component):
             self._serial_output(m, h_next, c_next, c_state, done, finished, idle, rst)
             return m
         m.d.comb += self.h.valid.eq(output_full & ~rst)
-        with m.If(self.h.valid & self.h.ready):
+        taken = self.h.valid & self.h.ready
+        with m.If(taken):
             m.d.sync += output_full.eq(0)
+        commit = finished & ~output_full
         # c_state takes c_t as soon as all units are in (it is read again only after the next
-        # accept, which waits for the commit): its wide enable is then a register, not the
-        # commit logic
-        with m.If(finished):
-            m.d.sync += c_state.eq(c_next)
-        with m.If(finished & ~output_full):
-            m.d.sync += [finished.eq(0), idle.eq(1), output_full.eq(1), h_prev.eq(h_next)]
-            if self._output_c:
-                m.d.sync += c_out.eq(c_next)
+        # accept, which waits for the commit): its wide enable is then a register (copies of
+        # `finished`), not the commit logic. The wide commit itself is enabled by copies of a
+        # register that equals `commit`: its input is the next cycle's commit, computed from
+        # the next values of `finished` and `output_full`.
+        finished_next = Mux(commit, 0, finished | (cell.out_valid & (done == H - 1)))
+        full_next = Mux(commit, 1, Mux(taken, 0, output_full))
+        finished_copies = register_copies(m, platform, finished_next, c_copies, "finished")
+        commit_copies = register_copies(m, platform, finished_next & ~full_next, hc_copies,
+                                        "commit")
+        for u in range(H):
+            with m.If(finished_copies[u * c_copies // H]):
+                m.d.sync += c_state[u].eq(c_next[u])
+            with m.If(commit_copies[u * hc_copies // H]):
+                m.d.sync += h_prev[u].eq(h_next[u])
+                if self._output_c:
+                    m.d.sync += c_out[u].eq(c_next[u])
+        with m.If(commit):
+            m.d.sync += [finished.eq(0), idle.eq(1), output_full.eq(1)]
         return m
 
     def _serial_output(self, m, h_next, c_next, c_state, count, finished, idle, rst):
@@ -285,7 +306,7 @@ class LSTMCell(wiring.Component):
                 m.d.sync += [c_state[u].eq(c_next[(u + 1) % H]) for u in range(H)]
                 m.d.sync += [finished.eq(0), idle.eq(1)]
 
-    def _load_control(self, m, mac, h_init, c_init, idle, rst):
+    def _load_control(self, m, platform, mac, h_init, c_init, idle, rst):
         """The ``weights`` and ``state`` packets and the readies of all three inputs."""
         H = self._geometry.n_hidden
         w, s = self.weights, self.state
@@ -361,7 +382,12 @@ class LSTMCell(wiring.Component):
         m.d.sync += [state_shift.eq(state_write), state_h.eq(s.payload.h), state_c.eq(s.payload.c)]
         with m.If(state_write):
             m.d.sync += state_count.eq(Mux(state_at_end, 0, state_word + 1))
-        with m.If(state_shift):
-            m.d.sync += [h_init[H - 1].eq(state_h), c_init[H - 1].eq(state_c)]
-            m.d.sync += [h_init[u].eq(h_init[u + 1]) for u in range(H - 1)]
-            m.d.sync += [c_init[u].eq(c_init[u + 1]) for u in range(H - 1)]
+        cfg = self._geometry.config
+        copies = copies_for(H, cfg.fmt("h").bits + cfg.fmt("c").bits)
+        shift = register_copies(m, platform, state_write, copies, "state_shift")
+        for u in range(H):
+            with m.If(shift[u * copies // H]):
+                if u == H - 1:
+                    m.d.sync += [h_init[u].eq(state_h), c_init[u].eq(state_c)]
+                else:
+                    m.d.sync += [h_init[u].eq(h_init[u + 1]), c_init[u].eq(c_init[u + 1])]

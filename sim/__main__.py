@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from model.cli import (ArgumentParser, add_weights_options, load_operands, run_command,
-                       single_layer)
+                       note_default_lanes, single_layer)
 from model.fixed import FixedPointError
 from model.golden import run_golden
 from model.weights import LSTMWeights
@@ -59,6 +59,7 @@ def _load(args):
     if args.labels and not args.inputs:
         raise FixedPointError("--labels goes with --inputs")
     config, stack, x, labels, _ = load_operands(args, want_labels=True, stacked=True)
+    note_default_lanes(config, stack, args.lanes)
     if stack.n_layers == 1:
         weights = single_layer(stack, "python -m sim")
         args.lanes = None if args.lanes is None else _one_lane_count(args.lanes)

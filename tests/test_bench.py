@@ -70,6 +70,9 @@ def test_synth_summary_is_read_from_the_full_report():
     (["rtl", "--out", "no/such/dir/rtl.json"], "does not exist"),
     (["synth", "--details-dir", "no/such/dir"], "is not a directory"),
     (["synth", "--family", "xilinx"], "invalid choice"),
+    (["scale", "--devices", "99k", "--dry-run"], "--devices: each must be one of 25k, 45k, 85k, not 99k"),
+    (["scale", "--lanes", "a", "--dry-run"], "--lanes must be comma-separated integers, not a"),
+    (["scale", "--lanes", "157", "--dry-run"], "--lanes must be from 1 to X+H = 156, not 157"),
 ])
 def test_bad_input_is_one_line(args, message):
     one_line_error(bench(*args), message)
@@ -85,4 +88,29 @@ def test_sim_command_dispatches_or_says_it_is_missing():
 
 def test_help_lists_the_commands():
     r = bench("--help")
-    assert r.returncode == 0 and all(c in r.stdout for c in ("golden", "rtl", "sim", "synth"))
+    assert r.returncode == 0 and all(c in r.stdout for c in ("golden", "rtl", "sim", "synth", "scale"))
+
+
+def test_scale_says_what_cannot_fit_before_running_tools(tmp_path):
+    """The notebook network (X=28, H=128): a lane's memory is ceil(ceil(79,872 / P) / 1024)
+    DP16KD, so P=64 needs 128 (the 45F has 108) and P=78 needs 84 DSPs (it has 72); the
+    cycles per step are the closed form. --reuse fills a row from an earlier bench.synth
+    report, and the latency is T * cycles / Fmax."""
+    from rtl.top import LSTMCell
+    build = tmp_path / "scale"
+    build.mkdir()
+    fake = {"resources": {"lut4": 1, "ff": 2, "dsp": 70, "bram": 128}, "fmax_mhz": 150.0,
+            "cycles_per_step": 1293, "fits_device": True, "device": "LFE5U-85F-6CABGA381",
+            "pnr": None}
+    (build / "85k-P64.json").write_text(json.dumps(fake))
+    out = tmp_path / "scale.json"
+    r = bench("scale", "--devices", "45k,85k", "--lanes", "54,64,78", "--dry-run", "--reuse",
+              "--build-dir", build, "--json", "--out", out)
+    assert r.returncode == 0, r.stderr
+    rows = {(x["device"], x["lanes"]): x for x in json.loads(r.stdout)["rows"]}
+    assert rows["45k", 64]["fits"] is False and rows["45k", 64]["reason"] == "needs bram 128 > 108"
+    assert rows["45k", 78]["reason"] == "needs dsp 84 > 72"
+    assert rows["45k", 54]["bram_needed"] == 108 and rows["45k", 54]["fits"] is None
+    assert rows["85k", 64]["cycles_per_step"] == 79872 // 64 + LSTMCell.overhead_for(64) == 1293
+    assert rows["85k", 64]["latency_us"] == pytest.approx(28 * 1293 / 150.0)
+    assert rows["85k", 64]["images_per_s"] == pytest.approx(150e6 / (28 * 1293))

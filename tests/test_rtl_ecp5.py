@@ -90,3 +90,191 @@ def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path):
     assert got.shape == (n, len(SHAPES))
     for col, (name, (a, b)) in enumerate(vectors.items()):
         assert got[:, col].tolist() == (a * b).tolist(), name
+
+
+# ---- DP16KD weight memories (rtl.lanemem.registered_memory) ----------------------------------
+
+def _dp16kd_model() -> str:
+    """Behavioural DP16KD for what registered_memory uses: port A in its 1024 x 18 mode
+    (word address on ADA13..4, write enable WEA, write mode NORMAL), REGMODE_A OUTREG (the word
+    read at edge k appears after edge k + 1), contents from INITVAL_00..3F laid out as Yosys's
+    share/lattice/brams_map_16kd.v (init_slice) writes them: 16 words per row, word i at bit 20 i."""
+    inits = "\n".join(f"  parameter [319:0] INITVAL_{r:02X} = 320'h0;" for r in range(64))
+    load = "\n".join(f"    for (i = 0; i < 16; i = i + 1) mem[{r} * 16 + i] = INITVAL_{r:02X}[i * 20 +: 18];"
+                     for r in range(64))
+    names = lambda p, n: ", ".join(f"{p}{k}" for k in range(n))  # noqa: E731
+    return f"""
+module DP16KD({names('DIA', 18)}, {names('DIB', 18)}, {names('ADA', 14)}, {names('ADB', 14)},
+              CEA, OCEA, CLKA, WEA, RSTA, CSA0, CSA1, CSA2, CEB, OCEB, CLKB, WEB, RSTB, CSB0, CSB1, CSB2,
+              {names('DOA', 18)}, {names('DOB', 18)});
+  parameter DATA_WIDTH_A = 18; parameter DATA_WIDTH_B = 18;
+  parameter REGMODE_A = "NOREG"; parameter REGMODE_B = "NOREG";
+  parameter RESETMODE = "SYNC"; parameter ASYNC_RESET_RELEASE = "SYNC";
+  parameter CSDECODE_A = "0b000"; parameter CSDECODE_B = "0b000";
+  parameter WRITEMODE_A = "NORMAL"; parameter WRITEMODE_B = "NORMAL"; parameter GSR = "ENABLED";
+{inits}
+  input {names('DIA', 18)}, {names('DIB', 18)}, {names('ADA', 14)}, {names('ADB', 14)};
+  input CEA, OCEA, CLKA, WEA, RSTA, CSA0, CSA1, CSA2, CEB, OCEB, CLKB, WEB, RSTB, CSB0, CSB1, CSB2;
+  output {names('DOA', 18)}, {names('DOB', 18)};
+  reg [17:0] mem [0:1023];
+  integer i;
+  initial begin
+{load}
+  end
+  wire [9:0] addr = {{{", ".join(f"ADA{k}" for k in range(13, 3, -1))}}};
+  wire [17:0] din = {{{", ".join(f"DIA{k}" for k in range(17, -1, -1))}}};
+  reg [17:0] q, out;
+  always @(posedge CLKA) if (CEA) begin
+    if (WEA) begin mem[addr] <= din; q <= din; end else q <= mem[addr];
+  end
+  always @(posedge CLKA) if (OCEA) out <= q;
+  wire [17:0] doa = (REGMODE_A == "OUTREG") ? out : q;
+  assign {{{", ".join(f"DOA{k}" for k in range(17, -1, -1))}}} = doa;
+  assign {{{", ".join(f"DOB{k}" for k in range(17, -1, -1))}}} = 18'd0;
+endmodule
+"""
+
+
+class _LaneMemory(wiring.Component):
+    """registered_memory behind registered ports (as the MAC lanes drive it)."""
+
+    def __init__(self, init, width):
+        self._init, self._width = init, width
+        abits = max(1, (len(init) - 1).bit_length())
+        super().__init__({"addr": In(abits), "wdata": In(signed(width)), "we": In(1),
+                          "rdata": Out(signed(width))})
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Signal
+
+        from rtl.lanemem import registered_memory
+        m = Module()
+        addr = Signal.like(self.addr)
+        wdata = Signal.like(self.wdata)
+        we = Signal()
+        m.d.sync += [addr.eq(self.addr), wdata.eq(self.wdata), we.eq(self.we)]
+        data = registered_memory(m, platform, signed(self._width), self._init, "mem", addr, wdata, we)
+        m.d.comb += self.rdata.eq(data)
+        return m
+
+
+def _simulate_memory(tmp_path, text, extra, ops, name):
+    lines = []
+    for addr, we, wdata in ops:
+        lines += [f"    addr = {addr}; we = {we}; wdata = {wdata};", "    @(posedge clk); #1;",
+                  '    $display("%0d", rdata);']
+    tb = ["module tb;", "  reg clk = 0; reg rst = 1;", "  always #5 clk = ~clk;",
+          "  reg [15:0] addr; reg we; reg signed [15:0] wdata; wire signed [15:0] rdata;",
+          "  mem dut(.clk(clk), .rst(rst), .addr(addr), .we(we), .wdata(wdata), .rdata(rdata));",
+          "  initial begin", "    rst = 0;", *lines, "    $finish;", "  end", "endmodule"]
+    work = tmp_path / name
+    work.mkdir()
+    (work / "mem.v").write_text(text)
+    (work / "tb.v").write_text("\n".join(tb) + "\n")
+    files = ["tb.v", "mem.v"]
+    if extra:
+        (work / "dp16kd.v").write_text(extra)
+        files.append("dp16kd.v")
+    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", *files], cwd=work, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["vvp", "-n", "sim"], cwd=work, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return [int(v) if v.lstrip("-").isdigit() else None for v in r.stdout.split()]
+
+
+@pytest.mark.parametrize("depth", [640, 1500])
+def test_ecp5_weight_memory_is_dp16kd_outreg_and_reads_like_the_plain_memory(tmp_path, depth):
+    """Reads and writes (random, including both blocks of a 1500-word memory): the DP16KD
+    netlist and the plain memory give the same word in the same cycle, MEMORY_LATENCY cycles
+    after the address, and the initial contents come back from INITVAL."""
+    from rtl.lanemem import MEMORY_LATENCY, block_count
+    rng = np.random.default_rng(depth)
+    init = [int(v) for v in rng.integers(-(1 << 15), 1 << 15, depth)]
+    ecp5 = verilog.convert(_LaneMemory(init, 16), name="mem", platform=ECP5(), emit_src=False)
+    plain = verilog.convert(_LaneMemory(init, 16), name="mem", emit_src=False)
+    assert ecp5.count("DP16KD") == block_count(depth) and "DP16KD" not in plain
+    assert 'REGMODE_A("OUTREG")' in ecp5.replace(" ", "")
+    ops = [(a, 0, 0) for a in range(depth)]                          # every initial word
+    mirror = list(init)
+    for _ in range(300):                                             # writes mixed with reads
+        a = int(rng.integers(0, depth))
+        if rng.random() < 0.4:
+            v = int(rng.integers(-(1 << 15), 1 << 15))
+            ops.append((a, 1, v))
+        else:
+            ops.append((a, 0, 0))
+    ops += [(0, 0, 0)] * (MEMORY_LATENCY + 2)
+    got_ecp5 = _simulate_memory(tmp_path, ecp5, _dp16kd_model(), ops, "ecp5")
+    got_plain = _simulate_memory(tmp_path, plain, None, ops, "plain")
+    assert len(got_ecp5) == len(got_plain) == len(ops)
+    # the port is registered once in _LaneMemory: op k's word is displayed after edge k + 1 + L
+    shift = 1 + MEMORY_LATENCY
+    expected = {}
+    for k, (a, we, v) in enumerate(ops):
+        if we:
+            mirror[a] = v
+        elif k + shift - 1 < len(got_plain):
+            expected[k] = mirror[a]
+    checked = [k for k in expected if k < len(ops) - MEMORY_LATENCY - 2]
+    assert len(checked) > depth
+    for k in checked:
+        assert got_plain[k + shift - 1] == got_ecp5[k + shift - 1] == expected[k], k
+
+
+# ---- copies of a wide enable (rtl.pipeline.register_copies) ----------------------------------
+
+_TRELLIS_FF = """
+module TRELLIS_FF(input CLK, input LSR, input CE, input DI, output reg Q);
+  parameter GSR = "ENABLED"; parameter CEMUX = "1"; parameter CLKMUX = "CLK";
+  parameter LSRMUX = "LSR"; parameter REGSET = "RESET"; parameter SRMODE = "LSR_OVER_CE";
+  initial Q = (REGSET == "SET");
+  always @(posedge CLK) if (LSR) Q <= (REGSET == "SET"); else if (CE) Q <= DI;
+endmodule
+"""
+
+
+class _Copies(wiring.Component):
+    d: In(1)
+    q: Out(4)
+    ref: Out(1)
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Cat, Signal
+
+        from rtl.pipeline import register_copies
+        m = Module()
+        ref = Signal(init=1)
+        m.d.sync += ref.eq(self.d)
+        copies = register_copies(m, platform, self.d, 3, "copy", init=1)
+        copies += register_copies(m, platform, ~self.d, 1, "inverse")
+        m.d.comb += [self.q.eq(Cat(*copies)), self.ref.eq(ref)]
+        return m
+
+
+def test_register_copies_are_trellis_ff_on_ecp5_and_equal_the_register(tmp_path):
+    """Three copies of a register (reset 1) and one of its inverse (reset 0), as TRELLIS_FF
+    primitives (sync reset: the documented LSR_OVER_CE mode; behavioural model above) equal the
+    plain register on every cycle, resets included."""
+    text = verilog.convert(_Copies(), name="copies", platform=ECP5(), emit_src=False)
+    assert text.count("TRELLIS_FF") == 4
+    assert "TRELLIS_FF" not in verilog.convert(_Copies(), name="copies", emit_src=False)
+    rng = np.random.default_rng(5)
+    lines = []
+    for k in range(200):
+        lines += [f"    d = {int(rng.integers(0, 2))}; rst = {int(k in (0, 77, 78, 150))};",
+                  "    @(posedge clk); #1;", '    $display("%b %b", q, ref);']
+    tb = ["module tb;", "  reg clk = 0; reg rst = 1; reg d = 0;", "  always #5 clk = ~clk;",
+          "  wire [3:0] q; wire ref;", "  copies dut(.clk(clk), .rst(rst), .d(d), .q(q), .ref(ref));",
+          "  initial begin", *lines, "    $finish;", "  end", "endmodule"]
+    (tmp_path / "copies.v").write_text(text)
+    (tmp_path / "ff.v").write_text(_TRELLIS_FF)
+    (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
+    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "copies.v", "ff.v"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, capture_output=True, text=True)
+    rows = [line.split() for line in r.stdout.splitlines() if len(line.split()) == 2]
+    assert len(rows) == 200
+    for q, ref in rows:
+        assert q == ("0" if ref == "1" else "1") + ref * 3, (q, ref)

@@ -1,0 +1,188 @@
+"""python -m bench scale [--weights W] [--devices 45k,85k] [--lanes P,P,...] [--steps T] [--reuse] [--dry-run] [--no-pnr] [--json]
+
+How the design scales with its lane count P on the ECP5 devices: one ``python -m bench.synth``
+run per (device, P) (Yosys, then nextpnr at 150 MHz, speed grade 6, out of context), tabled as
+LUT4 / flip-flops / DSP / block RAM / Fmax / cycles per step / per-image latency / images per
+second. An image is one sequence of T steps (T = 28 for the notebook network: one row of the
+28 x 28 image per step); the cell runs one sequence at a time (step t+1 needs h_t), so
+
+    latency = T * cycles_per_step / Fmax          images per second = 1 / latency
+
+Before any tool runs, each configuration's DSP and block RAM needs are computed from the design
+(``rtl.lanemem.block_count``: a lane's memory is ceil(ceil(4H(X+H)/P) / 1024) DP16KD; DSPs: one
+per lane plus the activation and cell-update multipliers); a configuration that cannot fit the
+device is listed with the reason and not synthesized. Place and route of an 85F design takes
+tens of minutes on a loaded machine: ``--reuse`` takes a configuration's result from an earlier
+run's JSON (``--build-dir``) instead of running it again, so the table can be assembled from
+runs made one at a time (``--lanes 64 --devices 85k``, ...).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import finish, machine, parser, target
+from model.cli import UsageError, run_command, shown
+
+NOTEBOOK_WEIGHTS = "data/notebook_lstm.npz"
+DEFAULT_DEVICES = ("45k", "85k")
+DEFAULT_LANES = (16, 32, 54, 64, 78, 128, 150)
+STEPS = 28
+
+
+def needs(config, stack, lanes: int) -> dict:
+    """DSP and block RAM of one cell at P = ``lanes`` (counted from the design, before any
+    synthesis): lanes' multipliers plus those of the activation units and cell update; each
+    lane's memory in whole DP16KD blocks."""
+    from rtl.geometry import Geometry
+    from rtl.lanemem import BLOCK_BITS, block_count
+    from rtl.top import LSTMCell
+    from model.weights import quantize_weights
+    weights = quantize_weights(stack.layers[0], config)
+    g = Geometry.of(config, weights, lanes)
+    multipliers = 3                                      # f*c, i*g, o*tanh(c)
+    pwl = sum(1 for name in ("sigmoid", "tanh", "tanh_c")
+              if config.tables[name].method != "plan")
+    blocks = block_count(g.issue_cycles) * (1 if g.weight_fmt.bits <= BLOCK_BITS else 2)
+    return {"dsp": lanes + multipliers + pwl, "bram": lanes * blocks,
+            "words_per_lane": g.issue_cycles, "blocks_per_lane": blocks,
+            "cycles_per_step": g.issue_cycles + LSTMCell.overhead_for(lanes)}
+
+
+def _run_synth(args, device: str, lanes: int, report: Path) -> dict:
+    argv = [sys.executable, "-m", "bench.synth", "--weights", args.weights, "--lanes", str(lanes),
+            "--device", device, "--json", "--out", str(report),
+            "--build-dir", str(Path(args.build_dir) / "synth")]
+    if args.no_pnr:
+        argv.append("--no-pnr")
+    run = subprocess.run(argv, capture_output=True, text=True)
+    if run.returncode:
+        lines = (run.stderr or run.stdout).strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit status {run.returncode}"}
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def row(device: str, lanes: int, need: dict, report: dict | None, steps: int, reason=None) -> dict:
+    out = {"device": device, "lanes": lanes, "dsp_needed": need["dsp"], "bram_needed": need["bram"],
+           "words_per_lane": need["words_per_lane"], "blocks_per_lane": need["blocks_per_lane"],
+           "cycles_per_step": need["cycles_per_step"], "steps": steps}
+    if reason:
+        return {**out, "fits": False, "reason": reason}
+    if "error" in report:
+        return {**out, "fits": None, "reason": report["error"]}
+    res, fmax = report["resources"], report.get("fmax_mhz")
+    cps = report["cycles_per_step"]
+    latency = steps * cps / fmax if fmax else None
+    cp = (report.get("pnr") or {}).get("critical_path") or {}
+    return {**out, "fits": report["fits_device"], "part": report["device"],
+            "lut": res["lut4"], "ff": res["ff"], "dsp": res["dsp"], "bram": res["bram"],
+            "fmax_mhz": fmax, "cycles_per_step": cps,
+            "latency_us": latency, "images_per_s": 1e6 / latency if latency else None,
+            "critical_path": (f"{cp['delay_ns']:.2f} ns: {cp['from']} -> {cp['to']}"
+                              if cp else None),
+            "report": report.get("_file")}
+
+
+def cmd_scale(args) -> int:
+    out = target(args, "scale")
+    from model.cli import load_model
+    from bench.synth import ECP5_DEVICES
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+    for d in devices:
+        if d not in ECP5_DEVICES:
+            raise UsageError(f"--devices: each must be one of {', '.join(ECP5_DEVICES)}, not {d}")
+    try:
+        lanes = [int(p) for p in args.lanes.split(",")]
+    except ValueError:
+        raise UsageError(f"--lanes must be comma-separated integers, not {args.lanes}") from None
+    if args.steps < 1:
+        raise UsageError(f"--steps must be at least 1, not {args.steps}")
+    config, stack = load_model(args)
+    if stack.n_layers != 1:
+        raise UsageError("bench scale takes a one-layer model")
+    n_columns = stack.layers[0].n_inputs + stack.layers[0].n_hidden
+    bad = [p for p in lanes if not 1 <= p <= n_columns]
+    if bad:
+        raise UsageError(f"--lanes must be from 1 to X+H = {n_columns}, not {bad[0]}")
+    reports = Path(args.build_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for device in devices:
+        dev = ECP5_DEVICES[device]
+        for p in lanes:
+            need = needs(config, stack, p)
+            over = [f"{k} {need[k]} > {dev[k]}" for k in ("dsp", "bram") if need[k] > dev[k]]
+            if over:
+                rows.append(row(device, p, need, None, args.steps, "needs " + ", ".join(over)))
+                continue
+            report_file = reports / f"{device}-P{p}.json"
+            if args.reuse and report_file.exists():
+                report = json.loads(report_file.read_text())
+            elif args.dry_run:
+                rows.append(row(device, p, need, {"error": "not run (--dry-run)"}, args.steps))
+                continue
+            else:
+                if not args.json:
+                    print(f"bench scale: {device} P={p} (bench.synth; place and route can take "
+                          f"tens of minutes)", flush=True)
+                report = _run_synth(args, device, p, report_file)
+            report["_file"] = shown(report_file)
+            rows.append(row(device, p, need, report, args.steps))
+    result = {"benchmark": "scale", "command": " ".join(["python -m bench scale", *args.argv]),
+              "machine": machine(), "weights": shown(args.weights), "steps": args.steps,
+              "target_mhz": 150, "speed_grade": 6, "rows": rows}
+    return finish(args, out, result, print_scale)
+
+
+def print_scale(r: dict) -> None:
+    print(f"{r['weights']}, T = {r['steps']} steps per image, ECP5 speed grade 6, out of context")
+    print(f"  {'device':6s} {'P':>4s} {'LUT4':>7s} {'FF':>7s} {'DSP':>4s} {'BRAM':>5s} "
+          f"{'Fmax':>7s} {'cyc/step':>8s} {'latency':>10s} {'images/s':>9s}")
+    for x in r["rows"]:
+        head = f"  {x['device']:6s} {x['lanes']:4d}"
+        if "lut" not in x:
+            what = "does not fit" if x["fits"] is False else "not run"
+            print(f"{head}   {what}: {x['reason']} ({x['cycles_per_step']} cycles per step)")
+            continue
+        fmax = f"{x['fmax_mhz']:7.1f}" if x["fmax_mhz"] else f"{'-':>7s}"
+        lat = f"{x['latency_us']:7.1f} us" if x["latency_us"] else f"{'-':>10s}"
+        ips = f"{x['images_per_s']:9.0f}" if x["images_per_s"] else f"{'-':>9s}"
+        print(f"{head} {x['lut']:7d} {x['ff']:7d} {x['dsp']:4d} {x['bram']:5d} {fmax} "
+              f"{x['cycles_per_step']:8d} {lat} {ips}")
+
+
+def build_parser():
+    ap = parser("scale", "Cost, Fmax and per-image latency of the design per ECP5 device and lane "
+                         "count (one bench.synth run each).")
+    ap.add_argument("--config", metavar="C", help="TOML config (default: configs/default.toml)")
+    ap.add_argument("--weights", metavar="W", default=NOTEBOOK_WEIGHTS,
+                    help=f"model (default {NOTEBOOK_WEIGHTS}, the notebook network)")
+    ap.add_argument("--weights-format", metavar="F",
+                    help="read --weights as this format (as python -m model run)")
+    ap.add_argument("--devices", default=",".join(DEFAULT_DEVICES),
+                    help=f"ECP5 devices (default {','.join(DEFAULT_DEVICES)})")
+    ap.add_argument("--lanes", default=",".join(map(str, DEFAULT_LANES)),
+                    help=f"lane counts (default {','.join(map(str, DEFAULT_LANES))})")
+    ap.add_argument("--steps", type=int, default=STEPS, help=f"steps per image (default {STEPS})")
+    ap.add_argument("--no-pnr", action="store_true", help="synthesis only (no Fmax, no latency)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="run no tool: what fits each device (and earlier runs, with --reuse)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="take a configuration's result from --build-dir when it is there")
+    ap.add_argument("--build-dir", default="build/bench/scale",
+                    help="per-configuration bench.synth reports and work files "
+                         "(default build/bench/scale)")
+    return ap
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    return run_command(cmd_scale, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
