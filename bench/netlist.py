@@ -130,11 +130,24 @@ def map_netlist(verilog_text: str, workdir: Path, *, abc9: bool = True) -> Netli
                    workdir)
 
 
+def verilator_flags() -> list[str]:
+    """sim/batch.py's Verilator flags with the C++ compiled at -O1: a netlist of thousands of
+    cells, each LUT4 a module specialised by its INIT, is hundreds of MB of C++ that -O3 takes
+    many times longer to compile, while the run is seconds either way."""
+    from sim.batch import verilator_flags as batch_flags
+    flags = batch_flags()
+    k = flags.index("-CFLAGS") + 1
+    flags[k] = " ".join("-O1" if f == "-O3" else f for f in flags[k].split()
+                        if f != "-march=native")
+    return flags
+
+
 def run_netlist(vectors, netlist: Netlist, simulator: str, *, lanes=None, load: bool = False):
     """The netlist with the cell library through sim/batch.py's testbench on ``vectors``."""
     from sim.batch import run_vectors
     return run_vectors(vectors, simulator, lanes=lanes, load=load,
-                       verilog_text=netlist.text + cell_library(instantiated_cells(netlist.text)))
+                       verilog_text=netlist.text + cell_library(instantiated_cells(netlist.text)),
+                       build_flags=verilator_flags() if simulator == "verilator" else None)
 
 
 # ---- the command ---------------------------------------------------------------------------

@@ -21,8 +21,9 @@ def _run(tmp_path: Path, tb: str, model: str, text: str | None = None) -> tuple[
     output)."""
     source = tmp_path / model
     source.write_text(text if text is not None else (MODELS / model).read_text())
-    built = subprocess.run(["iverilog", "-g2005", "-o", str(tmp_path / "tb.vvp"),
-                            str(MODELS / tb), str(source)], capture_output=True, text=True)
+    built = subprocess.run(["iverilog", "-g2005", "-I", str(MODELS), "-o",
+                            str(tmp_path / "tb.vvp"), str(MODELS / tb), str(source)],
+                           capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
     ran = subprocess.run(["vvp", "-n", str(tmp_path / "tb.vvp")], capture_output=True, text=True)
     found = VERDICT.findall(ran.stdout)

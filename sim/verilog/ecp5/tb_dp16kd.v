@@ -4,7 +4,7 @@
 // CE, chip-select decode, synchronous and asynchronous reset of the output (not the array),
 // byte enables, INITVAL layout, narrow-port bit placement and a same-edge collision.
 // Inputs change on the falling edge, outputs are checked 1 ns after a rising edge.
-//   iverilog -g2005 -o tb.vvp sim/verilog/ecp5/tb_dp16kd.v sim/verilog/ecp5/DP16KD.v && vvp tb.vvp
+//   iverilog -g2005 -I sim/verilog/ecp5 -o tb.vvp sim/verilog/ecp5/tb_dp16kd.v sim/verilog/ecp5/DP16KD.v && vvp tb.vvp
 // Ends with "tb_dp16kd: N passed, M failed".
 `timescale 1ns / 1ps
 
@@ -59,26 +59,8 @@ module tb_dp16kd;
     reg clk = 0;
     always #5 clk = ~clk;
 
-    integer passed = 0, failed = 0;
-    task check(input [8*40:1] what, input [17:0] got, input [17:0] want);
-        if (got === want) passed = passed + 1;
-        else begin
-            failed = failed + 1;
-            $display("tb_dp16kd: FAIL %0s: got %h, want %h", what, got, want);
-        end
-    endtask
-
-    // a rising edge, then 1 ns for the outputs to settle
-    task tick;
-        begin
-            @(posedge clk);
-            #1;
-        end
-    endtask
-    // inputs change on the falling edge
-    task fall;
-        @(negedge clk);
-    endtask
+    localparam TB_NAME = "tb_dp16kd";
+`include "tb_checks.vh"
 
     function [13:0] a18(input [9:0] word);       // x18 address of a word, both byte enables on
         a18 = {word, 4'b0011};
@@ -260,7 +242,6 @@ module tb_dp16kd;
         tick;
         check("u3 x4 write: nibble 3 only", doa3, 18'b1_0000_0111_1_0101_1010);
 
-        $display("tb_dp16kd: %0d passed, %0d failed", passed, failed);
-        $finish;
+        finish_checks;
     end
 endmodule

@@ -4,7 +4,7 @@
 // register on CLK0 with CE0/RST0 as rtl/pipeline.py instantiates it, clock/CE/RST selection,
 // synchronous and asynchronous reset, and the combinational (all registers bypassed) form.
 // Inputs change on the falling edge, outputs are checked 1 ns after a rising edge.
-//   iverilog -g2005 -o tb.vvp sim/verilog/ecp5/tb_mult18x18d.v sim/verilog/ecp5/MULT18X18D.v && vvp tb.vvp
+//   iverilog -g2005 -I sim/verilog/ecp5 -o tb.vvp sim/verilog/ecp5/tb_mult18x18d.v sim/verilog/ecp5/MULT18X18D.v && vvp tb.vvp
 // Ends with "tb_mult18x18d: N passed, M failed".
 `timescale 1ns / 1ps
 
@@ -51,23 +51,8 @@ module tb_mult18x18d;
     always #5 clk = ~clk;
     always #10 clk1 = ~clk1;            // a second clock at half the rate (edges at 10, 30, ...)
 
-    integer passed = 0, failed = 0;
-    task check(input [8*48:1] what, input [35:0] got, input [35:0] want);
-        if (got === want) passed = passed + 1;
-        else begin
-            failed = failed + 1;
-            $display("tb_mult18x18d: FAIL %0s: got %h, want %h", what, got, want);
-        end
-    endtask
-    task tick;
-        begin
-            @(posedge clk);
-            #1;
-        end
-    endtask
-    task fall;
-        @(negedge clk);
-    endtask
+    localparam TB_NAME = "tb_mult18x18d";
+`include "tb_checks.vh"
 
     // the expected product: operands as integers (sign per flag), multiplied, low 36 bits
     function [35:0] expected(input [17:0] a, input [17:0] b, input sa, input sb);
@@ -170,7 +155,6 @@ module tb_mult18x18d;
         @(posedge clk1); #1 check("RST3 clears it", p_sel, 36'd0);
         rst = 4'b0000; ce = 4'b0001;
 
-        $display("tb_mult18x18d: %0d passed, %0d failed", passed, failed);
-        $finish;
+        finish_checks;
     end
 endmodule
