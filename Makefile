@@ -9,7 +9,7 @@ BUILD  ?= build
 FAMILY ?= ecp5
 
 .PHONY: help setup test golden report activations explain verilog sim regress train bench synth \
-        train-record bench-record synth-record regress-record sweep vectors regress-batch train-notebook train-notebook-record formal formal-full clean
+        train-record bench-record synth-record regress-record sweep vectors regress-batch sim-netlist train-notebook train-notebook-record formal formal-full clean
 
 help:
 	@echo "make setup          create $(VENV) and install everything from PyPI; then: . $(VENV)/bin/activate"
@@ -23,6 +23,7 @@ help:
 	@echo "make sim            whole held-out set through the Verilog vs the golden model (SIM=$(SIM); or SIM=icarus)"
 	@echo "make regress        long randomised RTL-vs-golden regression on every core -> $(BUILD)/regress-<sim>.jsonl (SIM=, SEED=, COUNT=, STEPS=, SHARD=k/N, JOBS=)"
 	@echo "make regress-batch  the same configurations in batch mode (SIM=verilator unless given)"
+	@echo "make sim-netlist    the ECP5 netlist Yosys maps (synth_ecp5), simulated on the held-out set vs the golden model (SIM=$(SIM); minutes)"
 	@echo "make formal         protocol proofs (SymbiYosys + yices) on two small configurations, with mutants (~2 min)"
 	@echo "make formal-full    the same and heavier proofs, more configurations, the default design (~10 min)"
 	@echo "make train          retrain the digits model -> $(BUILD)/train/ (needs scikit-learn)"
@@ -89,6 +90,11 @@ BATCH_SIM := $(if $(filter command line environment,$(origin SIM)),$(SIM),verila
 regress-batch:
 	rm -f $(BUILD)/regress-batch-$(BATCH_SIM).jsonl
 	SIM=$(BATCH_SIM) $(PY) -m pytest -q -m slow tests/test_sim_batch.py
+
+# the mapped netlist (LUT4, TRELLIS_FF, CCU2C, LUT RAM, DP16KD, MULT18X18D cells) in batch mode
+sim-netlist:
+	@mkdir -p $(BUILD)
+	$(PY) -m bench.netlist --sim $(SIM) --build-dir $(BUILD)/netlist --out $(BUILD)/netlist.json
 
 formal:
 	$(PY) -m formal --build-dir $(BUILD)/formal

@@ -10,6 +10,9 @@ prints a table (or one JSON object with ``--json``) and writes build/bench/<comm
     synth    FPGA cost per family: LUTs, flip-flops, DSPs, block RAMs, Fmax, fits
     scale    per ECP5 device and lane count: cost, Fmax, cycles per step, per-image latency,
              images per second (the notebook network by default)
+    cpu      what users would run instead: the notebook network on one CPU core (PyTorch when
+             importable, and float32 numpy), per image at batch 1 and batched
+    netlist  the mapped ECP5 netlist (Yosys synth_ecp5) simulated against the golden model
 
 With no command: golden, then rtl.
 """
@@ -23,7 +26,7 @@ from pathlib import Path
 from bench.common import BUILD, finish, machine, parser, target
 from model.cli import UsageError, fail, run_command, shown
 
-COMMANDS = ("golden", "rtl", "sim", "synth", "scale")
+COMMANDS = ("golden", "rtl", "sim", "synth", "scale", "cpu", "netlist")
 FAMILIES = ("ecp5", "ice40")
 
 
@@ -107,6 +110,12 @@ def main(argv=None) -> int:
         return run(rest)
     if command == "scale":
         from bench.scale import main as run
+        return run(rest)
+    if command == "cpu":
+        from bench.cpu import main as run
+        return run(rest)
+    if command == "netlist":
+        from bench.netlist import main as run
         return run(rest)
     if command == "synth":
         args, extra = synth_parser().parse_known_args(rest)

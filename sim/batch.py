@@ -106,13 +106,15 @@ def _capacity(steps: int, simulator: str) -> int:
     return max(MIN_CAPACITY, 1 << (steps - 1).bit_length())
 
 
-def build_testbench(verilog_text: str, manifest: dict, simulator: str, *, steps=None) -> Path:
+def build_testbench(verilog_text: str, manifest: dict, simulator: str, *, steps=None,
+                    flags=None) -> Path:
     """Compile the testbench with the design for ``simulator``; returns the executable
-    (Verilator) or the ``.vvp`` file (Icarus). Reuses a cached build of the same inputs."""
+    (Verilator) or the ``.vvp`` file (Icarus). Reuses a cached build of the same inputs.
+    ``flags`` replaces :func:`verilator_flags` (Verilator only)."""
     env = simulator_env(simulator)
     capacity = _capacity(steps or manifest["steps"], simulator)
     vh = params_vh(manifest, steps=capacity)
-    flags = verilator_flags() if simulator == "verilator" else ["-g2005"]
+    flags = (flags or verilator_flags()) if simulator == "verilator" else ["-g2005"]
     key = "\n".join([simulator, " ".join(flags), cpu_model(), vh, TB_SOURCE.read_text(),
                      verilog_text])
     build_dir = BUILD_ROOT / f"{simulator}-tb-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
@@ -283,12 +285,14 @@ class BatchResult:
 
 def run_vectors(vectors: Vectors, simulator: str = "verilator", *, lanes: int | None = None,
                 load: bool = False, gap: int = 0, stall: int = 0, seed: int = 1,
-                verilog_text: str | None = None, corrupt=None, design=None) -> BatchResult:
+                verilog_text: str | None = None, corrupt=None, design=None,
+                build_flags=None) -> BatchResult:
     """Export the design for ``vectors`` (or use ``verilog_text``), build the testbench, write
     the vectors into a fresh run directory and run them; every output compared twice (in the
     testbench, and from its dump here). ``corrupt(run_dir)`` may edit the written vectors
     (tests use it to show that a wrong expectation is caught). ``design``: the design to run
-    (from :func:`rtl.stack.build_design`; with a classifier head when ``vectors`` expect y)."""
+    (from :func:`rtl.stack.build_design`; with a classifier head when ``vectors`` expect y).
+    ``build_flags``: Verilator's flags instead of :func:`verilator_flags`."""
     if design is not None:
         core = getattr(design, "core", design)
         # a stacked design goes behind the single cell's port names
@@ -305,7 +309,7 @@ def run_vectors(vectors: Vectors, simulator: str = "verilator", *, lanes: int | 
     if corrupt is not None:
         corrupt(run_dir)
     start = time.perf_counter()
-    executable = build_testbench(verilog_text, manifest, simulator)
+    executable = build_testbench(verilog_text, manifest, simulator, flags=build_flags)
     build_seconds = time.perf_counter() - start
     dump, dump_y = run_dir / "received.hex", run_dir / "received_y.hex"
     tb = run_testbench(executable, simulator, run_dir, steps=vectors.n_steps, load=load, gap=gap,

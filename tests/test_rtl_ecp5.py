@@ -1,9 +1,10 @@
 """The ECP5 flavour of the products (rtl.pipeline.product_register with the ECP5 platform):
 the exported Verilog instantiates MULT18X18D with its output register, and that netlist,
-simulated in Icarus with a behavioural MULT18X18D (the documented signed 18x18 multiply, output
-register on CLK0), gives the exact products one cycle after the operands."""
+simulated in Icarus with the behavioural MULT18X18D of sim/verilog/ecp5/ (the documented signed
+18x18 multiply, output register on CLK0), gives the exact products one cycle after the operands."""
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl.pipeline import ECP5, product_register
+
+#: the behavioural models of the primitives (sim/verilog/ecp5/, tested alone in test_ecp5_models)
+MODELS = Path(__file__).resolve().parent.parent / "sim" / "verilog" / "ecp5"
+MULT_MODEL = MODELS / "MULT18X18D.v"
+DP16KD_MODEL = MODELS / "DP16KD.v"
 
 pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs iverilog")
 
@@ -40,32 +46,6 @@ class _Products(wiring.Component):
                                  getattr(self, f"{name}_b"), f"p_{name}")
             m.d.comb += getattr(self, f"{name}_p").eq(p)
         return m
-
-
-def _mult_model() -> str:
-    """Behavioural MULT18X18D for the ports and parameters product_register uses."""
-    bits = lambda p, n: ", ".join(f"{p}{k}" for k in reversed(range(n)))  # noqa: E731
-    return f"""
-module MULT18X18D({bits('A', 18)}, {bits('B', 18)}, {bits('C', 18)}, SIGNEDA, SIGNEDB,
-                  SOURCEA, SOURCEB, CLK0, CE0, RST0, {bits('P', 36)});
-  parameter REG_OUTPUT_CLK = "NONE";
-  parameter REG_OUTPUT_CE = "CE0";
-  parameter REG_OUTPUT_RST = "RST0";
-  parameter GSR = "ENABLED";
-  parameter RESETMODE = "SYNC";
-  input {bits('A', 18)}, {bits('B', 18)}, {bits('C', 18)};
-  input SIGNEDA, SIGNEDB, SOURCEA, SOURCEB, CLK0, CE0, RST0;
-  output {bits('P', 36)};
-  wire [17:0] a = {{{bits('A', 18)}}};
-  wire [17:0] b = {{{bits('B', 18)}}};
-  wire signed [35:0] sa = SIGNEDA ? {{{{18{{a[17]}}}}, a}} : {{18'd0, a}};
-  wire signed [35:0] sb = SIGNEDB ? {{{{18{{b[17]}}}}, b}} : {{18'd0, b}};
-  wire [35:0] product = sa * sb;
-  reg [35:0] r;
-  always @(posedge CLK0) if (CE0) r <= RST0 ? 36'd0 : product;
-  assign {{{bits('P', 36)}}} = (REG_OUTPUT_CLK == "NONE") ? product : r;
-endmodule
-"""
 
 
 def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path):
@@ -101,7 +81,7 @@ def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path):
            f"  products dut(.clk(clk), .rst(rst), {conns});", "  initial begin",
            "    rst = 0;", *lines, "    $finish;", "  end", "endmodule"])
     (tmp_path / "products.v").write_text(text)
-    (tmp_path / "mult.v").write_text(_mult_model())
+    shutil.copy(MULT_MODEL, tmp_path / "mult.v")
     (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
     r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "products.v", "mult.v"],
                        cwd=tmp_path, capture_output=True, text=True)
@@ -116,47 +96,6 @@ def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path):
 
 
 # ---- DP16KD weight memories (rtl.lanemem.registered_memory) ----------------------------------
-
-def _dp16kd_model() -> str:
-    """Behavioural DP16KD for what registered_memory uses: port A in its 1024 x 18 mode
-    (word address on ADA13..4, write enable WEA, write mode NORMAL), REGMODE_A OUTREG (the word
-    read at edge k appears after edge k + 1), contents from INITVAL_00..3F laid out as Yosys's
-    share/lattice/brams_map_16kd.v (init_slice) writes them: 16 words per row, word i at bit 20 i."""
-    inits = "\n".join(f"  parameter [319:0] INITVAL_{r:02X} = 320'h0;" for r in range(64))
-    load = "\n".join(f"    for (i = 0; i < 16; i = i + 1) mem[{r} * 16 + i] = INITVAL_{r:02X}[i * 20 +: 18];"
-                     for r in range(64))
-    names = lambda p, n: ", ".join(f"{p}{k}" for k in range(n))  # noqa: E731
-    return f"""
-module DP16KD({names('DIA', 18)}, {names('DIB', 18)}, {names('ADA', 14)}, {names('ADB', 14)},
-              CEA, OCEA, CLKA, WEA, RSTA, CSA0, CSA1, CSA2, CEB, OCEB, CLKB, WEB, RSTB, CSB0, CSB1, CSB2,
-              {names('DOA', 18)}, {names('DOB', 18)});
-  parameter DATA_WIDTH_A = 18; parameter DATA_WIDTH_B = 18;
-  parameter REGMODE_A = "NOREG"; parameter REGMODE_B = "NOREG";
-  parameter RESETMODE = "SYNC"; parameter ASYNC_RESET_RELEASE = "SYNC";
-  parameter CSDECODE_A = "0b000"; parameter CSDECODE_B = "0b000";
-  parameter WRITEMODE_A = "NORMAL"; parameter WRITEMODE_B = "NORMAL"; parameter GSR = "ENABLED";
-{inits}
-  input {names('DIA', 18)}, {names('DIB', 18)}, {names('ADA', 14)}, {names('ADB', 14)};
-  input CEA, OCEA, CLKA, WEA, RSTA, CSA0, CSA1, CSA2, CEB, OCEB, CLKB, WEB, RSTB, CSB0, CSB1, CSB2;
-  output {names('DOA', 18)}, {names('DOB', 18)};
-  reg [17:0] mem [0:1023];
-  integer i;
-  initial begin
-{load}
-  end
-  wire [9:0] addr = {{{", ".join(f"ADA{k}" for k in range(13, 3, -1))}}};
-  wire [17:0] din = {{{", ".join(f"DIA{k}" for k in range(17, -1, -1))}}};
-  reg [17:0] q, out;
-  always @(posedge CLKA) if (CEA) begin
-    if (WEA) begin mem[addr] <= din; q <= din; end else q <= mem[addr];
-  end
-  always @(posedge CLKA) if (OCEA) out <= q;
-  wire [17:0] doa = (REGMODE_A == "OUTREG") ? out : q;
-  assign {{{", ".join(f"DOA{k}" for k in range(17, -1, -1))}}} = doa;
-  assign {{{", ".join(f"DOB{k}" for k in range(17, -1, -1))}}} = 18'd0;
-endmodule
-"""
-
 
 class _LaneMemory(wiring.Component):
     """registered_memory behind registered ports (as the MAC lanes drive it)."""
@@ -228,7 +167,7 @@ def test_ecp5_weight_memory_is_dp16kd_outreg_and_reads_like_the_plain_memory(tmp
         else:
             ops.append((a, 0, 0))
     ops += [(0, 0, 0)] * (MEMORY_LATENCY + 2)
-    got_ecp5 = _simulate_memory(tmp_path, ecp5, _dp16kd_model(), ops, "ecp5")
+    got_ecp5 = _simulate_memory(tmp_path, ecp5, DP16KD_MODEL.read_text(), ops, "ecp5")
     got_plain = _simulate_memory(tmp_path, plain, None, ops, "plain")
     assert len(got_ecp5) == len(got_plain) == len(ops)
     # the port is registered once in _LaneMemory: op k's word is displayed after edge k + 1 + L
@@ -246,16 +185,6 @@ def test_ecp5_weight_memory_is_dp16kd_outreg_and_reads_like_the_plain_memory(tmp
 
 
 # ---- copies of a wide enable (rtl.pipeline.register_copies) ----------------------------------
-
-_TRELLIS_FF = """
-module TRELLIS_FF(input CLK, input LSR, input CE, input DI, output reg Q);
-  parameter GSR = "ENABLED"; parameter CEMUX = "1"; parameter CLKMUX = "CLK";
-  parameter LSRMUX = "LSR"; parameter REGSET = "RESET"; parameter SRMODE = "LSR_OVER_CE";
-  initial Q = (REGSET == "SET");
-  always @(posedge CLK) if (LSR) Q <= (REGSET == "SET"); else if (CE) Q <= DI;
-endmodule
-"""
-
 
 class _Copies(wiring.Component):
     d: In(1)
@@ -277,8 +206,10 @@ class _Copies(wiring.Component):
 
 def test_register_copies_are_trellis_ff_on_ecp5_and_equal_the_register(tmp_path):
     """Three copies of a register (reset 1) and one of its inverse (reset 0), as TRELLIS_FF
-    primitives (sync reset: the documented LSR_OVER_CE mode; behavioural model above) equal the
-    plain register on every cycle, resets included."""
+    primitives (sync reset: the documented LSR_OVER_CE mode; Yosys's own ECP5 simulation model
+    of the cell, as the netlist simulation uses it) equal the plain register on every cycle,
+    resets included."""
+    from bench.netlist import cell_library
     text = verilog.convert(_Copies(), name="copies", platform=ECP5(), emit_src=False)
     assert text.count("TRELLIS_FF") == 4
     assert "TRELLIS_FF" not in verilog.convert(_Copies(), name="copies", emit_src=False)
@@ -291,7 +222,7 @@ def test_register_copies_are_trellis_ff_on_ecp5_and_equal_the_register(tmp_path)
           "  wire [3:0] q; wire ref;", "  copies dut(.clk(clk), .rst(rst), .d(d), .q(q), .ref(ref));",
           "  initial begin", *lines, "    $finish;", "  end", "endmodule"]
     (tmp_path / "copies.v").write_text(text)
-    (tmp_path / "ff.v").write_text(_TRELLIS_FF)
+    (tmp_path / "ff.v").write_text(cell_library({"TRELLIS_FF"}))
     (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
     r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "copies.v", "ff.v"],
                        cwd=tmp_path, capture_output=True, text=True)
