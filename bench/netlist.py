@@ -226,6 +226,7 @@ def cmd_netlist(args) -> int:
                      "compared_c": tb["compared_c"], "mismatches": tb["mismatches"],
                      "mismatches_dump": r.mismatches_dump, "steps": tb["steps"],
                      "cycles": tb["cycles"], "seconds": round(tb.seconds, 2),
+                     "cpu_seconds": round(tb.cpu_seconds, 2),
                      "build_seconds": round(r.build_seconds, 2), "log": str(tb.log),
                      "reports": tb.reports[:5]})
     result = {

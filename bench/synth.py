@@ -334,8 +334,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--serial-output", action="store_true",
                     help="word-serial h stream (LSTMCell(serial_output=True))")
     ap.add_argument("--plain-dsp", action="store_true",
-                    help="ecp5: leave the products to Yosys (combinational MULT18X18D, fabric "
-                         "register) instead of MULT18X18D primitives with their output register")
+                    help="ecp5: the plain Verilog (python -m rtl without --ecp5-dsp): products, "
+                         "weight memories and enable copies left to Yosys instead of MULT18X18D "
+                         "and DP16KD primitives with their output registers and TRELLIS_FF copies")
     ap.add_argument("--no-flatten", action="store_true",
                     help="map each module on its own (Yosys synth -noflatten): a workaround for "
                          "the same assertion on stacked designs")

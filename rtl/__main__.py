@@ -14,9 +14,9 @@ from .top import LSTMCell
 
 
 def export_verilog(dut, name: str = "lstm_cell", *, ecp5: bool = False) -> str:
-    """Plain Verilog of ``dut``; ``ecp5``: products as ECP5 ``MULT18X18D`` primitives with their
-    output register (:class:`rtl.pipeline.ECP5`; for synthesis only, simulators lack the
-    primitive)."""
+    """Plain Verilog of ``dut``; ``ecp5``: ECP5 primitives (:class:`rtl.pipeline.ECP5`):
+    ``MULT18X18D`` and ``DP16KD`` with their output registers, ``TRELLIS_FF`` enable copies (for
+    synthesis; a simulator needs models of them)."""
     from amaranth.back import verilog
 
     from .pipeline import ECP5
@@ -39,8 +39,10 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--head-multiplier", choices=("dsp", "lut"), default="dsp",
                     help="the head's product in a DSP block (default) or in logic")
     ap.add_argument("--ecp5-dsp", action="store_true",
-                    help="products as ECP5 MULT18X18D primitives with their output register "
-                         "(for ECP5 synthesis; simulators lack the primitive)")
+                    help="ECP5 primitives for synthesis: products as MULT18X18D and weight "
+                         "memories as DP16KD, both with their output register, copies of wide "
+                         "enables as TRELLIS_FF (same integers and cycles; simulators need "
+                         "models of the primitives)")
     ap.add_argument("--single-ports", action="store_true",
                     help="a stacked model behind the single cell's port names, its load ports "
                          "never ready: for sim/verilog/tb_vectors.v and python -m model vectors "
