@@ -247,21 +247,26 @@ class Testbench:
         self.dut.rst.value = 0
 
     # -- monitors -------------------------------------------------------------------------------
-    async def monitor(self):
+    async def take(self, port, stalls):
+        """The next payload an output port delivers (ready low at random, ``stalls``)."""
         dut = self.dut
+        valid, ready = getattr(dut, f"{port}__valid"), getattr(dut, f"{port}__ready")
         while True:
-            if self.scenario.stall and self.stalls.random() < self.scenario.stall:
-                dut.h__ready.value = 0
-                await ClockCycles(dut.clk, self.stalls.randint(1, 12))
-            dut.h__ready.value = 1
+            if self.scenario.stall and stalls.random() < self.scenario.stall:
+                ready.value = 0
+                await ClockCycles(dut.clk, stalls.randint(1, 12))
+            ready.value = 1
             await ReadOnly()
-            if not dut.h__valid.value:
-                await RisingEdge(dut.h__valid)
+            if not valid.value:
+                await RisingEdge(valid)
             await RisingEdge(dut.clk)
             # values read now are the ones the edge sampled
-            if dut.rst.value or not (dut.h__valid.value and dut.h__ready.value):
-                continue
-            out = self.pack_out.unpack(dut.h__payload.value.to_unsigned())
+            if not dut.rst.value and valid.value and ready.value:
+                return getattr(dut, f"{port}__payload").value.to_unsigned()
+
+    async def monitor(self):
+        while True:
+            out = self.pack_out.unpack(await self.take("h", self.stalls))
             if self.scenario.serial_output:
                 out = self.serial_word(out)
                 if out is None:
@@ -317,19 +322,9 @@ class Testbench:
 
     async def y_monitor(self):
         """The classifier head's y: every logit code and the label, in sequence order."""
-        dut = self.dut
+        stalls = random.Random(f"{self.scenario.seed}/y")
         while True:
-            if self.scenario.stall and self.stalls.random() < self.scenario.stall:
-                dut.y__ready.value = 0
-                await ClockCycles(dut.clk, self.stalls.randint(1, 12))
-            dut.y__ready.value = 1
-            await ReadOnly()
-            if not dut.y__valid.value:
-                await RisingEdge(dut.y__valid)
-            await RisingEdge(dut.clk)
-            if dut.rst.value or not (dut.y__valid.value and dut.y__ready.value):
-                continue
-            y = self.pack_y.unpack(dut.y__payload.value.to_unsigned())
+            y = self.pack_y.unpack(await self.take("y", stalls))
             self.checker.observe_y(y["logits"], y["label"])
 
     async def run(self):
