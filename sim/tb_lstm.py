@@ -92,6 +92,10 @@ class Testbench:
         """The Verilog name of a load port: ``weights``/``state``, a stack's ``weights_l{k}``..."""
         return kind if self.n_layers == 1 else f"{kind}_l{layer}"
 
+    def layer(self, k):
+        """Layer k's cell in the hierarchy (under ``core`` when a classifier head follows)."""
+        return getattr(self.dut.core if self.head is not None else self.dut, f"layer{k}")
+
     def layer_name(self, k) -> str:
         return "" if self.n_layers == 1 else f"layer {k}: "
 
@@ -130,7 +134,7 @@ class Testbench:
     def x_waiting_at(self, k) -> bool:
         if k == 0:
             return self.x_waiting
-        return bool(getattr(self.dut, f"layer{k}").x__valid.value)
+        return bool(self.layer(k).x__valid.value)
 
     def transfer(self, port, word):
         """The design accepted ``word`` on ``port`` (at most one input transfer per cycle and
@@ -293,7 +297,7 @@ class Testbench:
         """Layer k (>= 1) of a stack: each step it takes (its x handshake, inside the design)
         steps its model, on the input the model computed for it."""
         dut = self.dut
-        port = getattr(dut, f"layer{k}")
+        port = self.layer(k)
         valid, ready, payload = port.x__valid, port.x__ready, port.x__payload
         while True:
             await ReadOnly()
