@@ -92,6 +92,10 @@ class Testbench:
         """The Verilog name of a load port: ``weights``/``state``, a stack's ``weights_l{k}``..."""
         return kind if self.n_layers == 1 else f"{kind}_l{layer}"
 
+    def layer(self, k):
+        """Layer k's cell in the hierarchy (under ``core`` when a classifier head follows)."""
+        return getattr(self.dut.core if self.head is not None else self.dut, f"layer{k}")
+
     def layer_name(self, k) -> str:
         return "" if self.n_layers == 1 else f"layer {k}: "
 
@@ -130,7 +134,7 @@ class Testbench:
     def x_waiting_at(self, k) -> bool:
         if k == 0:
             return self.x_waiting
-        return bool(getattr(self.dut, f"layer{k}").x__valid.value)
+        return bool(self.layer(k).x__valid.value)
 
     def transfer(self, port, word):
         """The design accepted ``word`` on ``port`` (at most one input transfer per cycle and
@@ -247,21 +251,26 @@ class Testbench:
         self.dut.rst.value = 0
 
     # -- monitors -------------------------------------------------------------------------------
-    async def monitor(self):
+    async def take(self, port, stalls):
+        """The next payload an output port delivers (ready low at random, ``stalls``)."""
         dut = self.dut
+        valid, ready = getattr(dut, f"{port}__valid"), getattr(dut, f"{port}__ready")
         while True:
-            if self.scenario.stall and self.stalls.random() < self.scenario.stall:
-                dut.h__ready.value = 0
-                await ClockCycles(dut.clk, self.stalls.randint(1, 12))
-            dut.h__ready.value = 1
+            if self.scenario.stall and stalls.random() < self.scenario.stall:
+                ready.value = 0
+                await ClockCycles(dut.clk, stalls.randint(1, 12))
+            ready.value = 1
             await ReadOnly()
-            if not dut.h__valid.value:
-                await RisingEdge(dut.h__valid)
+            if not valid.value:
+                await RisingEdge(valid)
             await RisingEdge(dut.clk)
             # values read now are the ones the edge sampled
-            if dut.rst.value or not (dut.h__valid.value and dut.h__ready.value):
-                continue
-            out = self.pack_out.unpack(dut.h__payload.value.to_unsigned())
+            if not dut.rst.value and valid.value and ready.value:
+                return getattr(dut, f"{port}__payload").value.to_unsigned()
+
+    async def monitor(self):
+        while True:
+            out = self.pack_out.unpack(await self.take("h", self.stalls))
             if self.scenario.serial_output:
                 out = self.serial_word(out)
                 if out is None:
@@ -288,7 +297,7 @@ class Testbench:
         """Layer k (>= 1) of a stack: each step it takes (its x handshake, inside the design)
         steps its model, on the input the model computed for it."""
         dut = self.dut
-        port = getattr(dut, f"layer{k}")
+        port = self.layer(k)
         valid, ready, payload = port.x__valid, port.x__ready, port.x__payload
         while True:
             await ReadOnly()
@@ -317,19 +326,9 @@ class Testbench:
 
     async def y_monitor(self):
         """The classifier head's y: every logit code and the label, in sequence order."""
-        dut = self.dut
+        stalls = random.Random(f"{self.scenario.seed}/y")
         while True:
-            if self.scenario.stall and self.stalls.random() < self.scenario.stall:
-                dut.y__ready.value = 0
-                await ClockCycles(dut.clk, self.stalls.randint(1, 12))
-            dut.y__ready.value = 1
-            await ReadOnly()
-            if not dut.y__valid.value:
-                await RisingEdge(dut.y__valid)
-            await RisingEdge(dut.clk)
-            if dut.rst.value or not (dut.y__valid.value and dut.y__ready.value):
-                continue
-            y = self.pack_y.unpack(dut.y__payload.value.to_unsigned())
+            y = self.pack_y.unpack(await self.take("y", stalls))
             self.checker.observe_y(y["logits"], y["label"])
 
     async def run(self):

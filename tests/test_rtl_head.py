@@ -207,3 +207,31 @@ def test_build_design_choices_and_refusals():
             (headed, dict(head=True, serial_output=True), "the word-serial output needs")]:
         with pytest.raises((RTLError, InputError), match=message):
             build_design(cfg, model, lanes=2, **kw)
+
+
+def test_cli_head_options(tmp_path):
+    """python -m rtl: the shipped digits model gets its head (y port) unless --no-head; --no-h
+    drops the h port; --no-h without a head is one line and exit status 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+
+    def export(*args):
+        out = tmp_path / "d.v"
+        r = subprocess.run([sys.executable, "-m", "rtl", *args, "--out", str(out)], cwd=root,
+                           capture_output=True, text=True)
+        text = out.read_text() if out.exists() and r.returncode == 0 else ""
+        header = next((line for line in text.splitlines() if line.startswith("module lstm_cell(")), "")
+        return r, header
+
+    r, text = export()
+    assert r.returncode == 0 and "classifier head C=10 (37-bit logits)" in r.stdout
+    assert "y__payload" in text and "h__payload" in text
+    r, text = export("--no-h", "--head-multiplier", "lut")
+    assert r.returncode == 0 and "no h stream" in r.stdout
+    assert "y__payload" in text and "h__payload" not in text
+    r, text = export("--no-head")
+    assert r.returncode == 0 and "no classifier head" in r.stdout and "y__payload" not in text
+    r, _ = export("--no-head", "--no-h")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "needs a classifier head" in r.stderr

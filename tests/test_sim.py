@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers_sim import add_random_head, corner_weights, full_scenario, random_case
+from helpers_sim import (add_random_head, corner_weights, full_scenario, random_case,
+                         random_stack_case)
 from model.config import load_config
 from model.golden import quantize_inputs
 from model.weights import quantize_weights
@@ -104,6 +105,18 @@ def test_classifier_head_with_loads_stalls_and_reset(simulator):
     r = result.results
     assert r["labels_compared"] >= 1 and r["logits_compared"] == classes * r["labels_compared"]
     assert r["logits_mismatches"] == r["labels_mismatches"] == 0
+
+
+def test_classifier_head_after_a_stack():
+    """A two-layer stack with the head (C > H of the last layer): the scoreboard follows each
+    layer inside the design (under `core`) and checks every logit and label."""
+    cfg, weights, lanes = random_stack_case(5, 2)
+    sc = full_scenario(cfg, weights, lanes, seed=5, steps=20, loads=1)
+    classes = add_random_head(sc, 5, always=True)
+    result = run_scenario(sc, "icarus")
+    _check(result, min_steps=sc.n_steps - 4)
+    r = result.results
+    assert r["labels_compared"] >= 1 and r["logits_compared"] == classes * r["labels_compared"]
 
 
 def _small_case(seed):
