@@ -313,9 +313,9 @@ def test_cli_errors(tiny_files, tmp_path, extra, words):
 
 def test_cli_bad_config(tiny_files, tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[modes]\nround = 'RND'\n")
+    bad.write_text("[modes]\nround = 'RNE'\n")      # a partial config: its one value is bad
     p = cli("sweep", "--config", bad, "--weights", tiny_files / "w.npz")
-    assert_one_line_error(p, "[modes]")
+    assert_one_line_error(p, "[modes]: rounding mode must be one of RND, TRN, not 'RNE'")
 
 
 def test_shipped_narrow_config_keeps_its_budget():
