@@ -26,6 +26,8 @@ from .pipeline import delay, product_register, read_port, write_port
 __all__ = ["ClassifierHead", "ClassifiedLSTM", "Fork", "logit_format", "head_layouts"]
 
 MULTIPLIERS = ("dsp", "lut")
+#: memory read (1) and the register after it (1)
+READ_LATENCY = 2
 
 
 def logit_format(config: Config, n_hidden: int) -> tuple[int, int]:
@@ -95,7 +97,7 @@ class ClassifierHead(wiring.Component):
         ``logits``: C codes of :func:`logit_format`; ``label``: the first class with the largest
         logit. One transfer per ``last`` step, held (valid and payload) until taken.
 
-    Latency: ``y`` is taken ``latency`` = H + C*H + L_mul + 3 cycles after the edge an
+    Latency: ``y`` is taken ``latency`` = H + C*H + L_mul + 4 cycles after the edge an
     always-ready consumer would have taken the ``last`` step's h (L_mul = 1 for ``"dsp"``).
     The head is busy for that long per sequence: throughput is the cell's while sequences take
     at least that many cycles (a stalled ``y`` or shorter sequences hold the cell's output).
@@ -136,8 +138,8 @@ class ClassifierHead(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from where an always-ready consumer takes the ``last`` h to ``y`` taken."""
-        return (self.n_hidden + self.n_classes * self.n_hidden
-                + self.multiplier_latency(self._config, self._multiplier) + 3)
+        return (self.n_hidden + self.n_classes * self.n_hidden + READ_LATENCY
+                + self.multiplier_latency(self._config, self._multiplier) + 2)
 
     def elaborate(self, platform):
         m = Module()
@@ -189,21 +191,24 @@ class ClassifierHead(wiring.Component):
                 with m.If(y_full):
                     m.next = "IDLE"
 
-        # read: weight, bias of the class, h unit (memory read registers)
+        # read: weight, bias of the class, h unit (memory read registers), then a register
+        # after each memory (a block RAM's clock-to-out leaves no time for the multiplier)
         m.d.comb += [w_rd.addr.eq(addr), b_rd.addr.eq(klass), h_rd.addr.eq(unit)]
-        first_u = delay(m, issue & (unit == 0), 1, "first_u", reset_less=False)
-        last_u = delay(m, issue & (unit == H - 1), 1, "last_u", reset_less=False)
-        klass_r = delay(m, klass, 1, "klass_r")
+        weight_q = delay(m, w_rd.data, 1, "weight_q")
+        h_q = delay(m, h_rd.data, 1, "h_q")
+        first_u = delay(m, issue & (unit == 0), READ_LATENCY, "first_u", reset_less=False)
+        last_u = delay(m, issue & (unit == H - 1), READ_LATENCY, "last_u", reset_less=False)
+        klass_r = delay(m, klass, READ_LATENCY, "klass_r")
 
         # product (a multiplier block with its output register, or logic)
         if self._multiplier == "dsp":
-            product, lat = product_register(m, platform, h_rd.data, w_rd.data, "head_product"), 1
+            product, lat = product_register(m, platform, h_q, weight_q, "head_product"), 1
         else:
-            product, lat = lut_product(m, h_rd.data, w_rd.data, "head_product")
+            product, lat = lut_product(m, h_q, weight_q, "head_product")
         first_p = delay(m, first_u, lat, "first_p", reset_less=False)
         last_p = delay(m, last_u, lat, "last_p", reset_less=False)
         klass_p = delay(m, klass_r, lat, "klass_p")
-        bias_p = delay(m, b_rd.data, lat, "bias_p")
+        bias_p = delay(m, b_rd.data, lat + 1, "bias_p")
 
         # accumulate: a class starts from its bias (both aligned to F_l fraction bits)
         acc = Signal(signed(self.logit_bits), reset_less=True)
