@@ -1,18 +1,20 @@
-"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--no-c] [--serial-output] [--ecp5-dsp] --out FILE.v
+"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--no-c] [--serial-output] [--axis [--axis-width N]] [--ecp5-dsp] --out FILE.v
 
 Exports the LSTM cell (or, for a stacked model, one cell per layer chained as a pipeline), with
-the quantized weights in its memories, as plain Verilog."""
+the quantized weights in its memories, as plain Verilog; with --axis behind AXI4-Stream ports
+(docs/axis.md)."""
 import sys
 
 from model.cli import (ArgumentParser, add_weights_options, atomic_write, check_target, load_model,
                        run_command)
 
+from .axis import AXIS_WIDTHS, AxisWrapper
 from .geometry import RTLError
 from .stack import StackedLSTM, build_design
 from .top import LSTMCell
 
 
-def export_verilog(dut: LSTMCell | StackedLSTM, name: str = "lstm_cell", *, ecp5: bool = False) -> str:
+def export_verilog(dut: LSTMCell | StackedLSTM | AxisWrapper, name: str = "lstm_cell", *, ecp5: bool = False) -> str:
     """Plain Verilog of ``dut``; ``ecp5``: products as ECP5 ``MULT18X18D`` primitives with their
     output register (:class:`rtl.pipeline.ECP5`; for synthesis only, simulators lack the
     primitive)."""
@@ -31,6 +33,12 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--no-c", action="store_true", help="leave c_t off the output stream")
     ap.add_argument("--serial-output", action="store_true",
                     help="word-serial h stream: one unit per transfer (h, c, first, last)")
+    ap.add_argument("--axis", action="store_true",
+                    help="wrap the design in AXI4-Stream ports (aclk, aresetn, s_axis_x_*, "
+                         "m_axis_h_*, s_axis_load_* with tdest; docs/axis.md)")
+    ap.add_argument("--axis-width", type=int, default=32, metavar="N",
+                    help="tdata bits of every AXI4-Stream port with --axis: a power of two from "
+                         "8 to 1024 (default 32)")
     ap.add_argument("--ecp5-dsp", action="store_true",
                     help="products as ECP5 MULT18X18D primitives with their output register "
                          "(for ECP5 synthesis; simulators lack the primitive)")
@@ -42,10 +50,21 @@ def build_parser() -> ArgumentParser:
 def cmd_export(args) -> int:
     out = check_target(args.out, "--out")
     config, stack = load_model(args)
+    if args.axis_width != 32 and not args.axis:
+        raise RTLError("--axis-width goes with --axis")
+    if args.axis_width not in AXIS_WIDTHS:
+        raise RTLError(f"--axis-width must be a power of two from 8 to 1024, not {args.axis_width}")
     dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
                        serial_output=args.serial_output)
-    text = export_verilog(dut, args.name, ecp5=args.ecp5_dsp)
+    top = AxisWrapper(dut, width=args.axis_width) if args.axis else dut
+    text = export_verilog(top, args.name, ecp5=args.ecp5_dsp)
     atomic_write(out, lambda f: f.write(text), mode="w")
+    if args.axis:
+        lay = top.x_layout
+        print(f"AXI4-Stream, tdata {top.width} bits: a step is {lay.n_beats} beat(s) of "
+              f"s_axis_x; " + ", ".join(f"m_axis_{n}: {o.n_beats} beat(s) per record"
+                                       for n, o in top.output_layouts.items())
+              + "; s_axis_load tdest " + ", ".join(f"{k} = {n}" for k, n in enumerate(top.load_ports)))
     if isinstance(dut, LSTMCell):
         g = dut.geometry
         print(f"wrote {out}: module {args.name}, X={g.n_inputs} H={g.n_hidden} P={g.lanes}, "

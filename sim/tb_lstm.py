@@ -38,6 +38,7 @@ class Testbench:
 
     def __init__(self, dut, scenario: Scenario):
         self.dut, self.scenario = dut, scenario
+        self.inner = dut         # what holds the design's ports and its layers' hierarchy
         layers = scenario.layers
         self.n_layers = L = len(layers)
         # the single cell's ports are `weights` and `state`; a stack's `weights_l{k}`, `state_l{k}`
@@ -77,6 +78,13 @@ class Testbench:
         self.pending = []        # completion events of the ops handed to the port coroutines
         self.progress_path = os.environ.get("LSTM_PROGRESS")
         self.progress_every = max(1, min(200, scenario.n_steps // 100))
+
+    @property
+    def clock(self):
+        return self.dut.clk
+
+    def in_reset(self) -> bool:
+        return bool(self.dut.rst.value)
 
     def port(self, kind, layer) -> str:
         """The Verilog name of a load port: ``weights``/``state``, a stack's ``weights_l{k}``..."""
@@ -120,12 +128,12 @@ class Testbench:
     def x_waiting_at(self, k) -> bool:
         if k == 0:
             return self.x_waiting
-        return bool(getattr(self.dut, f"layer{k}").x__valid.value)
+        return bool(getattr(self.inner, f"layer{k}").x__valid.value)
 
     def transfer(self, port, word):
         """The design accepted ``word`` on ``port`` (at most one input transfer per cycle and
         layer: called in the order of the design's edges)."""
-        if self.dut.rst.value:
+        if self.in_reset():
             self.checker.violation(f"a {port} word was accepted during reset")
         if port == "x":
             self.x_taken(0)
@@ -171,7 +179,7 @@ class Testbench:
 
     async def run_packet(self, port, op):
         if op.get("after"):
-            await ClockCycles(self.dut.clk, op["after"])
+            await ClockCycles(self.clock, op["after"])
         for word in op["packet"]:
             await self.put(port, word)
 
@@ -203,8 +211,8 @@ class Testbench:
                     await done.wait()
             elif kind == "reset":
                 await self.join()
-                await ClockCycles(self.dut.clk, op["after"])
-                await FallingEdge(self.dut.clk)   # between edges: no transfer is half-counted
+                await ClockCycles(self.clock, op["after"])
+                await FallingEdge(self.clock)   # between edges: no transfer is half-counted
                 release = cocotb.start_soon(self.reset(op["length"]))
                 if not op.get("offer"):           # else: what follows is offered during reset
                     await release
@@ -251,17 +259,17 @@ class Testbench:
         """Layer k (>= 1) of a stack: each step it takes (its x handshake, inside the design)
         steps its model, on the input the model computed for it."""
         dut = self.dut
-        port = getattr(dut, f"layer{k}")
+        port = getattr(self.inner, f"layer{k}")
         valid, ready, payload = port.x__valid, port.x__ready, port.x__payload
         while True:
             await ReadOnly()
             if not valid.value:
                 await RisingEdge(valid)
-            await RisingEdge(dut.clk)
+            await RisingEdge(self.clock)
             # values read now are the ones the edge sampled
             if not (valid.value and ready.value):
                 continue
-            if dut.rst.value:
+            if self.in_reset():
                 self.checker.violation(f"layer {k} took a step during reset")
                 continue
             got = self.pack_inner[k].unpack(payload.value.to_unsigned())
@@ -292,8 +300,14 @@ class Testbench:
         monitors = [cocotb.start_soon(self.monitor())]
         monitors += [cocotb.start_soon(self.layer_monitor(k)) for k in range(1, self.n_layers)]
         workers = [cocotb.start_soon(self.port_worker(port)) for port in self.ports]
+        await self.finish(monitors + workers)
+
+    async def finish(self, tasks):
+        """Run the ops within the cycle budget, wait for the outputs still in flight, stop
+        ``tasks`` and compare the ``error`` output with the protocol's."""
+        dut, clock = self.dut, self.clock
         ops = cocotb.start_soon(self.run_ops())
-        await First(ops, ClockCycles(dut.clk, self.budget()))
+        await First(ops, ClockCycles(clock, self.budget()))
         if not ops.done():
             ops.cancel()
             self.checker.violation(f"the design stopped accepting inputs ({self.sent} of "
@@ -303,9 +317,9 @@ class Testbench:
         for _ in range(budget // 100):
             if not self.outstanding():
                 break
-            await ClockCycles(dut.clk, 100)
-        await ClockCycles(dut.clk, 2)
-        for task in monitors + workers:
+            await ClockCycles(clock, 100)
+        await ClockCycles(clock, 2)
+        for task in tasks:
             task.cancel()
         error = self.error()
         if int(dut.error.value) != error:
@@ -344,8 +358,11 @@ class Testbench:
 @cocotb.test()
 async def lstm_scenario(dut):
     """Run the scenario; every expected output must arrive exactly once and match."""
-    scenario = Scenario.load(os.environ["LSTM_SCENARIO"])
-    tb = Testbench(dut, scenario)
+    await run_and_report(dut, Testbench(dut, Scenario.load(os.environ["LSTM_SCENARIO"])))
+
+
+async def run_and_report(dut, tb: Testbench):
+    """Run ``tb``, write its results to ``LSTM_RESULTS`` and fail on any mismatch or loss."""
     await tb.run()
     results = tb.results()
     with open(os.environ["LSTM_RESULTS"], "w") as f:

@@ -1,0 +1,223 @@
+"""cocotb testbench of the AXI4-Stream face (:class:`rtl.axis.AxisWrapper`, docs/axis.md), driven
+by cocotbext-axi: ``AxiStreamSource`` on ``s_axis_x`` and ``s_axis_load``, ``AxiStreamSink`` on
+``m_axis_h``, pause generators for ``tvalid`` gaps and ``tready`` back-pressure.
+
+The scoreboard is the cell testbench's (:class:`sim.tb_lstm.Testbench`: golden model, load
+protocol, in-order checker). Steps and load words go in as AXI beats (one frame per sequence,
+``tlast`` on its last beat; one frame per load packet, ``tdest`` naming the port); the golden
+model steps and loads when the wrapped design takes each step and word (its inner handshakes,
+read through the hierarchy as ``dut.core.*``), and the inner payloads are compared with what was
+sent (the beats' decoding and the ``first`` bit derived from ``tlast``). Every record of
+``m_axis_h`` is compared with the golden model, with ``tlast`` exactly on the last record of
+each sequence and every slot's upper bits and padding as docs/axis.md promises.
+"""
+import itertools
+import os
+import random
+from collections import deque
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
+from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
+
+from rtl.axis import AxisWrapper
+from sim.runner import design_of
+from sim.scenario import Scenario
+from sim.scoreboard import PERIOD_NS, cycle_now
+from sim.tb_lstm import Testbench, run_and_report
+
+
+def pauses(rng: random.Random, probability: float):
+    """A pause generator: each cycle paused with ``probability``."""
+    return (rng.random() < probability for _ in itertools.count())
+
+
+class AxisTestbench(Testbench):
+    """:class:`Testbench` with AXI4-Stream drivers and monitors instead of the inner ports'."""
+
+    def __init__(self, dut, scenario: Scenario, width: int):
+        super().__init__(dut, scenario)
+        self.inner = dut.core
+        # the layouts do not depend on the lanes (P = 1 is valid for any size)
+        core = design_of(scenario, 1 if scenario.n_layers == 1 else None)
+        wrapper = AxisWrapper(core, width=width)
+        for part in (wrapper, core, *getattr(core, "layers", ())):   # layouts only, never built
+            part._MustUse__silence = True
+        self.width = width
+        self.x_beats = wrapper.x_layout
+        self.h_beats = wrapper.output_layouts["h"]
+        self.load_beats = wrapper.load_layouts
+        self.tdest = {port: k for k, port in enumerate(wrapper.load_ports)}
+        self.to_accept = deque()       # steps sent, not yet taken by the design
+        self.load_sent = {port: deque() for port in self.load_ports}
+        self.sequence_steps = {}       # steps of each sequence (its last one carries tlast)
+        self.frames = 0
+        self.lost_in_wrapper = 0       # beats the wrapper held when a reset came
+
+    @property
+    def clock(self):
+        return self.dut.aclk
+
+    def in_reset(self) -> bool:
+        return not self.dut.aresetn.value
+
+    # -- drivers -------------------------------------------------------------------------------
+    async def run_steps(self, op):
+        """One frame per sequence: its steps' beats, ``tlast`` on the last."""
+        frames, beats = [], []
+        for x, first, seq, step in zip(op["x"], op["first"], op["sequence"], op["step"]):
+            if first and beats:
+                frames.append(beats)
+                beats = []
+            beats += self.x_beats.pack({"x": x})
+            self.to_accept.append((x, first, seq, step))
+            self.sequence_steps[seq] = step + 1
+        frames.append(beats)
+        self.x_waiting = True
+        for beats in frames:
+            await self.x_source.send(AxiStreamFrame(beats))
+        await self.x_source.wait()
+        self.x_waiting = False
+
+    async def run_packet(self, port, op):
+        """One frame per packet on ``s_axis_load``, ``tdest`` naming ``port``."""
+        packet = op["packet"]
+        if [(w["first"], w["last"]) for w in packet] != \
+                [(int(k == 0), int(k == len(packet) - 1)) for k in range(len(packet))]:
+            raise ValueError("an AXI4-Stream load packet frames itself: first and last must be "
+                             "on its first and last word")
+        if op.get("after"):
+            await ClockCycles(self.clock, op["after"])
+        beats = [b for word in packet for b in self.load_beats[port].pack(word)]
+        self.load_sent[port].extend(packet)
+        await self.load_source.send(AxiStreamFrame(beats, tdest=self.tdest[port]))
+        await self.load_source.wait()
+
+    async def reset(self, length):
+        """``aresetn`` low for ``length`` cycles: what the design and the wrapper held is lost."""
+        self.dut.aresetn.value = 0
+        self.checker.drop_pending(self.model.in_flight())
+        self.model.reset()
+        for protocol in self.protocol:
+            protocol.reset()
+        self.lost_in_wrapper += len(self.to_accept) + sum(map(len, self.load_sent.values()))
+        self.to_accept.clear()
+        for sent in self.load_sent.values():
+            sent.clear()
+        await ClockCycles(self.clock, length)
+        await FallingEdge(self.clock)
+        self.dut.aresetn.value = 1
+
+    # -- monitors ------------------------------------------------------------------------------
+    async def watch(self, port, handler):
+        """Each transfer on the design's stream ``port`` (inside the wrapper): ``handler(payload)``."""
+        valid, ready, payload = (getattr(self.inner, f"{port}__{s}") for s in ("valid", "ready", "payload"))
+        while True:
+            await ReadOnly()
+            if not valid.value:
+                await RisingEdge(valid)
+            await RisingEdge(self.clock)
+            # values read now are the ones the edge sampled
+            if valid.value and ready.value:
+                handler(payload.value.to_unsigned())
+
+    def x_accepted(self, payload):
+        got = self.pack["x"].unpack(payload)
+        if self.in_reset():
+            self.checker.violation("a step was accepted during reset")
+        self.x_taken(0)
+        if not self.to_accept:
+            self.checker.violation("the design took a step nobody sent")
+            return
+        x, first, seq, step = self.to_accept.popleft()
+        for unit, (want, code) in enumerate(zip(x, got["x"])):
+            if want != code:
+                self.checker._mismatch((seq, step), unit, "x", want, code, where="input ")
+        if got["first"] != first:
+            self.checker.violation(f"sequence {seq} step {step} reached the design with first="
+                                   f"{got['first']}, expected {first}")
+        self.stepped(0, (seq, step), first, self.model.step(0, x, first))
+        self.accepted.append(cycle_now())
+        self.sent += 1
+        if self.progress_path and self.sent % self.progress_every == 0:
+            with open(self.progress_path, "w") as f:
+                f.write(f"{self.sent} {self.scenario.n_steps}\n")
+
+    def load_accepted(self, port, payload):
+        got = self.pack[port].unpack(payload)
+        if not self.load_sent[port]:
+            self.checker.violation(f"the design took a {port} word nobody sent")
+            return
+        want = self.load_sent[port].popleft()
+        if got != want:
+            self.checker.violation(f"a {port} word reached the design as {got}, sent {want}")
+        self.transfer(port, got)
+
+    async def consume(self):
+        """Each ``m_axis_h`` frame: its records in order, ``tlast`` on a sequence's last step."""
+        lay = self.h_beats
+        n = lay.n_beats
+        while True:
+            frame = await self.sink.recv()
+            beats = list(frame.tdata)
+            self.frames += 1
+            if len(beats) % n:
+                self.checker.violation(f"an m_axis_h frame of {len(beats)} beats is not whole "
+                                       f"records of {n} beats")
+            records = [beats[k:k + n] for k in range(0, len(beats) - n + 1, n)]
+            for k, record in enumerate(records):
+                if not lay.padding_ok(record):
+                    self.checker.violation(f"an m_axis_h record's slot or padding bits are not "
+                                           f"the sign or zero: {[hex(b) for b in record]}")
+                ends = None
+                if self.checker.expected:
+                    seq, step = self.checker.expected[0][0]
+                    ends = step == self.sequence_steps[seq] - 1
+                out = lay.unpack(record)
+                self.outputs.append(cycle_now())
+                self.checker.observe(out["h"], out.get("c"))
+                if ends is not None and ends != (k == len(records) - 1):
+                    self.checker.violation(f"sequence {seq} step {step}: tlast "
+                                           f"{'missing' if ends else 'inside the sequence'}")
+
+    # -- the test ------------------------------------------------------------------------------
+    async def run(self):
+        dut, clock = self.dut, self.clock
+        Clock(clock, PERIOD_NS, unit="ns").start()
+        dut.aresetn.value = 0
+
+        def bus(prefix, kind):
+            return kind(AxiStreamBus.from_prefix(dut, prefix), clock, dut.aresetn,
+                        reset_active_level=False, byte_lanes=1)
+        self.x_source = bus("s_axis_x", AxiStreamSource)
+        self.load_source = bus("s_axis_load", AxiStreamSource)
+        self.sink = bus("m_axis_h", AxiStreamSink)
+        seed = self.scenario.seed
+        if self.scenario.gap:
+            for name, source in (("x", self.x_source), ("load", self.load_source)):
+                source.set_pause_generator(pauses(random.Random(f"{seed}/{name}"), self.scenario.gap))
+        if self.scenario.stall:
+            self.sink.set_pause_generator(pauses(random.Random(f"{seed}/sink"), self.scenario.stall))
+        await ClockCycles(clock, 3)
+        await FallingEdge(clock)
+        dut.aresetn.value = 1
+        self.start_cycle = cycle_now()
+        monitors = [cocotb.start_soon(self.consume()),
+                    cocotb.start_soon(self.watch("x", self.x_accepted))]
+        monitors += [cocotb.start_soon(self.watch(port, lambda p, port=port: self.load_accepted(port, p)))
+                     for port in self.load_ports]
+        monitors += [cocotb.start_soon(self.layer_monitor(k)) for k in range(1, self.n_layers)]
+        workers = [cocotb.start_soon(self.port_worker(port)) for port in self.ports]
+        await self.finish(monitors + workers)
+
+    def results(self) -> dict:
+        return {**super().results(), "axis_width": self.width, "frames": self.frames,
+                "lost_in_wrapper": self.lost_in_wrapper}
+
+
+@cocotb.test()
+async def axis_scenario(dut):
+    """Run the scenario through the AXI4-Stream ports; every output must arrive once and match."""
+    scenario = Scenario.load(os.environ["LSTM_SCENARIO"])
+    await run_and_report(dut, AxisTestbench(dut, scenario, int(os.environ["LSTM_AXIS_WIDTH"])))
