@@ -49,11 +49,11 @@ def build_parser() -> ArgumentParser:
 
 def cmd_export(args) -> int:
     out = check_target(args.out, "--out")
-    config, stack = load_model(args)
     if args.axis_width != 32 and not args.axis:
         raise RTLError("--axis-width goes with --axis")
     if args.axis_width not in AXIS_WIDTHS:
         raise RTLError(f"--axis-width must be a power of two from 8 to 1024, not {args.axis_width}")
+    config, stack = load_model(args)
     dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
                        serial_output=args.serial_output)
     top = AxisWrapper(dut, width=args.axis_width) if args.axis else dut
