@@ -13,7 +13,7 @@ FAMILY ?= ecp5
 
 help:
 	@echo "make setup          create $(VENV) and install everything from PyPI; then: . $(VENV)/bin/activate"
-	@echo "make test           the test suite (model, RTL, short cocotb runs on both simulators)"
+	@echo "make test           the test suite (model, RTL, short cocotb runs on both simulators; JOBS=N in parallel)"
 	@echo "make golden         golden model on the shipped model and held-out data -> $(BUILD)/golden.npz"
 	@echo "make report         quantization report with plots -> $(BUILD)/report/"
 	@echo "make activations    activation tables: errors, plot -> $(BUILD)/activations.png"
@@ -42,8 +42,10 @@ setup:
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e '.[dev]'
 
+# pytest prints each test file as it runs it; JOBS=N (or auto) spreads the files over N workers
 test:
-	$(PY) -m pytest -q
+	@echo "make test: every test but the slow ones (make regress, make regress-batch); one line per test file"
+	$(PY) -m pytest $(if $(JOBS),-n $(JOBS) --dist loadfile)
 
 golden:
 	@mkdir -p $(BUILD)

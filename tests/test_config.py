@@ -213,6 +213,43 @@ def test_load_reads_a_valid_file(tmp_path):
     assert cfg.spec("h") == TensorSpec(Format(12, 11), "TRN", "SAT") and cfg.source == str(path)
 
 
+# ---- a config file holds only what it changes ----------------------------------------------
+
+def test_partial_config_overlays_the_default_key_by_key(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[modes]\nround = "TRN"\n[formats]\nc = { frac = 11 }\n'
+                    '[activations]\nmax_segments = 32\n[activations.tanh]\nmethod = "plan"\n')
+    cfg, default = load_config(path), load_config()
+    assert cfg.spec("c") == TensorSpec(Format(16, 11), "TRN", "SAT")       # bits from the default
+    for name in TENSORS:
+        if name != "c":
+            assert cfg.spec(name) == TensorSpec(default.fmt(name), "TRN", "SAT"), name
+    assert cfg.tables["sigmoid"].max_segments == 32 and cfg.tables["sigmoid"].method == "pwl"
+    assert cfg.tables["tanh"].method == "plan" and cfg.lanes == default.lanes
+
+
+def test_empty_config_is_the_default(tmp_path):
+    path = tmp_path / "empty.toml"
+    path.write_text("# nothing changed\n")
+    cfg, default = load_config(path), load_config()
+    assert cfg.tensors == default.tensors and cfg.tables == default.tables and cfg.lanes == default.lanes
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[formats]\nc = { bits = 16, frac = 99 }\n", r"\[formats\] c: format frac must be from 0 to bits \(16\), not 99"),
+    ("[rtl]\nlanes = 0\n", r"\[rtl\] lanes must be from 1 to X\+H"),
+    ('[modes]\noverflow = "CLAMP"\n', r"\[modes\]: overflow mode must be one of SAT, WRAP, not 'CLAMP'"),
+    ("[formats]\nq = { bits = 3, frac = 1 }\n", r"unknown key 'q' in \[formats\]"),
+    ("[formats]\nz = 16\n", r"\[formats\] z must be a table"),
+    ('[activations]\nmethod = "lut"\n', r"method must be one of pwl, plan, not 'lut'"),
+])
+def test_a_partial_config_names_its_bad_value(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
 # ---- accumulator width -----------------------------------------------------------------------
 
 def worst_case_sums(cfg, X: int, H: int) -> tuple[int, int]:

@@ -230,7 +230,8 @@ KERAS = {
         lambda d: _keras(d, "h.keras", lambda c: c["config"]["layers"][1].update(class_name="Bidirectional")),
         "one-directional"),
     "keras units disagree": (lambda d: _keras(d, "i.keras", _set(1, units=H + 3)), "units"),
-    "keras truncated archive": (lambda d: _cut(_keras(d, "j.keras", lambda c: None), 2000), "not a model layout"),
+    "keras truncated archive": (lambda d: _cut(_keras(d, "j.keras", lambda c: None), 2000),
+                                "a damaged or truncated zip archive"),
     "keras truncated h5": (lambda d: _cut(_keras(d, "k.h5", lambda c: None, "keras_sequential.h5"), 3000),
                            "cannot be read"),
     "keras weights-only h5": (_weights_only_h5, "model_config"),
@@ -311,6 +312,13 @@ def test_forced_format_on_the_wrong_file(fmt, fixture, words):
     _one_line_error(FIX / fixture, fmt, words)
 
 
+def test_truncated_keras_archive_forced_says_so(bad_dir):
+    """--weights-format keras on a .keras cut short: damaged or truncated, not 'not a zip'."""
+    pytest.importorskip("h5py")
+    path, _ = _make("keras truncated archive", bad_dir)
+    _one_line_error(path, "keras", "a damaged or truncated .keras archive")
+
+
 def test_an_unknown_format_is_refused_by_name():
     with pytest.raises(InputError, match="unknown weights format"):
         load_model_file(FIX / "torch_lstm2.npz", "caffe")
@@ -320,6 +328,7 @@ def test_an_unknown_format_is_refused_by_name():
 
 CLI_CASES = ["safetensors truncated", "bidirectional", "proj_size", "onnx peepholes", "onnx clip",
              "onnx unknown node", "keras hard_sigmoid", "keras go_backwards", "keras truncated h5",
+             "keras truncated archive",
              "unknown npz keys"]
 
 

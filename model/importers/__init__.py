@@ -70,10 +70,11 @@ def detect_format(path) -> str:
         module = importer(name)
         if module is not None and module.sniff(p.path, p.head, p.npz_keys):
             return name
+    if p.damaged_zip:
+        raise InputError(f"weights file {p.path}: {p.describe()}")
     known = [n for n in FORMATS if importer(n) is not None]
     raise InputError(f"weights file {p.path}: not a model layout this tool reads: found "
-                     f"{p.describe()} (formats: {', '.join(known)}; see README.md, "
-                     "'Bring your model')")
+                     f"{p.describe()} (formats: {', '.join(known)}; see docs/import.md)")
 
 
 def load_model_file(path, fmt: str | None = None) -> LSTMStack:

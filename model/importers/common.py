@@ -42,6 +42,8 @@ class Probe:
     def __init__(self, path: Path, head: bytes, size: int, zip_names, npz_keys):
         self.path, self.head, self.size = path, head, size
         self.zip_names, self.npz_keys = zip_names, npz_keys
+        #: starts like a zip archive but its directory cannot be read (cut short, corrupted)
+        self.damaged_zip = head.startswith(ZIP_MAGIC) and zip_names is None
 
     def describe(self) -> str:
         """What was found, for an error that says why no importer took the file."""
@@ -49,6 +51,9 @@ class Probe:
             return "an .npz with arrays " + (", ".join(self.npz_keys) or "(none)")
         if self.zip_names is not None:
             return "a zip with " + (", ".join(self.zip_names[:12]) or "nothing in it")
+        if self.damaged_zip:
+            return (f"a damaged or truncated zip archive ({self.size} bytes: a .keras, .npz or "
+                    ".pt file cut short or corrupted?)")
         if self.head.startswith(NPY_MAGIC):
             return "a .npy array, not an .npz archive"
         if self.head.startswith(HDF5_MAGIC):

@@ -29,7 +29,7 @@ import zipfile
 import numpy as np
 
 from ..weights import InputError, LSTMStack
-from .common import HDF5_MAGIC, ImportFailure, layer
+from .common import HDF5_MAGIC, ZIP_MAGIC, ImportFailure, layer
 
 NAME = "keras"
 DESCRIPTION = "Keras model (.keras, legacy .h5)"
@@ -66,6 +66,9 @@ def load(path) -> LSTMStack:
         head = f.read(len(HDF5_MAGIC))
     h5py = _h5py()
     if head != HDF5_MAGIC and not zipfile.is_zipfile(path):
+        if head.startswith(ZIP_MAGIC):
+            raise ImportFailure(f"{where}: a damaged or truncated .keras archive (zip: its "
+                                "directory cannot be read; was the file cut short?)")
         raise ImportFailure(f"{where}: neither a legacy .h5 (HDF5) file nor a .keras archive (zip)")
     try:
         if head == HDF5_MAGIC:

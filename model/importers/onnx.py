@@ -19,10 +19,15 @@ this cell does not have: ``direction`` other than forward, peepholes (input ``P`
 ``initial_h``/``initial_c`` stored as constants become the model's h0/c0; a zero built by a
 constant subgraph is no state; a state that is a graph input is refused (give it with
 ``--state`` instead).
+
+Initializers kept in external data (``torch.onnx.export``'s default since torch 2.9 writes
+``m.onnx.data`` beside ``m.onnx``) are read from the model's folder, with onnx's own reader,
+as ``onnx.load`` does; a location outside that folder (absolute, or through ``..``) is refused.
 """
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -62,24 +67,43 @@ def load(path) -> LSTMStack:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:   # noqa: BLE001 - protobuf's DecodeError and friends
         raise ImportFailure(f"{where} cannot be parsed ({first_line(e)})") from None
-    return _Graph(model.graph, where).stack()
+    return _Graph(model.graph, where, Path(path).parent).stack()
+
+
+def _external_data(tensor, base: Path, where: str):
+    """The tensor's array, read from its external file in ``base`` (the model's folder)."""
+    from onnx import numpy_helper
+    from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_tensor
+    location = ExternalDataInfo(tensor).location
+    parts = Path(location).parts
+    if not location or Path(location).is_absolute() or ".." in parts:
+        raise ImportFailure(f"{where}: initializer {tensor.name!r} keeps its data at {location!r}, "
+                            "outside the model's folder; refused (keep the data file beside the model)")
+    if not (base / location).is_file():
+        raise ImportFailure(f"{where}: initializer {tensor.name!r} keeps its data in {location!r}, "
+                            f"which is not in {base}")
+    try:
+        load_external_data_for_tensor(tensor, str(base))
+    except Exception as e:   # noqa: BLE001 - onnx's checks: bounds, symlinks, ...
+        raise ImportFailure(f"{where}: initializer {tensor.name!r}: its external data in {location!r} "
+                            f"cannot be read ({first_line(e)})") from None
+    return numpy_helper.to_array(tensor)
 
 
 class _Graph:
     """One walk over the nodes in their (topological) order, classifying every tensor
     (``onnx_values``), collecting LSTM layers, their stored states and the head."""
 
-    def __init__(self, graph, where: str):
+    def __init__(self, graph, where: str, base: Path):
         from onnx import TensorProto, helper, numpy_helper
         self.where, self.helper = where, helper
         self.values: dict = {"": None}
         self.layers, self.states, self.head, self.logits = [], [], None, None
         self.time = self.batch = None
         for t in graph.initializer:
-            if t.data_location == TensorProto.EXTERNAL:
-                raise ImportFailure(f"{where}: initializer {t.name!r} keeps its data in an external "
-                                    "file; save the model with its weights inside")
-            self.values[t.name] = numpy_helper.to_array(t)
+            self.values[t.name] = (_external_data(t, base, where)
+                                   if t.data_location == TensorProto.EXTERNAL
+                                   else numpy_helper.to_array(t))
         self.sizes = {}
         for inp in graph.input:
             if inp.name in self.values:

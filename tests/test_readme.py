@@ -1,0 +1,304 @@
+"""The README stays true: its headline figures agree with the recorded runs, every command it
+shows at least parses, every make target it names is in `make help` (and every target there
+exists), and every link in the README and docs/ points at a file of the repository.
+
+When a benchmark is re-recorded (bench/results/, data/*.json), the figure test below names each
+README figure that no longer agrees, with the value the record gives: edit the number in the
+README's "Headline figures" table. A new row in that table needs an entry in FIGURES (where its
+value comes from)."""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+RESULTS = REPO / "bench" / "results"
+
+
+# ---- the headline figures against the records ---------------------------------------------
+
+@cache
+def record(name: str) -> dict:
+    return json.loads((REPO / name).read_text())
+
+
+@cache
+def regression(simulator: str) -> dict:
+    lines = [json.loads(line) for line in
+             (RESULTS / f"regress-{simulator}.jsonl").read_text().splitlines() if line.strip()]
+    return {"configurations": len(lines), **{k: sum(line[k] for line in lines)
+                                            for k in ("steps", "compared", "compared_c", "mismatches")}}
+
+
+@cache
+def shipped_report() -> dict:
+    """`python -m model report --json` on the shipped model (about a second)."""
+    run = subprocess.run([sys.executable, "-m", "model", "report", "--json"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def pct(fraction: float) -> str:
+    return f"{100 * fraction:.2f} %"
+
+
+def thousands(n: float) -> str:
+    return f"{round(n):,}"
+
+
+def _train():
+    r = record("data/digits_lstm.json")
+    return [("data/digits_lstm.json heldout_accuracy_float", pct(r["heldout_accuracy_float"])),
+            ("data/digits_lstm.json heldout_accuracy_fixed", pct(r["heldout_accuracy_fixed"])),
+            ("data/digits_lstm.json heldout_fixed_float_disagreements",
+             f"{r['heldout_fixed_float_disagreements']} predictions differ")]
+
+
+def _h_error():
+    r = shipped_report()
+    return [("python -m model report --json: h_max_abs_err", f"{r['h_max_abs_err']:.1e}"),
+            ("python -m model report --json: sqnr_db", f"{r['sqnr_db']:.1f} dB")]
+
+
+def _rtl_vs_golden():
+    """The whole held-out set has B x T steps of H codes; tests/test_sim.py runs it on Verilator."""
+    import numpy as np
+    x = np.load(REPO / "data" / "digits_heldout.npz")["x"]
+    hidden = np.load(REPO / "data" / "digits_lstm.npz")["weight_hh"].shape[1]
+    codes = thousands(x.shape[0] * x.shape[1] * hidden)
+    return [("data/: sequences x steps x H", f"{codes} h and {codes} c codes"),
+            ("the only pass", "0 mismatches")]
+
+
+def _regression():
+    r = regression("verilator")
+    return [("bench/results/regress-verilator.jsonl: lines", f"{r['configurations']} configurations"),
+            ("bench/results/regress-verilator.jsonl: steps", f"{thousands(r['steps'])} steps"),
+            ("bench/results/regress-verilator.jsonl: mismatches", f"{r['mismatches']} mismatches")]
+
+
+def _cycles():
+    r = record("bench/results/rtl.json")
+    return [("bench/results/rtl.json cycles_per_step / mac_efficiency",
+             f"{r['cycles_per_step']} / {r['mac_efficiency']:.3f}")]
+
+
+def _ecp5_area():
+    r = record("bench/results/synth-ecp5.json")["resources"]
+    return [("bench/results/synth-ecp5.json resources lut4/ff/dsp/bram",
+             f"{r['lut4']} / {r['ff']} / {r['dsp']} / {r['bram']}")]
+
+
+def _ecp5_speed():
+    r = record("bench/results/synth-ecp5.json")
+    return [("bench/results/synth-ecp5.json fmax_mhz / steps_per_s",
+             f"{r['fmax_mhz']:.1f} MHz / {thousands(round(r['steps_per_s'], -3))}")]
+
+
+def _golden_speed():
+    r = record("bench/results/golden.json")
+    assert r["bit_exact"]
+    return [("bench/results/golden.json golden_vs_float_time_ratio",
+             f"{r['golden_vs_float_time_ratio']:.2f}x, bit-exact")]
+
+
+def _formal_runs():
+    pytest.importorskip("amaranth")
+    from formal.__main__ import plan
+    from formal.configs import FAST
+    return [("formal.__main__.plan(FAST): runs of make formal", f"{len(plan(list(FAST), False))},")]
+
+
+#: README headline row (its first cell) -> what its value cell must contain, and where from.
+FIGURES = {
+    "held-out accuracy: float64 / fixed point": _train,
+    "h error against float: max abs / SQNR": _h_error,
+    "RTL against golden, whole held-out set": _rtl_vs_golden,
+    "random regression (odd sizes, formats, 1-3 layers, loads, resets)": _regression,
+    "cycles per step / MAC efficiency": _cycles,
+    "ECP5 LFE5U-25F-6: LUT4 / flip-flops / DSP / block RAM": _ecp5_area,
+    "ECP5 Fmax / steps per second": _ecp5_speed,
+    "golden model time / plain float64 numpy LSTM (B=256, T=28, X=28, H=128)": _golden_speed,
+    "formal runs in `make formal` (proofs, mutants, covers)": _formal_runs,
+}
+
+
+def headline_rows(text: str) -> dict[str, str]:
+    """First cell -> value cell of the table under '## Headline figures'."""
+    section = text.split("## Headline figures", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 3 and cells[0] not in ("figure", "---"):
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def figure_disagreements(text: str) -> list[str]:
+    rows = headline_rows(text)
+    problems = [f"README headline row {label!r} has no source in FIGURES"
+                for label in rows if label not in FIGURES]
+    problems += [f"FIGURES names {label!r}, which the README's headline table lacks"
+                 for label in FIGURES if label not in rows]
+    for label, source in FIGURES.items():
+        if label not in rows:
+            continue
+        for where, expected in source():
+            if expected not in rows[label]:
+                problems.append(f"README figure {label!r} says {rows[label]!r}; "
+                                f"{where} gives {expected!r}")
+    return problems
+
+
+def test_headline_figures_agree_with_the_records():
+    problems = figure_disagreements(README.read_text())
+    assert not problems, "\n".join(problems)
+
+
+def test_a_changed_record_is_named(monkeypatch):
+    """The check fails, naming the figure and the record's value, when a number drifts."""
+    text = README.read_text()
+    fmax = f"{record('bench/results/synth-ecp5.json')['fmax_mhz']:.1f} MHz"
+    assert fmax in text
+    problems = figure_disagreements(text.replace(fmax, "150.0 MHz"))
+    assert len(problems) == 1
+    assert "'ECP5 Fmax / steps per second'" in problems[0] and fmax in problems[0]
+    extra = text.replace("| cycles per step / MAC efficiency |",
+                         "| a new figure | 1 | `make x` |\n| cycles per step / MAC efficiency |")
+    assert figure_disagreements(extra) == ["README headline row 'a new figure' has no source in FIGURES"]
+
+
+# ---- every command the README shows parses --------------------------------------------------
+
+def readme_commands(text: str) -> list[list[str]]:
+    """`python -m ...` commands of the README's code blocks and inline code, as argument lists."""
+    found = []
+    for line in text.splitlines():
+        # words up to the first that carries prose punctuation (a comment's "...: does x")
+        for match in re.finditer(r"python -m [a-z][\w.]*(?: [^\s`#;:,()]+)*", line):
+            found.append(shlex.split(match.group(0))[2:])
+    return found
+
+
+def _parser(module: str):
+    """The argparse parser of a module's command line, where it has one to build."""
+    if module == "model":
+        from model.__main__ import build_parser
+    elif module == "rtl":
+        pytest.importorskip("amaranth")
+        from rtl.__main__ import build_parser
+    elif module == "sim":
+        pytest.importorskip("cocotb")
+        from sim.__main__ import build_parser
+    elif module == "bench.synth":
+        from bench.synth import build_parser
+    elif module == "formal":
+        pytest.importorskip("amaranth")
+        from formal.__main__ import build_parser
+    else:
+        return None
+    return build_parser()
+
+
+def test_readme_shows_commands():
+    modules = {words[0] for words in readme_commands(README.read_text())}
+    assert {"model", "rtl", "sim", "bench", "bench.synth", "formal"} <= modules, modules
+
+
+@pytest.mark.parametrize("words", readme_commands(README.read_text()), ids=" ".join)
+def test_readme_command_parses(words):
+    parser = _parser(words[0])
+    if parser is None:
+        return          # python -m bench: its --help is run below
+    try:
+        parser.parse_args(words[1:])
+    except SystemExit as e:
+        pytest.fail(f"python -m {' '.join(words)}: the parser refuses it (status {e.code})")
+
+
+def _help_commands():
+    subs = {("model", w[1]) if w[0] == "model" else
+            ("bench", w[1]) if w[0] == "bench" and len(w) > 1 and not w[1].startswith("-") else
+            (w[0],) for w in readme_commands(README.read_text())}
+    return sorted(subs | {("model.train",)})
+
+
+@pytest.mark.parametrize("command", _help_commands(), ids=" ".join)
+def test_readme_module_help(command):
+    run = subprocess.run([sys.executable, "-m", *command, "--help"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() and "Traceback" not in run.stderr
+
+
+def make_help_targets() -> list[str]:
+    run = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return [m.group(1) for m in re.finditer(r"^make (\S+)", run.stdout, re.M)]
+
+
+def test_readme_make_targets_are_in_make_help():
+    listed = set(make_help_targets())
+    named = set(re.findall(r"(?:`|^ {4})make ([a-z][a-z-]*)", README.read_text(), re.M)) - {"help"}
+    assert named <= listed, sorted(named - listed)
+
+
+def test_every_target_in_make_help_exists():
+    """`make -n` (print, do not run) each listed target: a name without a rule fails."""
+    for target in make_help_targets():
+        run = subprocess.run(["make", "-n", target, "VENV=/nonexistent"], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and "No rule" not in run.stderr, (target, run.stderr)
+
+
+# ---- links ---------------------------------------------------------------------------------
+
+def markdown_files():
+    yield README
+    yield REPO / "CHANGELOG.md"
+    yield REPO / "bench" / "RESULTS.md"
+    yield from sorted((REPO / "docs").glob("*.md"))
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", list(markdown_files()), ids=lambda p: str(p.relative_to(REPO)))
+def test_links_point_into_the_repository(page):
+    bad = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+        if re.match(r"[a-z]+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists():
+            bad.append(f"{target}: no such file")
+        elif anchor and file.suffix == ".md":
+            anchors = {_anchor(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), re.M)}
+            if anchor not in anchors:
+                bad.append(f"{target}: no heading with that anchor")
+    assert not bad, bad
+
+
+# ---- make test says what it leaves out -----------------------------------------------------
+
+def test_make_test_names_the_slow_tests_it_leaves_out():
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist",
+                          "tests/test_sim_regress.py", "tests/test_readme.py"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    line = next(line for line in run.stdout.splitlines() if "slow tests not run" in line)
+    assert "make regress" in line and "tests/test_sim_regress.py" in line
+    deselected = re.search(r"\((\d+) deselected\)", run.stdout)
+    assert deselected and int(line.split()[0]) == int(deselected.group(1)) > 0
