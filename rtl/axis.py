@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Shape, Signal, Value
-from amaranth.lib import data, fifo, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .geometry import RTLError, refuse
+from .stack import StepTags
 
 __all__ = ["AXIS_WIDTHS", "AxisWrapper", "BeatLayout", "Field", "slot_bits"]
 
@@ -226,6 +227,9 @@ class AxisWrapper(wiring.Component):
             self._x = dict((n, lay) for n, _, lay in streams)["x"]
             self._outputs = [(n, lay) for n, flow, lay in streams if flow == Out]
             self._loads = [(n, lay) for n, flow, lay in streams if flow == In and n != "x"]
+            if any(name not in dict(iter(self._x)) for name in FRAMING):
+                raise RTLError("the AXI4-Stream wrapper needs a design whose x step carries "
+                               "first and last")
             for n, lay in self._outputs:
                 if any(name in FRAMING for name, _ in lay):
                     raise RTLError(f"the AXI4-Stream wrapper serialises whole records: build the "
@@ -266,7 +270,7 @@ class AxisWrapper(wiring.Component):
 
     @property
     def in_flight(self) -> int:
-        """Depth of the FIFO of ``last`` bits between the x and h streams: more than the steps
+        """Depth of the FIFO of step framing between the x and h streams: more than the steps
         the design can hold (2 per layer: one computing, one waiting to be taken)."""
         return 2 * len(getattr(self._core, "layers", (self._core,))) + 2
 
@@ -278,24 +282,27 @@ class AxisWrapper(wiring.Component):
         framing_error = Signal()
         m.d.comb += self.error.eq(Cat(core.error, framing_error))
 
-        # the `last` bit of each step: carried by the design when its x has one, else kept in
-        # a FIFO from the x transfer to the h record (its ready holds x while it is full)
-        x_has_last = "last" in dict(iter(self._x))
-        sequence_end = {}
-        if not x_has_last and any(n == "h" for n, _ in self._outputs):
-            m.submodules.lasts = lasts = fifo.SyncFIFOBuffered(width=1, depth=self.in_flight)
-            sequence_end["h"] = lasts
-        self._x_input(m, core, framing_error, sequence_end.get("h"))
-        for name, _ in self._outputs:
-            self._output(m, core, name, sequence_end.get(name))
+        # the h stream carries no framing: each step's `last` travels beside the design in a
+        # FIFO from its x transfer to its h record (its readies hold x while it is full)
+        x_port, outputs = core.x, {name: getattr(core, name) for name, _ in self._outputs}
+        ends = {name: Const(1) for name in outputs}     # one record per sequence (y)
+        if "h" in outputs:
+            m.submodules.tags = tags = StepTags(self.in_flight, self._x, dict(self._outputs)["h"])
+            wiring.connect(m, tags.downstream_x, core.x)
+            wiring.connect(m, core.h, tags.upstream_h)
+            x_port, outputs["h"], ends["h"] = tags.upstream_x, tags.h, tags.last
+        self._x_input(m, x_port, framing_error)
+        for name, port in outputs.items():
+            self._output(m, name, port, ends[name])
         if self._loads:
             self._load_input(m, core, framing_error)
         return m
 
     # -- s_axis_x -> x ---------------------------------------------------------------------------
-    def _x_input(self, m, core, framing_error, lasts):
-        """Beats into a record register; the record is the x payload. ``first`` is 1 after
-        reset and after a ``tlast`` step; a ``tlast`` inside a step drops the partial step."""
+    def _x_input(self, m, x, framing_error):
+        """Beats into a record register; the record is the payload of ``x``. ``first`` is 1
+        after reset and after a ``tlast`` step, ``last`` is the step's ``tlast``; a ``tlast``
+        inside a step drops the partial step."""
         lay, W = self.x_layout, self._width
         n = lay.n_beats
         record = Signal(n * W)
@@ -303,15 +310,11 @@ class AxisWrapper(wiring.Component):
         full = Signal()
         record_last = Signal()
         starts_sequence = Signal(init=1)
-        x = core.x
         take = x.valid & x.ready
-        if lasts is not None:
-            m.d.comb += [lasts.w_data.eq(record_last), lasts.w_en.eq(take)]
         m.d.comb += [self.s_axis_x_tready.eq((~full | take) & self.aresetn),
-                     x.valid.eq(full & (lasts.w_rdy if lasts is not None else 1)),
-                     x.payload.first.eq(starts_sequence)]
-        if "last" in dict(iter(self._x)):
-            m.d.comb += x.payload.last.eq(record_last)
+                     x.valid.eq(full),
+                     x.payload.first.eq(starts_sequence),
+                     x.payload.last.eq(record_last)]
         lay.payload_from(m, record, x.payload)
         fire = self.s_axis_x_tvalid & self.s_axis_x_tready
         with m.If(take):
@@ -326,30 +329,22 @@ class AxisWrapper(wiring.Component):
                 m.d.sync += beat.eq(beat + 1)
 
     # -- o -> m_axis_o ---------------------------------------------------------------------------
-    def _output(self, m, core, name, lasts):
+    def _output(self, m, name, port, ends):
         """The output record (held stable by the design until taken) cut into beats by a beat
-        counter; the design's record is taken with its last beat."""
+        counter; the design's record is taken with its last beat, which carries ``tlast`` when
+        ``ends`` (the record ends a sequence)."""
         lay, W = self.output_layouts[name], self._width
         n = lay.n_beats
-        port = getattr(core, name)
         record = Signal(n * W)
         m.d.comb += record.eq(lay.record_of(port.payload))
         beat = Signal(range(n))
         final = beat == n - 1
         tdata, tvalid, tready, tlast = (getattr(self, f"m_axis_{name}_{s}")
                                         for s in ("tdata", "tvalid", "tready", "tlast"))
-        if lasts is not None:
-            ends = lasts.r_data
-            ok = lasts.r_rdy
-            m.d.comb += lasts.r_en.eq(port.valid & port.ready)
-        elif "last" in dict(iter(port.payload.shape())):
-            ends, ok = port.payload.last, 1
-        else:                                   # one record per sequence (the classifier's y)
-            ends, ok = 1, 1
         m.d.comb += [tdata.eq(record.word_select(beat, W) if n > 1 else record),
-                     tvalid.eq(port.valid & ok),
+                     tvalid.eq(port.valid),
                      tlast.eq(final & ends),
-                     port.ready.eq(tready & final & ok)]
+                     port.ready.eq(tready & final)]
         with m.If(tvalid & tready):
             m.d.sync += beat.eq(Mux(final, 0, beat + 1))
 

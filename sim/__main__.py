@@ -40,6 +40,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--lanes", metavar="P", help="MAC lanes P, or P0,P1,... one per layer of a "
                     "stacked model (default: the config's)")
     ap.add_argument("--limit", type=int, help="only the first N sequences")
+    ap.add_argument("--serial-output", action="store_true",
+                    help="the design with the word-serial h stream (python -m rtl "
+                         "--serial-output; one layer only)")
     ap.add_argument("--gap", type=float, default=0.0, help="probability of input idle cycles (0)")
     ap.add_argument("--stall", type=float, default=0.0, help="probability of output ready stalls (0)")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SEED", 0)), help="random seed")
@@ -67,6 +70,9 @@ def _load(args):
     if args.labels and not args.inputs:
         raise FixedPointError("--labels goes with --inputs")
     config, stack, x, labels, _ = load_operands(args, want_labels=True, stacked=True)
+    if stack.n_layers > 1 and args.serial_output:
+        raise FixedPointError("--serial-output is for one layer; a stacked model's layers pass "
+                              "whole h vectors to each other")
     if stack.n_layers == 1:
         weights = single_layer(stack, "python -m sim")
         args.lanes = None if args.lanes is None else _one_lane_count(args.lanes)
@@ -77,6 +83,8 @@ def _load(args):
             raise FixedPointError(f"--limit must be at least 1, not {args.limit}")
         x = x[:args.limit]
         labels = None if labels is None else labels[:args.limit]
+    if args.axis and args.serial_output:
+        raise FixedPointError("--axis serialises whole results: leave out --serial-output")
     if args.axis_width != 32 and not args.axis:
         raise FixedPointError("--axis-width goes with --axis")
     from rtl.axis import AXIS_WIDTHS
@@ -143,7 +151,7 @@ def cmd_batch(args, config, weights, x, labels) -> int:
         lanes = lanes_per_layer(args.lanes, golden.stack.n_layers)
         vectors = vectors_of_run(golden, lanes=None if lanes is None else lanes[-1])
     else:
-        vectors = vectors_of_run(golden, lanes=args.lanes)
+        vectors = vectors_of_run(golden, lanes=args.lanes, serial_output=args.serial_output)
     result = run_vectors(vectors, args.sim, lanes=args.lanes, gap=round(100 * args.gap),
                          stall=round(100 * args.stall), seed=args.seed, design=design)
     summary = summary_json(result)
@@ -199,7 +207,8 @@ def cmd_sim(args) -> int:
     if args.axis:          # the design starts blank: the model goes in through s_axis_load
         layers = [(cfg, _blank(q)) for cfg, q in layers]
     if isinstance(weights, LSTMWeights):
-        scenario = Scenario(*layers[0], seed=args.seed, gap=args.gap, stall=args.stall)
+        scenario = Scenario(*layers[0], seed=args.seed, gap=args.gap, stall=args.stall,
+                            serial_output=args.serial_output)
         lanes = args.lanes
     else:       # one cell per layer; the scoreboard follows each layer's own input handshake
         from rtl.stack import lanes_per_layer

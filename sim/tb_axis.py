@@ -51,7 +51,7 @@ class AxisTestbench(Testbench):
         self.tdest = {port: k for k, port in enumerate(wrapper.load_ports)}
         self.to_accept = deque()       # steps sent, not yet taken by the design
         self.load_sent = {port: deque() for port in self.load_ports}
-        self.sequence_steps = {}       # steps of each sequence (its last one carries tlast)
+        self.ends = set()              # (sequence, step) of the steps with last (and tlast)
         self.frames = 0
         self.lost_in_wrapper = 0       # beats the wrapper held when a reset came
 
@@ -64,16 +64,22 @@ class AxisTestbench(Testbench):
 
     # -- drivers -------------------------------------------------------------------------------
     async def run_steps(self, op):
-        """One frame per sequence: its steps' beats, ``tlast`` on the last."""
-        frames, beats = [], []
-        for x, first, seq, step in zip(op["x"], op["first"], op["sequence"], op["step"]):
-            if first and beats:
+        """One frame per sequence: its steps' beats, ``tlast`` on the last (the step with
+        ``last``); ``first`` is not sent, the wrapper derives it."""
+        frames, beats, ended = [], [], True
+        for x, first, last, seq, step in zip(op["x"], op["first"], op["last"], op["sequence"],
+                                             op["step"]):
+            if first != ended:
+                raise ValueError("over AXI4-Stream a sequence starts exactly after the step with "
+                                 "last: first must follow last")
+            beats += self.x_beats.pack({"x": x})
+            self.to_accept.append((x, first, last, seq, step))
+            ended = bool(last)
+            if last:
                 frames.append(beats)
                 beats = []
-            beats += self.x_beats.pack({"x": x})
-            self.to_accept.append((x, first, seq, step))
-            self.sequence_steps[seq] = step + 1
-        frames.append(beats)
+        if beats:
+            frames.append(beats)
         self.x_waiting = True
         for beats in frames:
             await self.x_source.send(AxiStreamFrame(beats))
@@ -130,14 +136,16 @@ class AxisTestbench(Testbench):
         if not self.to_accept:
             self.checker.violation("the design took a step nobody sent")
             return
-        x, first, seq, step = self.to_accept.popleft()
+        x, first, last, seq, step = self.to_accept.popleft()
         for unit, (want, code) in enumerate(zip(x, got["x"])):
             if want != code:
                 self.checker._mismatch((seq, step), unit, "x", want, code, where="input ")
-        if got["first"] != first:
+        if (got["first"], got["last"]) != (first, last):
             self.checker.violation(f"sequence {seq} step {step} reached the design with first="
-                                   f"{got['first']}, expected {first}")
-        self.stepped(0, (seq, step), first, self.model.step(0, x, first))
+                                   f"{got['first']} last={got['last']}, expected {first}, {last}")
+        if last:
+            self.ends.add((seq, step))
+        self.stepped(0, (seq, step), (first, last), self.model.step(0, x, first))
         self.accepted.append(cycle_now())
         self.sent += 1
         if self.progress_path and self.sent % self.progress_every == 0:
@@ -173,7 +181,7 @@ class AxisTestbench(Testbench):
                 ends = None
                 if self.checker.expected:
                     seq, step = self.checker.expected[0][0]
-                    ends = step == self.sequence_steps[seq] - 1
+                    ends = (seq, step) in self.ends
                 out = lay.unpack(record)
                 self.outputs.append(cycle_now())
                 self.checker.observe(out["h"], out.get("c"))
