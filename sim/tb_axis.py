@@ -145,12 +145,7 @@ class AxisTestbench(Testbench):
                                    f"{got['first']} last={got['last']}, expected {first}, {last}")
         if last:
             self.ends.add((seq, step))
-        self.stepped(0, (seq, step), (first, last), self.model.step(0, x, first))
-        self.accepted.append(cycle_now())
-        self.sent += 1
-        if self.progress_path and self.sent % self.progress_every == 0:
-            with open(self.progress_path, "w") as f:
-                f.write(f"{self.sent} {self.scenario.n_steps}\n")
+        self.first_layer_took(x, first, last, seq, step)
 
     def load_accepted(self, port, payload):
         got = self.pack[port].unpack(payload)

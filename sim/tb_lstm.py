@@ -175,12 +175,16 @@ class Testbench:
             self.x_waiting = True
             await self.put("x", {"x": x, "first": first, "last": last})
             self.x_waiting = False
-            self.stepped(0, (seq, step), (first, last), self.model.step(0, x, first))
-            self.accepted.append(cycle_now())
-            self.sent += 1
-            if self.progress_path and self.sent % self.progress_every == 0:
-                with open(self.progress_path, "w") as f:
-                    f.write(f"{self.sent} {self.scenario.n_steps}\n")
+            self.first_layer_took(x, first, last, seq, step)
+
+    def first_layer_took(self, x, first, last, seq, step):
+        """Layer 0 took step ``step`` of sequence ``seq``: its model steps; progress."""
+        self.stepped(0, (seq, step), (first, last), self.model.step(0, x, first))
+        self.accepted.append(cycle_now())
+        self.sent += 1
+        if self.progress_path and self.sent % self.progress_every == 0:
+            with open(self.progress_path, "w") as f:
+                f.write(f"{self.sent} {self.scenario.n_steps}\n")
 
     async def run_packet(self, port, op):
         if op.get("after"):
