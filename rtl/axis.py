@@ -272,7 +272,8 @@ class AxisWrapper(wiring.Component):
     def in_flight(self) -> int:
         """Depth of the FIFO of step framing between the x and h streams: more than the steps
         the design can hold (2 per layer: one computing, one waiting to be taken)."""
-        return 2 * len(getattr(self._core, "layers", (self._core,))) + 2
+        cells = getattr(self._core, "core", self._core)       # a design with a head: its core
+        return 2 * len(getattr(cells, "layers", (cells,))) + 2
 
     def elaborate(self, platform):
         m = Module()

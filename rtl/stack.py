@@ -261,24 +261,52 @@ def lanes_per_layer(lanes, n_layers: int):
     return lanes
 
 
-def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_output=False):
+def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_output=False,
+                 head=None, output_h=True, head_multiplier="dsp"):
     """The hardware for a model (an :class:`model.weights.LSTMStack`): an :class:`LSTMCell` for
     one layer, a :class:`StackedLSTM` for more; layer k quantized with ``config.for_layer(k)``.
+
+    ``head``: put the model's classifier head after the last layer
+    (:class:`rtl.head.ClassifiedLSTM`, its weights cast with the last layer's config); None:
+    when the model has one and the output is parallel (the head reads whole h vectors).
+    ``output_h`` False leaves the h stream out (only ``y``; needs the head).
 
     A model file's stored initial state is refused: the hardware takes its initial state through
     the ``state`` port(s) at run time.
     """
-    from model.weights import InputError, quantize_weights
+    from model.weights import InputError, LSTMWeights, quantize_weights
     if stack.h0 is not None or stack.c0 is not None:
         raise InputError("the hardware does not take the initial state stored in this model "
                          "file (ONNX initial_h/initial_c): load it through the state port")
+    with_head = stack.has_head and not serial_output if head is None else bool(head)
+    if with_head and not stack.has_head:
+        raise RTLError("this model has no classifier head (head_weight, head_bias)")
+    if with_head and serial_output:
+        raise RTLError("the classifier head reads whole h vectors: the word-serial output needs "
+                       "the design without the head (--no-head)")
+    if not output_h and not with_head:
+        raise RTLError("leaving out the h stream (--no-h) needs a classifier head: the design "
+                       "would have no output")
     configs = [config.for_layer(k) for k in range(stack.n_layers)]
     qweights = [quantize_weights(layer, cfg) for layer, cfg in zip(stack.layers, configs)]
     per_layer = lanes_per_layer(lanes, stack.n_layers)
     if stack.n_layers == 1:
-        return LSTMCell(configs[0], qweights[0], lanes=None if per_layer is None else per_layer[0],
+        core = LSTMCell(configs[0], qweights[0], lanes=None if per_layer is None else per_layer[0],
                         output_c=output_c, serial_output=serial_output)
-    if serial_output:
+    elif serial_output:
         raise RTLError("the word-serial output is for one layer; a stacked model's layers pass "
                        "whole h vectors to each other")
-    return StackedLSTM(configs, qweights, lanes=per_layer, output_c=output_c)
+    else:
+        core = StackedLSTM(configs, qweights, lanes=per_layer, output_c=output_c)
+    if not with_head:
+        return core
+    from .head import ClassifiedLSTM, ClassifierHead
+    last = stack.layers[-1]
+    q = quantize_weights(LSTMWeights(last.weight_ih, last.weight_hh, last.bias,
+                                     stack.head_weight, stack.head_bias), configs[-1])
+    try:
+        unit = ClassifierHead(configs[-1], q.head_weight, q.head_bias, multiplier=head_multiplier)
+    except RTLError:
+        core._MustUse__silence = True
+        raise
+    return ClassifiedLSTM(core, unit, output_h=output_h)

@@ -147,7 +147,7 @@ def cmd_batch(args, config, weights, x, labels) -> int:
     golden = run_golden(config, weights, x)
     design = None
     if golden.stack.n_layers > 1:
-        design = build_design(config, golden.stack, lanes=args.lanes)
+        design = build_design(config, golden.stack, lanes=args.lanes, head=False)
         lanes = lanes_per_layer(args.lanes, golden.stack.n_layers)
         vectors = vectors_of_run(golden, lanes=None if lanes is None else lanes[-1])
     else:

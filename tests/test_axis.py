@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import helpers_stack
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -17,10 +18,11 @@ from amaranth.sim import Simulator
 
 from helpers_sim import full_scenario
 from model.config import load_config
+from model.golden import run_golden
 from model.weights import LSTMStack, quantize_weights
 from rtl.axis import AXIS_WIDTHS, AxisWrapper, BeatLayout, Field, slot_bits
 from rtl.geometry import RTLError
-from rtl.stack import StackedLSTM
+from rtl.stack import StackedLSTM, build_design
 from rtl.top import LSTMCell
 from rtl_helpers import random_weights
 from sim.runner import run_scenario
@@ -147,15 +149,14 @@ def _clock(dut):
     return process
 
 
-def _framing_run(width, x_frames, load_frames, *, rng_seed=0, pause=0.3):
-    """Beats of ``x_frames`` (lists of (tdata, tlast)) and ``load_frames`` ((tdata, tlast,
-    tdest)) into the wrapper with random gaps, the h beats taken with random stalls; returns
-    the wrapper, the h beats (tdata, tlast) and the load words the core took (port, payload)."""
+def axis_sim(dut, x_frames, load_frames=(), *, watch=None, rng_seed=0, pause=0.3, until=4e-6):
+    """Beats of ``x_frames`` ((tdata, tlast) each) and then ``load_frames`` ((tdata, tlast,
+    tdest)) into the wrapper ``dut`` with random gaps, every output stream's beats taken with
+    random stalls; ``watch(ctx)``: a process beside them. Returns {output: [(tdata, tlast)]}."""
     rng = np.random.default_rng(rng_seed)
-    dut = AxisWrapper(StandIn(), width=width)
-    core = dut.core
     sim = Simulator(dut)
-    got_h, got_loads, done = [], [], []
+    outputs = {name: [] for name in dut.output_layouts}
+    done = []
 
     async def put(ctx, prefix, beats, extra=()):
         for beat in beats:
@@ -169,20 +170,41 @@ def _framing_run(width, x_frames, load_frames, *, rng_seed=0, pause=0.3):
             await ctx.tick().until(getattr(dut, f"{prefix}_tready"))
             ctx.set(getattr(dut, f"{prefix}_tvalid"), 0)
 
-    async def drive_x(ctx):
+    async def drive(ctx):
         ctx.set(dut.aresetn, 1)
         await put(ctx, "s_axis_x", x_frames)
         await put(ctx, "s_axis_load", load_frames, ("tdest",))
         done.append(1)
 
-    async def take_h(ctx):
-        while True:
-            ready = int(rng.random() >= pause)
-            ctx.set(dut.m_axis_h_tready, ready)
-            _, _, valid, tdata, tlast = await ctx.tick().sample(dut.m_axis_h_tvalid, dut.m_axis_h_tdata,
-                                                                 dut.m_axis_h_tlast)
-            if valid and ready:
-                got_h.append((tdata, tlast))
+    def take(name):
+        async def process(ctx):
+            port = [getattr(dut, f"m_axis_{name}_{s}") for s in ("tvalid", "tdata", "tlast")]
+            while True:
+                ready = int(rng.random() >= pause)
+                ctx.set(getattr(dut, f"m_axis_{name}_tready"), ready)
+                _, _, valid, tdata, tlast = await ctx.tick().sample(*port)
+                if valid and ready:
+                    outputs[name].append((tdata, tlast))
+        return process
+
+    sim.add_process(_clock(dut))
+    for name in outputs:
+        sim.add_process(take(name))
+    if watch is not None:
+        sim.add_process(watch)
+    sim.add_testbench(drive)
+    sim.run_until(until + 1e-8 * 8 * (len(x_frames) + len(load_frames)))
+    assert done, "the wrapper stopped taking beats"
+    dut._MustUse__silence = True
+    return outputs
+
+
+def _framing_run(width, x_frames, load_frames, *, rng_seed=0, pause=0.3):
+    """:func:`axis_sim` around the stand-in core; returns the wrapper, the h beats and the load
+    words the core took (port, payload), in order."""
+    dut = AxisWrapper(StandIn(), width=width)
+    core = dut.core
+    got_loads = []
 
     async def watch_loads(ctx):
         async for _, _, wv, wp, sv, sp, av, ap in ctx.tick().sample(
@@ -195,14 +217,8 @@ def _framing_run(width, x_frames, load_frames, *, rng_seed=0, pause=0.3):
             if sv:
                 got_loads.append(("state", {"h": sp.h, "c": sp.c, "first": sp.first, "last": sp.last}))
 
-    sim.add_process(_clock(dut))
-    sim.add_process(take_h)
-    sim.add_process(watch_loads)
-    sim.add_testbench(drive_x)
-    sim.run_until(4e-6 + 1e-8 * 8 * (len(x_frames) + len(load_frames)))
-    assert done, "the wrapper stopped taking beats"
-    dut._MustUse__silence = True
-    return dut, got_h, got_loads
+    out = axis_sim(dut, x_frames, load_frames, watch=watch_loads, rng_seed=rng_seed, pause=pause)
+    return dut, out["h"], got_loads
 
 
 def _x_beats(lay, steps):
@@ -320,6 +336,37 @@ def test_framing_errors_set_the_error_bit():
         sim.run_until(2e-6)
         dut._MustUse__silence = True
         assert seen == [0 if name == "good" else 0b10], name
+
+
+@pytest.mark.parametrize("sizes, C, width, output_h", [([3, 4], 3, 16, True), ([2, 3, 2], 5, 8, False)])
+def test_head_y_through_the_wrapper(sizes, C, width, output_h):
+    """A cell or stack with the classifier head (rtl.head) behind the wrapper: every h and c
+    record, every m_axis_y record (C logits, label) equal the golden run's; tlast on each
+    sequence's last h record and on every y record; the stack without its h stream too."""
+    rng = np.random.default_rng(len(sizes) + C)
+    model = helpers_stack.random_stack(rng, sizes, n_classes=C)
+    cfg = load_config()
+    B, T = 3, 2
+    golden = run_golden(cfg, model, rng.normal(0, 1.5, (B, T, sizes[0])))
+    dut = AxisWrapper(build_design(cfg, model, lanes=2, output_h=output_h), width=width)
+    assert set(dut.output_layouts) == ({"h", "y"} if output_h else {"y"})
+    steps = [(list(x), t == T - 1) for seq in golden.layers[0].x_raw for t, x in enumerate(seq)]
+    out = axis_sim(dut, _x_beats(dut.x_layout, steps), until=2e-5)
+    y = dut.output_layouts["y"]
+    records = [out["y"][k:k + y.n_beats] for k in range(0, len(out["y"]), y.n_beats)]
+    assert [y.unpack([b for b, _ in r]) for r in records] == [
+        {"logits": [int(v) for v in row], "label": int(np.argmax(np.asarray(row, dtype=object)))}
+        for row in golden.logits_raw]
+    assert all(y.padding_ok([b for b, _ in r]) and [t for _, t in r] == [0] * (y.n_beats - 1) + [1]
+               for r in records)
+    if output_h:
+        h = dut.output_layouts["h"]
+        records = [out["h"][k:k + h.n_beats] for k in range(0, len(out["h"]), h.n_beats)]
+        last = golden.layers[-1].fixed
+        assert [h.unpack([b for b, _ in r]) for r in records] == [
+            {"h": [int(v) for v in hh], "c": [int(v) for v in cc]}
+            for hh, cc in zip(last["h"].reshape(B * T, -1), last["c"].reshape(B * T, -1))]
+        assert [t for r in records for _, t in r][h.n_beats - 1::h.n_beats] == [0, 1] * B
 
 
 # -- python -m rtl --axis ----------------------------------------------------------------------
