@@ -220,8 +220,12 @@ def cmd_sim(args) -> int:
         _axis_ops(scenario, golden)
     else:
         scenario.add_sequences(golden.x_raw)
+    head = None
+    if args.axis and golden.logits_raw is not None:     # the head on chip, behind m_axis_y
+        head = (golden.qweights.head_weight, golden.qweights.head_bias)
     result = run_scenario(scenario, args.sim, waves=args.waves, progress=args.progress,
-                          lanes=lanes, axis_width=args.axis_width if args.axis else None)
+                          lanes=lanes, axis_width=args.axis_width if args.axis else None,
+                          head=head)
     r = result.results
     B, T = x.shape[:2]
     summary = {
@@ -234,11 +238,16 @@ def cmd_sim(args) -> int:
         "seed": args.seed, "log": str(result.log),
     }
     if args.axis:
-        summary.update(axis_width=args.axis_width, loads=r["loads"], frames=r["frames"])
+        summary.update(axis_width=args.axis_width, loads=r["loads"], frames=r["frames"],
+                       **{k: r[k] for k in ("logits_compared", "logits_mismatches",
+                                            "labels_compared", "labels_mismatches")})
     if labels is not None and weights.has_head and r["missing"] == 0:
         last = {(s, t): h for s, t, *h in r["received_h"]}
         h_last = np.array([last[(b, T - 1)] for b in range(B)], np.int64)
         summary["accuracy_rtl"], summary["accuracy_golden"] = _accuracy(golden, h_last, labels)
+        if head is not None:                 # the labels the design emitted on m_axis_y
+            on_chip = dict(r["labels"])
+            summary["accuracy_rtl"] = float(np.mean([on_chip[b] == labels[b] for b in range(B)]))
     if result.waves:
         summary["waves"] = str(result.waves)
     _print_summary(args, summary, f"cocotb mode, AXI4-Stream {args.axis_width}-bit" if args.axis

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from rtl.__main__ import export_verilog
 from rtl.axis import AxisWrapper
 from rtl.stack import StackedLSTM
@@ -184,16 +186,25 @@ def design_of(scenario: Scenario, lanes=None):
                        lanes=per_layer, output_c=scenario.output_c)
 
 
-def _design_dir(scenario: Scenario, simulator: str, waves: bool, lanes,
-                axis_width=None) -> tuple[Path, Path]:
-    """Export the Verilog (behind the AXI4-Stream wrapper when ``axis_width`` is given) into a
-    build directory named by its content and the build flavour (the content holds every
-    layer's weights, formats and lanes)."""
+def axis_design_of(scenario: Scenario, lanes, axis: dict) -> AxisWrapper:
+    """The scenario's design behind its AXI4-Stream wrapper, ``axis`` = {"width": N, and
+    "head_weight", "head_bias" (codes) for the classifier head after the last layer}."""
     design = design_of(scenario, lanes)
-    if axis_width is not None:
-        design = AxisWrapper(design, width=axis_width)
+    if axis.get("head_weight") is not None:
+        from rtl.head import ClassifiedLSTM, ClassifierHead
+        design = ClassifiedLSTM(design, ClassifierHead(scenario.layers[-1][0], axis["head_weight"],
+                                                       axis["head_bias"]))
+    return AxisWrapper(design, width=axis["width"])
+
+
+def _design_dir(scenario: Scenario, simulator: str, waves: bool, lanes,
+                axis=None) -> tuple[Path, Path]:
+    """Export the Verilog (behind the AXI4-Stream wrapper when ``axis`` is given) into a build
+    directory named by its content and the build flavour (the content holds every layer's
+    weights, formats and lanes)."""
+    design = design_of(scenario, lanes) if axis is None else axis_design_of(scenario, lanes, axis)
     text = export_verilog(design, TOPLEVEL)
-    flavour = " ".join([simulator, *_build_args(simulator, waves, axis_width is not None),
+    flavour = " ".join([simulator, *_build_args(simulator, waves, axis is not None),
                         f"waves={waves}"])
     digest = hashlib.sha256(f"{flavour}\n{text}".encode()).hexdigest()[:16]
     build_dir = BUILD_ROOT / f"{simulator}-{digest}"
@@ -228,16 +239,24 @@ def prune_cache(current: Path, keep_runs: int = KEEP_RUNS, cache_mb: float | Non
 
 
 def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool = False,
-                 progress: bool = False, lanes=None, axis_width=None) -> SimResult:
+                 progress: bool = False, lanes=None, axis_width=None, head=None) -> SimResult:
     """Export the design for ``scenario``, build it for ``simulator`` and run the testbench.
 
     ``lanes``: P of a single cell (None: the config's); for a stack, None takes the lanes the
     scenario names per layer, a sequence overrides them. ``axis_width``: the design behind its
-    AXI4-Stream wrapper with ``tdata`` of that width, run by :mod:`sim.tb_axis`."""
+    AXI4-Stream wrapper with ``tdata`` of that width, run by :mod:`sim.tb_axis`; ``head``:
+    (head_weight, head_bias) codes of a classifier head after the last layer (with
+    ``axis_width`` only), whose every logit and label that testbench compares."""
+    axis = None
+    if axis_width is not None:
+        axis = {"width": axis_width}
+        if head is not None:
+            axis.update(head_weight=np.asarray(head[0], np.int64).tolist(),
+                        head_bias=np.asarray(head[1], np.int64).tolist())
     from cocotb_tools.runner import get_runner
 
     env = simulator_env(simulator)
-    build_dir, verilog = _design_dir(scenario, simulator, waves, lanes, axis_width)
+    build_dir, verilog = _design_dir(scenario, simulator, waves, lanes, axis)
     prune_cache(build_dir, KEEP_RUNS - 1)         # room for this run's folder
     work = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
     scenario_path, results_path = work / "scenario.json", work / "results.json"
@@ -263,7 +282,7 @@ def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool =
                         extra_env={"LSTM_SCENARIO": str(scenario_path),
                                    "LSTM_RESULTS": str(results_path),
                                    "LSTM_PROGRESS": str(progress_path),
-                                   "LSTM_AXIS_WIDTH": str(axis_width or "")})
+                                   "LSTM_AXIS": json.dumps(axis) if axis else ""})
         except (Exception, SystemExit):    # a failing cocotb test ends the runner with SystemExit
             passed = False
         seconds = time.monotonic() - start

@@ -12,6 +12,7 @@ sent (the beats' decoding and the ``first`` bit derived from ``tlast``). Every r
 each sequence and every slot's upper bits and padding as docs/axis.md promises.
 """
 import itertools
+import json
 import os
 import random
 from collections import deque
@@ -21,11 +22,26 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
-from rtl.axis import AxisWrapper
-from sim.runner import design_of
+import numpy as np
+
+from model.cell import FixedLSTM
+from model.weights import QuantizedWeights
+from sim.runner import axis_design_of
 from sim.scenario import Scenario
 from sim.scoreboard import PERIOD_NS, cycle_now
 from sim.tb_lstm import Testbench, run_and_report
+
+
+def _never_built(wrapper):
+    """The wrapper is built here for its layouts only: no warning that it was not elaborated."""
+    part = wrapper
+    while part is not None:
+        part._MustUse__silence = True
+        for cell in getattr(part, "layers", ()):
+            cell._MustUse__silence = True
+        if getattr(part, "head", None) is not None:
+            part.head._MustUse__silence = True
+        part = getattr(part, "core", None)
 
 
 def pauses(rng: random.Random, probability: float):
@@ -36,18 +52,28 @@ def pauses(rng: random.Random, probability: float):
 class AxisTestbench(Testbench):
     """:class:`Testbench` with AXI4-Stream drivers and monitors instead of the inner ports'."""
 
-    def __init__(self, dut, scenario: Scenario, width: int):
+    def __init__(self, dut, scenario: Scenario, axis: dict):
         super().__init__(dut, scenario)
-        self.inner = dut.core
         # the layouts do not depend on the lanes (P = 1 is valid for any size)
-        core = design_of(scenario, 1 if scenario.n_layers == 1 else None)
-        wrapper = AxisWrapper(core, width=width)
-        for part in (wrapper, core, *getattr(core, "layers", ())):   # layouts only, never built
-            part._MustUse__silence = True
-        self.width = width
+        wrapper = axis_design_of(scenario, 1 if scenario.n_layers == 1 else None, axis)
+        _never_built(wrapper)
+        self.width = axis["width"]
+        self.head = None
+        if axis.get("head_weight") is not None:    # ClassifiedLSTM: the cells are its core's
+            self.inner = dut.core.core
+            cfg, w, _ = scenario.layers[-1]
+            self.head = FixedLSTM(cfg, QuantizedWeights(
+                w.weight_ih, w.weight_hh, w.bias, head_weight=np.asarray(axis["head_weight"], np.int64),
+                head_bias=np.asarray(axis["head_bias"], np.int64), overflow={}))
+        else:
+            self.inner = dut.core
         self.x_beats = wrapper.x_layout
-        self.h_beats = wrapper.output_layouts["h"]
+        self.out_beats = wrapper.output_layouts
         self.load_beats = wrapper.load_layouts
+        self.expected_y = deque()      # (tag, logits) of each sequence's last step
+        self.compared_y = {"logits": 0, "labels": 0}
+        self.mismatches_y = {"logits": 0, "labels": 0}
+        self.labels = []               # (sequence, label the design gave)
         self.tdest = {port: k for k, port in enumerate(wrapper.load_ports)}
         self.to_accept = deque()       # steps sent, not yet taken by the design
         self.load_sent = {port: deque() for port in self.load_ports}
@@ -104,6 +130,7 @@ class AxisTestbench(Testbench):
         """``aresetn`` low for ``length`` cycles: what the design and the wrapper held is lost."""
         self.dut.aresetn.value = 0
         self.checker.drop_pending(self.model.in_flight())
+        self.expected_y.clear()        # a sequence cut by the reset gives no y
         self.model.reset()
         for protocol in self.protocol:
             protocol.reset()
@@ -157,12 +184,50 @@ class AxisTestbench(Testbench):
             self.checker.violation(f"a {port} word reached the design as {got}, sent {want}")
         self.transfer(port, got)
 
+    def stepped(self, k, tag, frame, out):
+        """As the cell testbench; a sequence's last step also expects its y (the golden head
+        on that step's h)."""
+        super().stepped(k, tag, frame, out)
+        if self.head is not None and out[2] is None and frame[1]:
+            self.expected_y.append((tag, self.head.head(np.asarray(out[0], np.int64)[None])[0]))
+
+    def outstanding(self) -> int:
+        return super().outstanding() + len(self.expected_y)
+
+    async def consume_y(self):
+        """Each ``m_axis_y`` frame: one record, the C logits and the label of a sequence."""
+        lay = self.out_beats["y"]
+        while True:
+            frame = await self.sinks["y"].recv()
+            beats = list(frame.tdata)
+            if len(beats) != lay.n_beats or not lay.padding_ok(beats):
+                self.checker.violation(f"an m_axis_y frame of {len(beats)} beats is not one "
+                                       f"record of {lay.n_beats} with sign-extended slots")
+                continue
+            got = lay.unpack(beats)
+            if not self.expected_y:
+                self.checker.violation(f"an m_axis_y record no sequence ended for: {got}")
+                continue
+            (seq, step), logits = self.expected_y.popleft()
+            label = int(np.argmax(np.asarray(logits, dtype=object)))
+            self.labels.append((seq, got["label"]))
+            for c, (want, code) in enumerate(zip(logits, got["logits"])):
+                if int(want) != code:
+                    self.mismatches_y["logits"] += 1
+                    self.checker.violation(f"sequence {seq} logit {c}: expected {int(want)}, "
+                                           f"got {code}")
+            self.compared_y["logits"] += len(logits)
+            self.compared_y["labels"] += 1
+            if label != got["label"]:
+                self.mismatches_y["labels"] += 1
+                self.checker.violation(f"sequence {seq} label: expected {label}, got {got['label']}")
+
     async def consume(self):
         """Each ``m_axis_h`` frame: its records in order, ``tlast`` on a sequence's last step."""
-        lay = self.h_beats
+        lay = self.out_beats["h"]
         n = lay.n_beats
         while True:
-            frame = await self.sink.recv()
+            frame = await self.sinks["h"].recv()
             beats = list(frame.tdata)
             self.frames += 1
             if len(beats) % n:
@@ -195,19 +260,23 @@ class AxisTestbench(Testbench):
                         reset_active_level=False, byte_lanes=1)
         self.x_source = bus("s_axis_x", AxiStreamSource)
         self.load_source = bus("s_axis_load", AxiStreamSource)
-        self.sink = bus("m_axis_h", AxiStreamSink)
+        self.sinks = {name: bus(f"m_axis_{name}", AxiStreamSink) for name in self.out_beats}
         seed = self.scenario.seed
         if self.scenario.gap:
             for name, source in (("x", self.x_source), ("load", self.load_source)):
                 source.set_pause_generator(pauses(random.Random(f"{seed}/{name}"), self.scenario.gap))
         if self.scenario.stall:
-            self.sink.set_pause_generator(pauses(random.Random(f"{seed}/sink"), self.scenario.stall))
+            for name, sink in self.sinks.items():
+                sink.set_pause_generator(pauses(random.Random(f"{seed}/{name}"), self.scenario.stall))
         await ClockCycles(clock, 3)
         await FallingEdge(clock)
         dut.aresetn.value = 1
         self.start_cycle = cycle_now()
-        monitors = [cocotb.start_soon(self.consume()),
-                    cocotb.start_soon(self.watch("x", self.x_accepted))]
+        monitors = [cocotb.start_soon(self.watch("x", self.x_accepted))]
+        if "h" in self.sinks:
+            monitors.append(cocotb.start_soon(self.consume()))
+        if "y" in self.sinks:
+            monitors.append(cocotb.start_soon(self.consume_y()))
         monitors += [cocotb.start_soon(self.watch(port, lambda p, port=port: self.load_accepted(port, p)))
                      for port in self.load_ports]
         monitors += [cocotb.start_soon(self.layer_monitor(k)) for k in range(1, self.n_layers)]
@@ -216,11 +285,15 @@ class AxisTestbench(Testbench):
 
     def results(self) -> dict:
         return {**super().results(), "axis_width": self.width, "frames": self.frames,
-                "lost_in_wrapper": self.lost_in_wrapper}
+                "lost_in_wrapper": self.lost_in_wrapper,
+                "logits_compared": self.compared_y["logits"],
+                "logits_mismatches": self.mismatches_y["logits"],
+                "labels_compared": self.compared_y["labels"],
+                "labels_mismatches": self.mismatches_y["labels"], "labels": self.labels}
 
 
 @cocotb.test()
 async def axis_scenario(dut):
     """Run the scenario through the AXI4-Stream ports; every output must arrive once and match."""
     scenario = Scenario.load(os.environ["LSTM_SCENARIO"])
-    await run_and_report(dut, AxisTestbench(dut, scenario, int(os.environ["LSTM_AXIS_WIDTH"])))
+    await run_and_report(dut, AxisTestbench(dut, scenario, json.loads(os.environ["LSTM_AXIS"])))
