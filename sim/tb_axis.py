@@ -9,7 +9,9 @@ model steps and loads when the wrapped design takes each step and word (its inne
 read through the hierarchy as ``dut.core.*``), and the inner payloads are compared with what was
 sent (the beats' decoding and the ``first`` bit derived from ``tlast``). Every record of
 ``m_axis_h`` is compared with the golden model, with ``tlast`` exactly on the last record of
-each sequence and every slot's upper bits and padding as docs/axis.md promises.
+each sequence and every slot's upper bits and padding as docs/axis.md promises; with the
+classifier head, every ``m_axis_y`` record (C logits, label) with the golden head on the h of
+the sequence's last step.
 """
 import itertools
 import json
@@ -17,12 +19,12 @@ import os
 import random
 from collections import deque
 
+import numpy as np
+
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
-
-import numpy as np
 
 from model.cell import FixedLSTM
 from model.weights import QuantizedWeights
