@@ -454,9 +454,10 @@ def test_axis_checker_catches_a_wrapper_without_tlast(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("simulator, limit", [("verilator", None), ("icarus", 12)])
 def test_axis_digits_heldout(simulator, limit):
-    """The shipped digits model, loaded through s_axis_load into a blank design (and again
-    halfway while steps run), on its held-out set (Verilator: all 540 sequences), random gaps
-    and back-pressure: 0 mismatches, and the RTL accuracy is the golden model's."""
+    """The shipped digits model with its classifier head, loaded through s_axis_load into a
+    blank design (and again halfway while steps run), on its held-out set (Verilator: all 540
+    sequences), random gaps and back-pressure: every h, c, logit and label equal, and the
+    accuracy of the labels on m_axis_y is the golden model's."""
     args = ["sim", "--axis", "--sim", simulator, "--gap", "0.2", "--stall", "0.2", "--json",
             "--no-progress"]
     p = _python_m(*args, *(["--limit", limit] if limit else []))
@@ -465,7 +466,10 @@ def test_axis_digits_heldout(simulator, limit):
     assert r["passed"] and r["mismatches"] == 0 and r["missing"] == 0
     assert r["steps"] == 8 * (limit or 540) and r["compared"] == 32 * r["steps"]
     assert r["loads"] == {"weights": 2, "state": 2}
-    assert r["accuracy_rtl"] == r["accuracy_golden"]
+    n = limit or 540
+    assert r["labels_compared"] == n and r["logits_compared"] == 10 * n
+    assert r["labels_mismatches"] == 0 and r["logits_mismatches"] == 0
+    assert r["accuracy_rtl"] == r["accuracy_golden"]       # from the labels on m_axis_y
 
 
 @pytest.mark.slow
