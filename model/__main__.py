@@ -53,10 +53,11 @@ def _print_json(obj) -> None:
 def run_arrays(run) -> dict:
     """The ``run`` output: contract keys (README) plus the operands' codes and logits.
 
-    ``h``, ``c`` (and ``_raw``, ``_float``) are the last layer's (B, T, H); ``h_n``, ``c_n``
-    (and ``_raw``, ``_float``) each layer's state after the last step (L, B, H); every
-    layer's sequences as ``h_l<k>``, ``c_l<k>``, ``h_l<k>_raw``, ``c_l<k>_raw``,
-    ``h_l<k>_float``, ``c_l<k>_float``.
+    ``h``, ``c`` (and ``_raw``, ``_float``) are the last layer's (B, T, H); every layer's
+    sequences as ``h_l<k>``, ``c_l<k>``, ``h_l<k>_raw``, ``c_l<k>_raw``, ``h_l<k>_float``,
+    ``c_l<k>_float`` (B, T, H_k) and its state after the last step as ``h_n_l<k>``,
+    ``c_n_l<k>`` (and ``_raw``, ``_float``) (B, H_k); when every layer has the same H, also
+    ``h_n``, ``c_n`` (and ``_raw``, ``_float``) (L, B, H), PyTorch's ``h_n`` layout.
     """
     decoded, cfg = run.decoded(), run.cell.config
     arrays = {"h": decoded["h"], "c": decoded["c"],
@@ -70,6 +71,8 @@ def run_arrays(run) -> dict:
             arrays[f"{n}_l{layer.index}"] = d[n]
             arrays[f"{n}_l{layer.index}_raw"] = layer.fixed[n].astype(np.int64)
             arrays[f"{n}_l{layer.index}_float"] = layer.reference[n]
+            for suffix in ("", "_raw", "_float"):
+                arrays[f"{n}_n_l{layer.index}{suffix}"] = arrays[f"{n}_l{layer.index}{suffix}"][:, -1]
     if len({layer.weights.n_hidden for layer in run.layers}) == 1:   # (L, B, H) needs one H
         for n in ("h", "c"):
             for suffix in ("", "_raw", "_float"):
@@ -112,7 +115,14 @@ def cmd_run(args) -> int:
     _save_npz(out, run_arrays(run))
     B, T, H = run.fixed["h"].shape
     L = len(run.layers)
-    layers = f"; {L} layers: h_n, c_n ({L}, {B}, {H}), h_l<k>, c_l<k>" if L > 1 else ""
+    hidden = [layer.weights.n_hidden for layer in run.layers]
+    if L == 1:
+        layers = ""
+    elif len(set(hidden)) == 1:
+        layers = f"; {L} layers: h_n, c_n ({L}, {B}, {H}), per layer h_n_l<k>, c_n_l<k>, h_l<k>, c_l<k>"
+    else:
+        layers = (f"; {L} layers of H = {', '.join(map(str, hidden))}: per layer h_n_l<k>, "
+                  f"c_n_l<k> ({B}, H_k), h_l<k>, c_l<k> ({B}, {T}, H_k) (no h_n, c_n: the H differ)")
     print(f"wrote {out}: h, c, h_raw, c_raw, h_float, c_float ({B}, {T}, {H}){layers}; "
           f"h max abs err {np.abs(run.decoded()['h'] - run.reference['h']).max():.3e}")
     warning = saturation_warning(run)
@@ -257,7 +267,8 @@ def build_parser() -> ArgumentParser:
     state(p)
     p.add_argument("--out", metavar="OUT.npz", required=True,
                    help="output .npz: h, c, h_raw, c_raw, h_float, c_float (B, T, H) of the "
-                        "last layer; h_n, c_n (L, B, H); h_l<k>, c_l<k> per layer")
+                        "last layer; per layer h_l<k>, c_l<k> and final states h_n_l<k>, "
+                        "c_n_l<k>; h_n, c_n (L, B, H) when every layer has the same H")
 
     p = sub("report", "quantization report: fixed point vs float, per tensor and per step",
             cmd_report)

@@ -22,7 +22,8 @@ from .fixed import cast, shift, to_float
 from .fused import plan as fused_plan
 from .weights import QuantizedWeights
 
-__all__ = ["FixedLSTM", "Trace", "float_run", "CAST_TENSORS", "STATE_TENSORS"]
+__all__ = ["FixedLSTM", "Trace", "float_run", "CAST_TENSORS", "STATE_TENSORS", "head_frac",
+           "head_logits", "logit_bits"]
 
 #: Tensors of a trace, with the format each is decoded with.
 STATE_TENSORS = ("z", "i", "f", "g", "o", "c", "tanh_c", "h")
@@ -212,19 +213,39 @@ class FixedLSTM:
     # -- classifier head ----------------------------------------------------------------------
     @property
     def head_frac(self) -> int:
-        cfg = self.config
-        return max(cfg.fmt("h").frac + cfg.fmt("weight").frac, cfg.fmt("bias").frac)
+        return head_frac(self.config)
 
     def head(self, h_last: np.ndarray) -> np.ndarray:
         """Exact integer logits (head_frac fraction bits) of the head on raw h codes (B, H)."""
-        w, cfg = self.weights, self.config
+        w = self.weights
         if w.head_weight is None:
             raise ValueError("these weights have no classifier head")
-        frac = self.head_frac
-        prod = h_last.astype(object) @ w.head_weight.T.astype(object)
-        logits = shift(prod, frac - cfg.fmt("h").frac - cfg.fmt("weight").frac) + \
-            shift(w.head_bias, frac - cfg.fmt("bias").frac)
-        return np.asarray(logits)
+        return head_logits(self.config, w.head_weight, w.head_bias, h_last)
+
+
+def head_frac(config: Config) -> int:
+    """Fraction bits of a logit: F_l = max(F_h + F_weight, F_bias) (docs/numerics.md)."""
+    return max(config.fmt("h").frac + config.fmt("weight").frac, config.fmt("bias").frac)
+
+
+def head_logits(config: Config, head_weight, head_bias, h_last: np.ndarray) -> np.ndarray:
+    """Exact integer logits of the head: weight codes (C, H), bias codes (C,) on raw h codes
+    (B, H): sum_u h[u] W[c, u] and the bias, both aligned to F_l fraction bits, no cast."""
+    frac = head_frac(config)
+    prod = np.asarray(h_last).astype(object) @ np.asarray(head_weight).T.astype(object)
+    logits = shift(prod, frac - config.fmt("h").frac - config.fmt("weight").frac) + \
+        shift(np.asarray(head_bias), frac - config.fmt("bias").frac)
+    return np.asarray(logits)
+
+
+def logit_bits(config: Config, n_hidden: int) -> int:
+    """Bits of a logit code: enough for the worst case of H products and the bias at any codes
+    of their formats (the hardware's y stream carries logits at this width)."""
+    fh, fw, fb = (config.fmt(n) for n in ("h", "weight", "bias"))
+    frac = head_frac(config)
+    bound = (n_hidden << (fh.bits + fw.bits - 2 + frac - fh.frac - fw.frac)) + \
+        (1 << (fb.bits - 1 + frac - fb.frac))
+    return bound.bit_length() + 1
 
 
 def float_run(weights, x: np.ndarray, h0=None, c0=None, first=None) -> Trace:

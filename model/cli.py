@@ -22,6 +22,7 @@ from .weights import (InputError, check_inputs, check_labels, file_kind, load_da
 
 __all__ = ["USAGE_ERROR", "INTERRUPTED", "UsageError", "ArgumentParser", "fail", "run_command",
            "interrupted", "main_interruptible", "add_weights_options", "load_model", "single_layer",
+           "note_default_lanes",
            "load_operands", "check_target",
            "atomic_write", "shown"]
 
@@ -108,6 +109,21 @@ def load_model(args):
     stack = load_model_file(Path(args.weights) if args.weights else DEFAULT_WEIGHTS,
                             getattr(args, "weights_format", None))
     return config, stack
+
+
+def note_default_lanes(config, model, lanes) -> None:
+    """With no ``--lanes``, a layer smaller than the config's ``[rtl] lanes`` gets P = X+H
+    (:meth:`Config.lanes_for`): one line on stderr says so. An explicit P is never changed."""
+    if lanes is not None:
+        return
+    layers = getattr(model, "layers", None) or [model]
+    capped = [(k, w.n_inputs + w.n_hidden) for k, w in enumerate(layers)
+              if config.for_layer(k).lanes > w.n_inputs + w.n_hidden]
+    if capped:
+        where = ", ".join(f"layer {k}: P = {p}" for k, p in capped) if len(layers) > 1 \
+            else f"P = {capped[0][1]}"
+        print(f"note: the config's [rtl] lanes = {config.lanes} is more than this model's X+H; "
+              f"using {where} (--lanes sets P)", file=sys.stderr)
 
 
 def single_layer(stack, what: str):

@@ -95,6 +95,11 @@ class Config:
     def fmt(self, name: str) -> Format:
         return self.tensors[name].fmt
 
+    def lanes_for(self, n_inputs: int, n_hidden: int) -> int:
+        """P for a layer of X inputs and H hidden units when no P is asked for: ``[rtl] lanes``,
+        capped at X+H (a lane per column at most), so a small model meets the default config."""
+        return min(self.lanes, n_inputs + n_hidden)
+
     def for_layer(self, k: int) -> "Config":
         """Layer ``k``'s config: this one with its ``[layers.k.formats]`` merged in."""
         return self.layers.get(k, self) if k else self

@@ -22,6 +22,9 @@ expected.hex    steps      the whole ``h`` output payload the design must produc
                            the word-serial output sends it as H words (unit u: its h code,
                            c code, ``first`` = u == 0, ``last`` = u == H-1); the testbench
                            assembles them into this step payload.
+expected_y.hex  sequences  with a classifier head only: the ``y`` payload of each sequence, C
+                           logit codes (``logit_bits`` each, class 0 at bit 0), then the label
+                           (the first largest logit; ceil(log2 C) bits, at least 1).
 ==============  =========  ================================================================
 
 Numpy only: the load order is re-derived here from the quantized weights (a test checks it
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cell import FixedLSTM
+from .cell import FixedLSTM, head_frac, logit_bits
 from .cli import atomic_write
 from .config import Config
 from .weights import QuantizedWeights
@@ -124,6 +127,18 @@ class Vectors:
     input_config: Config | None = None
     #: the design's h stream is word-serial (one unit per transfer: h, c, first, last)
     serial_output: bool = False
+    #: with a classifier head on chip: the expected logit codes (B, C) of each sequence
+    logits: np.ndarray | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return 0 if self.logits is None else self.logits.shape[1]
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """The expected label of each sequence: numpy's argmax, the first largest logit."""
+        return None if self.logits is None else \
+            np.array([int(np.argmax(row)) for row in self.logits], np.int64)
 
     @property
     def n_inputs(self) -> int:
@@ -146,7 +161,15 @@ class Vectors:
         word = wh + (wc if self.output_c else 0) + 2          # a word-serial transfer
         return {"x": wx, "h": wh, "c": wc, "data": data,
                 "x_payload": X * wx + 2, "h_payload": word if self.serial_output else step,
-                "step_payload": step, "weights_payload": data + 2, "state_payload": wh + wc + 2}
+                "step_payload": step, "weights_payload": data + 2, "state_payload": wh + wc + 2,
+                **self._y_widths()}
+
+    def _y_widths(self) -> dict:
+        if self.logits is None:
+            return {}
+        C = self.n_classes
+        logit, label = logit_bits(self.config, self.n_hidden), max(1, (C - 1).bit_length())
+        return {"logit": logit, "label": label, "y_payload": C * logit + label}
 
     def files(self) -> dict:
         """Each ``.hex`` file's text."""
@@ -178,6 +201,9 @@ class Vectors:
             "x.hex": ([(self.x_raw.reshape(n, X), w["x"]), (first.reshape(n, 1), 1),
                        (last.reshape(n, 1), 1)], n, w["x_payload"]),
             "expected.hex": (expected, n, w["step_payload"]),
+            **({} if self.logits is None else {"expected_y.hex": (
+                [(self.logits, w["logit"]), (self.labels[:, None], w["label"])], B,
+                w["y_payload"])}),
         }
 
     def manifest(self, cycles_per_step: int | None = None) -> dict:
@@ -192,6 +218,9 @@ class Vectors:
                         for n in ("x", "weight", "bias", "h", "c")},
             "widths": w,
             "load_words": mac_work + GATES * H, "state_words": H,
+            # a stack's design (rtl --single-ports) takes no loads: its layers keep the
+            # exported weights, and the testbench runs as with +noload
+            "loads": self.input_config is None,
             "sequences": B, "steps_per_sequence": T, "steps": B * T,
             "mac_work": mac_work, "mac_bound_cycles_per_step": -(-mac_work // P),
             "files": {"weights.hex": {"words": mac_work + GATES * H, "width": w["data"]},
@@ -199,6 +228,10 @@ class Vectors:
                       "x.hex": {"words": B * T, "width": w["x_payload"]},
                       "expected.hex": {"words": B * T, "width": w["step_payload"]}},
         }
+        if self.logits is not None:
+            m["head"] = {"classes": self.n_classes, "logit_bits": w["logit"],
+                         "label_bits": w["label"], "logit_frac": head_frac(cfg)}
+            m["files"]["expected_y.hex"] = {"words": B, "width": w["y_payload"]}
         if cycles_per_step is None:
             # the pipeline overhead is a property of the RTL, which the model does not import
             m["cycles_per_step"] = None
@@ -234,24 +267,36 @@ def make_vectors(config: Config, qweights: QuantizedWeights, x_raw, *, h0=None, 
     c0 = np.zeros(H, np.int64) if c0 is None else np.asarray(c0, np.int64).reshape(H)
     trace = cell.run(x_raw, h0, c0)
     return Vectors(config, qweights, x_raw, h0, c0, np.asarray(trace["h"], np.int64),
-                   np.asarray(trace["c"], np.int64), config.lanes if lanes is None else lanes,
-                   output_c)
+                   np.asarray(trace["c"], np.int64),
+                   config.lanes_for(qweights.n_inputs, H) if lanes is None else lanes, output_c)
 
 
 def vectors_of_run(run, *, lanes: int | None = None, output_c: bool = True,
-                   serial_output: bool = False) -> Vectors:
+                   serial_output: bool = False, head: bool = False) -> Vectors:
     """The vectors of a :class:`model.golden.GoldenRun` (sequences from the zero state).
 
     For a stacked run: the inputs in layer 0's x format, the expected h and c of the last layer
     (its formats); the weight and state files hold the last layer's, for a testbench run
-    without loads (``+noload``)."""
+    without loads (``+noload``). ``head``: a design with the classifier head on chip (the run's
+    model has one): the expected logits and labels of each sequence too."""
     last = run.layers[-1]
     H = last.qweights.n_hidden
     zero = np.zeros(H, np.int64)
     first = run.layers[0].config if len(run.layers) > 1 else None
     return Vectors(last.config, last.qweights, np.asarray(run.layers[0].x_raw, np.int64), zero,
                    zero, np.asarray(last.fixed["h"]), np.asarray(last.fixed["c"]),
-                   last.config.lanes if lanes is None else lanes, output_c, first, serial_output)
+                   last.config.lanes_for(last.qweights.n_inputs, H) if lanes is None else lanes,
+                   output_c, first, serial_output, _int_codes(run.logits_raw) if head else None)
+
+
+def _int_codes(codes) -> np.ndarray:
+    """Exact integer codes as int64 when they fit (they do for logits up to 63 bits)."""
+    codes = np.asarray(codes)
+    try:
+        return codes.astype(np.int64) if codes.dtype != object or \
+            max(abs(int(v)) for v in codes.reshape(-1)) < 1 << 62 else codes
+    except ValueError:
+        return codes
 
 
 def params_vh(manifest: dict, steps: int | None = None) -> str:
@@ -272,6 +317,13 @@ def params_vh(manifest: dict, steps: int | None = None) -> str:
     }
     if manifest.get("cycles_per_step") is not None:
         values["CYCLES_PER_STEP"] = manifest["cycles_per_step"]
+    if manifest.get("head"):
+        head = manifest["head"]
+        values.update(HEAD=1, CLASSES=head["classes"], LOGIT_BITS=head["logit_bits"],
+                      Y_PAYLOAD_BITS=w["y_payload"],
+                      HEAD_WORK=(head["classes"] + 1) * manifest["H"] + 100)
+    if not manifest.get("loads", True):
+        values["NOLOAD"] = 1
     lines = ["// Generated by `python -m model vectors`: sizes and widths of the vectors in this",
              "// directory, for sim/verilog/tb_vectors.v (see manifest.json).",
              "`ifndef LSTM_PARAMS_VH", "`define LSTM_PARAMS_VH"]
@@ -341,7 +393,7 @@ def random_state(config: Config, n_hidden: int, seed: int):
 
 
 def cmd_vectors(args) -> int:
-    from .cli import UsageError, load_operands, shown
+    from .cli import UsageError, load_operands, note_default_lanes, shown, single_layer
     from .golden import quantize_inputs
     from .weights import quantize_weights
     out = Path(args.out)
@@ -351,13 +403,17 @@ def cmd_vectors(args) -> int:
         raise UsageError(f"--out {out}: directory {out.parent} does not exist")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, not {args.limit}")
-    config, weights, x, _, _ = load_operands(args, want_labels=False)
-    lanes = config.lanes if args.lanes is None else args.lanes
+    config, stack, x, _, _ = load_operands(args, want_labels=False, stacked=True)
+    if args.limit is not None:
+        x = x[:args.limit]
+    if stack.n_layers > 1:
+        return _stacked_vectors(args, out, config, stack, x)
+    weights = single_layer(stack, "python -m model vectors")
+    note_default_lanes(config, weights, args.lanes)
+    lanes = config.lanes_for(weights.n_inputs, weights.n_hidden) if args.lanes is None else args.lanes
     if not 1 <= lanes <= weights.n_inputs + weights.n_hidden:
         raise UsageError(f"--lanes must be from 1 to X+H = {weights.n_inputs + weights.n_hidden}, "
                          f"not {lanes}")
-    if args.limit is not None:
-        x = x[:args.limit]
     qweights = quantize_weights(weights, config)
     x_raw, _ = quantize_inputs(config, x)
     h0 = c0 = None
@@ -370,3 +426,24 @@ def cmd_vectors(args) -> int:
           f"{m['steps_per_sequence']}), {m['load_words']} weight-load words, X={m['X']} "
           f"H={m['H']}; run them with sim/verilog/tb_vectors.v (see docs/vectors.md)")
     return 0
+
+
+def _stacked_vectors(args, out: Path, config: Config, stack, x) -> int:
+    """Vectors of a stacked model for its single-port design (``python -m rtl --single-ports``):
+    layer 0's inputs, the last layer's expected h (and c), run without loads, from zero."""
+    from .cli import UsageError, note_default_lanes, shown
+    from .golden import run_golden
+    if args.state != "zero" or stack.h0 is not None or stack.c0 is not None:
+        raise UsageError("a stacked model's vectors start every sequence from the zero state "
+                         "(its state packets go to per-layer ports, which tb_vectors.v does not "
+                         "drive): drop --state random or the model file's stored state")
+    note_default_lanes(config, stack, args.lanes)
+    run = run_golden(config, stack, x)
+    vectors = vectors_of_run(run, lanes=args.lanes, output_c=not args.no_c)
+    m = write_vectors(out, vectors)
+    print(f"wrote {shown(out)}: {m['steps']} steps ({m['sequences']} sequences of "
+          f"{m['steps_per_sequence']}) of a {stack.n_layers}-layer model, X={m['X']} H={m['H']} "
+          f"(the last layer's); the design: python -m rtl --single-ports (same --config, "
+          f"--weights); sim/verilog/tb_vectors.v runs it without loads (see docs/vectors.md)")
+    return 0
+

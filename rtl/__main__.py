@@ -6,7 +6,7 @@ has one, as plain Verilog; with --axis behind AXI4-Stream ports (docs/axis.md)."
 import sys
 
 from model.cli import (ArgumentParser, add_weights_options, atomic_write, check_target, load_model,
-                       run_command)
+                       note_default_lanes, run_command)
 
 from .axis import AXIS_WIDTHS, AxisWrapper
 from .geometry import RTLError
@@ -48,6 +48,10 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--ecp5-dsp", action="store_true",
                     help="products as ECP5 MULT18X18D primitives with their output register "
                          "(for ECP5 synthesis; simulators lack the primitive)")
+    ap.add_argument("--single-ports", action="store_true",
+                    help="a stacked model behind the single cell's port names, its load ports "
+                         "never ready: for sim/verilog/tb_vectors.v and python -m model vectors "
+                         "(run with +noload; the layers keep the exported weights)")
     ap.add_argument("--name", default="lstm_cell", help="Verilog module name (default lstm_cell)")
     ap.add_argument("--out", metavar="FILE.v", required=True, help="Verilog file to write")
     return ap
@@ -60,10 +64,19 @@ def cmd_export(args) -> int:
     if args.axis_width not in AXIS_WIDTHS:
         raise RTLError(f"--axis-width must be a power of two from 8 to 1024, not {args.axis_width}")
     config, stack = load_model(args)
+    note_default_lanes(config, stack, args.lanes)
     dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
                        serial_output=args.serial_output, head=False if args.no_head else None,
                        output_h=not args.no_h, head_multiplier=args.head_multiplier)
-    top = AxisWrapper(dut, width=args.axis_width) if args.axis else dut
+    core = getattr(dut, "core", dut)
+    top = dut
+    if args.axis:
+        if args.single_ports:
+            raise RTLError("--axis and --single-ports are two different faces: choose one")
+        top = AxisWrapper(dut, width=args.axis_width)
+    elif not isinstance(core, LSTMCell) and args.single_ports:
+        from .stack import StackTop
+        top = StackTop(dut)
     text = export_verilog(top, args.name, ecp5=args.ecp5_dsp)
     atomic_write(out, lambda f: f.write(text), mode="w")
     if args.axis:
@@ -71,7 +84,9 @@ def cmd_export(args) -> int:
               f"s_axis_x; " + ", ".join(f"m_axis_{n}: {o.n_beats} beat(s) per record"
                                        for n, o in top.output_layouts.items())
               + "; s_axis_load tdest " + ", ".join(f"{k} = {n}" for k, n in enumerate(top.load_ports)))
-    print(f"wrote {out}: module {args.name}, {describe(dut)}")
+    print(f"wrote {out}: module {args.name}, {describe(dut)}"
+          + ("; single-cell ports, loads never ready (tb_vectors.v: +noload)"
+             if top is not dut and not args.axis else ""))
     return 0
 
 

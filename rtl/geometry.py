@@ -79,7 +79,9 @@ class Geometry:
 
     @classmethod
     def of(cls, config: Config, weights: QuantizedWeights, lanes: int | None = None) -> "Geometry":
-        return cls(config, weights, config.lanes if lanes is None else lanes)
+        if lanes is None:
+            lanes = config.lanes_for(weights.n_inputs, weights.n_hidden)
+        return cls(config, weights, lanes)
 
     # -- sizes ---------------------------------------------------------------------------------
     @property

@@ -17,6 +17,7 @@ from amaranth.utils import ceil_log2
 
 import numpy as np
 
+from model.cell import head_frac, logit_bits
 from model.config import Config
 
 from .geometry import RTLError, refuse
@@ -28,14 +29,10 @@ MULTIPLIERS = ("dsp", "lut")
 
 
 def logit_format(config: Config, n_hidden: int) -> tuple[int, int]:
-    """(bits, frac) of a logit code: F_l = max(F_h + F_weight, F_bias) fraction bits, and enough
-    bits for the worst case of H products and the bias at any codes of their formats (so a
-    head loaded with other weights of the same formats cannot overflow either)."""
-    fh, fw, fb = (config.fmt(n) for n in ("h", "weight", "bias"))
-    frac = max(fh.frac + fw.frac, fb.frac)
-    bound = (n_hidden << (fh.bits + fw.bits - 2 + frac - fh.frac - fw.frac)) + \
-        (1 << (fb.bits - 1 + frac - fb.frac))
-    return bound.bit_length() + 1, frac
+    """(bits, frac) of a logit code (:func:`model.cell.logit_bits`, :func:`model.cell.head_frac`):
+    wide enough for any codes of the h, weight and bias formats, so a head with other weights
+    of the same formats cannot overflow either."""
+    return logit_bits(config, n_hidden), head_frac(config)
 
 
 def head_layouts(config: Config, n_hidden: int, n_classes: int):

@@ -15,7 +15,7 @@ from .cast import cast
 from .geometry import RTLError, refuse
 from .top import LSTMCell
 
-__all__ = ["StackedLSTM", "LayerLink", "StepTags"]
+__all__ = ["StackedLSTM", "LayerLink", "StepTags", "StackTop", "build_design", "lanes_per_layer"]
 
 
 class LayerLink(wiring.Component):
@@ -171,7 +171,7 @@ class StackedLSTM(wiring.Component):
             self._layers = []
             for k, (cfg, w, p) in enumerate(zip(configs, weights, lanes)):
                 if p is None:
-                    p = min(cfg.lanes, w.n_inputs + w.n_hidden)
+                    p = cfg.lanes_for(w.n_inputs, w.n_hidden)
                 try:
                     self._layers.append(LSTMCell(cfg, w, lanes=p,
                                                  output_c=output_c and k == len(weights) - 1))
@@ -310,3 +310,40 @@ def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_out
         core._MustUse__silence = True
         raise
     return ClassifiedLSTM(core, unit, output_h=output_h)
+
+
+class StackTop(wiring.Component):
+    """A :class:`StackedLSTM` (or one with a classifier head, :class:`rtl.head.ClassifiedLSTM`)
+    behind the single cell's ports, for the plain Verilog testbench ``sim/verilog/tb_vectors.v``
+    (``python -m rtl --single-ports``): ``x``, ``h`` (and ``y``) go straight through; ``weights`` and ``state`` (the last layer's layouts, as in the vectors) are never
+    ready, so the testbench runs it without loads (``+noload``: the layers' memories hold the
+    model's weights from the export). Per-layer loads are tested in the Amaranth and cocotb
+    tests of the stack."""
+
+    def __init__(self, stack):
+        self._stack = stack
+        layers = getattr(stack, "core", stack).layers
+        last = layers[-1]
+        ports = {
+            "x": In(stream.Signature(layers[0].step_layout)),
+            "h": Out(stream.Signature(last.output_layout)),
+            "weights": In(stream.Signature(last.geometry.load_layout)),
+            "state": In(stream.Signature(last.state_layout)),
+        }
+        if "y" in stack.signature.members:
+            ports["y"] = Out(stream.Signature(stack.head.y_layout))
+        super().__init__(ports)
+
+    @property
+    def cycles_per_step(self) -> int:
+        return self._stack.cycles_per_step
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.stack = self._stack
+        wiring.connect(m, wiring.flipped(self.x), self._stack.x)
+        wiring.connect(m, self._stack.h, wiring.flipped(self.h))
+        if "y" in self.signature.members:
+            wiring.connect(m, self._stack.y, wiring.flipped(self.y))
+        m.d.comb += [self.weights.ready.eq(0), self.state.ready.eq(0)]
+        return m

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from model.cli import (ArgumentParser, add_weights_options, load_operands, run_command,
-                       single_layer)
+                       note_default_lanes, single_layer)
 from model.fixed import FixedPointError
 from model.golden import run_golden
 from model.weights import LSTMWeights
@@ -73,6 +73,7 @@ def _load(args):
     if stack.n_layers > 1 and args.serial_output:
         raise FixedPointError("--serial-output is for one layer; a stacked model's layers pass "
                               "whole h vectors to each other")
+    note_default_lanes(config, stack, args.lanes)
     if stack.n_layers == 1:
         weights = single_layer(stack, "python -m sim")
         args.lanes = None if args.lanes is None else _one_lane_count(args.lanes)
@@ -134,6 +135,10 @@ def _print_summary(args, summary: dict, mode: str, timing: str) -> None:
     print(f"{verdict}: {args.sim}, {mode}, {summary['steps']} steps of {summary['sequences']} "
           f"sequences, {summary['compared']} h and {summary['compared_c']} c values compared, "
           f"{summary['mismatches']} mismatches, {summary['missing']} missing")
+    if "labels_compared" in summary:
+        print(f"classifier head: {summary['logits_compared']} logits and "
+              f"{summary['labels_compared']} labels compared, {summary['logits_mismatches']} "
+              f"and {summary['labels_mismatches']} mismatches")
     print(f"cycles {summary['cycles']}, {summary['cycles_per_step']:.1f} per step; {timing}, "
           f"build {summary['build_seconds']:.1f} s")
     if "accuracy_rtl" in summary:
@@ -145,19 +150,22 @@ def cmd_batch(args, config, weights, x, labels) -> int:
     from rtl.stack import build_design, lanes_per_layer
     from .batch import run_vectors, summary_json
     golden = run_golden(config, weights, x)
-    design = None
-    if golden.stack.n_layers > 1:
-        design = build_design(config, golden.stack, lanes=args.lanes, head=False)
-        lanes = lanes_per_layer(args.lanes, golden.stack.n_layers)
-        vectors = vectors_of_run(golden, lanes=None if lanes is None else lanes[-1])
-    else:
-        vectors = vectors_of_run(golden, lanes=args.lanes, serial_output=args.serial_output)
+    design = build_design(config, golden.stack, lanes=args.lanes,
+                          serial_output=args.serial_output)
+    lanes = lanes_per_layer(args.lanes, golden.stack.n_layers)
+    head = getattr(design, "head", None) is not None
+    vectors = vectors_of_run(golden, lanes=None if lanes is None else lanes[-1],
+                             serial_output=args.serial_output, head=head)
     result = run_vectors(vectors, args.sim, lanes=args.lanes, gap=round(100 * args.gap),
                          stall=round(100 * args.stall), seed=args.seed, design=design)
     summary = summary_json(result)
     B = x.shape[0]
     summary.update(sequences=B, seed=args.seed)
-    if labels is not None and weights.has_head and result.h.shape[0] == B:
+    if labels is not None and head and len(result.labels) == B:
+        summary["accuracy_rtl"] = float(np.mean(np.asarray(result.labels) == labels))
+        summary["accuracy_golden"] = _accuracy(golden, golden.layers[-1].fixed["h"][:, -1],
+                                               labels)[1]
+    elif labels is not None and weights.has_head and result.h.shape[0] == B:
         summary["accuracy_rtl"], summary["accuracy_golden"] = _accuracy(
             golden, result.h[:, -1], labels)
     _print_summary(args, summary, "batch mode (sim/verilog/tb_vectors.v, checks in the HDL)",
@@ -210,22 +218,22 @@ def cmd_sim(args) -> int:
         scenario = Scenario(*layers[0], seed=args.seed, gap=args.gap, stall=args.stall,
                             serial_output=args.serial_output)
         lanes = args.lanes
+        last_q = golden.qweights
     else:       # one cell per layer; the scoreboard follows each layer's own input handshake
         from rtl.stack import lanes_per_layer
         per_layer = lanes_per_layer(args.lanes, len(golden.layers)) or [None] * len(golden.layers)
         scenario = Scenario.stacked([(cfg, q, p) for (cfg, q), p in zip(layers, per_layer)],
                                     seed=args.seed, gap=args.gap, stall=args.stall)
         lanes = None
+        last_q = golden.layers[-1].qweights
+    if last_q.head_weight is not None and not args.serial_output:   # the head on chip
+        scenario.add_head(last_q.head_weight, last_q.head_bias)
     if args.axis:
         _axis_ops(scenario, golden)
     else:
         scenario.add_sequences(golden.x_raw)
-    head = None
-    if args.axis and golden.logits_raw is not None:     # the head on chip, behind m_axis_y
-        head = (golden.qweights.head_weight, golden.qweights.head_bias)
     result = run_scenario(scenario, args.sim, waves=args.waves, progress=args.progress,
-                          lanes=lanes, axis_width=args.axis_width if args.axis else None,
-                          head=head)
+                          lanes=lanes, axis_width=args.axis_width if args.axis else None)
     r = result.results
     B, T = x.shape[:2]
     summary = {
@@ -238,16 +246,20 @@ def cmd_sim(args) -> int:
         "seed": args.seed, "log": str(result.log),
     }
     if args.axis:
-        summary.update(axis_width=args.axis_width, loads=r["loads"], frames=r["frames"],
-                       **{k: r[k] for k in ("logits_compared", "logits_mismatches",
-                                            "labels_compared", "labels_mismatches")})
-    if labels is not None and weights.has_head and r["missing"] == 0:
+        summary.update(axis_width=args.axis_width, loads=r["loads"], frames=r["frames"])
+    if scenario.head is not None:
+        summary.update({k: r[k] for k in ("logits_compared", "logits_mismatches",
+                                          "labels_compared", "labels_mismatches")})
+        summary["passed"] = result.passed
+    if labels is not None and scenario.head is not None and r["missing"] == 0:
+        emitted = dict(r["received_labels"])
+        summary["accuracy_rtl"] = float(np.mean([emitted.get(b, -1) == labels[b] for b in range(B)]))
+        summary["accuracy_golden"] = _accuracy(golden, golden.layers[-1].fixed["h"][:, -1],
+                                               labels)[1]
+    elif labels is not None and weights.has_head and r["missing"] == 0:
         last = {(s, t): h for s, t, *h in r["received_h"]}
         h_last = np.array([last[(b, T - 1)] for b in range(B)], np.int64)
         summary["accuracy_rtl"], summary["accuracy_golden"] = _accuracy(golden, h_last, labels)
-        if head is not None:                 # the labels the design emitted on m_axis_y
-            on_chip = dict(r["labels"])
-            summary["accuracy_rtl"] = float(np.mean([on_chip[b] == labels[b] for b in range(B)]))
     if result.waves:
         summary["waves"] = str(result.waves)
     _print_summary(args, summary, f"cocotb mode, AXI4-Stream {args.axis_width}-bit" if args.axis

@@ -36,12 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
-
 from model.vectors import Vectors, params_vh, write_vectors
 from rtl.__main__ import export_verilog
+from rtl.stack import StackTop
 from rtl.top import LSTMCell
 
 from .runner import BUILD_ROOT, ROOT, SimError, simulator_env
@@ -165,7 +162,7 @@ def _prune(simulator: str, keep: int = KEEP_BUILDS) -> None:
 def run_testbench(executable: Path, simulator: str, vectors_dir: Path, *, steps: int,
                   load: bool = True, gap: int = 0, stall: int = 0, seed: int = 1,
                   dump: Path | None = None, timeout_cycles: int | None = None,
-                  log: Path | None = None) -> TBResult:
+                  log: Path | None = None, dump_y: Path | None = None) -> TBResult:
     """Run a built testbench on the vectors in ``vectors_dir`` (gap and stall in percent)."""
     env = simulator_env(simulator)
     plusargs = [f"+vectors={vectors_dir}", f"+steps={steps}", f"+gap={gap}", f"+stall={stall}",
@@ -174,6 +171,8 @@ def run_testbench(executable: Path, simulator: str, vectors_dir: Path, *, steps:
         plusargs.append("+noload")
     if dump is not None:
         plusargs.append(f"+dump={dump}")
+    if dump_y is not None:
+        plusargs.append(f"+dumpy={dump_y}")
     if timeout_cycles is not None:
         plusargs.append(f"+timeout={timeout_cycles}")
     cmd = [str(executable), *plusargs] if simulator == "verilator" else \
@@ -239,6 +238,29 @@ def decode_dump(path: Path, vectors: Vectors) -> tuple[np.ndarray, np.ndarray | 
     return out["h"], out.get("c")
 
 
+def decode_y_dump(path: Path, vectors: Vectors) -> tuple[list, list]:
+    """The y payloads the testbench received: logit codes (C per sequence) and labels. A word
+    with unknown bits decodes to a value no code equals (2^W), so it counts as a mismatch."""
+    w, C = vectors.widths(), vectors.n_classes
+    logits, labels = [], []
+    for line in path.read_text().lower().split():
+        bad = int(line.translate(_UNKNOWN_MASK), 16)
+        word = int(line.translate(_UNKNOWN_AS_ZERO), 16)
+        row = []
+        for k in range(C + 1):
+            width = w["logit"] if k < C else w["label"]
+            shift = k * w["logit"]
+            v = (word >> shift) & ((1 << width) - 1)
+            if (bad >> shift) & ((1 << width) - 1):
+                v = 1 << width
+            elif k < C and v >> (width - 1):
+                v -= 1 << width
+            row.append(v)
+        logits.append(row[:C])
+        labels.append(row[C])
+    return logits, labels
+
+
 @dataclass
 class BatchResult:
     simulator: str
@@ -250,6 +272,9 @@ class BatchResult:
     build_seconds: float
     run_dir: Path
     extra: dict = field(default_factory=dict)
+    logits: list | None = None    # with a head: the logit codes the design produced (dumped)
+    labels: list | None = None    # ... and its labels
+    y_mismatches_dump: int = 0    # logits and labels of the dump that differ from the expected
 
     @property
     def mismatches(self) -> int:
@@ -262,9 +287,12 @@ def run_vectors(vectors: Vectors, simulator: str = "verilator", *, lanes: int | 
     """Export the design for ``vectors`` (or use ``verilog_text``), build the testbench, write
     the vectors into a fresh run directory and run them; every output compared twice (in the
     testbench, and from its dump here). ``corrupt(run_dir)`` may edit the written vectors
-    (tests use it to show that a wrong expectation is caught)."""
-    if design is not None:      # a stacked design, behind the single cell's port names
-        dut = StackTop(design)
+    (tests use it to show that a wrong expectation is caught). ``design``: the design to run
+    (from :func:`rtl.stack.build_design`; with a classifier head when ``vectors`` expect y)."""
+    if design is not None:
+        core = getattr(design, "core", design)
+        # a stacked design goes behind the single cell's port names
+        dut = design if isinstance(core, LSTMCell) else StackTop(design)
     else:
         dut = LSTMCell(vectors.config, vectors.qweights, lanes=lanes, output_c=vectors.output_c,
                        serial_output=vectors.serial_output)
@@ -279,9 +307,10 @@ def run_vectors(vectors: Vectors, simulator: str = "verilator", *, lanes: int | 
     start = time.perf_counter()
     executable = build_testbench(verilog_text, manifest, simulator)
     build_seconds = time.perf_counter() - start
-    dump = run_dir / "received.hex"
+    dump, dump_y = run_dir / "received.hex", run_dir / "received_y.hex"
     tb = run_testbench(executable, simulator, run_dir, steps=vectors.n_steps, load=load, gap=gap,
-                       stall=stall, seed=seed, dump=dump)
+                       stall=stall, seed=seed, dump=dump,
+                       dump_y=dump_y if vectors.logits is not None else None)
     B, T, H = vectors.h.shape
     h_got, c_got = decode_dump(dump, vectors) if dump.exists() else (np.zeros((0, H)), None)
     n = min(len(h_got), B * T)
@@ -290,52 +319,40 @@ def run_vectors(vectors: Vectors, simulator: str = "verilator", *, lanes: int | 
         bad += int(np.count_nonzero(c_got[:n] != vectors.c.reshape(-1, H)[:n]))
     complete = len(h_got) == B * T
     passed = tb.passed and complete and bad == 0 and bad == tb["mismatches"]
+    logits = labels = None
+    bad_y = 0
+    if vectors.logits is not None:
+        logits, labels = decode_y_dump(dump_y, vectors) if dump_y.exists() else ([], [])
+        want = vectors.logits.tolist()
+        bad_y = sum(g != int(w) for got, row in zip(logits, want) for g, w in zip(got, row))
+        bad_y += sum(g != int(w) for g, w in zip(labels, vectors.labels))
+        passed = passed and len(labels) == B and bad_y == 0 and \
+            bad_y == tb["logits_mismatches"] + tb["labels_mismatches"]
     shape = (B, T, H)
     return BatchResult(simulator, passed, tb,
                        h_got.reshape(shape) if complete else h_got,
                        c_got.reshape(shape) if complete and c_got is not None else c_got,
                        bad, build_seconds, run_dir,
                        {"cycles_per_step_design": dut.cycles_per_step,
-                        "load_words": manifest["load_words"], "executable": executable})
+                        "load_words": manifest["load_words"], "executable": executable},
+                       logits, labels, bad_y)
 
 
-class StackTop(wiring.Component):
-    """A :class:`rtl.stack.StackedLSTM` behind the single cell's ports, for the vectors
-    testbench: ``x`` and ``h`` go straight through; ``weights`` and ``state`` (the last layer's
-    layouts, as in the vectors) are never ready, so the testbench runs it without loads
-    (``+noload``: the layers' memories hold the model's weights from the export). Per-layer
-    loads are tested in the Amaranth and cocotb tests of the stack."""
-
-    def __init__(self, stack):
-        self._stack = stack
-        last = stack.layers[-1]
-        super().__init__({
-            "x": In(stream.Signature(stack.layers[0].step_layout)),
-            "h": Out(stream.Signature(last.output_layout)),
-            "weights": In(stream.Signature(last.geometry.load_layout)),
-            "state": In(stream.Signature(last.state_layout)),
-        })
-
-    @property
-    def cycles_per_step(self) -> int:
-        return self._stack.cycles_per_step
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.stack = self._stack
-        wiring.connect(m, wiring.flipped(self.x), self._stack.x)
-        wiring.connect(m, self._stack.h, wiring.flipped(self.h))
-        m.d.comb += [self.weights.ready.eq(0), self.state.ready.eq(0)]
-        return m
+#: A run folder younger than this may belong to a run still going in another process
+#: (make test JOBS=2, a regression beside a python -m sim): never pruned.
+RUN_GRACE_SECONDS = 3600
 
 
 def _runs_root() -> Path:
-    """Run directories (vectors, log, dump); only the last few are kept."""
+    """Run directories (vectors, log, dump); only the last few are kept, and none that another
+    process may still be using."""
     root = BUILD_ROOT / "batch-runs"
     root.mkdir(parents=True, exist_ok=True)
     runs = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime)
+    now = time.time()
     for old in runs[:-4]:
-        shutil.rmtree(old, ignore_errors=True)
+        if now - old.stat().st_mtime > RUN_GRACE_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
     return root
 
 
@@ -353,4 +370,7 @@ def summary_json(result: BatchResult) -> dict:
         "build_seconds": round(result.build_seconds, 3),
         "cycles_per_second": round(tb["cycles"] / tb.seconds) if tb.seconds else None,
         "log": str(tb.log),
+        **({} if result.labels is None else {
+            k: tb[k] for k in ("logits_compared", "logits_mismatches", "labels_compared",
+                               "labels_mismatches")}),
     }

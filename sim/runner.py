@@ -1,6 +1,7 @@
 """Build the exported Verilog and run a scenario under Icarus Verilog or Verilator with cocotb.
 
-Builds are cached under ``build/sim/<simulator>-<hash of the Verilog>`` so repeated runs of the
+Builds are cached under ``build/sim/<simulator>-<hash of the Verilog>`` (the repository's
+``build/``, whatever the working directory; ``LSTM_SIM_DIR`` moves it) so repeated runs of the
 same design (Verilator compiles C++) only pay once: one build per (simulator, config, weights,
 lanes, waves or not; every layer's of a stack, whose Verilog holds them all). Each run gets a ``run-*`` folder inside its build (scenario, results, log,
 waves). The cache is bounded: a build keeps its newest ``KEEP_RUNS`` run folders, and the least
@@ -22,8 +23,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from rtl.__main__ import export_verilog
 from rtl.axis import AxisWrapper
 from rtl.stack import StackedLSTM
@@ -35,7 +34,9 @@ __all__ = ["SIMULATORS", "SimError", "SimResult", "design_of", "run_scenario", "
 
 SIMULATORS = ("icarus", "verilator")
 ROOT = Path(__file__).resolve().parent.parent
-BUILD_ROOT = ROOT / "build" / "sim"
+#: The simulator build cache: the repository's build/sim (one cache for every command and test,
+#: from any working directory), or the directory LSTM_SIM_DIR names.
+BUILD_ROOT = Path(os.environ.get("LSTM_SIM_DIR") or ROOT / "build" / "sim").resolve()
 TOPLEVEL = "lstm_cell"
 
 
@@ -177,34 +178,36 @@ def design_of(scenario: Scenario, lanes=None):
     Verilog module is ``lstm_cell`` either way; a stack has ports ``weights_l{k}__*``,
     ``state_l{k}__*`` and an L-bit ``error``."""
     if scenario.n_layers == 1:
-        return LSTMCell(scenario.config, scenario.weights, lanes=lanes, output_c=scenario.output_c,
+        core = LSTMCell(scenario.config, scenario.weights, lanes=lanes, output_c=scenario.output_c,
                         serial_output=scenario.serial_output)
-    per_layer = [p for _, _, p in scenario.layers]
-    if lanes is not None:
-        per_layer = list(lanes) if hasattr(lanes, "__iter__") else [int(lanes)] * scenario.n_layers
-    return StackedLSTM([cfg for cfg, _, _ in scenario.layers], [w for _, w, _ in scenario.layers],
-                       lanes=per_layer, output_c=scenario.output_c)
+    else:
+        per_layer = [p for _, _, p in scenario.layers]
+        if lanes is not None:
+            per_layer = list(lanes) if hasattr(lanes, "__iter__") else [int(lanes)] * scenario.n_layers
+        core = StackedLSTM([cfg for cfg, _, _ in scenario.layers],
+                           [w for _, w, _ in scenario.layers], lanes=per_layer,
+                           output_c=scenario.output_c)
+    if scenario.head is None:
+        return core
+    from rtl.head import ClassifiedLSTM, ClassifierHead
+    head = ClassifierHead(scenario.layers[-1][0], scenario.head["weight"], scenario.head["bias"])
+    return ClassifiedLSTM(core, head)
 
 
-def axis_design_of(scenario: Scenario, lanes, axis: dict) -> AxisWrapper:
-    """The scenario's design behind its AXI4-Stream wrapper, ``axis`` = {"width": N, and
-    "head_weight", "head_bias" (codes) for the classifier head after the last layer}."""
-    design = design_of(scenario, lanes)
-    if axis.get("head_weight") is not None:
-        from rtl.head import ClassifiedLSTM, ClassifierHead
-        design = ClassifiedLSTM(design, ClassifierHead(scenario.layers[-1][0], axis["head_weight"],
-                                                       axis["head_bias"]))
-    return AxisWrapper(design, width=axis["width"])
+def axis_design_of(scenario: Scenario, lanes, width: int) -> AxisWrapper:
+    """The scenario's design behind its AXI4-Stream wrapper with ``tdata`` of ``width`` bits."""
+    return AxisWrapper(design_of(scenario, lanes), width=width)
 
 
 def _design_dir(scenario: Scenario, simulator: str, waves: bool, lanes,
-                axis=None) -> tuple[Path, Path]:
-    """Export the Verilog (behind the AXI4-Stream wrapper when ``axis`` is given) into a build
-    directory named by its content and the build flavour (the content holds every layer's
-    weights, formats and lanes)."""
-    design = design_of(scenario, lanes) if axis is None else axis_design_of(scenario, lanes, axis)
+                axis_width=None) -> tuple[Path, Path]:
+    """Export the Verilog (behind the AXI4-Stream wrapper when ``axis_width`` is given) into a
+    build directory named by its content and the build flavour (the content holds every
+    layer's weights, formats and lanes)."""
+    design = (design_of(scenario, lanes) if axis_width is None
+              else axis_design_of(scenario, lanes, axis_width))
     text = export_verilog(design, TOPLEVEL)
-    flavour = " ".join([simulator, *_build_args(simulator, waves, axis is not None),
+    flavour = " ".join([simulator, *_build_args(simulator, waves, axis_width is not None),
                         f"waves={waves}"])
     digest = hashlib.sha256(f"{flavour}\n{text}".encode()).hexdigest()[:16]
     build_dir = BUILD_ROOT / f"{simulator}-{digest}"
@@ -239,24 +242,16 @@ def prune_cache(current: Path, keep_runs: int = KEEP_RUNS, cache_mb: float | Non
 
 
 def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool = False,
-                 progress: bool = False, lanes=None, axis_width=None, head=None) -> SimResult:
+                 progress: bool = False, lanes=None, axis_width=None) -> SimResult:
     """Export the design for ``scenario``, build it for ``simulator`` and run the testbench.
 
     ``lanes``: P of a single cell (None: the config's); for a stack, None takes the lanes the
     scenario names per layer, a sequence overrides them. ``axis_width``: the design behind its
-    AXI4-Stream wrapper with ``tdata`` of that width, run by :mod:`sim.tb_axis`; ``head``:
-    (head_weight, head_bias) codes of a classifier head after the last layer (with
-    ``axis_width`` only), whose every logit and label that testbench compares."""
-    axis = None
-    if axis_width is not None:
-        axis = {"width": axis_width}
-        if head is not None:
-            axis.update(head_weight=np.asarray(head[0], np.int64).tolist(),
-                        head_bias=np.asarray(head[1], np.int64).tolist())
+    AXI4-Stream wrapper with ``tdata`` of that width, run by :mod:`sim.tb_axis`."""
     from cocotb_tools.runner import get_runner
 
     env = simulator_env(simulator)
-    build_dir, verilog = _design_dir(scenario, simulator, waves, lanes, axis)
+    build_dir, verilog = _design_dir(scenario, simulator, waves, lanes, axis_width)
     prune_cache(build_dir, KEEP_RUNS - 1)         # room for this run's folder
     work = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
     scenario_path, results_path = work / "scenario.json", work / "results.json"
@@ -282,14 +277,16 @@ def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool =
                         extra_env={"LSTM_SCENARIO": str(scenario_path),
                                    "LSTM_RESULTS": str(results_path),
                                    "LSTM_PROGRESS": str(progress_path),
-                                   "LSTM_AXIS": json.dumps(axis) if axis else ""})
+                                   "LSTM_AXIS_WIDTH": str(axis_width or "")})
         except (Exception, SystemExit):    # a failing cocotb test ends the runner with SystemExit
             passed = False
         seconds = time.monotonic() - start
     if not results_path.exists():
         raise SimError(f"{simulator} run ended without results; see {log}")
     results = json.loads(results_path.read_text())
-    passed = passed and results["mismatches"] == 0 and results["missing"] == 0
+    passed = (passed and results["mismatches"] == 0 and results["missing"] == 0
+              and results.get("logits_mismatches", 0) == 0
+              and results.get("labels_mismatches", 0) == 0)
     return SimResult(simulator, passed, results, verilog, log,
                      _waves_file(work, build_dir) if waves else None, seconds, build_seconds)
 

@@ -48,6 +48,15 @@ class Scenario:
     stack: list = field(default_factory=list)
     #: the design's h stream is word-serial (one unit per transfer; single cell only)
     serial_output: bool = False
+    #: the classifier head on chip after the last layer: {"weight": codes (C, H), "bias":
+    #: codes (C,)} in the last layer's weight and bias formats; None: no head
+    head: dict | None = None
+
+    def add_head(self, head_weight, head_bias) -> None:
+        """Put the classifier head (weight and bias codes) after the last layer: the design
+        gets a ``y`` stream, and the scoreboard checks its logits and label per sequence."""
+        self.head = {"weight": np.asarray(head_weight, np.int64).tolist(),
+                     "bias": np.asarray(head_bias, np.int64).tolist()}
 
     @classmethod
     def stacked(cls, layers, **kw) -> "Scenario":
@@ -155,7 +164,7 @@ class Scenario:
         Path(path).write_text(json.dumps({
             "config": self.config.as_dict(), "weights": qweights_dict(self.weights),
             "seed": self.seed, "gap": self.gap, "stall": self.stall, "output_c": self.output_c,
-            "ops": self.ops, "serial_output": self.serial_output,
+            "ops": self.ops, "serial_output": self.serial_output, "head": self.head,
             **({"stack": [{"config": cfg.as_dict(), "weights": qweights_dict(w), "lanes": p}
                           for cfg, w, p in self.stack]} if self.stack else {})}))
 
@@ -166,4 +175,4 @@ class Scenario:
                   qweights_from_dict(layer["weights"]), layer["lanes"]) for layer in d.get("stack", ())]
         return cls(parse_config(d["config"], source="<scenario>"), qweights_from_dict(d["weights"]),
                    d["seed"], d["gap"], d["stall"], d["output_c"], d["ops"], stack,
-                   d.get("serial_output", False))
+                   d.get("serial_output", False), d.get("head"))

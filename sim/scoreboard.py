@@ -88,9 +88,38 @@ class Checker:
         self.errors = 0
         self.reports = []
         self.received_h = []     # (sequence, step, h codes) for accuracy downstream
+        # the classifier head: expected logits per sequence, and what was compared
+        self.expected_y = deque()
+        self.logits_compared = self.labels_compared = self.logits_errors = self.label_errors = 0
+        self.received_labels = []    # (sequence, label) the design emitted
 
     def expect(self, tag, h, c):
         self.expected.append((tag, h, c))
+
+    def expect_y(self, tag, logits):
+        self.expected_y.append((tag, [int(v) for v in logits]))
+
+    def observe_y(self, logits, label):
+        """One y: the C logit codes and the label (numpy's argmax: the first largest)."""
+        if not self.expected_y:
+            self.violation(f"unexpected y (label {label}): no sequence has ended")
+            return
+        tag, want = self.expected_y.popleft()
+        want_label = int(np.argmax(np.asarray(want, dtype=object)))
+        for c, (w, g) in enumerate(zip(want, logits)):
+            if w != g:
+                self.logits_errors += 1
+                self._report(f"sequence {tag[0]} logit {c}: expected {w}, got {g}")
+        if label != want_label:
+            self.label_errors += 1
+            self._report(f"sequence {tag[0]} label: expected {want_label}, got {label}")
+        self.logits_compared += len(want)
+        self.labels_compared += 1
+        self.received_labels.append([tag[0], label])
+
+    def _report(self, message):
+        if len(self.reports) < MAX_REPORTED:
+            self.reports.append(f"{message}; reproduce with SEED={self.seed}")
 
     def violation(self, message):
         """The design broke the stream or load protocol (counted as a mismatch)."""
@@ -103,6 +132,7 @@ class Checker:
         with ``inside`` steps a stack's deeper layers had still to take."""
         self.dropped += len(self.expected) + inside
         self.expected.clear()
+        self.expected_y.clear()
 
     def _mismatch(self, tag, unit, name, want, got, config=None, where=""):
         self.errors += 1

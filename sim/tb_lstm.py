@@ -21,6 +21,9 @@ from cocotb.clock import Clock
 from cocotb.queue import Queue
 from cocotb.triggers import ClockCycles, Event, FallingEdge, First, ReadOnly, RisingEdge
 
+import numpy as np
+
+from model.cell import head_logits
 from rtl.geometry import Geometry, load_layout
 from rtl.top import stream_layouts
 from sim.ports import Packer
@@ -61,6 +64,11 @@ class Testbench:
         for port, (kind, k) in self.load_ports.items():
             self.pack[port] = Packer(load_layout(layers[k][0])) if kind == "weights" else states[k]
         self.pack_out = Packer(out)
+        self.head = scenario.head
+        if self.head is not None:
+            from rtl.head import head_layouts
+            self.pack_y = Packer(head_layouts(last_cfg, last_w.n_hidden,
+                                              len(self.head["weight"]))[1])
         self.pack_inner = steps          # layer k's x port, k >= 1 (read, not driven)
         # the load order does not depend on the lanes: any valid P names the same words
         self.geometry = [Geometry(cfg, w, 1) for cfg, w, _ in layers]
@@ -163,6 +171,10 @@ class Testbench:
         h, c, nxt = out
         if nxt is None:
             self.checker.expect(tag, h, c)
+            if self.head is not None and frame[1]:
+                self.checker.expect_y(tag, head_logits(self.model.layers[-1].config,
+                                                       self.head["weight"], self.head["bias"],
+                                                       np.asarray(h)[None])[0])
             return
         self.model.waiting[k + 1].append((tag, nxt, frame))
         if self.model.eager:       # the wrong scoreboard: layer k+1 steps now, not when it takes it
@@ -313,7 +325,24 @@ class Testbench:
 
     # -- the test -------------------------------------------------------------------------------
     def outstanding(self) -> int:
-        return len(self.checker.expected) + self.model.in_flight()
+        return len(self.checker.expected) + len(self.checker.expected_y) + self.model.in_flight()
+
+    async def y_monitor(self):
+        """The classifier head's y: every logit code and the label, in sequence order."""
+        dut = self.dut
+        while True:
+            if self.scenario.stall and self.stalls.random() < self.scenario.stall:
+                dut.y__ready.value = 0
+                await ClockCycles(dut.clk, self.stalls.randint(1, 12))
+            dut.y__ready.value = 1
+            await ReadOnly()
+            if not dut.y__valid.value:
+                await RisingEdge(dut.y__valid)
+            await RisingEdge(dut.clk)
+            if dut.rst.value or not (dut.y__valid.value and dut.y__ready.value):
+                continue
+            y = self.pack_y.unpack(dut.y__payload.value.to_unsigned())
+            self.checker.observe_y(y["logits"], y["label"])
 
     async def run(self):
         dut = self.dut
@@ -321,12 +350,16 @@ class Testbench:
         for port in self.ports:
             getattr(dut, f"{port}__valid").value = 0
         dut.h__ready.value = 0
+        if self.head is not None:
+            dut.y__ready.value = 0
         dut.rst.value = 1
         await ClockCycles(dut.clk, 3)
         await FallingEdge(dut.clk)
         dut.rst.value = 0
         self.start_cycle = cycle_now()
         monitors = [cocotb.start_soon(self.monitor())]
+        if self.head is not None:
+            monitors.append(cocotb.start_soon(self.y_monitor()))
         monitors += [cocotb.start_soon(self.layer_monitor(k)) for k in range(1, self.n_layers)]
         workers = [cocotb.start_soon(self.port_worker(port)) for port in self.ports]
         await self.finish(monitors + workers)
@@ -381,6 +414,10 @@ class Testbench:
             "held_by_loads": self.held_by_loads, "layers": self.n_layers,
             "compared_inner": ch.compared_inner,
             "x_during_deeper_loads": self.x_during_deeper_loads,
+            **({} if self.head is None else {
+                "logits_compared": ch.logits_compared, "logits_mismatches": ch.logits_errors,
+                "labels_compared": ch.labels_compared, "labels_mismatches": ch.label_errors,
+                "received_labels": ch.received_labels}),
         }
 
 
@@ -402,3 +439,5 @@ async def run_and_report(dut, tb: Testbench):
     assert results["steps"] + results["dropped"] == results["sent"], "outputs unaccounted for"
     assert results["compared"] > 0, "nothing was compared"
     assert results["mismatches"] == 0, f"{results['mismatches']} mismatches (first: {results['reports'][:1]})"
+    bad_y = results.get("logits_mismatches", 0) + results.get("labels_mismatches", 0)
+    assert bad_y == 0, f"{bad_y} logit or label mismatches (first: {results['reports'][:1]})"

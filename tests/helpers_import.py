@@ -269,10 +269,15 @@ def permute_gates(stack, order):
 
 # ---- the command line ------------------------------------------------------------------------
 
-def model_cli(*args, module="model"):
+def python_m(module, *args, timeout=600):
     """``python -m <module> args`` from the repository root, as a user runs it."""
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def model_cli(*args, module="model"):
+    """``python -m <module> args`` (``python -m model`` by default)."""
+    return python_m(module, *args, timeout=300)
 
 
 def assert_one_line_exit_2(p, words=""):

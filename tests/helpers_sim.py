@@ -146,3 +146,22 @@ def full_scenario(cfg, weights, lanes, *, seed, steps, gap=0.3, stall=0.3, reset
 def _modes(cfg, name):
     spec = cfg.spec(name)
     return spec.round, spec.overflow
+
+
+def add_random_head(sc, seed: int, *, always: bool = False) -> int:
+    """Maybe put a classifier head after the scenario's last layer (drawn from its own stream,
+    so the rest of configuration ``seed`` stays as it was): about half the configurations get
+    C in 1..12 classes (C > H included), weights and biases cast into the last layer's weight
+    and bias formats (some at their rails). Returns C (0: no head)."""
+    rng = np.random.default_rng([seed, 9])
+    if not always and rng.random() < 0.5:
+        return 0
+    cfg, qw, _ = sc.layers[-1]
+    C, H = int(rng.integers(1, 13)), qw.n_hidden
+    codes = {}
+    for name, shape in (("weight", (C, H)), ("bias", (C,))):
+        fmt = cfg.fmt(name)
+        codes[name] = rng.integers(fmt.min_code, fmt.max_code + 1, shape)
+        codes[name][..., 0] = rng.choice([fmt.min_code, fmt.max_code])
+    sc.add_head(codes["weight"], codes["bias"])
+    return C

@@ -111,11 +111,19 @@ def _golden_speed():
              f"{r['golden_vs_float_time_ratio']:.2f}x, bit-exact")]
 
 
-def _formal_runs():
-    pytest.importorskip("amaranth")
+@cache
+def formal_run_count() -> int:
     from formal.__main__ import plan
     from formal.configs import FAST
-    return [("formal.__main__.plan(FAST): runs of make formal", f"{len(plan(list(FAST), False))},")]
+    jobs = plan(list(FAST), False)
+    for _, dut in jobs:     # built to plan the runs, never elaborated here
+        dut._MustUse__silence = True
+    return len(jobs)
+
+
+def _formal_runs():
+    pytest.importorskip("amaranth")
+    return [("formal.__main__.plan(FAST): runs of make formal", f"{formal_run_count()},")]
 
 
 #: README headline row (its first cell) -> what its value cell must contain, and where from.
@@ -175,6 +183,34 @@ def test_a_changed_record_is_named(monkeypatch):
     extra = text.replace("| cycles per step / MAC efficiency |",
                          "| a new figure | 1 | `make x` |\n| cycles per step / MAC efficiency |")
     assert figure_disagreements(extra) == ["README headline row 'a new figure' has no source in FIGURES"]
+
+
+# ---- the detailed tables in docs/ against the same records ----------------------------------
+
+def doc_figures():
+    """(page, text the page must hold, where the value comes from)."""
+    synth = record("bench/results/synth-ecp5.json")
+    res, rtl, golden = synth["resources"], record("bench/results/rtl.json"), record("bench/results/golden.json")
+    yield ("docs/speed.md", f"| LUT4 (Yosys) | **{res['lut4']}**", "synth-ecp5.json resources.lut4")
+    yield ("docs/speed.md", f"| flip-flops | **{res['ff']}**", "synth-ecp5.json resources.ff")
+    yield ("docs/speed.md", f"| Fmax (`clk`) | **{synth['fmax_mhz']:.1f} MHz**", "synth-ecp5.json fmax_mhz")
+    for d in rtl["designs"]:
+        yield ("docs/speed.md", f"| {d['X']} | {d['H']} | {d['lanes']} | {thousands(d['cycles_per_step'])} "
+               f"| {thousands(d['mac_bound_cycles_per_step'])} |", f"rtl.json design X={d['X']} P={d['lanes']}")
+    for shape in golden["shapes"]:
+        yield ("docs/speed.md", f"**{shape['golden_vs_float_time_ratio']:.2f}x**", f"golden.json {shape['name']}")
+    for sim in ("verilator", "icarus"):
+        r = regression(sim)
+        yield ("docs/verification.md", f"| {r['configurations']} (", f"regress-{sim}.jsonl lines")
+        yield ("docs/verification.md", f"| {thousands(r['steps'])} (", f"regress-{sim}.jsonl steps")
+        yield ("docs/verification.md", f"| {thousands(r['compared'])} + {thousands(r['compared_c'])} |",
+               f"regress-{sim}.jsonl compared")
+
+
+def test_docs_tables_agree_with_the_records():
+    missing = [f"{page} lacks {text!r} ({where})" for page, text, where in doc_figures()
+               if text not in (REPO / page).read_text()]
+    assert not missing, "\n".join(missing)
 
 
 # ---- every command the README shows parses --------------------------------------------------
@@ -293,12 +329,17 @@ def test_links_point_into_the_repository(page):
 
 # ---- make test says what it leaves out -----------------------------------------------------
 
-def test_make_test_names_the_slow_tests_it_leaves_out():
-    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist",
-                          "tests/test_sim_regress.py", "tests/test_readme.py"], cwd=REPO,
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
+@pytest.mark.parametrize("mode", [["-p", "no:xdist", "--collect-only", "-q"], ["-n", "2"]],
+                         ids=["serial", "xdist"])
+def test_make_test_names_the_slow_tests_it_leaves_out(mode):
+    """`make test` (serial) and `make test JOBS=2` (xdist, whose workers collect) both end with
+    a line naming the deselected slow tests; their count is pytest's own deselected count."""
+    run = subprocess.run([sys.executable, "-m", "pytest", *mode, "tests/test_sim_regress.py"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode in (0, 5), run.stdout + run.stderr       # 5: every test deselected
     line = next(line for line in run.stdout.splitlines() if "slow tests not run" in line)
     assert "make regress" in line and "tests/test_sim_regress.py" in line
-    deselected = re.search(r"\((\d+) deselected\)", run.stdout)
-    assert deselected and int(line.split()[0]) == int(deselected.group(1)) > 0
+    slow = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "--collect-only", "-q",
+                           "-m", "slow", "tests/test_sim_regress.py"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert int(line.split()[0]) == slow.stdout.count("::") > 0

@@ -199,7 +199,7 @@ def test_build_design_choices_and_refusals():
     assert not isinstance(cell, ClassifiedLSTM)
     serial = build_design(cfg, headed, lanes=2, serial_output=True)      # the head needs whole vectors
     assert not isinstance(serial, ClassifiedLSTM)
-    for design in (full, cell, serial):
+    for design in (full, full.core, full.head, cell, serial):
         design._MustUse__silence = True
     for model, kw, message in [
             (bare, dict(head=True), "this model has no classifier head"),

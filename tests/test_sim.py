@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers_sim import corner_weights, full_scenario, random_case
+from helpers_sim import add_random_head, corner_weights, full_scenario, random_case
 from model.config import load_config
 from model.golden import quantize_inputs
 from model.weights import quantize_weights
@@ -90,6 +90,20 @@ def test_serial_output_with_loads_stalls_and_reset(simulator):
     result = run_scenario(sc, simulator, lanes=3)
     _check(result, min_steps=sc.n_steps - 2)
     assert result.results["loads"] == {"weights": 2, "state": 2}
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_classifier_head_with_loads_stalls_and_reset(simulator):
+    """The head on chip (rtl.head.ClassifiedLSTM): every logit code and label of every
+    sequence compared, y stalls beside h stalls, a reset mid-step, loads during the steps."""
+    cfg, weights = _default_design()
+    sc = full_scenario(cfg, weights, 3, seed=12, steps=30, gap=0.3, stall=0.4, loads=1)
+    classes = add_random_head(sc, 12, always=True)
+    result = run_scenario(sc, simulator, lanes=3)
+    _check(result, min_steps=sc.n_steps - 2)
+    r = result.results
+    assert r["labels_compared"] >= 1 and r["logits_compared"] == classes * r["labels_compared"]
+    assert r["logits_mismatches"] == r["labels_mismatches"] == 0
 
 
 def _small_case(seed):

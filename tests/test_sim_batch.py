@@ -61,7 +61,9 @@ def test_command_line_uses_batch_on_verilator(case):
     dut = LSTMCell(cfg, run_golden(cfg, weights, x).qweights, lanes=LANES)
     dut._MustUse__silence = True        # asked for its closed form only, never elaborated
     assert r["cycles_per_step"] == dut.cycles_per_step
-    # the RTL's accuracy comes from the h the design produced: equal here because it is exact
+    # the model has a head: the design classifies on chip; accuracy_rtl from its labels
+    assert r["labels_compared"] == B and r["logits_compared"] == 3 * B
+    assert r["logits_mismatches"] == r["labels_mismatches"] == 0
     assert r["accuracy_rtl"] == r["accuracy_golden"]
 
 
@@ -75,6 +77,33 @@ def test_gaps_stalls_and_a_wrong_expectation(case):
     assert not wrong.passed
     assert wrong.tb["mismatches"] == 1 and wrong.mismatches_dump == 0
     assert f"unit {H - 1} c" in wrong.tb.reports[0]
+
+
+def _corrupt_first_logit(run_dir):
+    path = run_dir / "expected_y.hex"
+    lines = path.read_text().split()
+    lines[0] = f"{int(lines[0], 16) ^ 1:0{len(lines[0])}x}"
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_head_in_batch_mode_and_a_wrong_logit(case):
+    """A design with the head: y compared per sequence (logits, label) under gaps and stalls;
+    the labels the design emitted are returned; one wrong expected logit is one mismatch."""
+    cfg, weights, x, _, _ = case
+    golden = run_golden(cfg, weights, x)
+    from model.weights import LSTMStack
+    from rtl.stack import build_design
+    vectors = vectors_of_run(golden, lanes=LANES, head=True)
+
+    def design():
+        return build_design(cfg, LSTMStack.from_single(weights), lanes=LANES)
+    stalled = run_vectors(vectors, "verilator", gap=25, stall=35, seed=3, design=design())
+    assert stalled.passed and stalled.labels == vectors.labels.tolist()
+    assert stalled.logits == vectors.logits.tolist()
+    assert stalled.tb["labels_compared"] == x.shape[0]
+    wrong = run_vectors(vectors, "verilator", corrupt=_corrupt_first_logit, design=design())
+    assert not wrong.passed and wrong.tb["logits_mismatches"] == 1
+    assert wrong.tb["labels_mismatches"] == 0 and wrong.y_mismatches_dump == 0
 
 
 def test_serial_output_in_batch_mode(case):

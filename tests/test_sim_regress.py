@@ -6,8 +6,9 @@ random odd sizes, lanes, formats, rounding and overflow modes per tensor (per la
 deeper layer gets its own ``[layers.K.formats]``), PWL and PLAN tables, random input gaps and
 output stalls, a reset in the middle of a step (for a stack: anywhere in its latency), then 1
 to 3 weight packets and 1 to 3 state packets (each on a random layer) offered concurrently
-with the steps at random times (with random gaps inside the packets). Zero mismatches is the
-only pass. A summary line per configuration goes to build/regress-<sim>.jsonl. ``make regress``
+with the steps at random times (with random gaps inside the packets); about half the
+configurations have a classifier head on chip (C = 1..12 classes, random codes: every logit
+and label compared). Zero mismatches is the only pass. A summary line per configuration goes to build/regress-<sim>.jsonl. ``make regress``
 runs the configurations in parallel (pytest-xdist, one worker per core); SHARD=k/N runs every
 N-th one (tests/helpers_regress.py) for a CI matrix, merged by ``python -m bench.merge_regress``.
 """
@@ -20,7 +21,7 @@ import pytest
 from helpers_regress import log_name, shard_seeds
 import numpy as np
 
-from helpers_sim import full_scenario, random_case, random_stack_case
+from helpers_sim import add_random_head, full_scenario, random_case, random_stack_case
 from sim.runner import run_scenario
 
 COUNT = int(os.environ.get("COUNT", 20))
@@ -45,11 +46,13 @@ def test_random_configuration(seed):
     if L == 1:
         cfg, X, H, lanes, weights = random_case(seed, default_formats=(seed % 5 == 0))
         sc = full_scenario(cfg, weights, lanes, seed=seed, steps=STEPS, loads=loads)
+        classes = add_random_head(sc, seed)
         result = run_scenario(sc, SIM, lanes=lanes)
         tensors = cfg.tensors.values()
     else:
         cfg, weights, lanes = random_stack_case(seed, L)
         sc = full_scenario(cfg, weights, lanes, seed=seed, steps=STEPS, loads=loads)
+        classes = add_random_head(sc, seed)
         result = run_scenario(sc, SIM)
         X, H = weights.n_inputs, [w.n_hidden for w in weights.layers]
         tensors = [s for k in range(L) for s in cfg.for_layer(k).tensors.values()]
@@ -63,6 +66,9 @@ def test_random_configuration(seed):
                             "steps": r["steps"], "dropped": r["dropped"],
                             "compared": r["compared"], "compared_c": r["compared_c"],
                             "mismatches": r["mismatches"], "missing": r["missing"],
+                            "classes": classes,
+                            **{k: r[k] for k in ("logits_compared", "logits_mismatches",
+                                                 "labels_compared", "labels_mismatches") if k in r},
                             "cycles": r["cycles"], "seconds": round(result.seconds, 1)}) + "\n")
     assert result.passed, "\n".join(r["reports"][:5]) or f"see {result.log}"
     # every step sent is either compared or was in flight at the reset (one or two per layer)
@@ -71,3 +77,5 @@ def test_random_configuration(seed):
     for kind in ("weights", "state"):
         assert sum(n for port, n in r["loads"].items() if port.startswith(kind)) == loads
     assert r["error"] == 0
+    if classes:     # every sequence that ended was classified (those cut by the reset are lost)
+        assert r["labels_compared"] > 0 and r["logits_compared"] == classes * r["labels_compared"]

@@ -304,9 +304,36 @@ def test_cli_run_stacked_outputs(files):
             assert np.max(np.abs(r[f"h_l{k}_float"] - want[k][0])) <= 1e-12
             np.testing.assert_array_equal(r["h_n_raw"][k], r[f"h_l{k}_raw"][:, -1])
             assert np.max(np.abs(r["c_n_float"][k] - want[k][1][:, -1])) <= 1e-12
+            for suffix in ("", "_raw", "_float"):
+                np.testing.assert_array_equal(r[f"h_n_l{k}{suffix}"], r[f"h_n{suffix}"][k])
+                np.testing.assert_array_equal(r[f"c_n_l{k}{suffix}"], r[f"c_n{suffix}"][k])
         np.testing.assert_array_equal(r["h_l1"], r["h"])
         np.testing.assert_array_equal(r["h_n"], r["h_n_raw"] * 2.0 ** -r["h_n_frac"][:, None, None])
         assert r["logits"].shape == r["logits_float"].shape == (B, 3)
+
+
+def test_cli_run_layers_of_different_h_writes_each_final_state(tmp_path):
+    """H = 5 then 3: no (L, B, H) array can hold both, so each layer's final state is its own
+    h_n_l<k>, c_n_l<k> (B, H_k), and the output line says so."""
+    rng = np.random.default_rng(9)
+    sizes = [(4, 5), (5, 3)]
+    arrays = {}
+    for k, (X_k, H_k) in enumerate(sizes):
+        arrays[f"lstm.weight_ih_l{k}"] = rng.uniform(-0.5, 0.5, (4 * H_k, X_k))
+        arrays[f"lstm.weight_hh_l{k}"] = rng.uniform(-0.5, 0.5, (4 * H_k, H_k))
+    np.savez(tmp_path / "m.npz", **arrays)
+    np.save(tmp_path / "x.npy", rng.uniform(-1, 1, (2, 6, 4)))
+    p = ok("run", "--weights", tmp_path / "m.npz", "--inputs", tmp_path / "x.npy", "--out", tmp_path / "r.npz")
+    assert "2 layers of H = 5, 3: per layer h_n_l<k>, c_n_l<k> (2, H_k)" in p.stdout
+    with np.load(tmp_path / "r.npz") as r:
+        assert "h_n" not in r.files and "c_n" not in r.files
+        for k, (_, H_k) in enumerate(sizes):
+            for name in ("h", "c"):
+                for suffix in ("", "_raw", "_float"):
+                    final = r[f"{name}_n_l{k}{suffix}"]
+                    assert final.shape == (2, H_k)
+                    np.testing.assert_array_equal(final, r[f"{name}_l{k}{suffix}"][:, -1])
+        np.testing.assert_array_equal(r["h_n_l1_raw"], r["h_raw"][:, -1])
 
 
 def test_cli_state_of_shape_l_h(files):

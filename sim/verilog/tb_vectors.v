@@ -16,7 +16,8 @@
 // Plusargs:
 //   +vectors=DIR   where the .hex files are (default: the working directory)
 //   +noload        skip the weight and state packets (the design's memories already hold the
-//                  weights it was exported with; the initial state is then zero)
+//                  weights it was exported with; the initial state is then zero); the default
+//                  for a stacked model's vectors (params.vh defines LSTM_NOLOAD 1)
 //   +gap=PCT       percent of cycles with no word offered on an input (random valid gaps)
 //   +stall=PCT     percent of cycles with h ready low (random output stalls)
 //   +seed=S        seed of $random for gaps and stalls (default 1)
@@ -24,10 +25,17 @@
 //   +maxreport=N   print at most N mismatches (default 20)
 //   +timeout=N     fail after N cycles without any transfer (default 2*MAC_WORK + 1000)
 //   +dump=FILE     write every output payload received, one hex word per line
+//   +dumpy=FILE    with a classifier head: write every y payload received (logits, label)
+//
+// With a classifier head (`define LSTM_HEAD, from params.vh) the design's y stream is taken
+// too: every logit code and the label of each sequence compared with expected_y.hex.
 `timescale 1ns / 1ps
 `include "params.vh"
 `ifndef LSTM_MODULE
 `define LSTM_MODULE lstm_cell
+`endif
+`ifndef LSTM_NOLOAD
+`define LSTM_NOLOAD 0
 `endif
 `ifndef LSTM_MAX_STEPS
 `define LSTM_MAX_STEPS `LSTM_STEPS
@@ -58,12 +66,21 @@ module tb_vectors;
     localparam NW = `LSTM_LOAD_WORDS;
     localparam DEPTH = `LSTM_MAX_STEPS;
     localparam RESET_CYCLES = 4;
+`ifdef LSTM_HEAD
+    localparam C = `LSTM_CLASSES;
+    localparam LW = `LSTM_LOGIT_BITS;
+    localparam YP = `LSTM_Y_PAYLOAD_BITS;         // C logit codes, then the label
+    localparam HEAD_WORK = `LSTM_HEAD_WORK;
+`else
+    localparam C = 1, LW = 1, YP = 2, HEAD_WORK = 0;
+`endif
 
     // ---- vectors --------------------------------------------------------------------------
     reg [DW-1:0] weight_mem [0:NW-1];
     reg [HW+CW-1:0] state_mem [0:H-1];
     reg [XP-1:0] x_mem [0:DEPTH-1];
     reg [EP-1:0] expected_mem [0:DEPTH-1];
+    reg [YP-1:0] expected_y_mem [0:DEPTH-1];
 
     // ---- the design -----------------------------------------------------------------------
     reg clk = 1'b0;
@@ -74,6 +91,13 @@ module tb_vectors;
     reg [SP-1:0] s_payload = 0;
     wire x_ready, w_ready, s_ready, h_valid;
     wire [OP-1:0] h_payload;
+    reg y_ready = 1'b0;
+    wire y_valid;
+    wire [YP-1:0] y_payload;
+`ifndef LSTM_HEAD
+    assign y_valid = 1'b0;
+    assign y_payload = 0;
+`endif
 
     `LSTM_MODULE dut (
         .clk(clk), .rst(rst),
@@ -81,24 +105,27 @@ module tb_vectors;
         .h__valid(h_valid), .h__ready(h_ready), .h__payload(h_payload),
         .weights__valid(w_valid), .weights__ready(w_ready), .weights__payload(w_payload),
         .state__valid(s_valid), .state__ready(s_ready), .state__payload(s_payload)
+`ifdef LSTM_HEAD
+        , .y__valid(y_valid), .y__ready(y_ready), .y__payload(y_payload)
+`endif
     );
 
     always #5 clk = ~clk;
 
     // ---- options --------------------------------------------------------------------------
-    reg [8*1024-1:0] dir, dump_name, path;
+    reg [8*1024-1:0] dir, dump_name, dumpy_name, path;
     reg noload;
-    integer gap, stall, seed, steps, max_report, timeout, dump;
+    integer gap, stall, seed, steps, max_report, timeout, dump, dumpy, y_expected, k;
 
     initial begin
         if (!$value$plusargs("vectors=%s", dir)) dir = ".";
-        noload = $test$plusargs("noload");
+        noload = $test$plusargs("noload") || `LSTM_NOLOAD;
         if (!$value$plusargs("gap=%d", gap)) gap = 0;
         if (!$value$plusargs("stall=%d", stall)) stall = 0;
         if (!$value$plusargs("seed=%d", seed)) seed = 1;
         if (!$value$plusargs("steps=%d", steps)) steps = `LSTM_STEPS;
         if (!$value$plusargs("maxreport=%d", max_report)) max_report = 20;
-        if (!$value$plusargs("timeout=%d", timeout)) timeout = 2 * `LSTM_MAC_WORK + 1000;
+        if (!$value$plusargs("timeout=%d", timeout)) timeout = 2 * `LSTM_MAC_WORK + 1000 + HEAD_WORK;
         if (steps > DEPTH) begin
             $display("tb_vectors: error: +steps=%0d but this build holds %0d steps", steps, DEPTH);
             $finish;
@@ -119,6 +146,21 @@ module tb_vectors;
         $readmemh(path, x_mem);
         $sformat(path, "%0s/expected.hex", dir);
         $readmemh(path, expected_mem);
+        dumpy = 0;
+        y_expected = 0;
+`ifdef LSTM_HEAD
+        $sformat(path, "%0s/expected_y.hex", dir);
+        $readmemh(path, expected_y_mem);
+        for (k = 0; k < steps; k = k + 1)
+            if (x_mem[k][X * XW + 1]) y_expected = y_expected + 1;    // last: one y
+        if ($value$plusargs("dumpy=%s", dumpy_name)) begin
+            dumpy = $fopen(dumpy_name, "w");
+            if (dumpy == 0) begin
+                $display("tb_vectors: error: cannot write +dumpy=%0s", dumpy_name);
+                $finish;
+            end
+        end
+`endif
     end
 
     // ---- stimulus and checking, all on the rising edge ------------------------------------
@@ -133,6 +175,9 @@ module tb_vectors;
     integer u, bad, out_seq = -1, out_t = 0, word = 0;
     reg [EP-1:0] got, want;
     reg step_done;
+    integer last_y = 0, y_received = 0, logits_compared = 0, logits_mismatches = 0;
+    integer labels_compared = 0, labels_mismatches = 0;
+    reg [YP-1:0] got_y, want_y;
     reg [HW-1:0] got_h, want_h;
     reg [CW-1:0] got_c, want_c;
 
@@ -161,12 +206,17 @@ module tb_vectors;
                          idle, phase, w_sent, NW, s_sent, H, x_sent, steps, received, steps);
             $display("tb_vectors: %0d steps passed, %0d failed", received - failed_steps,
                      failed_steps + (steps - received));
-            $display("tb_vectors: result=%0s compared=%0d compared_c=%0d mismatches=%0d steps=%0d expected_steps=%0d cycles=%0d step_cycles=%0d timeout=%0d load=%0d",
-                     (!timed_out && mismatches == 0 && received == steps) ? "PASS" : "FAIL",
+            $display("tb_vectors: result=%0s compared=%0d compared_c=%0d mismatches=%0d steps=%0d expected_steps=%0d cycles=%0d step_cycles=%0d timeout=%0d load=%0d y=%0d expected_y=%0d logits_compared=%0d logits_mismatches=%0d labels_compared=%0d labels_mismatches=%0d y_cycles=%0d",
+                     (!timed_out && mismatches == 0 && received == steps && y_received == y_expected
+                      && logits_mismatches == 0 && labels_mismatches == 0) ? "PASS" : "FAIL",
                      compared, compared_c, mismatches, received, steps,
                      received == 0 ? 0 : last_output - start_cycle,
-                     received == 0 ? 0 : last_output - first_accept, timed_out, !noload);
+                     received == 0 ? 0 : last_output - first_accept, timed_out, !noload,
+                     y_received, y_expected, logits_compared, logits_mismatches,
+                     labels_compared, labels_mismatches,
+                     y_received == 0 ? 0 : last_y - first_accept);
             if (dump != 0) $fclose(dump);
+            if (dumpy != 0) $fclose(dumpy);
             $finish;
         end
     endtask
@@ -283,9 +333,43 @@ module tb_vectors;
                     end
                 end
                 received = received + 1;
-                if (received == steps) finish(0);
+            end
+            // ---- y (classifier head): every logit code and the label of each sequence ----
+            if (y_valid && y_ready) begin
+                idle = 0;
+                last_y = cycle;
+                got_y = y_payload;
+                if (dumpy != 0) $fdisplay(dumpy, "%h", got_y);
+                if (y_received >= y_expected) begin
+                    labels_mismatches = labels_mismatches + 1;
+                    $display("tb_vectors: unexpected y %0d: only %0d sequences end", y_received, y_expected);
+                end else begin
+                    want_y = expected_y_mem[y_received];
+                    for (u = 0; u < C; u = u + 1)
+                        if (got_y[u * LW +: LW] !== want_y[u * LW +: LW]) begin
+                            logits_mismatches = logits_mismatches + 1;
+                            if (reported < max_report)
+                                $display("tb_vectors: mismatch: sequence %0d logit %0d: expected %0d, got %0d",
+                                         y_received, u, $signed(want_y[u * LW +: LW]), $signed(got_y[u * LW +: LW]));
+                            reported = reported + 1;
+                        end
+                    if (got_y[YP-1:C * LW] !== want_y[YP-1:C * LW]) begin
+                        labels_mismatches = labels_mismatches + 1;
+                        if (reported < max_report)
+                            $display("tb_vectors: mismatch: sequence %0d label: expected %0d, got %0d",
+                                     y_received, want_y[YP-1:C * LW], got_y[YP-1:C * LW]);
+                        reported = reported + 1;
+                    end
+                    logits_compared = logits_compared + C;
+                    labels_compared = labels_compared + 1;
+                end
+                y_received = y_received + 1;
             end
             h_ready <= !chance(stall);
+`ifdef LSTM_HEAD
+            y_ready <= !chance(stall);
+`endif
+            if (received == steps && y_received == y_expected) finish(0);
             if (idle > timeout) finish(1);
         end
     end
