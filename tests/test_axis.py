@@ -434,6 +434,7 @@ def test_axis_icarus_gaps_stalls_loads_reset():
     assert r["frames"] > 1               # one m_axis_h frame per sequence
 
 
+@pytest.mark.slow
 def test_axis_checker_catches_a_wrapper_without_tlast(monkeypatch):
     """Mutant: m_axis_h's tlast on every record (the step, not the sequence, ends the frame):
     the testbench reports it."""
