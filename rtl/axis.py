@@ -182,8 +182,8 @@ class AxisWrapper(wiring.Component):
     Parameters
     ----------
     core : wiring.Component
-        The design to wrap: an ``x`` input stream (codes and ``first``, and ``last`` when the
-        design has it), output streams (``h``; ``y`` when present), load input streams
+        The design to wrap (:func:`rtl.stack.build_design`'s): an ``x`` input stream (codes,
+        ``first``, ``last``), output streams (``h`` and/or the head's ``y``), load input streams
         (``weights``, ``state``, or ``weights_l{k}``, ``state_l{k}``) with ``first``/``last``
         packets, and an ``error`` output.
     width : int
@@ -195,7 +195,8 @@ class AxisWrapper(wiring.Component):
         The clock, and the reset (synchronous, active low) of every register inside.
     s_axis_x_{tdata,tvalid,tready,tlast}
         Steps: each step's x codes over :attr:`x_layout`'s beats; ``tlast`` on the last beat of
-        a sequence's last step. A step's ``first`` is 1 after reset and after a ``tlast``.
+        a sequence's last step (the step's ``last``). A step's ``first`` is 1 after reset and
+        after a ``tlast``.
     m_axis_{o}_{tdata,tvalid,tready,tlast}
         One per output stream ``o`` of the inner design: each record over its beats, ``tlast``
         on the last beat of a sequence's last record (``h``), of every record (``y``).
@@ -210,8 +211,12 @@ class AxisWrapper(wiring.Component):
     ------
     RTLError
         For a width that is not a power of two from 8 to 1024, or an inner design whose streams
-        the wrapper cannot map (an output stream with ``first``/``last`` fields: the word-serial
-        output).
+        the wrapper cannot map (an x without ``first`` and ``last``; an output stream with
+        ``first``/``last`` fields: the word-serial output).
+    Latency and throughput: a step reaches the core the cycle after its last beat; a result's
+    first beat leaves on the cycle the core offers it (no cycle added), one beat per cycle.
+    Steps run at the core's ``cycles_per_step`` as long as a step's and a result's beats are no
+    more than that.
     """
 
     def __init__(self, core, *, width: int = 32):
