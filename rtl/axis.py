@@ -179,6 +179,11 @@ def _streams(core):
 class AxisWrapper(wiring.Component):
     """The inner design behind AXI4-Stream ports (docs/axis.md has the beat layouts bit by bit).
 
+    Latency and throughput: a step reaches the core the cycle after its last beat; a result's
+    first beat leaves on the cycle the core offers it (no cycle added), one beat per cycle.
+    Steps run at the core's ``cycles_per_step`` as long as a step's and a result's beats are no
+    more than that.
+
     Parameters
     ----------
     core : wiring.Component
@@ -213,10 +218,6 @@ class AxisWrapper(wiring.Component):
         For a width that is not a power of two from 8 to 1024, or an inner design whose streams
         the wrapper cannot map (an x without ``first`` and ``last``; an output stream with
         ``first``/``last`` fields: the word-serial output).
-    Latency and throughput: a step reaches the core the cycle after its last beat; a result's
-    first beat leaves on the cycle the core offers it (no cycle added), one beat per cycle.
-    Steps run at the core's ``cycles_per_step`` as long as a step's and a result's beats are no
-    more than that.
     """
 
     def __init__(self, core, *, width: int = 32):
