@@ -8,7 +8,7 @@ SIM    ?= verilator
 BUILD  ?= build
 FAMILY ?= ecp5
 
-.PHONY: help setup test golden report activations explain verilog sim regress train bench synth \
+.PHONY: help setup test golden report activations explain verilog sim sim-axis regress train bench synth \
         train-record bench-record synth-record regress-record sweep vectors regress-batch sim-netlist train-notebook train-notebook-record formal formal-full clean
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make verilog        export the default design -> $(BUILD)/lstm_cell.v"
 	@echo "make vectors        test vectors + design for sim/verilog/tb_vectors.v -> $(BUILD)/vectors/"
 	@echo "make sim            whole held-out set through the Verilog vs the golden model (SIM=$(SIM); or SIM=icarus)"
+	@echo "make sim-axis       the AXI4-Stream wrapper (cocotbext-axi) on the whole held-out set (Verilator), shorter on Icarus, a stack"
 	@echo "make regress        long randomised RTL-vs-golden regression on every core -> $(BUILD)/regress-<sim>.jsonl (SIM=, SEED=, COUNT=, STEPS=, SHARD=k/N, JOBS=)"
 	@echo "make regress-batch  the same configurations in batch mode (SIM=verilator unless given)"
 	@echo "make sim-netlist    the ECP5 netlist Yosys maps (synth_ecp5), simulated on the held-out set vs the golden model (SIM=$(SIM); minutes)"
@@ -77,6 +78,11 @@ vectors:
 
 sim:
 	$(PY) -m sim --sim $(SIM)
+
+# the AXI4-Stream wrapper under cocotbext-axi: the digits held-out set on Verilator, a shorter
+# run on Icarus, a two-layer stack (tests/test_axis.py, the tests marked slow)
+sim-axis:
+	$(PY) -m pytest -q -m slow tests/test_axis.py
 
 # one pytest-xdist worker per core (JOBS=1 for a serial run); SHARD=k/N runs configurations
 # i with i mod N == k into $(BUILD)/regress-$(SIM)-shard<k>of<N>.jsonl (python -m bench.merge_regress)

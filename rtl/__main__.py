@@ -1,13 +1,14 @@
-"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--no-c] [--serial-output] [--no-head] [--no-h] [--head-multiplier dsp|lut] [--ecp5-dsp] --out FILE.v
+"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--no-c] [--serial-output] [--no-head] [--no-h] [--head-multiplier dsp|lut] [--axis [--axis-width N]] [--ecp5-dsp] --out FILE.v
 
 Exports the LSTM cell (or, for a stacked model, one cell per layer chained as a pipeline), with
 the quantized weights in its memories, and the model's classifier head with its argmax when it
-has one, as plain Verilog."""
+has one, as plain Verilog; with --axis behind AXI4-Stream ports (docs/axis.md)."""
 import sys
 
 from model.cli import (ArgumentParser, add_weights_options, atomic_write, check_target, load_model,
                        note_default_lanes, run_command)
 
+from .axis import AXIS_WIDTHS, AxisWrapper
 from .geometry import RTLError
 from .stack import StackedLSTM, build_design
 from .top import LSTMCell
@@ -38,6 +39,12 @@ def build_parser() -> ArgumentParser:
                     help="leave the h stream out: only y (logits and label) leaves the design")
     ap.add_argument("--head-multiplier", choices=("dsp", "lut"), default="dsp",
                     help="the head's product in a DSP block (default) or in logic")
+    ap.add_argument("--axis", action="store_true",
+                    help="wrap the design in AXI4-Stream ports (aclk, aresetn, s_axis_x_*, "
+                         "m_axis_h_*, m_axis_y_*, s_axis_load_* with tdest; docs/axis.md)")
+    ap.add_argument("--axis-width", type=int, default=32, metavar="N",
+                    help="tdata bits of every AXI4-Stream port with --axis: a power of two from "
+                         "8 to 1024 (default 32)")
     ap.add_argument("--ecp5-dsp", action="store_true",
                     help="ECP5 primitives for synthesis: products as MULT18X18D and weight "
                          "memories as DP16KD, both with their output register, copies of wide "
@@ -54,6 +61,10 @@ def build_parser() -> ArgumentParser:
 
 def cmd_export(args) -> int:
     out = check_target(args.out, "--out")
+    if args.axis_width != 32 and not args.axis:
+        raise RTLError("--axis-width goes with --axis")
+    if args.axis_width not in AXIS_WIDTHS:
+        raise RTLError(f"--axis-width must be a power of two from 8 to 1024, not {args.axis_width}")
     config, stack = load_model(args)
     note_default_lanes(config, stack, args.lanes)
     dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
@@ -61,13 +72,23 @@ def cmd_export(args) -> int:
                        output_h=not args.no_h, head_multiplier=args.head_multiplier)
     core = getattr(dut, "core", dut)
     top = dut
-    if not isinstance(core, LSTMCell) and args.single_ports:
+    if args.axis:
+        if args.single_ports:
+            raise RTLError("--axis and --single-ports are two different faces: choose one")
+        top = AxisWrapper(dut, width=args.axis_width)
+    elif not isinstance(core, LSTMCell) and args.single_ports:
         from .stack import StackTop
         top = StackTop(dut)
     text = export_verilog(top, args.name, ecp5=args.ecp5_dsp)
     atomic_write(out, lambda f: f.write(text), mode="w")
+    if args.axis:
+        print(f"AXI4-Stream, tdata {top.width} bits: a step is {top.x_layout.n_beats} beat(s) of "
+              f"s_axis_x; " + ", ".join(f"m_axis_{n}: {o.n_beats} beat(s) per record"
+                                       for n, o in top.output_layouts.items())
+              + "; s_axis_load tdest " + ", ".join(f"{k} = {n}" for k, n in enumerate(top.load_ports)))
     print(f"wrote {out}: module {args.name}, {describe(dut)}"
-          + ("; single-cell ports, loads never ready (tb_vectors.v: +noload)" if top is not dut else ""))
+          + ("; single-cell ports, loads never ready (tb_vectors.v: +noload)"
+             if top is not dut and not args.axis else ""))
     return 0
 
 

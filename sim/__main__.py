@@ -1,4 +1,4 @@
-"""python -m sim [--config C] [--weights FILE] [--weights-format F] [--inputs X.npy] [--sim icarus|verilator] [--waves] [--json]
+"""python -m sim [--config C] [--weights FILE] [--weights-format F] [--inputs X.npy] [--sim icarus|verilator] [--axis [--axis-width N]] [--waves] [--json]
 
 Runs the exported Verilog against the golden model, every raw integer compared.
 With no options: the shipped digits model on its whole held-out set.
@@ -8,7 +8,9 @@ gaps and stalls, waves) and ``batch`` (sim/batch.py: the plain Verilog testbench
 sim/verilog/tb_vectors.v on vectors from the golden model, every output compared in the HDL and
 again from its dump; about 40x less CPU time than cocotb). Verilator runs without --gap,
 --stall or --waves use batch unless --cocotb is given; --fast asks for batch on either
-simulator."""
+simulator. --axis runs the design behind its AXI4-Stream wrapper (sim/tb_axis.py, cocotbext-axi
+drivers; docs/axis.md): it starts blank and the model is loaded through s_axis_load first.
+"""
 import argparse
 import json
 import os
@@ -49,6 +51,12 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                     help="progress on stderr: a bar on a terminal, else a line every 10%% "
                          "(default: on)")
+    ap.add_argument("--axis", action="store_true",
+                    help="through the AXI4-Stream wrapper (cocotb mode, cocotbext-axi): the "
+                         "design starts blank, the model is loaded through s_axis_load, and "
+                         "loaded again halfway while steps run")
+    ap.add_argument("--axis-width", type=int, default=32, metavar="N",
+                    help="tdata bits with --axis: a power of two from 8 to 1024 (default 32)")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--fast", action="store_true",
                       help="batch mode: plain Verilog testbench, checks in the HDL (default on "
@@ -76,6 +84,14 @@ def _load(args):
             raise FixedPointError(f"--limit must be at least 1, not {args.limit}")
         x = x[:args.limit]
         labels = None if labels is None else labels[:args.limit]
+    if args.axis and args.serial_output:
+        raise FixedPointError("--axis serialises whole results: leave out --serial-output")
+    if args.axis_width != 32 and not args.axis:
+        raise FixedPointError("--axis-width goes with --axis")
+    from rtl.axis import AXIS_WIDTHS
+    if args.axis_width not in AXIS_WIDTHS:
+        raise FixedPointError(f"--axis-width must be a power of two from 8 to 1024, not "
+                              f"{args.axis_width}")
     for name in ("gap", "stall"):
         if not 0 <= getattr(args, name) < 1:
             raise FixedPointError(f"--{name} must be a probability in [0, 1), not {getattr(args, name)}")
@@ -90,6 +106,10 @@ def _accuracy(golden, h_last, labels):
 
 
 def _batch_mode(args) -> bool:
+    if args.axis:
+        if args.fast:
+            raise FixedPointError("--axis runs under cocotb (leave out --fast)")
+        return False
     if args.fast:
         if args.waves:
             raise FixedPointError("--waves needs the cocotb mode (leave out --fast)")
@@ -159,29 +179,61 @@ def cmd_batch(args, config, weights, x, labels) -> int:
     return 0 if result.passed else 1
 
 
+def _blank(q):
+    """Weights of the same sizes, every code zero (what an --axis design starts with)."""
+    from model.weights import QuantizedWeights
+    return QuantizedWeights(*(np.zeros_like(getattr(q, k)) for k in ("weight_ih", "weight_hh", "bias")),
+                            head_weight=None, head_bias=None, overflow={})
+
+
+def _axis_ops(scenario, golden):
+    """Every layer's weights and a zero initial state through the load stream, the first half
+    of the sequences, the same weights and state again while the second half runs."""
+    from rtl.geometry import Geometry
+
+    def loads(background):
+        for k, layer in enumerate(golden.layers):
+            g = Geometry(layer.config, layer.qweights, 1)
+            zero = np.zeros(g.n_hidden, np.int64)
+            scenario.add_weight_load(g.load_packet(layer.qweights), background=background, layer=k)
+            scenario.add_state_load(g.state_packet(zero, zero), background=background, layer=k)
+
+    half = (golden.x_raw.shape[0] + 1) // 2
+    loads(False)
+    scenario.add_sequences(golden.x_raw[:half])
+    loads(True)
+    if half < golden.x_raw.shape[0]:
+        scenario.add_sequences(golden.x_raw[half:], first_sequence=half)
+
+
 def cmd_sim(args) -> int:
     config, weights, x, labels = _load(args)
     if _batch_mode(args):
         return cmd_batch(args, config, weights, x, labels)
     golden = run_golden(config, weights, x)
+    layers = [(layer.config, layer.qweights) for layer in golden.layers]
+    if args.axis:          # the design starts blank: the model goes in through s_axis_load
+        layers = [(cfg, _blank(q)) for cfg, q in layers]
     if isinstance(weights, LSTMWeights):
-        scenario = Scenario(config, golden.qweights, seed=args.seed, gap=args.gap,
-                            stall=args.stall, serial_output=args.serial_output)
+        scenario = Scenario(*layers[0], seed=args.seed, gap=args.gap, stall=args.stall,
+                            serial_output=args.serial_output)
         lanes = args.lanes
         last_q = golden.qweights
     else:       # one cell per layer; the scoreboard follows each layer's own input handshake
         from rtl.stack import lanes_per_layer
         per_layer = lanes_per_layer(args.lanes, len(golden.layers)) or [None] * len(golden.layers)
-        scenario = Scenario.stacked([(layer.config, layer.qweights, p)
-                                     for layer, p in zip(golden.layers, per_layer)],
+        scenario = Scenario.stacked([(cfg, q, p) for (cfg, q), p in zip(layers, per_layer)],
                                     seed=args.seed, gap=args.gap, stall=args.stall)
         lanes = None
         last_q = golden.layers[-1].qweights
     if last_q.head_weight is not None and not args.serial_output:   # the head on chip
         scenario.add_head(last_q.head_weight, last_q.head_bias)
-    scenario.add_sequences(golden.x_raw)
+    if args.axis:
+        _axis_ops(scenario, golden)
+    else:
+        scenario.add_sequences(golden.x_raw)
     result = run_scenario(scenario, args.sim, waves=args.waves, progress=args.progress,
-                          lanes=lanes)
+                          lanes=lanes, axis_width=args.axis_width if args.axis else None)
     r = result.results
     B, T = x.shape[:2]
     summary = {
@@ -193,6 +245,8 @@ def cmd_sim(args) -> int:
         "build_seconds": round(result.build_seconds, 3),
         "seed": args.seed, "log": str(result.log),
     }
+    if args.axis:
+        summary.update(axis_width=args.axis_width, loads=r["loads"], frames=r["frames"])
     if scenario.head is not None:
         summary.update({k: r[k] for k in ("logits_compared", "logits_mismatches",
                                           "labels_compared", "labels_mismatches")})
@@ -208,7 +262,8 @@ def cmd_sim(args) -> int:
         summary["accuracy_rtl"], summary["accuracy_golden"] = _accuracy(golden, h_last, labels)
     if result.waves:
         summary["waves"] = str(result.waves)
-    _print_summary(args, summary, "cocotb mode",
+    _print_summary(args, summary, f"cocotb mode, AXI4-Stream {args.axis_width}-bit" if args.axis
+                   else "cocotb mode",
                    f"simulation {summary['seconds']:.1f} s ({summary['cycles_per_second']} cycles/s)")
     if result.waves and not args.json:
         print(f"waves: {result.waves}")

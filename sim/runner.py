@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtl.__main__ import export_verilog
+from rtl.axis import AxisWrapper
 from rtl.stack import StackedLSTM
 from rtl.top import LSTMCell
 
@@ -88,15 +89,22 @@ def simulator_env(simulator: str) -> dict:
     return env
 
 
-def _build_args(simulator: str, waves: bool) -> list[str]:
+def _build_args(simulator: str, waves: bool, axis: bool = False) -> list[str]:
     args = ["-Wno-fatal"] if simulator == "verilator" else []
+    if simulator == "icarus" and axis:
+        # after the runner's -g2012: Verilog-2005 semantics, where a declaration's initial value
+        # is an event at time 0, so every always @* block runs once; under -g2012 it is not, and
+        # the core's reset-less weights_ok would latch an unevaluated X (its inputs, driven by
+        # the wrapper's registers and not by the testbench, never change at time 0)
+        args += ["-g2005"]
     if simulator == "verilator" and waves:
         args += ["--trace-structs"]        # the runner adds --trace (VCD: FST needs liblz4 headers)
     return args
 
 
-def _build(runner, simulator: str, verilog: Path, build_dir: Path, waves: bool, log: Path):
-    args = _build_args(simulator, waves)
+def _build(runner, simulator: str, verilog: Path, build_dir: Path, waves: bool, log: Path,
+           axis: bool = False):
+    args = _build_args(simulator, waves, axis)
     runner.build(sources=[verilog], hdl_toplevel=TOPLEVEL, build_dir=build_dir, build_args=args,
                  waves=waves, timescale=("1ns", "1ps"), log_file=log)
 
@@ -186,11 +194,21 @@ def design_of(scenario: Scenario, lanes=None):
     return ClassifiedLSTM(core, head)
 
 
-def _design_dir(scenario: Scenario, simulator: str, waves: bool, lanes) -> tuple[Path, Path]:
-    """Export the Verilog into a build directory named by its content and the build flavour
-    (the content holds every layer's weights, formats and lanes)."""
-    text = export_verilog(design_of(scenario, lanes), TOPLEVEL)
-    flavour = " ".join([simulator, *_build_args(simulator, waves), f"waves={waves}"])
+def axis_design_of(scenario: Scenario, lanes, width: int) -> AxisWrapper:
+    """The scenario's design behind its AXI4-Stream wrapper with ``tdata`` of ``width`` bits."""
+    return AxisWrapper(design_of(scenario, lanes), width=width)
+
+
+def _design_dir(scenario: Scenario, simulator: str, waves: bool, lanes,
+                axis_width=None) -> tuple[Path, Path]:
+    """Export the Verilog (behind the AXI4-Stream wrapper when ``axis_width`` is given) into a
+    build directory named by its content and the build flavour (the content holds every
+    layer's weights, formats and lanes)."""
+    design = (design_of(scenario, lanes) if axis_width is None
+              else axis_design_of(scenario, lanes, axis_width))
+    text = export_verilog(design, TOPLEVEL)
+    flavour = " ".join([simulator, *_build_args(simulator, waves, axis_width is not None),
+                        f"waves={waves}"])
     digest = hashlib.sha256(f"{flavour}\n{text}".encode()).hexdigest()[:16]
     build_dir = BUILD_ROOT / f"{simulator}-{digest}"
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -224,15 +242,16 @@ def prune_cache(current: Path, keep_runs: int = KEEP_RUNS, cache_mb: float | Non
 
 
 def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool = False,
-                 progress: bool = False, lanes=None) -> SimResult:
+                 progress: bool = False, lanes=None, axis_width=None) -> SimResult:
     """Export the design for ``scenario``, build it for ``simulator`` and run the testbench.
 
     ``lanes``: P of a single cell (None: the config's); for a stack, None takes the lanes the
-    scenario names per layer, a sequence overrides them."""
+    scenario names per layer, a sequence overrides them. ``axis_width``: the design behind its
+    AXI4-Stream wrapper with ``tdata`` of that width, run by :mod:`sim.tb_axis`."""
     from cocotb_tools.runner import get_runner
 
     env = simulator_env(simulator)
-    build_dir, verilog = _design_dir(scenario, simulator, waves, lanes)
+    build_dir, verilog = _design_dir(scenario, simulator, waves, lanes, axis_width)
     prune_cache(build_dir, KEEP_RUNS - 1)         # room for this run's folder
     work = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
     scenario_path, results_path = work / "scenario.json", work / "results.json"
@@ -245,17 +264,20 @@ def run_scenario(scenario: Scenario, simulator: str = "icarus", *, waves: bool =
         logging.getLogger(type(runner).__qualname__).setLevel(logging.ERROR)
         start = time.monotonic()
         try:
-            _build(runner, simulator, verilog, build_dir, waves, work / "build.log")
+            _build(runner, simulator, verilog, build_dir, waves, work / "build.log",
+                   axis_width is not None)
         except Exception as e:   # a tool failure, not a verdict on the design
             raise SimError(f"{simulator} build failed ({e}); see {work / 'build.log'}") from None
         build_seconds = time.monotonic() - start
         start = time.monotonic()
         try:
-            runner.test(test_module="sim.tb_lstm", hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+            runner.test(test_module="sim.tb_lstm" if axis_width is None else "sim.tb_axis",
+                        hdl_toplevel=TOPLEVEL, build_dir=build_dir,
                         test_dir=work, waves=waves, log_file=log, seed=scenario.seed,
                         extra_env={"LSTM_SCENARIO": str(scenario_path),
                                    "LSTM_RESULTS": str(results_path),
-                                   "LSTM_PROGRESS": str(progress_path)})
+                                   "LSTM_PROGRESS": str(progress_path),
+                                   "LSTM_AXIS_WIDTH": str(axis_width or "")})
         except (Exception, SystemExit):    # a failing cocotb test ends the runner with SystemExit
             passed = False
         seconds = time.monotonic() - start

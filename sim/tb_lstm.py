@@ -41,6 +41,7 @@ class Testbench:
 
     def __init__(self, dut, scenario: Scenario):
         self.dut, self.scenario = dut, scenario
+        self.inner = dut         # what holds the design's ports and its layers' hierarchy
         layers = scenario.layers
         self.n_layers = L = len(layers)
         # the single cell's ports are `weights` and `state`; a stack's `weights_l{k}`, `state_l{k}`
@@ -88,13 +89,21 @@ class Testbench:
         self.progress_path = os.environ.get("LSTM_PROGRESS")
         self.progress_every = max(1, min(200, scenario.n_steps // 100))
 
+    @property
+    def clock(self):
+        return self.dut.clk
+
+    def in_reset(self) -> bool:
+        return bool(self.dut.rst.value)
+
     def port(self, kind, layer) -> str:
         """The Verilog name of a load port: ``weights``/``state``, a stack's ``weights_l{k}``..."""
         return kind if self.n_layers == 1 else f"{kind}_l{layer}"
 
     def layer(self, k):
         """Layer k's cell in the hierarchy (under ``core`` when a classifier head follows)."""
-        return getattr(self.dut.core if self.head is not None else self.dut, f"layer{k}")
+        core = getattr(self.inner, "core", None) if self.head is not None else None
+        return getattr(self.inner if core is None else core, f"layer{k}")
 
     def layer_name(self, k) -> str:
         return "" if self.n_layers == 1 else f"layer {k}: "
@@ -139,7 +148,7 @@ class Testbench:
     def transfer(self, port, word):
         """The design accepted ``word`` on ``port`` (at most one input transfer per cycle and
         layer: called in the order of the design's edges)."""
-        if self.dut.rst.value:
+        if self.in_reset():
             self.checker.violation(f"a {port} word was accepted during reset")
         if port == "x":
             self.x_taken(0)
@@ -183,16 +192,20 @@ class Testbench:
             self.x_waiting = True
             await self.put("x", {"x": x, "first": first, "last": last})
             self.x_waiting = False
-            self.stepped(0, (seq, step), (first, last), self.model.step(0, x, first))
-            self.accepted.append(cycle_now())
-            self.sent += 1
-            if self.progress_path and self.sent % self.progress_every == 0:
-                with open(self.progress_path, "w") as f:
-                    f.write(f"{self.sent} {self.scenario.n_steps}\n")
+            self.first_layer_took(x, first, last, seq, step)
+
+    def first_layer_took(self, x, first, last, seq, step):
+        """Layer 0 took step ``step`` of sequence ``seq``: its model steps; progress."""
+        self.stepped(0, (seq, step), (first, last), self.model.step(0, x, first))
+        self.accepted.append(cycle_now())
+        self.sent += 1
+        if self.progress_path and self.sent % self.progress_every == 0:
+            with open(self.progress_path, "w") as f:
+                f.write(f"{self.sent} {self.scenario.n_steps}\n")
 
     async def run_packet(self, port, op):
         if op.get("after"):
-            await ClockCycles(self.dut.clk, op["after"])
+            await ClockCycles(self.clock, op["after"])
         for word in op["packet"]:
             await self.put(port, word)
 
@@ -224,8 +237,8 @@ class Testbench:
                     await done.wait()
             elif kind == "reset":
                 await self.join()
-                await ClockCycles(self.dut.clk, op["after"])
-                await FallingEdge(self.dut.clk)   # between edges: no transfer is half-counted
+                await ClockCycles(self.clock, op["after"])
+                await FallingEdge(self.clock)   # between edges: no transfer is half-counted
                 release = cocotb.start_soon(self.reset(op["length"]))
                 if not op.get("offer"):           # else: what follows is offered during reset
                     await release
@@ -303,11 +316,11 @@ class Testbench:
             await ReadOnly()
             if not valid.value:
                 await RisingEdge(valid)
-            await RisingEdge(dut.clk)
+            await RisingEdge(self.clock)
             # values read now are the ones the edge sampled
             if not (valid.value and ready.value):
                 continue
-            if dut.rst.value:
+            if self.in_reset():
                 self.checker.violation(f"layer {k} took a step during reset")
                 continue
             got = self.pack_inner[k].unpack(payload.value.to_unsigned())
@@ -349,8 +362,14 @@ class Testbench:
             monitors.append(cocotb.start_soon(self.y_monitor()))
         monitors += [cocotb.start_soon(self.layer_monitor(k)) for k in range(1, self.n_layers)]
         workers = [cocotb.start_soon(self.port_worker(port)) for port in self.ports]
+        await self.finish(monitors + workers)
+
+    async def finish(self, tasks):
+        """Run the ops within the cycle budget, wait for the outputs still in flight, stop
+        ``tasks`` and compare the ``error`` output with the protocol's."""
+        dut, clock = self.dut, self.clock
         ops = cocotb.start_soon(self.run_ops())
-        await First(ops, ClockCycles(dut.clk, self.budget()))
+        await First(ops, ClockCycles(clock, self.budget()))
         if not ops.done():
             ops.cancel()
             self.checker.violation(f"the design stopped accepting inputs ({self.sent} of "
@@ -360,9 +379,9 @@ class Testbench:
         for _ in range(budget // 100):
             if not self.outstanding():
                 break
-            await ClockCycles(dut.clk, 100)
-        await ClockCycles(dut.clk, 2)
-        for task in monitors + workers:
+            await ClockCycles(clock, 100)
+        await ClockCycles(clock, 2)
+        for task in tasks:
             task.cancel()
         error = self.error()
         if int(dut.error.value) != error:
@@ -405,8 +424,11 @@ class Testbench:
 @cocotb.test()
 async def lstm_scenario(dut):
     """Run the scenario; every expected output must arrive exactly once and match."""
-    scenario = Scenario.load(os.environ["LSTM_SCENARIO"])
-    tb = Testbench(dut, scenario)
+    await run_and_report(dut, Testbench(dut, Scenario.load(os.environ["LSTM_SCENARIO"])))
+
+
+async def run_and_report(dut, tb: Testbench):
+    """Run ``tb``, write its results to ``LSTM_RESULTS`` and fail on any mismatch or loss."""
     await tb.run()
     results = tb.results()
     with open(os.environ["LSTM_RESULTS"], "w") as f:
