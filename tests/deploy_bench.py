@@ -15,17 +15,27 @@ __all__ = ["small_link", "exchange"]
 
 
 def small_link(X=3, H=4, lanes=2, seed=0, *, batch_bytes=256, batch_results=4, timeout=40,
-               max_payload=256, layers=1):
+               max_payload=256, layers=1, classes=0):
     rng = np.random.default_rng(seed)
     cfg = load_config()
     ws = [random_weights(rng, X if k == 0 else H, H, scale=1.0) for k in range(layers)]
-    stack = LSTMStack(tuple(ws))
+    head = {}
+    if classes:
+        last = random_weights(rng, H, H, scale=1.0, head_classes=classes)
+        head = dict(head_weight=last.head_weight, head_bias=last.head_bias)
+    stack = LSTMStack(tuple(ws), **head)
     design = build_design(cfg, stack, lanes=lanes, output_c=False)
     params = LinkParams(clock_hz=1_000_000, baud=115200, divisor=8, timeout=timeout,
                         max_payload=max_payload, batch_bytes=batch_bytes,
                         batch_results=batch_results)
     info = design_info(cfg, stack, design, params)
     qws = [quantize_weights(w, cfg.for_layer(k)) for k, w in enumerate(ws)]
+    if classes:
+        from model.weights import LSTMWeights
+        w = ws[-1]
+        qws[-1] = quantize_weights(LSTMWeights(w.weight_ih, w.weight_hh, w.bias,
+                                               head["head_weight"], head["head_bias"]),
+                                   cfg.for_layer(layers - 1))
     return HostLink(design, info, params), cfg, stack, qws, design
 
 

@@ -58,3 +58,33 @@ def test_run_and_batch_match_the_golden_model(link):
     assert [list(r.h) for r in results] == [list(golden_last_h(cfg, qws[0], x[b])) for b in range(3)]
     # back to back: the sequences' steps plus a few cycles per sequence to read its length
     assert 15 * design.cycles_per_step <= cycles <= 15 * design.cycles_per_step + 3 * 10
+
+
+def test_head_results_are_label_and_logits():
+    dut, cfg, stack, qws, design = small_link(classes=5, seed=4)
+    rng = np.random.default_rng(5)
+    x = rng.integers(-3 << 12, 3 << 12, (2, 4, 3))
+    reqs = [req(P.Command.INFO),
+            req(P.Command.RUN, P.run_payload(x[0], 16, RUN_FL)),
+            req(P.Command.RUN, P.run_payload(x[1][:2], 16, P.RunFlags.FIRST)),   # no LAST: h
+            req(P.Command.RUN, P.run_payload(x[1][2:], 16, P.RunFlags.LAST)),    # continues
+            req(P.Command.LOAD_BATCH, P.batch_payload(x[0], 16, True)),
+            req(P.Command.LOAD_BATCH, P.batch_payload(x[1], 16, False)),
+            req(P.Command.RUN_BATCH)]
+    replies = exchange(dut, reqs)
+    assert [r.status for r in replies] == [P.Status.OK] * len(reqs)
+    info = P.Info.decode(replies[0].payload)
+    assert info.n_classes == 5 and info.has_last
+    first = np.zeros((2, 4), bool)
+    first[:, 0] = True
+    cell = FixedLSTM(cfg, qws[0])
+    h = cell.run(x, first=first)["h"]
+    logits = cell.head(h[:, -1])
+    _, r0 = P.run_reply(replies[1].payload, info, RUN_FL)
+    assert list(r0.logits) == list(logits[0]) and r0.label == int(np.argmax(logits[0]))
+    _, part = P.run_reply(replies[2].payload, info, P.RunFlags.FIRST)
+    assert list(part.h) == list(h[1, 1])
+    _, r1 = P.run_reply(replies[3].payload, info, P.RunFlags.LAST)
+    assert list(r1.logits) == list(logits[1]) and r1.label == int(np.argmax(logits[1]))
+    _, results = P.batch_reply(replies[6].payload, info)
+    assert [list(r.logits) for r in results] == [list(v) for v in logits]
