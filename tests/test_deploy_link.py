@@ -179,3 +179,42 @@ def test_weights_and_state_loads_over_frames():
     assert h[2] == h[0]                      # RESET zeroes the loaded initial state
     assert h[0] != list(golden_last_h(cfg, qws[0], x))
     assert P.error_report(replies[8].payload) == P.ErrorReport(0, 0, 0, 0)
+
+
+def test_uart_pins_end_to_end():
+    """The same requests through the UART pins at the bit level (host clock 2 % fast)."""
+    from deploy_helpers import line_bits, line_receive, line_send
+    from rtl_helpers import simulate
+    dut, cfg, stack, qws, design = small_link(seed=11, timeout=64 * 10 * 8, uart=True)
+    params = dut._params
+    rng = np.random.default_rng(12)
+    x = rng.integers(-3 << 12, 3 << 12, (3, 3))
+    requests = [req(P.Command.INFO), req(P.Command.RUN, P.run_payload(x, 16, RUN_FL))]
+    replies = []
+    line = bytearray()
+
+    async def listener(ctx):
+        while True:
+            got, _ = await line_receive(ctx, dut.tx, params.divisor, 1)
+            line.extend(got)
+
+    async def host(ctx):
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(10)
+        for frame in requests:
+            phase = 0.0
+            for b in frame:
+                phase = await line_send(ctx, dut.rx, line_bits(b), params.divisor * 0.98,
+                                        phase=phase)
+            ctx.set(dut.rx, 1)
+            while len(line) < P.REPLY_HEADER or \
+                    len(line) < P.REPLY_HEADER + int.from_bytes(line[3:5], "little") + P.CRC_BYTES:
+                await ctx.tick()
+            replies.append(P.decode_reply(bytes(line)))
+            line.clear()
+
+    simulate(dut, host, background=[listener])
+    info = P.Info.decode(replies[0].payload)
+    assert info.baud == params.baud and info.timeout_cycles == params.timeout
+    _, result = P.run_reply(replies[1].payload, info, P.RunFlags.LAST)
+    assert list(result.h) == list(golden_last_h(cfg, qws[0], x))
