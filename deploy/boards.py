@@ -120,7 +120,8 @@ class BoardTop(Elaboratable):
             a_FREQUENCY_PIN_CLKI=f"{board.clock_hz / 1e6:.6f}",
             a_FREQUENCY_PIN_CLKOP=f"{pll['f_out'] / 1e6:.6f}",
         )
-        platform.add_clock_constraint(sync.clk, pll["f_out"])
+        # the clock target goes to nextpnr as --freq (deploy.build): a constraint on this
+        # net would name it by one of its aliases, which nextpnr may not find after synthesis
         button = pin("i", *board.reset_button)
         m.submodules.reset_sync = ResetSynchronizer(~locked | button.i, domain="sync")
 

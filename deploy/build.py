@@ -137,7 +137,8 @@ def run_build(args) -> dict:
     start = time.monotonic()
     try:
         platform.build(top, name=NAME, build_dir=str(out), do_program=False,
-                       nextpnr_opts=f"--timing-allow-fail --report report.json --seed {args.seed}")
+                       nextpnr_opts=f"--freq {clock_mhz:g} --timing-allow-fail --report report.json "
+                                    f"--seed {args.seed}")
     except subprocess.CalledProcessError:
         raise BuildError(fit_message(failure_line(out))) from None
     finally:
