@@ -167,17 +167,26 @@ class Executor(wiring.Component):
         wcount = hdr[16:32]
         rflags = hdr[:8]
         steps = hdr[8:24]
-        seq_bytes = Signal(32)           # packed bytes of `steps` steps of x
-        m.d.comb += seq_bytes.eq((steps * p.step_bits + 7) >> 3)
         layer_ok = layer < L
         k_sel = layer[:max(1, (L - 1).bit_length())]    # the layer, once layer_ok holds
         wbits = Array(Const(b, 8) for b in p.weight_bits)[k_sel]
-        w_bytes = Signal(32)
-        m.d.comb += w_bytes.eq((wcount * wbits + 7) >> 3)
         state_bytes = Array(Const((h * b + 7) // 8, 16) for h, b in zip(p.n_hidden_k, p.state_bits))
         n_words = Array(Const(w, 32) for w in p.weight_words)
-        base = Signal(32)
-        m.d.comb += base.eq(Mux(wflags[0], 0, packet_words[k_sel]))   # WeightFlags.FIRST
+        # derived in two registered stages (PREPARE: sizes; CHECK: comparisons) so that no
+        # decision is a multiply, an add and a compare in one cycle
+        seq_bytes = Signal(32)           # packed bytes of `steps` steps of x
+        w_bytes = Signal(32)             # packed bytes of `wcount` weight words
+        w_end = Signal(32)               # words in the layer's packet after this frame
+        w_total = Signal(32)             # N of the layer
+        s_bytes = Signal(16)             # a state packet's bytes
+        b_fill = Signal.like(batch_fill)
+        b_count = Signal.like(batch_count)
+        batch_reply_len = Signal(16)
+        run_bad_size = Signal()
+        w_bad_size = Signal()
+        w_bad_range = Signal()
+        s_bad_size = Signal()
+        batch_full = Signal()
 
         # ---- bit feeder: buffer bytes -> one bit per cycle -> the destination's word --------
         f_batch = Signal()              # source: batch memory (else the receive buffer)
@@ -245,7 +254,9 @@ class Executor(wiring.Component):
                 m.d.sync += [port.payload.eq(Cat(new, first_flag, last_flag)), held.eq(1)]
                 if d == 0:
                     m.d.sync += [x_result.eq(last_word), x_last.eq(last_flag)]
-            stalls.append((f_dest == d) & completes & held & ~taken)
+            # a full hold stalls the bit that would complete the next word (even on the edge it
+            # is taken: one cycle per word, and no path from the design's ready to the shift)
+            stalls.append((f_dest == d) & completes & held)
             holds.append(held)
         m.d.comb += stall.eq(Cat(*stalls).any())
 
@@ -376,20 +387,22 @@ class Executor(wiring.Component):
         batch_head = Cat(batch_count, cycles)
         error_bytes = Cat(self.core_error, Const(0, 8 - L), weights_invalid, Const(0, 8 - L),
                           last_status, refused)
+        # registered: the sender samples it two cycles after setting the address (a memory
+        # read takes the first, this register the second)
+        ra_late = Signal(16)
+        m.d.sync += ra_late.eq(ra)
         with m.Switch(cmd):
             with m.Case(Command.INFO):
-                m.d.comb += self.reply_data.eq(info_rd.data)
+                m.d.sync += self.reply_data.eq(info_rd.data)
             with m.Case(Command.RUN):
-                m.d.comb += self.reply_data.eq(run_bytes.word_select(ra[:len(ra)], 8))
+                m.d.sync += self.reply_data.eq(run_bytes.word_select(ra[:max(1, (len(run_bytes) // 8 - 1).bit_length())], 8))
             with m.Case(Command.LOAD_BATCH):
-                m.d.comb += self.reply_data.eq(batch_count.word_select(ra[:1], 8))
+                m.d.sync += self.reply_data.eq(batch_count.word_select(ra[:1], 8))
             with m.Case(Command.RUN_BATCH):
-                ra_late = Signal(16)
-                m.d.sync += ra_late.eq(ra)
-                m.d.comb += self.reply_data.eq(Mux(ra_late < 6, batch_head.word_select(ra_late[:3], 8),
+                m.d.sync += self.reply_data.eq(Mux(ra_late < 6, batch_head.word_select(ra_late[:3], 8),
                                                    result_rd.data))
             with m.Case(Command.READ_ERROR):
-                m.d.comb += self.reply_data.eq(error_bytes.word_select(ra[:3], 8))
+                m.d.sync += self.reply_data.eq(error_bytes.word_select(ra[:3], 8))
 
         # ---- the request FSM ------------------------------------------------------------------
         status = Signal(8)
@@ -422,7 +435,30 @@ class Executor(wiring.Component):
                 with m.If(hdr_i != 0):        # bytes past n land in fields no check reads
                     m.d.sync += hdr.eq(Cat(hdr[8:], self.buf_data))
                 with m.If(hdr_i == 4):
-                    m.next = "DECODE"
+                    m.next = "PREPARE"
+            with m.State("PREPARE"):
+                clear = (rflags & int(RunFlags.CLEAR)).any()
+                m.d.sync += [
+                    seq_bytes.eq((steps * p.step_bits + 7) >> 3),
+                    w_bytes.eq((wcount * wbits + 7) >> 3),
+                    w_end.eq(Mux(w_first, 0, packet_words[k_sel]) + wcount),
+                    w_total.eq(n_words[k_sel]),
+                    s_bytes.eq(state_bytes[k_sel]),
+                    b_fill.eq(Mux(clear, 0, batch_fill)),
+                    b_count.eq(Mux(clear, 0, batch_count)),
+                    batch_reply_len.eq(6 + batch_count * p.batch_result_bytes),
+                ]
+                m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.sync += [
+                    run_bad_size.eq((n < RUN_HEADER) | (steps == 0) | (n != RUN_HEADER + seq_bytes)),
+                    w_bad_size.eq((wcount == 0) | (n != WEIGHTS_HEADER + w_bytes)),
+                    w_bad_range.eq((w_end > w_total) | (w_last & (w_end != w_total))),
+                    s_bad_size.eq(n != 1 + s_bytes),
+                    batch_full.eq((b_fill + n - 1 > self._batch_bytes)
+                                  | (b_count + 1 > self._batch_results)),
+                ]
+                m.next = "DECODE"
             with m.State("DECODE"):
                 with m.Switch(cmd):
                     with m.Case(Command.INFO):
@@ -446,12 +482,11 @@ class Executor(wiring.Component):
                             reply(Status.BAD_SIZE)
                         with m.Elif(~layer_ok):
                             reply(Status.BAD_ARGUMENT)
-                        with m.Elif((wcount == 0) | (n != WEIGHTS_HEADER + w_bytes)):
+                        with m.Elif(w_bad_size):
                             reply(Status.BAD_SIZE)
                         with m.Elif(~w_first & ~packet_open.bit_select(k_sel, 1)):
                             reply(Status.BAD_ARGUMENT)
-                        with m.Elif((base + wcount > n_words[k_sel])
-                                    | (w_last & (base + wcount != n_words[k_sel]))):
+                        with m.Elif(w_bad_range):
                             reply(Status.BAD_SIZE)
                         with m.Else():
                             m.d.sync += [f_ptr.eq(WEIGHTS_HEADER), f_dest.eq(1 + k_sel),
@@ -462,7 +497,7 @@ class Executor(wiring.Component):
                             reply(Status.BAD_SIZE)
                         with m.Elif(~layer_ok):
                             reply(Status.BAD_ARGUMENT)
-                        with m.Elif(n != 1 + state_bytes[k_sel]):
+                        with m.Elif(s_bad_size):
                             reply(Status.BAD_SIZE)
                         with m.Elif(packet_open.bit_select(k_sel, 1)):
                             reply(Status.X_BLOCKED)
@@ -472,7 +507,7 @@ class Executor(wiring.Component):
                                          f_start.eq(1)]
                             m.next = "FEED"
                     with m.Case(Command.RUN):
-                        with m.If((n < RUN_HEADER) | (steps == 0) | (n != RUN_HEADER + seq_bytes)):
+                        with m.If(run_bad_size):
                             reply(Status.BAD_SIZE)
                         with m.Elif(blocked):
                             reply(Status.X_BLOCKED)
@@ -482,16 +517,12 @@ class Executor(wiring.Component):
                                          cycles.eq(0), start_count.eq(1)]
                             m.next = "RUN"
                     with m.Case(Command.LOAD_BATCH):
-                        clear = (rflags & int(RunFlags.CLEAR)).any()
-                        fill = Mux(clear, 0, batch_fill)
-                        count = Mux(clear, 0, batch_count)
-                        with m.If((n < RUN_HEADER) | (steps == 0) | (n != RUN_HEADER + seq_bytes)):
+                        with m.If(run_bad_size):
                             reply(Status.BAD_SIZE)
-                        with m.Elif((fill + n - 1 > self._batch_bytes)
-                                    | (count + 1 > self._batch_results)):
+                        with m.Elif(batch_full):
                             reply(Status.BATCH_FULL)
                         with m.Else():
-                            m.d.sync += [batch_fill.eq(fill), batch_count.eq(count),
+                            m.d.sync += [batch_fill.eq(b_fill), batch_count.eq(b_count),
                                          copy_i.eq(1), f_ptr.eq(1)]
                             m.next = "COPY"
                     with m.Case(Command.RUN_BATCH):
@@ -518,7 +549,7 @@ class Executor(wiring.Component):
                     with m.Else():
                         for k in range(L):
                             with m.If(k_sel == k):
-                                m.d.sync += [packet_words[k].eq(base + wcount),
+                                m.d.sync += [packet_words[k].eq(w_end),
                                              packet_open[k].eq(~w_last),
                                              weights_invalid[k].eq(~w_last & (w_first | weights_invalid[k]))]
                     reply(Status.OK)
@@ -530,7 +561,7 @@ class Executor(wiring.Component):
                 m.d.sync += f_start.eq(0)
                 with m.If(batch_done):
                     m.d.sync += batch_done.eq(0)
-                    reply(Status.OK, 6 + batch_count * p.batch_result_bytes)
+                    reply(Status.OK, batch_reply_len)
             with m.State("COPY"):
                 # buffer byte i (read address f_ptr = i) -> batch memory at fill + i - 1
                 m.d.sync += [f_ptr.eq(f_ptr + 1), copy_i.eq(copy_i + 1)]
@@ -541,7 +572,6 @@ class Executor(wiring.Component):
                     m.d.sync += [batch_fill.eq(batch_fill + n - 1), batch_count.eq(batch_count + 1)]
                     reply(Status.OK, 2)
             with m.State("RESET"):
-                m.d.comb += self.core_reset.eq(1)
                 m.d.sync += reset_timer.eq(reset_timer - 1)
                 with m.If(reset_timer == 1):
                     m.d.sync += [packet_open.eq(0), refused.eq(0), last_status.eq(0)]
@@ -556,4 +586,6 @@ class Executor(wiring.Component):
                     m.d.comb += [self.req_done.eq(1), release.eq(result_ready)]
                     m.next = "IDLE"
             m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+        # registered: the design's reset reaches all of it
+        m.d.sync += self.core_reset.eq(fsm.ongoing("RESET"))
         return m

@@ -154,7 +154,8 @@ class ReplySender(wiring.Component):
 
     ``start`` (one cycle, with ``command``, ``status``, ``length`` valid) begins a reply. The
     payload is fetched byte by byte: the sender sets ``addr`` to the byte's index and samples
-    ``data`` on the next cycle, so a synchronous memory read port can drive ``data``. ``done``
+    ``data`` two cycles later, so a synchronous memory read port followed by a register can
+    drive ``data``. ``done``
     pulses when the last CRC byte has been handed to the transmitter.
 
     Members
@@ -165,7 +166,7 @@ class ReplySender(wiring.Component):
     addr : ``Out(16)``
         The payload byte wanted.
     data : ``In(8)``
-        That byte, one cycle after ``addr``.
+        That byte, two cycles after ``addr``.
     busy, done : ``Out(1)``
     """
 
@@ -211,12 +212,16 @@ class ReplySender(wiring.Component):
                         m.d.sync += index.eq(0)
                         m.next = "FETCH"
             with m.State("FETCH"):
-                # addr = index for this cycle: a read port's data is there on the next
+                # addr = index from here on: the data is sampled two cycles later (a memory
+                # read port and a register on the executor's side)
                 m.d.comb += self.busy.eq(1)
                 with m.If(index == header[16:]):
                     m.next = "CRC_HOLD"
                 with m.Else():
-                    m.next = "PAYLOAD"
+                    m.next = "FETCH2"
+            with m.State("FETCH2"):
+                m.d.comb += self.busy.eq(1)
+                m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(free):
