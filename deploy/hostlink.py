@@ -9,7 +9,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .executor import DesignPorts, Executor
+from .design import DesignPorts
+from .executor import Executor
 from .link import FrameReceiver, ReplySender
 from .protocol import DEFAULT_MAX_PAYLOAD, Info, LayerInfo, design_hash
 from .uart import UARTRx, UARTTx
