@@ -45,9 +45,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--batch-results", type=int, default=64,
                     help="RUN_BATCH result slots (default 64)")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
-    ap.add_argument("--abc9", action="store_true",
-                    help="Yosys's ABC9 mapping (off by default: Yosys 0.70's ABC9 step asserts "
-                         "on some of these designs; the classic ABC flow is used)")
+    ap.add_argument("--flatten", action="store_true",
+                    help="let Yosys flatten the design (off by default: Yosys 0.70's ABC9 step, "
+                         "which synth_ecp5 always runs, asserts on some flattened board tops)")
     ap.add_argument("--out", metavar="DIR", help="build directory (default build/deploy-BOARD)")
     ap.add_argument("--json", action="store_true", help="print the report as one JSON object")
     ap.add_argument("--program", action="store_true",
@@ -140,7 +140,7 @@ def run_build(args) -> dict:
     start = time.monotonic()
     try:
         platform.build(top, name=NAME, build_dir=str(out), do_program=False,
-                       synth_opts="" if args.abc9 else "-noabc9",
+                       synth_opts="" if args.flatten else "-noflatten",
                        nextpnr_opts=f"--freq {clock_mhz:g} --timing-allow-fail --report report.json "
                                     f"--seed {args.seed}")
     except subprocess.CalledProcessError:
