@@ -1,0 +1,175 @@
+"""The simulated board: the board top (PLL bypassed, UART pins as top-level ports) in Verilator,
+its UART bridged bit by bit to a TCP socket on 127.0.0.1 by the C++ harness
+``deploy/verilator/uart_tcp.cpp``, so the host driver runs unchanged over
+``socket://127.0.0.1:PORT`` (docs/deploy.md, "The simulated board").
+
+Builds are cached under ``build/deploy/sim-<hash>`` keyed by the Verilog, the harness source,
+the pin names and the flags (the last ``KEEP_BUILDS`` used are kept). A running board serves
+one client and exits when it disconnects, after ``idle_timeout`` seconds without a byte, when
+no client came within ``accept_timeout`` seconds, or when its parent process dies.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.runner import ROOT, SimError, simulator_env
+
+__all__ = ["HARNESS", "Pins", "SimBoard", "build_board", "start_board"]
+
+HARNESS = Path(__file__).resolve().parent / "verilator" / "uart_tcp.cpp"
+BUILD_ROOT = ROOT / "build" / "deploy"
+KEEP_BUILDS = 6
+LISTENING = re.compile(r"uart_tcp: listening on 127\.0\.0\.1:(\d+)")
+START_TIMEOUT = 30.0            # seconds for the harness to bind and print its port
+STOP_TIMEOUT = 10.0             # seconds for it to exit once the client has gone
+
+
+@dataclass(frozen=True)
+class Pins:
+    """Top-level port names of the Verilog the harness drives."""
+
+    clk: str = "clk"
+    rst: str = "rst"
+    rx: str = "rx"              # into the design (the host's bytes)
+    tx: str = "tx"              # out of the design
+    busy: str | None = None     # optional: high while the design computes (lets it idle)
+
+    def defines(self) -> list[str]:
+        names = {"CLK": self.clk, "RST": self.rst, "RX": self.rx, "TX": self.tx,
+                 "BUSY": self.busy}
+        return [f"-DPIN_{k}={v}" for k, v in names.items() if v is not None]
+
+
+def verilator_flags(top: str, pins: Pins) -> list[str]:
+    return ["--cc", "--exe", "--build", "-Wno-fatal", "-O3", "--x-assign", "fast",
+            "--x-initial", "fast", "-j", "2", "--prefix", "Vboard", "--top-module", top,
+            "-CFLAGS", " ".join(["-O2", *pins.defines()])]
+
+
+def build_board(verilog_text: str, top: str, pins: Pins = Pins()) -> Path:
+    """Compile ``verilog_text`` (module ``top``) with the harness; returns the executable.
+    Reuses a cached build of the same inputs."""
+    env = simulator_env("verilator")
+    flags = verilator_flags(top, pins)
+    key = "\n".join([" ".join(flags), HARNESS.read_text(), verilog_text])
+    build_dir = BUILD_ROOT / f"sim-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    target = build_dir / "Vboard"
+    if target.exists():
+        os.utime(build_dir)                      # recently used: kept by _prune
+        return target
+    _prune()
+    BUILD_ROOT.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=BUILD_ROOT))
+    try:
+        (work / f"{top}.v").write_text(verilog_text)
+        cmd = ["verilator", *flags, "-Mdir", str(work / "obj"), "-o", "Vboard",
+               str(HARNESS), str(work / f"{top}.v")]
+        log = work / "build.log"
+        with open(log, "w") as f:
+            done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=work)
+        if done.returncode != 0:
+            tail = log.read_text().strip().splitlines()[-3:]
+            raise SimError(f"Verilator build of the simulated board failed: {' / '.join(tail)}")
+        shutil.copy2(work / "obj" / "Vboard", work / "Vboard")
+        shutil.rmtree(work / "obj")              # objects: keep the binary only
+        try:
+            os.replace(work, build_dir)          # atomic: a parallel build of the same key wins
+        except OSError:
+            pass
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _prune(keep: int = KEEP_BUILDS) -> None:
+    builds = sorted(BUILD_ROOT.glob("sim-*"), key=lambda p: p.stat().st_mtime)
+    for old in builds[:max(0, len(builds) - (keep - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class SimBoard:
+    """A running simulated board (one harness process serving one client)."""
+
+    def __init__(self, process: subprocess.Popen, port: int, stderr_lines: list):
+        self.process = process
+        self.port = port
+        self._stderr = stderr_lines
+
+    @property
+    def url(self) -> str:
+        return f"socket://127.0.0.1:{self.port}"
+
+    @property
+    def messages(self) -> list[str]:
+        """What the harness said on stderr (timeouts, framing errors)."""
+        return list(self._stderr)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """Wait for the harness to exit (it does once its client has gone), else end it."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            try:
+                return self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                return self.process.wait()
+
+
+def _collect(stream, lines: list):
+    for line in stream:
+        lines.append(line.rstrip("\n"))
+
+
+@contextlib.contextmanager
+def start_board(executable: Path, *, divisor: int, port: int = 0, accept_timeout: float = 60,
+                idle_timeout: float = 60, echo_stderr: bool = False):
+    """Run a built board on 127.0.0.1:``port`` (0: a free port); yields a :class:`SimBoard`.
+    The process is ended when the block ends, whatever happens in it."""
+    cmd = [str(executable), f"+port={port}", f"+divisor={divisor}",
+           f"+accept-timeout={max(1, round(accept_timeout))}",
+           f"+idle-timeout={max(1, round(idle_timeout))}"]
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=simulator_env("verilator"))
+    stderr_lines: list[str] = []
+    reader = threading.Thread(target=_collect, args=(process.stderr, stderr_lines), daemon=True)
+    reader.start()
+    board = SimBoard(process, 0, stderr_lines)
+    try:
+        board.port = _wait_for_port(process, stderr_lines)
+        yield board
+    finally:
+        board.stop()
+        reader.join(5)
+        process.stdout.close()
+        process.stderr.close()
+        if echo_stderr:
+            for line in stderr_lines:
+                print(line, file=sys.stderr)
+
+
+def _wait_for_port(process: subprocess.Popen, stderr_lines: list) -> int:
+    """The port from the harness's first stdout line (bounded by ``START_TIMEOUT``)."""
+    found: list[str] = []
+    reader = threading.Thread(target=lambda: found.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(START_TIMEOUT)
+    match = LISTENING.match(found[0]) if found else None
+    if match is None:
+        process.kill()
+        process.wait()
+        said = "; ".join(stderr_lines[-2:]) or "nothing"
+        raise SimError(f"the simulated board did not start listening (it said: {said})")
+    return int(match.group(1))
