@@ -1,0 +1,291 @@
+"""The host driver: :class:`Board`, one class over a byte link (a serial port, a socket to the
+simulated board: anything ``serial.serial_for_url`` opens), and ``python -m deploy run``
+(:mod:`deploy.run`). Every request waits for its reply (docs/deploy.md, "Frame protocol").
+
+    with Board("socket://127.0.0.1:5000") as board:
+        board.check(config, model)          # refuses a bitstream built for another model
+        board.load(config, model)
+        out = board.run(config, x)          # x float (B, T, X): labels/logits or h, cycles
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.config import Config
+from model.golden import quantize_inputs
+from model.weights import LSTMStack, LSTMWeights, quantize_weights
+from rtl.geometry import Geometry
+from rtl.top import LSTMCell
+
+from . import protocol as p
+
+__all__ = ["Board", "BoardError", "Identity", "expected_identity", "layer_weights", "main"]
+
+DEFAULT_TIMEOUT = 10.0          # seconds a reply may take (the simulated board is slow)
+
+# what each refusal means for the user, in one line (docs/deploy.md, "Status codes")
+MEANING = {
+    p.Status.BAD_CRC: "the frame's CRC-32 did not match (corrupted on the line)",
+    p.Status.TIMEOUT: "the frame stopped before its end",
+    p.Status.LINE_ERROR: "a UART framing error, break or overrun inside the frame",
+    p.Status.UNKNOWN_COMMAND: "the board does not know this command",
+    p.Status.TOO_LONG: "the payload is longer than the board's receive buffer",
+    p.Status.BAD_SIZE: "the payload's size does not fit the command",
+    p.Status.BAD_ARGUMENT: "an argument is out of range (layer, packet not opened)",
+    p.Status.X_BLOCKED: "x is blocked: a weight packet is open or was refused, so the weights "
+                        "are invalid until a complete weight packet loads",
+    p.Status.BATCH_FULL: "the on-chip batch memory is full",
+}
+
+
+class BoardError(RuntimeError):
+    """The board refused a request, did not answer, or is not the design the host expects.
+    ``status`` is the board's status code when it answered one."""
+
+    def __init__(self, message: str, status: p.Status | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+def layer_weights(config: Config, model) -> list:
+    """Quantized weights of each layer (``config.for_layer(k)``); the last carries the head."""
+    stack = model if isinstance(model, LSTMStack) else LSTMStack.from_single(model)
+    out = []
+    for k, layer in enumerate(stack.layers):
+        if k == stack.n_layers - 1:
+            layer = LSTMWeights(layer.weight_ih, layer.weight_hh, layer.bias,
+                                stack.head_weight, stack.head_bias)
+        out.append(quantize_weights(layer, config.for_layer(k)))
+    return out
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the host expects INFO to say for its config and model."""
+    sizes: tuple            # (X_k, H_k) per layer
+    n_classes: int
+    x_fmt: tuple            # (bits, frac) of layer 0's x
+    h_fmt: tuple            # (bits, frac) of the last layer's h
+    design_hash: bytes
+
+
+def expected_identity(config: Config, model) -> Identity:
+    stack = model if isinstance(model, LSTMStack) else LSTMStack.from_single(model)
+    sizes = tuple((layer.n_inputs, layer.n_hidden) for layer in stack.layers)
+    n_classes = stack.head_weight.shape[0] if stack.has_head else 0
+    x = config.for_layer(0).fmt("x")
+    h = config.for_layer(stack.n_layers - 1).fmt("h")
+    return Identity(sizes, n_classes, (x.bits, x.frac), (h.bits, h.frac),
+                    p.design_hash(config.as_dict(), sizes, n_classes))
+
+
+def identity_problems(info: p.Info, want: Identity) -> list[str]:
+    """How the board's INFO differs from what the host's config and model need (empty: none)."""
+    got_sizes = tuple((layer.n_inputs, layer.n_hidden) for layer in info.layers)
+    problems = []
+    if got_sizes != want.sizes:
+        shown = lambda sizes: ", ".join(f"X={x} H={h}" for x, h in sizes)   # noqa: E731
+        problems.append(f"layers {shown(got_sizes)} (L={len(got_sizes)}), the model has "
+                        f"{shown(want.sizes)} (L={len(want.sizes)})")
+    if info.n_classes != want.n_classes:
+        problems.append(f"C={info.n_classes} classes, the model has {want.n_classes}")
+    for name, got, need in (("x", (info.x_bits, info.x_frac), want.x_fmt),
+                            ("h", (info.h_bits, info.h_frac), want.h_fmt)):
+        if got != need:
+            problems.append(f"{name} format {got[0]} bits/{got[1]} fraction, the config has "
+                            f"{need[0]}/{need[1]}")
+    for k, layer in enumerate(info.layers):
+        # the step period this RTL gives the board's own lanes (a board from another RTL differs)
+        if k >= len(want.sizes) or (layer.n_inputs, layer.n_hidden) != want.sizes[k] \
+                or layer.lanes < 1:
+            continue
+        X, H = layer.n_inputs, layer.n_hidden
+        cycles = -(-4 * H * (X + H) // layer.lanes) + LSTMCell.overhead_for(layer.lanes)
+        if layer.cycles_per_step != cycles:
+            problems.append(f"layer {k} takes {layer.cycles_per_step} cycles per step at "
+                            f"P={layer.lanes}, this RTL {cycles}")
+    if info.design_hash != want.design_hash and not problems:
+        problems.append(f"design hash {info.design_hash.hex()}, the config and model give "
+                        f"{want.design_hash.hex()} (formats, activation tables or modes differ)")
+    return problems
+
+
+class Board:
+    """A board (or the simulated board) behind ``port``: ``/dev/ttyUSB0``, ``socket://host:port``
+    or any other ``serial.serial_for_url`` URL. ``timeout``: seconds a reply may take."""
+
+    def __init__(self, port: str, *, baud: int = p.DEFAULT_BAUD, timeout: float = DEFAULT_TIMEOUT):
+        import serial
+
+        try:
+            self.link = serial.serial_for_url(port, baudrate=baud, timeout=timeout)
+        except (serial.SerialException, ValueError) as e:
+            raise BoardError(f"cannot open {port}: {e}") from None
+        self.port = port
+        self._info: p.Info | None = None
+        self.frames = {"requests": 0, "request_bytes": 0, "reply_bytes": 0}
+
+    # -- the link ------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.link.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def request(self, command: p.Command, payload: bytes = b"", *, what: str = "") -> bytes:
+        """Send one request and return the payload of its OK reply; a refusal is a BoardError
+        naming the command, the status and what it means."""
+        frame = p.encode_request(command, payload)
+        self.link.write(frame)
+        try:
+            reply = p.read_reply(self.link.read)
+        except p.ProtocolError as e:
+            raise BoardError(f"no valid reply to {command.name}{what} from {self.port}: {e}") \
+                from None
+        self.frames["requests"] += 1
+        self.frames["request_bytes"] += len(frame)
+        self.frames["reply_bytes"] += p.REPLY_HEADER + len(reply.payload) + p.CRC_BYTES
+        if reply.command != command:
+            raise BoardError(f"the reply to {command.name} is for command 0x{reply.command:02x}")
+        if reply.status != p.Status.OK:
+            name = getattr(reply.status, "name", f"0x{int(reply.status):02x}")
+            raise BoardError(f"the board refused {command.name}{what}: {name}, "
+                             f"{MEANING.get(reply.status, 'unknown status')}", reply.status)
+        return reply.payload
+
+    # -- commands ------------------------------------------------------------------------------
+    def info(self) -> p.Info:
+        if self._info is None:
+            try:
+                self._info = p.Info.decode(self.request(p.Command.INFO))
+            except p.ProtocolError as e:
+                raise BoardError(f"the board's INFO does not decode: {e}") from None
+        return self._info
+
+    def check(self, config: Config, model) -> p.Info:
+        """INFO against the design ``config`` and ``model`` need; a BoardError in one line if
+        the bitstream was built for another model."""
+        info = self.info()
+        problems = identity_problems(info, expected_identity(config, model))
+        if problems:
+            raise BoardError(f"the board at {self.port} was built for another model: "
+                             + "; ".join(problems))
+        return info
+
+    def load(self, config: Config, model) -> int:
+        """Check the identity, then load every layer's weight packet; returns the frames sent."""
+        info = self.check(config, model)
+        frames = 0
+        for k, (layer, qweights) in enumerate(zip(info.layers, layer_weights(config, model))):
+            words = Geometry(config.for_layer(k), qweights, 1).load_words(qweights)
+            payloads = p.weights_payloads(k, words, layer.weight_bits, info.max_payload)
+            for n, payload in enumerate(payloads):
+                self.request(p.Command.LOAD_WEIGHTS, payload,
+                             what=f" (layer {k} weights, frame {n + 1} of {len(payloads)})")
+                frames += 1
+        return frames
+
+    def load_state(self, layer: int, h0_codes, c0_codes) -> None:
+        lay = self.info().layers[layer]
+        self.request(p.Command.LOAD_STATE,
+                     p.state_payload(layer, h0_codes, c0_codes, lay.h_bits, lay.c_bits))
+
+    def reset(self) -> None:
+        self.request(p.Command.RESET)
+
+    def read_error(self) -> p.ErrorReport:
+        return p.error_report(self.request(p.Command.READ_ERROR))
+
+    def x_codes(self, config: Config, x) -> np.ndarray:
+        """Float inputs (B, T, X) or (T, X) cast into the x format: the golden model's cast."""
+        x = np.asarray(x, dtype=np.float64)
+        return quantize_inputs(config, x[None] if x.ndim == 2 else x)[0]
+
+    def run_sequence(self, codes) -> tuple[int, p.RunResult]:
+        """One sequence of x codes (T, X), as many RUN frames as the receive buffer needs;
+        returns its on-chip cycles and the board's result."""
+        info = self.info()
+        codes = np.asarray(codes, dtype=np.int64)
+        per_frame = max(1, (info.max_payload - p.RUN_HEADER) * 8 // (info.x_bits * info.n_inputs))
+        T = codes.shape[0]
+        cycles, result = 0, None
+        for start in range(0, T, per_frame):
+            end = min(T, start + per_frame)
+            flags = (p.RunFlags.FIRST if start == 0 else 0) | (p.RunFlags.LAST if end == T else 0)
+            reply = self.request(p.Command.RUN, p.run_payload(codes[start:end], info.x_bits, flags))
+            try:
+                used, result = p.run_reply(reply, info, flags)
+            except p.ProtocolError as e:
+                raise BoardError(f"the board's RUN reply does not decode: {e}") from None
+            cycles += used
+        return cycles, result
+
+    def run(self, config: Config, x, *, progress=None) -> dict:
+        """Every sequence of ``x`` (float, (B, T, X)) through the board: ``cycles`` (B,) and
+        ``labels`` (B,) with ``logits`` (B, C) from a head, else ``h`` (B, H) (the last step's),
+        all raw codes; ``seconds`` the wall time. ``progress(done, total)`` after each."""
+        codes = self.x_codes(config, x)
+        results, cycles = [], []
+        start = time.perf_counter()
+        for b in range(codes.shape[0]):
+            used, result = self.run_sequence(codes[b])
+            results.append(result)
+            cycles.append(used)
+            if progress:
+                progress(b + 1, codes.shape[0])
+        out = collect(results)
+        out.update(cycles=np.array(cycles, np.int64), seconds=time.perf_counter() - start)
+        return out
+
+    def batch_capacity(self, codes) -> int:
+        """Sequences of ``codes`` (B, T, X) the on-chip batch holds at once (0: not one)."""
+        info = self.info()
+        packed = p.packed_bytes(codes.shape[1] * codes.shape[2], info.x_bits)
+        held = p.RUN_HEADER - 1 + packed          # T u16 and the codes, per sequence
+        if p.RUN_HEADER + packed > info.max_payload:
+            return 0                              # LOAD_BATCH takes a sequence in one frame
+        return min(codes.shape[0], info.batch_bytes // held, info.batch_results,
+                   (0xFFFF - 6) // p.result_bytes(info, info.has_head))
+
+    def run_batch(self, config: Config, x) -> dict:
+        """Load as many sequences of ``x`` as the batch memory holds and run them back to back;
+        the board's own cycle count measures compute without the link. Returns what
+        :meth:`run` does for those sequences, ``cycles`` being the whole batch's."""
+        codes = self.x_codes(config, x)
+        info = self.info()
+        count = self.batch_capacity(codes)
+        if count == 0:
+            raise BoardError("the board's batch memory cannot hold one sequence of these inputs")
+        for b in range(count):
+            self.request(p.Command.LOAD_BATCH, p.batch_payload(codes[b], info.x_bits, b == 0),
+                         what=f" (sequence {b})")
+        try:
+            cycles, results = p.batch_reply(self.request(p.Command.RUN_BATCH), info)
+        except p.ProtocolError as e:
+            raise BoardError(f"the board's RUN_BATCH reply does not decode: {e}") from None
+        if len(results) != count:
+            raise BoardError(f"RUN_BATCH returned {len(results)} results for {count} sequences")
+        out = collect(results)
+        out.update(cycles=cycles, sequences=count)
+        return out
+
+
+def collect(results) -> dict:
+    """RunResults as arrays per kind: ``labels`` and ``logits``, or ``h``."""
+    if not results:
+        return {}
+    if results[0].h is not None:
+        return {"h": np.stack([r.h for r in results])}
+    return {"labels": np.array([r.label for r in results], np.int64),
+            "logits": np.stack([r.logits for r in results])}
+
+
+def main(argv=None) -> int:
+    from .run import main as run_main
+    return run_main(argv)
