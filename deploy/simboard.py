@@ -173,3 +173,75 @@ def _wait_for_port(process: subprocess.Popen, stderr_lines: list) -> int:
         said = "; ".join(stderr_lines[-2:]) or "nothing"
         raise SimError(f"the simulated board did not start listening (it said: {said})")
     return int(match.group(1))
+
+
+# ---- python -m deploy sim ------------------------------------------------------------------
+
+SIM_DIVISOR = 4                 # clock cycles per bit in simulation: the UART's minimum
+
+
+def board_verilog(board: str, config, model, *, lanes=None, divisor: int = SIM_DIVISOR):
+    """Verilog of ``board``'s top for simulation (PLL bypassed, UART pins as ports): (text,
+    module name, :class:`Pins`)."""
+    raise SimError("the simulated board top is not available in this checkout yet")
+
+
+@contextlib.contextmanager
+def serve(board: str, config, model, *, lanes=None, port: int = 0, quiet: bool = False,
+          accept_timeout: float = 60, idle_timeout: float = 60):
+    """Build (or reuse) the simulated ``board`` for ``config`` and ``model`` and run it on
+    127.0.0.1:``port``; yields the running :class:`SimBoard`."""
+    text, top, pins = board_verilog(board, config, model, lanes=lanes)
+    executable = build_board(text, top, pins)
+    with start_board(executable, divisor=SIM_DIVISOR, port=port, accept_timeout=accept_timeout,
+                     idle_timeout=idle_timeout, echo_stderr=not quiet) as running:
+        yield running
+
+
+def build_parser():
+    from model.cli import ArgumentParser, add_weights_options
+    ap = ArgumentParser(prog="python -m deploy sim",
+                        description="the board top (PLL bypassed, UART included) in Verilator, "
+                                    "its UART bridged bit by bit to a TCP socket on 127.0.0.1; "
+                                    "serves one client (python -m deploy run --port "
+                                    "socket://127.0.0.1:N) and exits when it disconnects")
+    ap.add_argument("--board", required=True, help="board name, e.g. ulx3s-25f")
+    ap.add_argument("--config", help="TOML config (default: configs/default.toml)")
+    add_weights_options(ap)
+    ap.add_argument("--lanes", type=int, help="MAC lanes P (default: the config's)")
+    ap.add_argument("--port-number", type=int, default=0,
+                    help="TCP port on 127.0.0.1 (default 0: any free port, printed)")
+    ap.add_argument("--accept-timeout", type=float, default=300,
+                    help="seconds to wait for the client (default 300)")
+    ap.add_argument("--idle-timeout", type=float, default=60,
+                    help="exit after this many seconds without a byte on the line (default 60)")
+    return ap
+
+
+def cmd_sim(args) -> int:
+    from model.cli import load_model
+    from model.fixed import FixedPointError
+    if not 0 <= args.port_number <= 65535:
+        raise FixedPointError(f"--port-number must be from 0 to 65535, not {args.port_number}")
+    for name in ("accept_timeout", "idle_timeout"):
+        if getattr(args, name) <= 0:
+            raise FixedPointError(f"--{name.replace('_', '-')} must be positive")
+    config, model = load_model(args)
+    with serve(args.board, config, model, lanes=args.lanes, port=args.port_number, quiet=True,
+               accept_timeout=args.accept_timeout, idle_timeout=args.idle_timeout) as board:
+        print(f"simulated {args.board} listening on {board.url} (one client; ends when it "
+              f"disconnects): python -m deploy run --port {board.url}", flush=True)
+        status = board.process.wait()
+    if status == 3:
+        raise SimError("the simulated board stopped: " + (board.messages or ["timeout"])[-1])
+    if status != 0:
+        raise SimError(f"the simulated board ended with status {status}")
+    for line in board.messages:          # e.g. framing errors the harness saw on tx
+        print(line, file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    from model.cli import run_command
+    from rtl.geometry import RTLError
+    return run_command(cmd_sim, build_parser().parse_args(argv), expected=(SimError, RTLError))
