@@ -1,4 +1,4 @@
-"""python -m deploy run --port PORT [--config C] [--weights W] [--inputs X] [--labels Y] [--limit N] [--json]
+"""python -m deploy run --port PORT [--config C] [--weights W] [--inputs X] [--labels Y] [--limit N] [--json] [--out FILE.json]
 
 The host driver: checks the board's design identity against the model, loads the weights,
 streams every sequence, compares every returned code with the golden model, and reports
@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from model.cli import ArgumentParser, add_weights_options, load_operands, run_command
+from model.cli import (ArgumentParser, add_weights_options, atomic_write, check_target,
+                       load_operands, run_command)
 from model.fixed import FixedPointError
 from model.golden import run_golden
 from rtl.geometry import RTLError
@@ -48,6 +49,7 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--lanes", type=int, help="with --port sim: MAC lanes P (default: the config's)")
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout "
                                                         "(no progress bar)")
+    ap.add_argument("--out", metavar="FILE.json", help="also write the JSON object to this file")
     return ap
 
 
@@ -120,6 +122,7 @@ def line_bound(info: p.Info, codes_per_sequence: int) -> float:
 
 
 def cmd_run(args) -> int:
+    out = check_target(args.out, "--out") if args.out else None
     config, model, x, labels = _operands(args)
     golden = run_golden(config, model, x)
     comparison = Comparison()
@@ -144,6 +147,8 @@ def cmd_run(args) -> int:
     summary = _summary(args, info, golden, labels, streamed, batch, comparison, frames,
                        x.shape[1] * x.shape[2])
     _print(args, summary, comparison)
+    if out is not None:
+        atomic_write(out, lambda f: f.write(json.dumps(summary, indent=1) + "\n"), mode="w")
     return 0 if comparison.passed else 1
 
 
@@ -151,7 +156,8 @@ def _summary(args, info, golden, labels, streamed, batch, comparison, frames, co
     B = len(streamed["cycles"])
     cycles = float(np.mean(streamed["cycles"]))
     summary = {
-        "port": args.port, "passed": comparison.passed, "sequences": B,
+        "port": args.port, **({"board": args.board} if args.port == "sim" else {}),
+        "passed": comparison.passed, "sequences": B,
         "mismatches": comparison.total_mismatches,
         **{f"{k}_compared": v for k, v in comparison.compared.items()},
         **{f"{k}_mismatches": v for k, v in comparison.mismatches.items()},
@@ -192,7 +198,8 @@ def _print(args, summary: dict, comparison: Comparison) -> None:
           f"{summary['images_per_second_compute']:.1f} images/s of compute at {mhz:g} MHz"
           + (f" (batch of {summary['batch_sequences']}: {summary['batch_cycles']} cycles)"
              if "batch_cycles" in summary else ""))
-    print(f"link: {summary['images_per_second_link']:.1f} images/s measured "
+    where = " (the simulation's wall time, not a board's)" if args.port == "sim" else ""
+    print(f"link: {summary['images_per_second_link']:.1f} images/s measured{where} "
           f"({summary['seconds']:.2f} s), {summary['images_per_second_line']:.1f} images/s "
           f"the line allows at {summary['baud']} baud")
 
