@@ -2,19 +2,20 @@
 simulated board: anything ``serial.serial_for_url`` opens), and ``python -m deploy run``
 (:mod:`deploy.run`). Every request waits for its reply (docs/deploy.md, "Frame protocol").
 
-    with Board("socket://127.0.0.1:5000") as board:
-        board.check(config, model)          # refuses a bitstream built for another model
-        board.load(config, model)
-        out = board.run(config, x)          # x float (B, T, X): labels/logits or h, cycles
+    with Board("socket://127.0.0.1:5000") as board:     # config: configs/default.toml
+        board.info()                        # the design identity (protocol.Info)
+        board.load("data/digits_lstm.npz")  # refuses a bitstream built for another model
+        out = board.run(x)                  # x float (B, T, X): labels/logits or h, cycles
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from model.config import Config
+from model.config import Config, load_config
 from model.golden import quantize_inputs
 from model.weights import LSTMStack, LSTMWeights, quantize_weights
 from rtl.geometry import Geometry
@@ -113,12 +114,25 @@ def identity_problems(info: p.Info, want: Identity) -> list[str]:
     return problems
 
 
+def as_model(weights):
+    """A model object as is, or the model in a file (any format ``python -m model`` reads)."""
+    if isinstance(weights, (LSTMWeights, LSTMStack)):
+        return weights
+    from model.importers import load_model_file
+    return load_model_file(Path(weights))
+
+
 class Board:
     """A board (or the simulated board) behind ``port``: ``/dev/ttyUSB0``, ``socket://host:port``
-    or any other ``serial.serial_for_url`` URL. ``timeout``: seconds a reply may take."""
+    or any other ``serial.serial_for_url`` URL. ``config``: a Config, a TOML path or None (the
+    default config): the formats the host quantizes with and checks the board against.
+    ``timeout``: seconds a reply may take."""
 
-    def __init__(self, port: str, *, baud: int = p.DEFAULT_BAUD, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, port: str, *, config=None, baud: int = p.DEFAULT_BAUD,
+                 timeout: float = DEFAULT_TIMEOUT):
         import serial
+
+        self.config = config if isinstance(config, Config) else load_config(config)
 
         try:
             self.link = serial.serial_for_url(port, baudrate=baud, timeout=timeout)
@@ -168,19 +182,22 @@ class Board:
                 raise BoardError(f"the board's INFO does not decode: {e}") from None
         return self._info
 
-    def check(self, config: Config, model) -> p.Info:
-        """INFO against the design ``config`` and ``model`` need; a BoardError in one line if
-        the bitstream was built for another model."""
+    def check(self, weights) -> p.Info:
+        """INFO against the design the config and ``weights`` (a model or a model file) need;
+        a BoardError in one line if the bitstream was built for another model."""
         info = self.info()
-        problems = identity_problems(info, expected_identity(config, model))
+        problems = identity_problems(info, expected_identity(self.config, as_model(weights)))
         if problems:
             raise BoardError(f"the board at {self.port} was built for another model: "
                              + "; ".join(problems))
         return info
 
-    def load(self, config: Config, model) -> int:
-        """Check the identity, then load every layer's weight packet; returns the frames sent."""
-        info = self.check(config, model)
+    def load(self, weights) -> int:
+        """Check the identity, then load every layer's weight packet of ``weights`` (a model or
+        a model file); returns the frames sent."""
+        model = as_model(weights)
+        info = self.check(model)
+        config = self.config
         frames = 0
         for k, (layer, qweights) in enumerate(zip(info.layers, layer_weights(config, model))):
             words = Geometry(config.for_layer(k), qweights, 1).load_words(qweights)
@@ -202,10 +219,10 @@ class Board:
     def read_error(self) -> p.ErrorReport:
         return p.error_report(self.request(p.Command.READ_ERROR))
 
-    def x_codes(self, config: Config, x) -> np.ndarray:
+    def x_codes(self, x) -> np.ndarray:
         """Float inputs (B, T, X) or (T, X) cast into the x format: the golden model's cast."""
         x = np.asarray(x, dtype=np.float64)
-        return quantize_inputs(config, x[None] if x.ndim == 2 else x)[0]
+        return quantize_inputs(self.config, x[None] if x.ndim == 2 else x)[0]
 
     def run_sequence(self, codes) -> tuple[int, p.RunResult]:
         """One sequence of x codes (T, X), as many RUN frames as the receive buffer needs;
@@ -226,11 +243,11 @@ class Board:
             cycles += used
         return cycles, result
 
-    def run(self, config: Config, x, *, progress=None) -> dict:
+    def run(self, x, *, progress=None) -> dict:
         """Every sequence of ``x`` (float, (B, T, X)) through the board: ``cycles`` (B,) and
         ``labels`` (B,) with ``logits`` (B, C) from a head, else ``h`` (B, H) (the last step's),
         all raw codes; ``seconds`` the wall time. ``progress(done, total)`` after each."""
-        codes = self.x_codes(config, x)
+        codes = self.x_codes(x)
         results, cycles = [], []
         start = time.perf_counter()
         for b in range(codes.shape[0]):
@@ -253,11 +270,11 @@ class Board:
         return min(codes.shape[0], info.batch_bytes // held, info.batch_results,
                    (0xFFFF - 6) // p.result_bytes(info, info.has_head))
 
-    def run_batch(self, config: Config, x) -> dict:
+    def run_batch(self, x) -> dict:
         """Load as many sequences of ``x`` as the batch memory holds and run them back to back;
         the board's own cycle count measures compute without the link. Returns what
         :meth:`run` does for those sequences, ``cycles`` being the whole batch's."""
-        codes = self.x_codes(config, x)
+        codes = self.x_codes(x)
         info = self.info()
         count = self.batch_capacity(codes)
         if count == 0:

@@ -126,19 +126,20 @@ def cmd_run(args) -> int:
     config, model, x, labels = _operands(args)
     golden = run_golden(config, model, x)
     comparison = Comparison()
-    with _port(args, config, model) as url, Board(url, baud=args.baud, timeout=args.timeout) as board:
-        info = board.check(config, model)
-        frames = board.load(config, model)
+    with _port(args, config, model) as url, \
+            Board(url, config=config, baud=args.baud, timeout=args.timeout) as board:
+        info = board.check(model)
+        frames = board.load(model)
         progress = Progress("deploy run", enabled=not args.json)
         try:
-            streamed = board.run(config, x, progress=progress)
+            streamed = board.run(x, progress=progress)
         finally:
             progress.close()
         compare(golden, {k: v for k, v in streamed.items() if k not in ("cycles", "seconds")},
                 0, comparison)
         batch = None
-        if not args.no_batch and board.batch_capacity(board.x_codes(config, x)):
-            batch = board.run_batch(config, x)
+        if not args.no_batch and board.batch_capacity(board.x_codes(x)):
+            batch = board.run_batch(x)
             compare(golden, {k: v for k, v in batch.items() if k not in ("cycles", "sequences")},
                     0, batch_comparison := Comparison())
             comparison.compared.update({f"batch_{k}": v for k, v in batch_comparison.compared.items()})

@@ -38,8 +38,8 @@ def board(small):
     except SimError as e:           # until the board top for simulation has landed
         pytest.skip(str(e))
     with serve("ulx3s-25f", config, weights, lanes=2, quiet=True) as sim:
-        with Board(sim.url, timeout=20) as b:
-            b.load(config, weights)
+        with Board(sim.url, config=config, timeout=20) as b:
+            b.load(weights)
             yield b
 
 
@@ -53,14 +53,14 @@ def still_serving(board, small):
     """INFO answers and a sequence gives the golden model's codes."""
     config, weights, x = small
     assert board.info().n_hidden == H
-    out = board.run(config, x[:2])
+    out = board.run(x[:2])
     golden = run_golden(config, weights, x[:2])
     assert np.array_equal(out["logits"], np.asarray(golden.logits_raw, np.int64))
 
 
 def test_sequences_match_the_golden_model(board, small):
     config, weights, x = small
-    out = board.run(config, x)
+    out = board.run(x)
     golden = run_golden(config, weights, x)
     assert np.array_equal(out["logits"], np.asarray(golden.logits_raw, np.int64))
     assert np.array_equal(out["labels"], np.asarray(golden.logits_raw, dtype=object)
@@ -71,7 +71,7 @@ def test_sequences_match_the_golden_model(board, small):
 
 def test_batch_matches_the_golden_model(board, small):
     config, weights, x = small
-    out = board.run_batch(config, x)
+    out = board.run_batch(x)
     n = out["sequences"]
     golden = run_golden(config, weights, x[:n])
     assert n >= 1 and np.array_equal(out["logits"], np.asarray(golden.logits_raw, np.int64))
@@ -119,10 +119,10 @@ def test_weight_packet_of_the_wrong_size_blocks_x_until_a_good_one(board, small)
         board.request(p.Command.LOAD_WEIGHTS, short[-1])
     assert e.value.status == p.Status.BAD_SIZE
     with pytest.raises(BoardError) as e:
-        board.run(config, x[:1])
+        board.run(x[:1])
     assert e.value.status == p.Status.X_BLOCKED and "x is blocked" in str(e.value)
     assert board.read_error().weights_invalid & 1
-    board.load(config, weights)
+    board.load(weights)
     still_serving(board, small)
 
 

@@ -34,13 +34,14 @@ def run_cli(capsys, board, *args):
 
 
 def test_digits_through_the_driver_match_the_golden_model(capsys, digits):
-    code, r, err = run_cli(capsys, FakeBoard(*digits), "--limit", "24")
+    fake = FakeBoard(*digits)
+    code, r, err = run_cli(capsys, fake, "--limit", "24")
     assert code == 0, err
     assert r["passed"] and r["sequences"] == 24 and r["mismatches"] == 0
     assert r["labels_compared"] == 24 and r["logits_compared"] == 240
     assert r["batch_labels_compared"] == 8            # the fake's batch holds 8
     assert r["accuracy_board"] == r["accuracy_golden"] > 0.8
-    assert r["cycles_per_sequence"] == 8 * FakeBoard(*digits).info.cycles_per_step
+    assert r["cycles_per_sequence"] == 8 * fake.info.cycles_per_step
     for key in ("images_per_second_compute", "images_per_second_link"):
         assert r[key] > 0
 
@@ -89,7 +90,7 @@ def test_a_refused_weight_packet_blocks_x_and_the_driver_says_so(digits):
     config, model = digits
     fake = FakeBoard(config, model)
     try:
-        with Board(fake.url, timeout=5) as board:
+        with Board(fake.url, config=config, timeout=5) as board:
             info = board.info()
             layer = info.layers[0]
             short = p.weights_payloads(0, np.zeros(layer.weight_words - 1, np.int64),
@@ -101,11 +102,11 @@ def test_a_refused_weight_packet_blocks_x_and_the_driver_says_so(digits):
             assert e.value.status == p.Status.BAD_SIZE
             x = np.zeros((1, 8, 8))
             with pytest.raises(BoardError) as e:
-                board.run(config, x)
+                board.run(x)
             assert e.value.status == p.Status.X_BLOCKED and "x is blocked" in str(e.value)
             assert board.read_error().weights_invalid == 1
-            board.load(config, model)                    # a complete packet unblocks x
-            out = board.run(config, x)
+            board.load(DEFAULT_WEIGHTS)          # a complete packet unblocks x
+            out = board.run(x)
             golden = run_golden(config, model, x)
             assert np.array_equal(out["logits"], np.asarray(golden.logits_raw, np.int64))
     finally:
