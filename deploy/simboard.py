@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from sim.batch import run_build
 from sim.runner import ROOT, SimError, simulator_env
 
 __all__ = ["HARNESS", "Pins", "SimBoard", "build_board", "start_board"]
@@ -74,12 +75,7 @@ def build_board(verilog_text: str, top: str, pins: Pins = Pins()) -> Path:
         (work / f"{top}.v").write_text(verilog_text)
         cmd = ["verilator", *flags, "-Mdir", str(work / "obj"), "-o", "Vboard",
                str(HARNESS), str(work / f"{top}.v")]
-        log = work / "build.log"
-        with open(log, "w") as f:
-            done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=work)
-        if done.returncode != 0:
-            tail = log.read_text().strip().splitlines()[-3:]
-            raise SimError(f"Verilator build of the simulated board failed: {' / '.join(tail)}")
+        run_build(cmd, work, env, "Verilator build of the simulated board")
         shutil.copy2(work / "obj" / "Vboard", work / "Vboard")
         shutil.rmtree(work / "obj")              # objects: keep the binary only
         try:
