@@ -329,6 +329,8 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--no-abc9", action="store_true",
                     help="map with Yosys's classic ABC flow instead of ABC9 (a workaround for an "
                          "internal Yosys assertion on some narrow configs; on the default design the figures are the same)")
+    ap.add_argument("--no-head", action="store_true",
+                    help="without the model's classifier head (python -m rtl --no-head)")
     ap.add_argument("--serial-output", action="store_true",
                     help="word-serial h stream (LSTMCell(serial_output=True))")
     ap.add_argument("--plain-dsp", action="store_true",
@@ -367,16 +369,20 @@ def cmd_synth(args) -> int:
     from rtl.stack import build_design
     try:
         dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
-                           serial_output=args.serial_output)
+                           serial_output=args.serial_output,
+                           head=False if args.no_head else None)
     except RTLError as e:
         raise UsageError(e) from None
-    cells = getattr(dut, "layers", (dut,))       # a stacked design: one cell per layer
+    head = getattr(dut, "head", None)             # rtl.head.ClassifiedLSTM: the core's cells
+    core = dut.core if head is not None else dut
+    cells = getattr(core, "layers", (core,))     # a stacked design: one cell per layer
     lanes = [c.geometry.lanes for c in cells]
     shape = "-".join(f"X{c.geometry.n_inputs}-H{c.geometry.n_hidden}-P{c.geometry.lanes}"
                      for c in cells)
     workdir = build / (f"{args.family}-{shape}"
                        + ("-noc" if args.no_c else "") + ("-plaindsp" if args.plain_dsp else "")
                        + ("-serial" if args.serial_output else "")
+                       + (f"-head{head.n_classes}" if head is not None else "")
                        + ("" if args.rom_style == "auto" else f"-rom{args.rom_style}")
                        + ("-noabc9" if args.no_abc9 else "")
                        + ("-noflatten" if args.no_flatten else ""))
@@ -394,11 +400,12 @@ def cmd_synth(args) -> int:
                    "lanes": lanes[0] if len(cells) == 1 else lanes, "layers": len(cells),
                    "output_c": not args.no_c, "dsp_output_register": dsp_register,
                    "serial_output": args.serial_output,
+                   "head_classes": head.n_classes if head is not None else None,
                    "config": shown(config.source),
                    "weights": shown(args.weights or DEFAULT_WEIGHTS)},
         "family": args.family, "rom_style": args.rom_style,
         "cycles_per_step": dut.cycles_per_step, "mac_bound": max(c.geometry.issue_cycles for c in cells),
-        "mac_efficiency": dut.mac_efficiency,
+        "mac_efficiency": core.mac_efficiency,
         "resources": res, "cells": syn["cells"], "memories": syn["memories"],
         "weight_memories": _weight_memories(syn["memories"]),
         "pnr": None, "fmax_mhz": None, "step_time_us": None, "steps_per_s": None,

@@ -15,9 +15,13 @@ weights.hex     4H(X+H)+4H the ``data`` field of the ``weights`` port: a weight 
 state.hex       H          ``h`` code then ``c`` code of the initial state, unit 0 first
                            (the ``state`` payload without ``first``/``last``).
 x.hex           steps      the whole ``x`` payload: X codes (element 0 at bit 0), then
-                           ``first`` (set on step 0 of each sequence).
+                           ``first`` (set on step 0 of each sequence), then ``last`` (set
+                           on step T-1 of each sequence).
 expected.hex    steps      the whole ``h`` output payload the design must produce: H h codes,
-                           then H c codes (unless the design is built without c).
+                           then H c codes (unless the design is built without c). A design with
+                           the word-serial output sends it as H words (unit u: its h code,
+                           c code, ``first`` = u == 0, ``last`` = u == H-1); the testbench
+                           assembles them into this step payload.
 ==============  =========  ================================================================
 
 Numpy only: the load order is re-derived here from the quantized weights (a test checks it
@@ -118,6 +122,8 @@ class Vectors:
     #: a stacked model's first layer config (its x format); the weights, state, h and c are
     #: then the last layer's, and only the x and expected files describe the whole stack
     input_config: Config | None = None
+    #: the design's h stream is word-serial (one unit per transfer: h, c, first, last)
+    serial_output: bool = False
 
     @property
     def n_inputs(self) -> int:
@@ -136,9 +142,11 @@ class Vectors:
         wx = (self.input_config or cfg).fmt("x").bits
         wh, wc = (cfg.fmt(n).bits for n in ("h", "c"))
         data = max(cfg.fmt("weight").bits, cfg.fmt("bias").bits)
+        step = H * wh + (H * wc if self.output_c else 0)     # an expected.hex word
+        word = wh + (wc if self.output_c else 0) + 2          # a word-serial transfer
         return {"x": wx, "h": wh, "c": wc, "data": data,
-                "x_payload": X * wx + 1, "h_payload": H * wh + (H * wc if self.output_c else 0),
-                "weights_payload": data + 2, "state_payload": wh + wc + 2}
+                "x_payload": X * wx + 2, "h_payload": word if self.serial_output else step,
+                "step_payload": step, "weights_payload": data + 2, "state_payload": wh + wc + 2}
 
     def files(self) -> dict:
         """Each ``.hex`` file's text."""
@@ -156,6 +164,8 @@ class Vectors:
         w = self.widths()
         first = np.zeros((B, T), np.int64)
         first[:, 0] = 1
+        last = np.zeros((B, T), np.int64)
+        last[:, -1] = 1
         n = B * T
         expected = [(self.h.reshape(n, H), w["h"])]
         if self.output_c:
@@ -165,9 +175,9 @@ class Vectors:
             "weights.hex": ([(order[:, None], w["data"])], order.size, w["data"]),
             "state.hex": ([(self.h0[:, None], w["h"]), (self.c0[:, None], w["c"])], H,
                           w["h"] + w["c"]),
-            "x.hex": ([(self.x_raw.reshape(n, X), w["x"]), (first.reshape(n, 1), 1)], n,
-                      w["x_payload"]),
-            "expected.hex": (expected, n, w["h_payload"]),
+            "x.hex": ([(self.x_raw.reshape(n, X), w["x"]), (first.reshape(n, 1), 1),
+                       (last.reshape(n, 1), 1)], n, w["x_payload"]),
+            "expected.hex": (expected, n, w["step_payload"]),
         }
 
     def manifest(self, cycles_per_step: int | None = None) -> dict:
@@ -177,6 +187,7 @@ class Vectors:
         m = {
             "format": "fixed-lstm vectors", "version": VERSION,
             "X": X, "H": H, "lanes": P, "output_c": self.output_c,
+            "serial_output": self.serial_output,
             "formats": {n: {"bits": cfg.fmt(n).bits, "frac": cfg.fmt(n).frac}
                         for n in ("x", "weight", "bias", "h", "c")},
             "widths": w,
@@ -186,7 +197,7 @@ class Vectors:
             "files": {"weights.hex": {"words": mac_work + GATES * H, "width": w["data"]},
                       "state.hex": {"words": H, "width": w["h"] + w["c"]},
                       "x.hex": {"words": B * T, "width": w["x_payload"]},
-                      "expected.hex": {"words": B * T, "width": w["h_payload"]}},
+                      "expected.hex": {"words": B * T, "width": w["step_payload"]}},
         }
         if cycles_per_step is None:
             # the pipeline overhead is a property of the RTL, which the model does not import
@@ -227,7 +238,8 @@ def make_vectors(config: Config, qweights: QuantizedWeights, x_raw, *, h0=None, 
                    output_c)
 
 
-def vectors_of_run(run, *, lanes: int | None = None, output_c: bool = True) -> Vectors:
+def vectors_of_run(run, *, lanes: int | None = None, output_c: bool = True,
+                   serial_output: bool = False) -> Vectors:
     """The vectors of a :class:`model.golden.GoldenRun` (sequences from the zero state).
 
     For a stacked run: the inputs in layer 0's x format, the expected h and c of the last layer
@@ -239,7 +251,7 @@ def vectors_of_run(run, *, lanes: int | None = None, output_c: bool = True) -> V
     first = run.layers[0].config if len(run.layers) > 1 else None
     return Vectors(last.config, last.qweights, np.asarray(run.layers[0].x_raw, np.int64), zero,
                    zero, np.asarray(last.fixed["h"]), np.asarray(last.fixed["c"]),
-                   last.config.lanes if lanes is None else lanes, output_c, first)
+                   last.config.lanes if lanes is None else lanes, output_c, first, serial_output)
 
 
 def params_vh(manifest: dict, steps: int | None = None) -> str:
@@ -250,7 +262,9 @@ def params_vh(manifest: dict, steps: int | None = None) -> str:
         "X": manifest["X"], "H": manifest["H"], "LANES": manifest["lanes"],
         "X_BITS": w["x"], "H_BITS": w["h"], "C_BITS": w["c"], "DATA_BITS": w["data"],
         "OUTPUT_C": int(manifest["output_c"]),
+        "SERIAL_OUTPUT": int(manifest.get("serial_output", False)),
         "X_PAYLOAD_BITS": w["x_payload"], "H_PAYLOAD_BITS": w["h_payload"],
+        "STEP_PAYLOAD_BITS": w.get("step_payload", w["h_payload"]),
         "WEIGHTS_PAYLOAD_BITS": w["weights_payload"], "STATE_PAYLOAD_BITS": w["state_payload"],
         "LOAD_WORDS": manifest["load_words"], "STATE_WORDS": manifest["state_words"],
         "STEPS": manifest["steps"] if steps is None else steps,

@@ -1,7 +1,8 @@
-"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--no-c] [--serial-output] [--ecp5-dsp] --out FILE.v
+"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--no-c] [--serial-output] [--no-head] [--no-h] [--head-multiplier dsp|lut] [--ecp5-dsp] --out FILE.v
 
 Exports the LSTM cell (or, for a stacked model, one cell per layer chained as a pipeline), with
-the quantized weights in its memories, as plain Verilog."""
+the quantized weights in its memories, and the model's classifier head with its argmax when it
+has one, as plain Verilog."""
 import sys
 
 from model.cli import (ArgumentParser, add_weights_options, atomic_write, check_target, load_model,
@@ -12,7 +13,7 @@ from .stack import StackedLSTM, build_design
 from .top import LSTMCell
 
 
-def export_verilog(dut: LSTMCell | StackedLSTM, name: str = "lstm_cell", *, ecp5: bool = False) -> str:
+def export_verilog(dut, name: str = "lstm_cell", *, ecp5: bool = False) -> str:
     """Plain Verilog of ``dut``; ``ecp5``: products as ECP5 ``MULT18X18D`` primitives with their
     output register (:class:`rtl.pipeline.ECP5`; for synthesis only, simulators lack the
     primitive)."""
@@ -31,6 +32,12 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--no-c", action="store_true", help="leave c_t off the output stream")
     ap.add_argument("--serial-output", action="store_true",
                     help="word-serial h stream: one unit per transfer (h, c, first, last)")
+    ap.add_argument("--no-head", action="store_true",
+                    help="leave the model's classifier head out (the design ends at h)")
+    ap.add_argument("--no-h", action="store_true",
+                    help="leave the h stream out: only y (logits and label) leaves the design")
+    ap.add_argument("--head-multiplier", choices=("dsp", "lut"), default="dsp",
+                    help="the head's product in a DSP block (default) or in logic")
     ap.add_argument("--ecp5-dsp", action="store_true",
                     help="products as ECP5 MULT18X18D primitives with their output register "
                          "(for ECP5 synthesis; simulators lack the primitive)")
@@ -43,22 +50,33 @@ def cmd_export(args) -> int:
     out = check_target(args.out, "--out")
     config, stack = load_model(args)
     dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
-                       serial_output=args.serial_output)
+                       serial_output=args.serial_output, head=False if args.no_head else None,
+                       output_h=not args.no_h, head_multiplier=args.head_multiplier)
     text = export_verilog(dut, args.name, ecp5=args.ecp5_dsp)
     atomic_write(out, lambda f: f.write(text), mode="w")
-    if isinstance(dut, LSTMCell):
-        g = dut.geometry
-        print(f"wrote {out}: module {args.name}, X={g.n_inputs} H={g.n_hidden} P={g.lanes}, "
-              f"{dut.cycles_per_step} cycles/step (MAC bound {g.issue_cycles}, "
-              f"efficiency {dut.mac_efficiency:.3f})")
-        return 0
-    layers = "; ".join(f"layer {k}: X={c.geometry.n_inputs} H={c.geometry.n_hidden} "
-                       f"P={c.geometry.lanes}, {c.cycles_per_step} cycles/step"
-                       for k, c in enumerate(dut.layers))
-    print(f"wrote {out}: module {args.name}, {dut.n_layers} layers ({layers}); "
-          f"{dut.cycles_per_step} cycles/step (the slowest layer), latency {dut.latency} cycles "
-          f"(the sum), MAC efficiency {dut.mac_efficiency:.3f}")
+    print(f"wrote {out}: module {args.name}, {describe(dut)}")
     return 0
+
+
+def describe(dut) -> str:
+    """Sizes, cycles and (with a head) the head's classes and latency, in one line."""
+    head = getattr(dut, "head", None)
+    core = dut.core if head is not None else dut
+    if isinstance(core, LSTMCell):
+        g = core.geometry
+        text = (f"X={g.n_inputs} H={g.n_hidden} P={g.lanes}, {core.cycles_per_step} cycles/step "
+                f"(MAC bound {g.issue_cycles}, efficiency {core.mac_efficiency:.3f})")
+    else:
+        layers = "; ".join(f"layer {k}: X={c.geometry.n_inputs} H={c.geometry.n_hidden} "
+                           f"P={c.geometry.lanes}, {c.cycles_per_step} cycles/step"
+                           for k, c in enumerate(core.layers))
+        text = (f"{core.n_layers} layers ({layers}); {core.cycles_per_step} cycles/step (the "
+                f"slowest layer), latency {core.latency} cycles (the sum), MAC efficiency "
+                f"{core.mac_efficiency:.3f}")
+    if head is None:
+        return text + "; no classifier head"
+    return (text + f"; classifier head C={head.n_classes} ({head.logit_bits}-bit logits), y "
+            f"{head.latency} cycles after the last h{'' if dut.output_h else ', no h stream'}")
 
 
 def main(argv=None) -> int:

@@ -5,7 +5,7 @@ its input step, with the ``first`` bit of the step passed along. The layers work
 pipeline: layer k+1 computes step t while layer k computes step t+1, so the slowest layer sets
 the pace (see :class:`StackedLSTM`'s docstring for the closed forms).
 """
-from amaranth.hdl import Module
+from amaranth.hdl import Cat, Module
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,14 +15,16 @@ from .cast import cast
 from .geometry import RTLError, refuse
 from .top import LSTMCell
 
-__all__ = ["StackedLSTM", "LayerLink"]
+__all__ = ["StackedLSTM", "LayerLink", "StepTags"]
 
 
 class LayerLink(wiring.Component):
-    """Layer k's h stream into layer k+1's x stream: the cast h format -> x format, and ``first``.
+    """Layer k's h stream into layer k+1's x stream: the cast h format -> x format, ``first`` and
+    ``last``.
 
-    The cast is combinational (no cycle added); ``first`` of each step is remembered in a small
-    FIFO when layer k accepts the step and reattached when layer k delivers its h. A cell holds
+    The cast is combinational (no cycle added); the framing bits ``first`` and ``last`` of each
+    step are remembered in a small FIFO when layer k accepts the step and reattached when layer
+    k delivers its h (:class:`StepTags`). A cell holds
     at most two steps in flight (one computing, one waiting in its output register), so two
     entries suffice; the FIFO's ready gates layer k's input all the same, so nothing is lost
     even if that ever changed.
@@ -30,11 +32,12 @@ class LayerLink(wiring.Component):
     Members
     -------
     upstream_x : ``In(stream.Signature(step))``, ``downstream_x`` : ``Out(...)``
-        Layer k's input step, passed through (its ``first`` is recorded on each transfer).
+        Layer k's input step, passed through (its ``first`` and ``last`` are recorded on each
+        transfer).
     upstream_h : ``In(stream.Signature(output))``
         Layer k's output (h codes in layer k's h format; c, when present, is dropped).
     next_x : ``Out(stream.Signature(next_step))``
-        Layer k+1's input step: the h codes cast into layer k+1's x format, and ``first``.
+        Layer k+1's input step: the h codes cast into layer k+1's x format, ``first``, ``last``.
     """
 
     depth = 2
@@ -43,6 +46,7 @@ class LayerLink(wiring.Component):
         self._h_spec = upstream.geometry.config.spec("h")
         self._x_spec = downstream_config.spec("x")
         self._n = upstream.geometry.n_hidden
+        self._step, self._output = upstream.step_layout, upstream.output_layout
         super().__init__({
             "upstream_x": In(stream.Signature(upstream.step_layout)),
             "downstream_x": Out(stream.Signature(upstream.step_layout)),
@@ -52,23 +56,61 @@ class LayerLink(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.firsts = firsts = fifo.SyncFIFOBuffered(width=1, depth=self.depth)
+        m.submodules.tags = tags = StepTags(self.depth, self._step, self._output)
+        wiring.connect(m, wiring.flipped(self.upstream_x), tags.upstream_x)
+        wiring.connect(m, tags.downstream_x, wiring.flipped(self.downstream_x))
+        wiring.connect(m, wiring.flipped(self.upstream_h), tags.upstream_h)
 
-        # record `first` as layer k takes the step
-        m.d.comb += [self.downstream_x.payload.eq(self.upstream_x.payload),
-                     self.downstream_x.valid.eq(self.upstream_x.valid & firsts.w_rdy),
-                     self.upstream_x.ready.eq(self.downstream_x.ready & firsts.w_rdy),
-                     firsts.w_data.eq(self.upstream_x.payload.first),
-                     firsts.w_en.eq(self.upstream_x.valid & self.upstream_x.ready)]
-
-        # layer k's h, cast into layer k+1's x format, with that step's `first`
+        # layer k's h, cast into layer k+1's x format, with that step's `first` and `last`
         h_frac = self._h_spec.fmt.frac
-        m.d.comb += [self.next_x.payload.x[u].eq(cast(self.upstream_h.payload.h[u], h_frac, self._x_spec))
+        m.d.comb += [self.next_x.payload.x[u].eq(cast(tags.h.payload.h[u], h_frac, self._x_spec))
                      for u in range(self._n)]
-        m.d.comb += [self.next_x.payload.first.eq(firsts.r_data),
-                     self.next_x.valid.eq(self.upstream_h.valid & firsts.r_rdy),
-                     self.upstream_h.ready.eq(self.next_x.ready & firsts.r_rdy),
-                     firsts.r_en.eq(self.upstream_h.valid & self.upstream_h.ready)]
+        m.d.comb += [self.next_x.payload.first.eq(tags.first), self.next_x.payload.last.eq(tags.last),
+                     self.next_x.valid.eq(tags.h.valid), tags.h.ready.eq(self.next_x.ready)]
+        return m
+
+
+class StepTags(wiring.Component):
+    """A step's framing (``first``, ``last``) from where a cell (or stack) accepts it to where
+    its h comes out: a FIFO written on each accepted step, read on each delivered h.
+
+    The FIFO's readies gate both streams, so nothing is lost whatever the depth; ``depth``
+    should cover the steps the design holds at once (2 per cell) so that it never throttles.
+
+    Members
+    -------
+    upstream_x : ``In(stream.Signature(step))``, ``downstream_x`` : ``Out(...)``
+        The step stream into the design, passed through (framing recorded on each transfer).
+    upstream_h : ``In(stream.Signature(output))``, ``h`` : ``Out(...)``
+        The design's output, passed through, with the step's framing beside it.
+    first, last : ``Out(1)``
+        The framing of the step ``h`` offers now (valid with ``h.valid``).
+    """
+
+    def __init__(self, depth: int, step_layout, output_layout):
+        self._depth = depth
+        super().__init__({
+            "upstream_x": In(stream.Signature(step_layout)),
+            "downstream_x": Out(stream.Signature(step_layout)),
+            "upstream_h": In(stream.Signature(output_layout)),
+            "h": Out(stream.Signature(output_layout)),
+            "first": Out(1), "last": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = tags = fifo.SyncFIFOBuffered(width=2, depth=self._depth)
+        up_x, up_h = self.upstream_x, self.upstream_h
+        m.d.comb += [self.downstream_x.payload.eq(up_x.payload),
+                     self.downstream_x.valid.eq(up_x.valid & tags.w_rdy),
+                     up_x.ready.eq(self.downstream_x.ready & tags.w_rdy),
+                     tags.w_data.eq(Cat(up_x.payload.first, up_x.payload.last)),
+                     tags.w_en.eq(up_x.valid & up_x.ready)]
+        m.d.comb += [self.h.payload.eq(up_h.payload),
+                     self.h.valid.eq(up_h.valid & tags.r_rdy),
+                     up_h.ready.eq(self.h.ready & tags.r_rdy),
+                     self.first.eq(tags.r_data[0]), self.last.eq(tags.r_data[1]),
+                     tags.r_en.eq(up_h.valid & up_h.ready)]
         return m
 
 
@@ -219,24 +261,52 @@ def lanes_per_layer(lanes, n_layers: int):
     return lanes
 
 
-def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_output=False):
+def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_output=False,
+                 head=None, output_h=True, head_multiplier="dsp"):
     """The hardware for a model (an :class:`model.weights.LSTMStack`): an :class:`LSTMCell` for
     one layer, a :class:`StackedLSTM` for more; layer k quantized with ``config.for_layer(k)``.
+
+    ``head``: put the model's classifier head after the last layer
+    (:class:`rtl.head.ClassifiedLSTM`, its weights cast with the last layer's config); None:
+    when the model has one and the output is parallel (the head reads whole h vectors).
+    ``output_h`` False leaves the h stream out (only ``y``; needs the head).
 
     A model file's stored initial state is refused: the hardware takes its initial state through
     the ``state`` port(s) at run time.
     """
-    from model.weights import InputError, quantize_weights
+    from model.weights import InputError, LSTMWeights, quantize_weights
     if stack.h0 is not None or stack.c0 is not None:
         raise InputError("the hardware does not take the initial state stored in this model "
                          "file (ONNX initial_h/initial_c): load it through the state port")
+    with_head = stack.has_head and not serial_output if head is None else bool(head)
+    if with_head and not stack.has_head:
+        raise RTLError("this model has no classifier head (head_weight, head_bias)")
+    if with_head and serial_output:
+        raise RTLError("the classifier head reads whole h vectors: the word-serial output needs "
+                       "the design without the head (--no-head)")
+    if not output_h and not with_head:
+        raise RTLError("leaving out the h stream (--no-h) needs a classifier head: the design "
+                       "would have no output")
     configs = [config.for_layer(k) for k in range(stack.n_layers)]
     qweights = [quantize_weights(layer, cfg) for layer, cfg in zip(stack.layers, configs)]
     per_layer = lanes_per_layer(lanes, stack.n_layers)
     if stack.n_layers == 1:
-        return LSTMCell(configs[0], qweights[0], lanes=None if per_layer is None else per_layer[0],
+        core = LSTMCell(configs[0], qweights[0], lanes=None if per_layer is None else per_layer[0],
                         output_c=output_c, serial_output=serial_output)
-    if serial_output:
+    elif serial_output:
         raise RTLError("the word-serial output is for one layer; a stacked model's layers pass "
                        "whole h vectors to each other")
-    return StackedLSTM(configs, qweights, lanes=per_layer, output_c=output_c)
+    else:
+        core = StackedLSTM(configs, qweights, lanes=per_layer, output_c=output_c)
+    if not with_head:
+        return core
+    from .head import ClassifiedLSTM, ClassifierHead
+    last = stack.layers[-1]
+    q = quantize_weights(LSTMWeights(last.weight_ih, last.weight_hh, last.bias,
+                                     stack.head_weight, stack.head_bias), configs[-1])
+    try:
+        unit = ClassifierHead(configs[-1], q.head_weight, q.head_bias, multiplier=head_multiplier)
+    except RTLError:
+        core._MustUse__silence = True
+        raise
+    return ClassifiedLSTM(core, unit, output_h=output_h)

@@ -22,11 +22,15 @@ def stream_layouts(config: Config, n_inputs: int, n_hidden: int, output_c: bool 
                    serial_output: bool = False):
     """Payload layouts of the x, h and state streams (fields at increasing bit offsets).
 
+    The x step carries ``first`` (the step starts a sequence) and ``last`` (it ends one; both on
+    the same step for T = 1). The cell itself ignores ``last``: a stack passes it along to each
+    layer, and the classifier head (:mod:`rtl.head`) classifies the h of each ``last`` step.
+
     With ``serial_output`` the h stream carries one unit per transfer: ``h``, ``c`` (when
     ``output_c``), ``first`` (unit 0), ``last`` (unit H-1); with c it is the state stream's
     layout, so a result can be loaded back as an initial state packet."""
     wx, wh, wc = (signed(config.fmt(n).bits) for n in ("x", "h", "c"))
-    step = data.StructLayout({"x": data.ArrayLayout(wx, n_inputs), "first": 1})
+    step = data.StructLayout({"x": data.ArrayLayout(wx, n_inputs), "first": 1, "last": 1})
     if serial_output:
         out = {"h": wh, **({"c": wc} if output_c else {}), "first": 1, "last": 1}
     else:
@@ -53,8 +57,10 @@ class LSTMCell(wiring.Component):
     ceil(log2 P) is at least 1: 38 at P <= 2, 40 at P = 8). Every stage of these pipelines
     holds at most one carry chain, one multiplier or one ROM read (docs/architecture.md).
     A sequence of T steps takes T * cycles_per_step from the first accept to its last output.
-    Output h_t is valid ``cycles_per_step`` cycles after x_t is accepted (its first word
-    ``cycles_per_step - H + 1`` cycles after, with ``serial_output``).
+    Output h_t is taken ``cycles_per_step`` cycles after x_t is accepted. With
+    ``serial_output``, word k (unit k) is taken ``cycles_per_step - H + k`` cycles after (the
+    first one edge before the parallel result would be, the last on ``cycles_per_step - 1``),
+    so a sequence takes T * cycles_per_step - 1 (:meth:`cycles_per_sequence`).
 
     Parameters
     ----------
@@ -71,13 +77,15 @@ class LSTMCell(wiring.Component):
         ``output_c``, ``first`` on unit 0, ``last`` on unit H-1; with c, the state stream's
         layout). Saves the output's copies of h and c (2 x 16H flip-flops at the default
         formats); the next step starts after the last word is taken, so
-        ``cycles_per_step`` grows by H - 1.
+        ``cycles_per_step`` grows by H - 1. Loads are accepted while the words leave (the step
+        is no longer in flight), so the h stream may be wired straight into ``state``.
 
     Members
     -------
     x : ``In(stream.Signature(step_layout))``
         ``x``: X codes in the x format; ``first``: this step starts a sequence (h and c restart
-        from the initial state: zero after reset, or what the ``state`` port loaded).
+        from the initial state: zero after reset, or what the ``state`` port loaded); ``last``:
+        this step ends a sequence (ignored by the cell; see :func:`stream_layouts`).
     h : ``Out(stream.Signature(output_layout))``
         ``h``: H codes in the h format; ``c``: H codes in the c format (when ``output_c``);
         with ``serial_output``, one unit per transfer (see above).
@@ -151,7 +159,10 @@ class LSTMCell(wiring.Component):
                 + (self._geometry.n_hidden - 1 if self._serial else 0))
 
     def cycles_per_sequence(self, steps: int) -> int:
-        return steps * self.cycles_per_step
+        """Cycles from a sequence's first accept to its last output, inputs waiting and the
+        output always ready: T * cycles_per_step, one less with ``serial_output`` (the last
+        word is taken on the edge before the next x could be accepted)."""
+        return steps * self.cycles_per_step - (1 if self._serial else 0)
 
     @property
     def mac_efficiency(self) -> float:
@@ -191,8 +202,9 @@ class LSTMCell(wiring.Component):
         done = Signal(range(H))               # units of this step shifted in so far
         idle = Signal(init=1)                  # no step in flight
         output_full = Signal()                # the output register holds an untaken result
+        words_left = Signal()                 # serial output: words of the result still to go
 
-        self._load_control(m, mac, h_init, c_init, idle, rst)
+        self._load_control(m, mac, h_init, c_init, idle, words_left, rst)
 
         # accept x_t: start the lanes on [x; h_{t-1}], or [x; h0] for a `first` step
         first = self.x.payload.first
@@ -243,6 +255,8 @@ class LSTMCell(wiring.Component):
                          done.eq(Mux(done == H - 1, 0, done + 1))]
             with m.If(done == H - 1):
                 m.d.sync += finished.eq(1)
+                if self._serial:      # the step is done; its words leave from h_next, c_next
+                    m.d.sync += idle.eq(1)
             m.d.sync += [h_next[u].eq(h_next[u + 1]) for u in range(H - 1)]
             m.d.sync += [c_next[u].eq(c_next[u + 1]) for u in range(H - 1)]
 
@@ -251,7 +265,8 @@ class LSTMCell(wiring.Component):
         # wide state registers; it costs a cycle only when a stalled output is taken on the
         # very cycle the next result is ready.
         if self._serial:
-            self._serial_output(m, h_next, c_next, c_state, done, finished, idle, rst)
+            m.d.comb += words_left.eq(finished)
+            self._serial_output(m, h_next, c_next, c_state, done, finished, rst)
             return m
         m.d.comb += self.h.valid.eq(output_full & ~rst)
         with m.If(self.h.valid & self.h.ready):
@@ -267,10 +282,12 @@ class LSTMCell(wiring.Component):
                 m.d.sync += c_out.eq(c_next)
         return m
 
-    def _serial_output(self, m, h_next, c_next, c_state, count, finished, idle, rst):
+    def _serial_output(self, m, h_next, c_next, c_state, count, finished, rst):
         """Word-serial output: when all units are in, offer unit 0 first, rotating h_next and
         c_next by one unit per word taken (``count`` numbers the words); the last word commits
-        c_t (the rotation is back in unit order then) and ends the step."""
+        c_t (the rotation is back in unit order then). The step is no longer in flight once all
+        units are in (loads are accepted while the words leave); the next x waits for the last
+        word (``words_left``), as it reads h_{t-1} from h_next."""
         H = self._geometry.n_hidden
         last = count == H - 1
         m.d.comb += [self.h.valid.eq(finished & ~rst), self.h.payload.h.eq(h_next[0]),
@@ -283,10 +300,11 @@ class LSTMCell(wiring.Component):
             m.d.sync += count.eq(Mux(last, 0, count + 1))
             with m.If(last):
                 m.d.sync += [c_state[u].eq(c_next[(u + 1) % H]) for u in range(H)]
-                m.d.sync += [finished.eq(0), idle.eq(1)]
+                m.d.sync += finished.eq(0)
 
-    def _load_control(self, m, mac, h_init, c_init, idle, rst):
-        """The ``weights`` and ``state`` packets and the readies of all three inputs."""
+    def _load_control(self, m, mac, h_init, c_init, idle, words_left, rst):
+        """The ``weights`` and ``state`` packets and the readies of all three inputs (x also
+        waits for a serial output's last word, ``words_left``)."""
         H = self._geometry.n_hidden
         w, s = self.weights, self.state
         w_fire = w.valid & w.ready
@@ -326,7 +344,8 @@ class LSTMCell(wiring.Component):
                 m.d.comb += [w.ready.eq(~rst & idle),
                              s.ready.eq(~rst & idle & ~w.valid),
                              self.x.ready.eq(~rst & idle & ~w.valid & ~s.valid
-                                             & weights_ok & state_ok & ~state_shift)]
+                                             & weights_ok & state_ok & ~state_shift
+                                             & ~words_left)]
                 with m.If(w_fire):
                     with m.If(w.payload.first):
                         m.d.comb += mac.load_write.eq(1)

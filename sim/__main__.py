@@ -38,6 +38,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--lanes", metavar="P", help="MAC lanes P, or P0,P1,... one per layer of a "
                     "stacked model (default: the config's)")
     ap.add_argument("--limit", type=int, help="only the first N sequences")
+    ap.add_argument("--serial-output", action="store_true",
+                    help="the design with the word-serial h stream (python -m rtl "
+                         "--serial-output; one layer only)")
     ap.add_argument("--gap", type=float, default=0.0, help="probability of input idle cycles (0)")
     ap.add_argument("--stall", type=float, default=0.0, help="probability of output ready stalls (0)")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SEED", 0)), help="random seed")
@@ -59,6 +62,9 @@ def _load(args):
     if args.labels and not args.inputs:
         raise FixedPointError("--labels goes with --inputs")
     config, stack, x, labels, _ = load_operands(args, want_labels=True, stacked=True)
+    if stack.n_layers > 1 and args.serial_output:
+        raise FixedPointError("--serial-output is for one layer; a stacked model's layers pass "
+                              "whole h vectors to each other")
     if stack.n_layers == 1:
         weights = single_layer(stack, "python -m sim")
         args.lanes = None if args.lanes is None else _one_lane_count(args.lanes)
@@ -121,11 +127,11 @@ def cmd_batch(args, config, weights, x, labels) -> int:
     golden = run_golden(config, weights, x)
     design = None
     if golden.stack.n_layers > 1:
-        design = build_design(config, golden.stack, lanes=args.lanes)
+        design = build_design(config, golden.stack, lanes=args.lanes, head=False)
         lanes = lanes_per_layer(args.lanes, golden.stack.n_layers)
         vectors = vectors_of_run(golden, lanes=None if lanes is None else lanes[-1])
     else:
-        vectors = vectors_of_run(golden, lanes=args.lanes)
+        vectors = vectors_of_run(golden, lanes=args.lanes, serial_output=args.serial_output)
     result = run_vectors(vectors, args.sim, lanes=args.lanes, gap=round(100 * args.gap),
                          stall=round(100 * args.stall), seed=args.seed, design=design)
     summary = summary_json(result)
@@ -152,7 +158,7 @@ def cmd_sim(args) -> int:
     golden = run_golden(config, weights, x)
     if isinstance(weights, LSTMWeights):
         scenario = Scenario(config, golden.qweights, seed=args.seed, gap=args.gap,
-                            stall=args.stall)
+                            stall=args.stall, serial_output=args.serial_output)
         lanes = args.lanes
     else:       # one cell per layer; the scoreboard follows each layer's own input handshake
         from rtl.stack import lanes_per_layer

@@ -224,7 +224,7 @@ def decode_dump(path: Path, vectors: Vectors) -> tuple[np.ndarray, np.ndarray | 
            for name, width, _ in fields}
     fast = np.setdiff1d(np.arange(len(lines)), slow)
     if fast.size:
-        nbytes = -(-w["h_payload"] // 8)
+        nbytes = -(-w["step_payload"] // 8)
         raw = bytes.fromhex("".join(lines[r].rjust(2 * nbytes, "0") for r in fast))
         bits = np.unpackbits(np.frombuffer(raw, np.uint8).reshape(fast.size, nbytes)[:, ::-1],
                              axis=1, bitorder="little")
@@ -272,7 +272,8 @@ def run_vectors(vectors: Vectors, simulator: str = "verilator", *, lanes: int | 
     if design is not None:      # a stacked design, behind the single cell's port names
         dut = StackTop(design)
     else:
-        dut = LSTMCell(vectors.config, vectors.qweights, lanes=lanes, output_c=vectors.output_c)
+        dut = LSTMCell(vectors.config, vectors.qweights, lanes=lanes, output_c=vectors.output_c,
+                       serial_output=vectors.serial_output)
     if verilog_text is None:
         verilog_text = export_verilog(dut, TOPLEVEL)
     else:       # built elsewhere: this instance only gives the closed-form cycle count

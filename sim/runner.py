@@ -167,7 +167,8 @@ def design_of(scenario: Scenario, lanes=None):
     Verilog module is ``lstm_cell`` either way; a stack has ports ``weights_l{k}__*``,
     ``state_l{k}__*`` and an L-bit ``error``."""
     if scenario.n_layers == 1:
-        return LSTMCell(scenario.config, scenario.weights, lanes=lanes, output_c=scenario.output_c)
+        return LSTMCell(scenario.config, scenario.weights, lanes=lanes, output_c=scenario.output_c,
+                        serial_output=scenario.serial_output)
     per_layer = [p for _, _, p in scenario.layers]
     if lanes is not None:
         per_layer = list(lanes) if hasattr(lanes, "__iter__") else [int(lanes)] * scenario.n_layers

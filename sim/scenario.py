@@ -46,6 +46,8 @@ class Scenario:
     #: a stack of L >= 2 layers: (config, weights, lanes) per layer (``config``, ``weights``
     #: are layer 0's); empty for the single cell, whose lanes ``run_scenario`` takes
     stack: list = field(default_factory=list)
+    #: the design's h stream is word-serial (one unit per transfer; single cell only)
+    serial_output: bool = False
 
     @classmethod
     def stacked(cls, layers, **kw) -> "Scenario":
@@ -87,16 +89,20 @@ class Scenario:
 
     def add_sequences(self, x_raw: np.ndarray, *, first_sequence: int = 0,
                       background: bool = False) -> None:
-        """Raw x codes (B, T, X): B sequences, back to back, each starting with ``first``.
-        ``background``: go on with the next ops while these steps are offered."""
+        """Raw x codes (B, T, X): B sequences, back to back, each starting with ``first`` and
+        ending with ``last``. ``background``: go on with the next ops while these steps are
+        offered."""
         x_raw = np.asarray(x_raw, np.int64)
         B, T, _ = x_raw.shape
         first = np.zeros((B, T), bool)
         first[:, 0] = True
+        last = np.zeros((B, T), bool)
+        last[:, -1] = True
         seq = np.repeat(np.arange(B) + first_sequence, T)
         step = np.tile(np.arange(T), B)
         self.ops.append({"op": "steps", "x": x_raw.reshape(B * T, -1).tolist(),
                          "first": first.reshape(-1).astype(int).tolist(),
+                         "last": last.reshape(-1).astype(int).tolist(),
                          "sequence": seq.tolist(), "step": step.tolist(),
                          "background": bool(background)})
 
@@ -149,7 +155,7 @@ class Scenario:
         Path(path).write_text(json.dumps({
             "config": self.config.as_dict(), "weights": qweights_dict(self.weights),
             "seed": self.seed, "gap": self.gap, "stall": self.stall, "output_c": self.output_c,
-            "ops": self.ops,
+            "ops": self.ops, "serial_output": self.serial_output,
             **({"stack": [{"config": cfg.as_dict(), "weights": qweights_dict(w), "lanes": p}
                           for cfg, w, p in self.stack]} if self.stack else {})}))
 
@@ -159,4 +165,5 @@ class Scenario:
         stack = [(parse_config(layer["config"], source="<scenario>"),
                   qweights_from_dict(layer["weights"]), layer["lanes"]) for layer in d.get("stack", ())]
         return cls(parse_config(d["config"], source="<scenario>"), qweights_from_dict(d["weights"]),
-                   d["seed"], d["gap"], d["stall"], d["output_c"], d["ops"], stack)
+                   d["seed"], d["gap"], d["stall"], d["output_c"], d["ops"], stack,
+                   d.get("serial_output", False))

@@ -120,15 +120,16 @@ class Checker:
                 tag[0], tag[1], unit, name, want, got, (config or self.config).fmt(name), where,
                 self.seed))
 
-    def observe_inner(self, k, config, tag, want_x, want_first, got):
+    def observe_inner(self, k, config, tag, want_x, want_frame, got):
         """Layer k (>= 1) took ``got`` (its x port's payload): the model's cast of the layer
-        below's h and that step's ``first``."""
+        below's h and that step's ``first`` and ``last`` (``want_frame``)."""
         for unit, (w, g) in enumerate(zip(want_x, got["x"])):
             if int(w) != g:
                 self._mismatch(tag, unit, "x", int(w), g, config, f"layer {k} input ")
-        if int(want_first) != got["first"]:
-            self.violation(f"layer {k} took sequence {tag[0]} step {tag[1]} with first="
-                           f"{got['first']}, expected {int(want_first)}")
+        for name, want in zip(("first", "last"), want_frame):
+            if int(want) != got[name]:
+                self.violation(f"layer {k} took sequence {tag[0]} step {tag[1]} with {name}="
+                               f"{got[name]}, expected {int(want)}")
         self.compared_inner += len(want_x)
 
     def observe(self, h, c):

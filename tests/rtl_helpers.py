@@ -59,10 +59,13 @@ def random_weights(rng: np.random.Generator, n_inputs: int, n_hidden: int, scale
                        rng.uniform(-k, k, 4 * H), **extra)
 
 
-def run_steps(dut, x_raw, first, *, gap=0.0, stall=0.0, seed=0, loads=()):
+def run_steps(dut, x_raw, first, *, gap=0.0, stall=0.0, seed=0, loads=(), last=None,
+              background=()):
     """Send ``loads`` (``(port, words)`` pairs, in order), then one step per row of ``x_raw``
-    with its ``first`` bit, through a cell or a stack; take every output. Returns the outputs
-    ((h codes, c codes) per step) and the cycles each step was accepted and delivered on."""
+    with its ``first`` (and ``last``, default 0) bit, through a cell or a stack; take every
+    output. Returns the outputs ((h codes, c codes) per step) and the cycles each step was
+    accepted and delivered on. ``background``: more testbenches (e.g. monitors)."""
+    last = np.zeros(len(x_raw), bool) if last is None else last
     rng = random.Random(seed)
     outputs, accepted, produced = [], [], []
     cycle = [0]
@@ -75,8 +78,9 @@ def run_steps(dut, x_raw, first, *, gap=0.0, stall=0.0, seed=0, loads=()):
         for port, words in loads:
             for word in words:
                 await stream_put(ctx, port, word, gap=gap, rng=rng)
-        for x, f in zip(x_raw, first):
-            await stream_put(ctx, dut.x, {"x": [int(v) for v in x], "first": int(f)}, gap=gap, rng=rng)
+        for x, f, e in zip(x_raw, first, last):
+            await stream_put(ctx, dut.x, {"x": [int(v) for v in x], "first": int(f), "last": int(e)},
+                             gap=gap, rng=rng)
             accepted.append(cycle[0])
 
     async def monitor(ctx):
@@ -85,7 +89,7 @@ def run_steps(dut, x_raw, first, *, gap=0.0, stall=0.0, seed=0, loads=()):
             outputs.append(([int(v) for v in p.h], [int(v) for v in p.c]))
             produced.append(cycle[0])
 
-    simulate(dut, driver, monitor, background=[clock])
+    simulate(dut, driver, monitor, background=[clock, *background])
     return outputs, accepted, produced
 
 

@@ -5,6 +5,7 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Elaboratable
 
 import helpers_model
 from model.config import load_config
@@ -76,3 +77,135 @@ def test_serial_layout_is_the_state_layout_and_no_c_drops_it():
     from amaranth.hdl import Fragment
     for d in (dut, bare):
         Fragment.get(d, None)
+
+
+# -- the serial output's defects (issue 16, item 5): each test failed before the fix ----------
+
+def _serial_cell(X=3, H=4, lanes=2, seed=3, B=1, T=2):
+    cfg = load_config()
+    golden, x_raw, first, h, c = _golden_steps(cfg, X, H, seed, B=B, T=T)
+    return cfg, golden, x_raw, LSTMCell(cfg, golden.qweights, lanes=lanes, serial_output=True)
+
+
+class _Loopback(Elaboratable):
+    """The serial h stream wired straight into the ``state`` port (same layout), as
+    docs/protocol.md says a result can be sent back as an initial-state packet."""
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Module
+        from amaranth.lib import wiring
+        m = Module()
+        m.submodules.dut = self.dut
+        wiring.connect(m, self.dut.h, self.dut.state)
+        return m
+
+
+async def _put_within(ctx, port, payload, cycles):
+    """Offer ``payload``; True if it was taken within ``cycles`` edges."""
+    ctx.set(port.payload, payload)
+    ctx.set(port.valid, 1)
+    for _ in range(cycles):
+        _, _, ready = await ctx.tick().sample(port.ready)
+        if ready:
+            ctx.set(port.valid, 0)
+            return True
+    ctx.set(port.valid, 0)
+    return False
+
+
+def test_serial_output_wired_into_state_runs():
+    """(a) h -> state: each step's result becomes the next `first` step's initial state."""
+    from amaranth.sim import Simulator
+    from model.cell import FixedLSTM
+    cfg, golden, x_raw, dut = _serial_cell(T=3)
+    H = dut.geometry.n_hidden
+    words, taken = [], []
+
+    async def watch(ctx):
+        async for _, _, valid, ready, payload in ctx.tick().sample(dut.h.valid, dut.h.ready,
+                                                                     dut.h.payload):
+            if valid and ready:
+                words.append((int(payload.h), int(payload.c)))
+
+    async def driver(ctx):
+        for x in x_raw:
+            ok = await _put_within(ctx, dut.x, {"x": [int(v) for v in x], "first": 1},
+                                   4 * dut.cycles_per_step)
+            taken.append(ok)
+            if not ok:
+                return
+        await ctx.tick().repeat(2 * dut.cycles_per_step)
+
+    sim = Simulator(_Loopback(dut))
+    sim.add_clock(1e-8)
+    sim.add_testbench(watch, background=True)
+    sim.add_testbench(driver)
+    sim.run()
+    assert all(taken), f"x not accepted (deadlock) after step {taken.index(False)}"
+    cell = FixedLSTM(cfg, golden.qweights)
+    h0 = c0 = np.zeros((1, H), np.int64)
+    for k, x in enumerate(x_raw):
+        out = cell.step(np.asarray(x, np.int64)[None], h0, c0)
+        h0, c0 = out["h"], out["c"]
+        got = words[k * H:(k + 1) * H]
+        assert [w[0] for w in got] == h0[0].tolist(), f"h at step {k}"
+        assert [w[1] for w in got] == c0[0].tolist(), f"c at step {k}"
+
+
+def test_serial_result_waiting_does_not_block_loads():
+    """(b) docs/protocol.md, IDLE: a result waiting for the consumer does not hold off loads."""
+    from amaranth.sim import Simulator
+    cfg, golden, x_raw, dut = _serial_cell(T=1)
+    seen = {}
+
+    async def tb(ctx):
+        ctx.set(dut.h.ready, 0)
+        await stream_put(ctx, dut.x, {"x": [int(v) for v in x_raw[0]], "first": 1})
+        await ctx.tick().until(dut.h.valid)        # all units are in: no step in flight
+        await ctx.tick().repeat(3)
+        seen["weights_ready"] = ctx.get(dut.weights.ready)
+        H = dut.geometry.n_hidden
+        packet = dut.geometry.state_packet(np.arange(H), -np.arange(H))
+        seen["state_taken"] = 0
+        for word in packet:
+            seen["state_taken"] += await _put_within(ctx, dut.state, word, 5)
+        seen["h_still_waiting"] = ctx.get(dut.h.valid)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen["h_still_waiting"], "the result should still be waiting"
+    assert seen["weights_ready"], "weights not ready while a result waits"
+    assert seen["state_taken"] == 4, "state packet refused while a result waits"
+
+
+def test_serial_word_cycles_match_the_closed_forms():
+    """(c) word k of a step is taken CPS - H + k cycles after its x (the last on CPS - 1),
+    and a sequence of T steps takes cycles_per_sequence(T) = T * CPS - 1 cycles from its first
+    accept to its last word, with the consumer always ready."""
+    cfg, golden, x_raw, dut = _serial_cell(T=3)
+    H, cps = dut.geometry.n_hidden, dut.cycles_per_step
+    cycle, taken, accepted = [0], [], []
+
+    async def clock(ctx):
+        async for _ in ctx.tick():
+            cycle[0] += 1
+
+    async def driver(ctx):
+        for k, x in enumerate(x_raw):
+            await stream_put(ctx, dut.x, {"x": [int(v) for v in x], "first": int(k == 0)})
+            accepted.append(cycle[0])
+
+    async def monitor(ctx):
+        for _ in range(len(x_raw) * H):
+            await stream_get(ctx, dut.h)
+            taken.append(cycle[0])
+
+    simulate(dut, driver, monitor, background=[clock])
+    for k, start in enumerate(accepted):
+        assert taken[k * H:(k + 1) * H] == [start + cps - H + u for u in range(H)], f"step {k}"
+    assert taken[-1] - accepted[0] == dut.cycles_per_sequence(len(x_raw))

@@ -154,3 +154,32 @@ def test_bad_parameters():
         StackedLSTM(configs, qweights, lanes=(2,))
     with pytest.raises(RTLError, match=r"layer 1: lanes must be at most X\+H = 6"):
         StackedLSTM(configs, qweights, lanes=(2, 9))
+
+
+def test_links_pass_first_and_last_to_every_layer():
+    """Each deeper layer takes each step with the `first` and `last` bits it was sent with
+    (T = 1 sequences too: both on one step), in order, under gaps and stalls."""
+    rng = np.random.default_rng(5)
+    configs, qweights = _stack(rng, [(3, 4), (4, 3), (3, 2)])
+    dut = StackedLSTM(configs, qweights, lanes=[2, 3, 1])
+    n = 12
+    x = rng.integers(-4000, 4000, (n, 3))
+    first = rng.random(n) < 0.5
+    last = rng.random(n) < 0.5
+    first[0] = True
+    seen = {k: [] for k in (1, 2)}
+
+    def watch(k):
+        port = dut.layers[k].x
+
+        async def tb(ctx):
+            async for _, _, valid, ready, payload in ctx.tick().sample(port.valid, port.ready,
+                                                                         port.payload):
+                if valid and ready:
+                    seen[k].append((int(payload.first), int(payload.last)))
+        return tb
+
+    run_steps(dut, x, first, last=last, gap=0.3, stall=0.3, seed=2,
+              background=[watch(1), watch(2)])
+    sent = [(int(f), int(e)) for f, e in zip(first, last)]
+    assert seen[1] == sent and seen[2] == sent

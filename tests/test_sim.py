@@ -79,6 +79,19 @@ def test_loads_concurrent_with_steps(simulator):
     assert r["held_by_loads"] > 0          # the loads did overlap the steps
 
 
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_serial_output_with_loads_stalls_and_reset(simulator):
+    """The word-serial output (python -m rtl --serial-output) on the exported Verilog: every
+    word's h, c and framing compared, with gaps, stalls, a reset mid-step and loads offered
+    while steps run (they may land while a result's words wait)."""
+    cfg, weights = _default_design()
+    sc = full_scenario(cfg, weights, 3, seed=8, steps=30, gap=0.3, stall=0.5, loads=2)
+    sc.serial_output = True
+    result = run_scenario(sc, simulator, lanes=3)
+    _check(result, min_steps=sc.n_steps - 2)
+    assert result.results["loads"] == {"weights": 2, "state": 2}
+
+
 def _small_case(seed):
     """The default design (one build per simulator for these tests), a second model, inputs."""
     cfg, weights = _default_design()

@@ -77,6 +77,24 @@ def test_gaps_stalls_and_a_wrong_expectation(case):
     assert f"unit {H - 1} c" in wrong.tb.reports[0]
 
 
+def test_serial_output_in_batch_mode(case):
+    """The word-serial output through sim/verilog/tb_vectors.v: H words a step assembled and
+    compared, framing checked, gaps and stalls; a wrong expectation is still one mismatch."""
+    cfg, weights, x, _, _ = case
+    vectors = vectors_of_run(run_golden(cfg, weights, x), lanes=LANES, serial_output=True)
+    dut = LSTMCell(cfg, vectors.qweights, lanes=LANES, serial_output=True)
+    dut._MustUse__silence = True
+    plain = run_vectors(vectors, "verilator", lanes=LANES)
+    assert plain.passed and plain.tb["compared"] == vectors.h.size
+    B, T = x.shape[:2]
+    # sequences back to back: from the first accept to the last word, T * B steps' worth
+    assert plain.tb["step_cycles"] == dut.cycles_per_sequence(B * T)
+    stalled = run_vectors(vectors, "verilator", lanes=LANES, gap=25, stall=35, seed=4)
+    assert stalled.passed and np.array_equal(stalled.h, vectors.h)
+    wrong = run_vectors(vectors, "verilator", lanes=LANES, corrupt=_corrupt_last_c)
+    assert not wrong.passed and wrong.tb["mismatches"] == 1
+
+
 @pytest.mark.parametrize("argv, batch", [
     (["--sim", "verilator"], True),
     (["--sim", "verilator", "--gap", "0.1"], False),

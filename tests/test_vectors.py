@@ -61,6 +61,7 @@ def test_files_hold_the_port_payloads(tmp_path):
     assert [s["x"] for s in xs] == vectors.x_raw.reshape(-1, X).tolist()
     B, T = vectors.x_raw.shape[:2]
     assert [s["first"] for s in xs] == ([1] + [0] * (T - 1)) * B
+    assert [s["last"] for s in xs] == ([0] * (T - 1) + [1]) * B
     outs = [out.unpack(w) for w in read_hex(tmp_path / "expected.hex")]
     assert [o["h"] for o in outs] == vectors.h.reshape(-1, H).tolist()
     assert [o["c"] for o in outs] == vectors.c.reshape(-1, H).tolist()
@@ -213,7 +214,7 @@ def test_dump_decoding_signs_and_unknown_bits(tmp_path):
     vectors, _ = small_case(B=1, T=2)
     H, wc = vectors.n_hidden, vectors.widths()["c"]
     words = vectors.words()["expected.hex"][0]
-    digits = -(-vectors.widths()["h_payload"] // 4)
+    digits = -(-vectors.widths()["step_payload"] // 4)
     lines = [f"{w:0{digits}x}" for w in words]
     lines[1] = "x" + lines[1][1:]               # top digit: the last unit's c
     (tmp_path / "dump.hex").write_text("\n".join(lines) + "\n")

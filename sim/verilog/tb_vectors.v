@@ -41,8 +41,18 @@ module tb_vectors;
     localparam CW = `LSTM_C_BITS;
     localparam DW = `LSTM_DATA_BITS;
     localparam OUTPUT_C = `LSTM_OUTPUT_C;
-    localparam XP = `LSTM_X_PAYLOAD_BITS;         // X codes, first
-    localparam OP = `LSTM_H_PAYLOAD_BITS;         // H h codes, H c codes
+    localparam XP = `LSTM_X_PAYLOAD_BITS;         // X codes, first, last
+    localparam OP = `LSTM_H_PAYLOAD_BITS;         // H h codes, H c codes (serial: h, c, first, last)
+`ifdef LSTM_SERIAL_OUTPUT
+    localparam SERIAL = `LSTM_SERIAL_OUTPUT;      // the h stream is word-serial: H words a step
+`else
+    localparam SERIAL = 0;
+`endif
+`ifdef LSTM_STEP_PAYLOAD_BITS
+    localparam EP = `LSTM_STEP_PAYLOAD_BITS;      // an expected step: H h codes, H c codes
+`else
+    localparam EP = OP;
+`endif
     localparam WP = `LSTM_WEIGHTS_PAYLOAD_BITS;   // data, first, last
     localparam SP = `LSTM_STATE_PAYLOAD_BITS;     // h, c, first, last
     localparam NW = `LSTM_LOAD_WORDS;
@@ -53,7 +63,7 @@ module tb_vectors;
     reg [DW-1:0] weight_mem [0:NW-1];
     reg [HW+CW-1:0] state_mem [0:H-1];
     reg [XP-1:0] x_mem [0:DEPTH-1];
-    reg [OP-1:0] expected_mem [0:DEPTH-1];
+    reg [EP-1:0] expected_mem [0:DEPTH-1];
 
     // ---- the design -----------------------------------------------------------------------
     reg clk = 1'b0;
@@ -120,8 +130,9 @@ module tb_vectors;
     integer cycle = 0, start_cycle = 0, first_accept = -1, last_output = 0, idle = 0;
     integer w_sent = 0, s_sent = 0, x_sent = 0, received = 0;
     integer compared = 0, compared_c = 0, mismatches = 0, failed_steps = 0, reported = 0;
-    integer u, bad, out_seq = -1, out_t = 0;
-    reg [OP-1:0] got, want;
+    integer u, bad, out_seq = -1, out_t = 0, word = 0;
+    reg [EP-1:0] got, want;
+    reg step_done;
     reg [HW-1:0] got_h, want_h;
     reg [CW-1:0] got_c, want_c;
 
@@ -210,18 +221,37 @@ module tb_vectors;
                 end else
                     x_valid <= 1'b0;
             end
-            // ---- outputs: every code compared ----
+            // ---- outputs: every code compared (a word-serial step once its H words are in) ----
+            step_done = 1'b0;
             if (h_valid && h_ready) begin
                 idle = 0;
                 last_output = cycle;
-                got = h_payload;
+                if (SERIAL) begin
+                    got[word * HW +: HW] = h_payload[HW-1:0];
+                    if (OUTPUT_C) got[H * HW + word * CW +: CW] = h_payload[HW +: CW];
+                    if (h_payload[OP-2] !== (word == 0) || h_payload[OP-1] !== (word == H - 1)) begin
+                        mismatches = mismatches + 1;
+                        $display("tb_vectors: mismatch: step %0d word %0d: first=%b last=%b, expected %b %b",
+                                 received, word, h_payload[OP-2], h_payload[OP-1], word == 0, word == H - 1);
+                    end
+                    word = word + 1;
+                    if (word == H) begin
+                        word = 0;
+                        step_done = 1'b1;
+                    end
+                end else begin
+                    got = h_payload;
+                    step_done = 1'b1;
+                end
+            end
+            if (step_done) begin
                 if (dump != 0) $fdisplay(dump, "%h", got);
                 if (received >= steps) begin
                     mismatches = mismatches + 1;
                     failed_steps = failed_steps + 1;
                     $display("tb_vectors: unexpected output %0d: only %0d steps were sent", received, steps);
                 end else begin
-                    if (x_mem[received][XP-1]) begin     // first: a new sequence
+                    if (x_mem[received][X * XW]) begin   // first: a new sequence
                         out_seq = out_seq + 1;
                         out_t = 0;
                     end else

@@ -1,0 +1,330 @@
+"""The classifier head on chip: the logits of the last layer's h at each ``last`` step, exactly
+the golden model's ``logits_raw`` (:meth:`model.cell.FixedLSTM.head`), and their argmax.
+
+    logit[c] = sum_u h[u] * W[c, u] << s_w  +  b[c] << s_b      (exact, F_l fraction bits)
+    F_l = max(F_h + F_weight, F_bias),  s_w = F_l - F_h - F_weight,  s_b = F_l - F_bias
+    label = the first c with the largest logit (numpy's argmax)
+
+One serial multiply-accumulate does the C*H products, class by class, from a copy of the h
+vector (a small memory written word by word) while the cell already runs the next sequence
+(docs/architecture.md, "The classifier head").
+"""
+from amaranth.hdl import Module, Mux, ResetSignal, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+import numpy as np
+
+from model.config import Config
+
+from .geometry import RTLError, refuse
+from .pipeline import delay, product_register, read_port, write_port
+
+__all__ = ["ClassifierHead", "ClassifiedLSTM", "Fork", "logit_format", "head_layouts"]
+
+MULTIPLIERS = ("dsp", "lut")
+
+
+def logit_format(config: Config, n_hidden: int) -> tuple[int, int]:
+    """(bits, frac) of a logit code: F_l = max(F_h + F_weight, F_bias) fraction bits, and enough
+    bits for the worst case of H products and the bias at any codes of their formats (so a
+    head loaded with other weights of the same formats cannot overflow either)."""
+    fh, fw, fb = (config.fmt(n) for n in ("h", "weight", "bias"))
+    frac = max(fh.frac + fw.frac, fb.frac)
+    bound = (n_hidden << (fh.bits + fw.bits - 2 + frac - fh.frac - fw.frac)) + \
+        (1 << (fb.bits - 1 + frac - fb.frac))
+    return bound.bit_length() + 1, frac
+
+
+def head_layouts(config: Config, n_hidden: int, n_classes: int):
+    """Payload layouts of the head's input (h codes and the step's ``last``) and of ``y``
+    (C logit codes, then the label)."""
+    wh = signed(config.fmt("h").bits)
+    bits, _ = logit_format(config, n_hidden)
+    h_in = data.StructLayout({"h": data.ArrayLayout(wh, n_hidden), "last": 1})
+    y = data.StructLayout({"logits": data.ArrayLayout(signed(bits), n_classes),
+                           "label": unsigned(max(1, ceil_log2(n_classes)))})
+    return h_in, y
+
+
+def lut_product(m, a, b, name: str):
+    """``a * b`` (exact, signed ``b``) as shift-and-add in logic, no multiplier block: the
+    partial products (``a`` shifted, selected by a bit of ``b``; the sign bit's subtracted) in a
+    tree of adders, one registered level per stage. Returns (product, latency in cycles)."""
+    wb = len(b)
+    width = len(a) + wb
+    terms = []
+    for k in range(wb):
+        term = Mux(b[k], a.as_signed() << k, 0)
+        terms.append(-term if k == wb - 1 and b.shape().signed else term)
+    level = 0
+    while len(terms) > 1 or level == 0:
+        nxt = []
+        for j in range(0, len(terms), 2):
+            s = Signal(signed(width), name=f"{name}_l{level}_{j // 2}", reset_less=True)
+            m.d.sync += s.eq(terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j])
+            nxt.append(s)
+        terms, level = nxt, level + 1
+    return terms[0], level
+
+
+class ClassifierHead(wiring.Component):
+    """C logits and the label of the h of each ``last`` step, in one serial MAC.
+
+    Parameters
+    ----------
+    config : :class:`model.config.Config`
+        The last layer's config: h, weight and bias formats (the head's weights are cast into
+        the weight and bias formats like the cell's).
+    head_weight : int array (C, H)
+        Weight codes (weight format), initialised into one memory (block RAM), row-major.
+    head_bias : int array (C,)
+        Bias codes (bias format), in a small memory of their own.
+    multiplier : ``"dsp"`` or ``"lut"``
+        The product in a multiplier block (``MULT18X18D`` on ECP5, with its output register) or
+        in logic (:func:`lut_product`, ceil(log2 W_weight) registered adder levels), for
+        designs whose DSPs are all spent.
+
+    Members
+    -------
+    h : ``In(stream.Signature(h_layout))``
+        ``h``: the last layer's H codes (h format); ``last``: this step ends a sequence. A step
+        without ``last`` is taken at once and dropped. A ``last`` step is copied into the
+        head's h memory one unit per cycle (taken on its H-th cycle) once the previous
+        sequence's ``y`` is taken.
+    y : ``Out(stream.Signature(y_layout))``
+        ``logits``: C codes of :func:`logit_format`; ``label``: the first class with the largest
+        logit. One transfer per ``last`` step, held (valid and payload) until taken.
+
+    Latency: ``y`` is taken ``latency`` = H + C*H + L_mul + 3 cycles after the edge an
+    always-ready consumer would have taken the ``last`` step's h (L_mul = 1 for ``"dsp"``).
+    The head is busy for that long per sequence: throughput is the cell's while sequences take
+    at least that many cycles (a stalled ``y`` or shorter sequences hold the cell's output).
+    """
+
+    def __init__(self, config: Config, head_weight, head_bias, *, multiplier: str = "dsp"):
+        head_weight = np.asarray(head_weight, np.int64)
+        head_bias = np.asarray(head_bias, np.int64)
+        try:
+            if multiplier not in MULTIPLIERS:
+                raise RTLError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not "
+                               f"{multiplier!r}")
+            if head_weight.ndim != 2 or head_bias.shape != head_weight.shape[:1] \
+                    or 0 in head_weight.shape:
+                raise RTLError(f"head_weight must be (C, H) and head_bias (C,), not "
+                               f"{head_weight.shape} and {head_bias.shape}")
+            for codes, name in ((head_weight, "weight"), (head_bias, "bias")):
+                fmt = config.fmt(name)
+                if codes.min() < fmt.min_code or codes.max() > fmt.max_code:
+                    raise RTLError(f"head {name} codes must fit the {name} format "
+                                   f"({fmt.bits} bits)")
+        except RTLError as e:
+            refuse(self, e)
+        self._config, self._multiplier = config, multiplier
+        self._weight, self._bias = head_weight, head_bias
+        self.n_classes, self.n_hidden = head_weight.shape
+        self.logit_bits, self.logit_frac = logit_format(config, self.n_hidden)
+        self.h_layout, self.y_layout = head_layouts(config, self.n_hidden, self.n_classes)
+        super().__init__({"h": In(stream.Signature(self.h_layout)),
+                          "y": Out(stream.Signature(self.y_layout))})
+
+    @staticmethod
+    def multiplier_latency(config: Config, multiplier: str) -> int:
+        if multiplier == "dsp":
+            return 1
+        return max(1, ceil_log2(config.fmt("weight").bits))
+
+    @property
+    def latency(self) -> int:
+        """Cycles from where an always-ready consumer takes the ``last`` h to ``y`` taken."""
+        return (self.n_hidden + self.n_classes * self.n_hidden
+                + self.multiplier_latency(self._config, self._multiplier) + 3)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, C, H = self._config, self.n_classes, self.n_hidden
+        fh, fw, fb = (cfg.fmt(n) for n in ("h", "weight", "bias"))
+        s_w, s_b = self.logit_frac - fh.frac - fw.frac, self.logit_frac - fb.frac
+
+        m.submodules.weights = w_mem = Memory(shape=signed(fw.bits), depth=C * H,
+                                              init=self._weight.reshape(-1).tolist())
+        m.submodules.biases = b_mem = Memory(shape=signed(fb.bits), depth=C,
+                                             init=self._bias.tolist())
+        m.submodules.h_copy = h_mem = Memory(shape=signed(fh.bits), depth=H, init=[])
+        w_rd, b_rd = read_port(w_mem, "weights_rd"), read_port(b_mem, "biases_rd")
+        h_rd, h_wr = read_port(h_mem, "h_copy_rd"), write_port(h_mem, "h_copy_wr")
+
+        y_full = Signal()                     # y holds a result not yet taken
+        unit = Signal(range(max(H, 2)))       # copy: unit; MAC: unit of the product issued
+        klass = Signal(range(max(C, 2)))      # MAC: class of the product issued
+        addr = Signal(range(max(C * H, 2)))   # MAC: klass * H + unit
+        issue = Signal()
+
+        # copy a `last` step's h into h_copy, one unit per cycle (registered: the H-way select
+        # and the memory write are in different cycles); other steps are dropped at once
+        copy_we = Signal()
+        m.d.sync += [h_wr.en.eq(copy_we), h_wr.addr.eq(unit),
+                     h_wr.data.eq(self.h.payload.h[unit])]
+        with m.If(self.h.valid & ~self.h.payload.last):
+            m.d.comb += self.h.ready.eq(1)
+        with m.FSM(name="head"):
+            with m.State("IDLE"):
+                with m.If(self.h.valid & self.h.payload.last & ~y_full):
+                    m.d.comb += copy_we.eq(1)
+                    m.d.sync += unit.eq(unit + 1)
+                    with m.If(unit == H - 1):
+                        m.d.comb += self.h.ready.eq(1)
+                        m.d.sync += unit.eq(0)
+                        m.next = "SETTLE"
+            with m.State("SETTLE"):           # the last unit's write lands
+                m.next = "MAC"
+            with m.State("MAC"):
+                m.d.comb += issue.eq(1)
+                m.d.sync += [unit.eq(Mux(unit == H - 1, 0, unit + 1)), addr.eq(addr + 1)]
+                with m.If(unit == H - 1):
+                    m.d.sync += klass.eq(klass + 1)
+                    with m.If(klass == C - 1):
+                        m.d.sync += [klass.eq(0), addr.eq(0)]
+                        m.next = "DRAIN"
+            with m.State("DRAIN"):            # the last products go through the pipeline
+                with m.If(y_full):
+                    m.next = "IDLE"
+
+        # read: weight, bias of the class, h unit (memory read registers)
+        m.d.comb += [w_rd.addr.eq(addr), b_rd.addr.eq(klass), h_rd.addr.eq(unit)]
+        first_u = delay(m, issue & (unit == 0), 1, "first_u", reset_less=False)
+        last_u = delay(m, issue & (unit == H - 1), 1, "last_u", reset_less=False)
+        klass_r = delay(m, klass, 1, "klass_r")
+
+        # product (a multiplier block with its output register, or logic)
+        if self._multiplier == "dsp":
+            product, lat = product_register(m, platform, h_rd.data, w_rd.data, "head_product"), 1
+        else:
+            product, lat = lut_product(m, h_rd.data, w_rd.data, "head_product")
+        first_p = delay(m, first_u, lat, "first_p", reset_less=False)
+        last_p = delay(m, last_u, lat, "last_p", reset_less=False)
+        klass_p = delay(m, klass_r, lat, "klass_p")
+        bias_p = delay(m, b_rd.data, lat, "bias_p")
+
+        # accumulate: a class starts from its bias (both aligned to F_l fraction bits)
+        acc = Signal(signed(self.logit_bits), reset_less=True)
+        term = product.as_signed() << s_w
+        m.d.sync += acc.eq(Mux(first_p, bias_p << s_b, acc) + term)
+        done = delay(m, last_p, 1, "logit_done", reset_less=False)
+        klass_a = delay(m, klass_p, 1, "klass_a")
+
+        # a class's logit is final: store it, and keep the first largest (numpy's argmax)
+        logits = Signal(data.ArrayLayout(signed(self.logit_bits), C), reset_less=True)
+        best = Signal(signed(self.logit_bits), reset_less=True)
+        label = Signal.like(self.y.payload.label)
+        with m.If(done):
+            m.d.sync += logits[klass_a].eq(acc)
+            with m.If((klass_a == 0) | (acc > best)):
+                m.d.sync += [best.eq(acc), label.eq(klass_a)]
+            with m.If(klass_a == C - 1):
+                m.d.sync += y_full.eq(1)
+
+        m.d.comb += [self.y.valid.eq(y_full & ~ResetSignal()), self.y.payload.logits.eq(logits),
+                     self.y.payload.label.eq(label)]
+        with m.If(self.y.valid & self.y.ready):
+            m.d.sync += y_full.eq(0)
+        return m
+
+
+class Fork(wiring.Component):
+    """One stream to two consumers: each takes the payload once; the source's transfer completes
+    when both have (the payload is held until then)."""
+
+    def __init__(self, layout):
+        super().__init__({"i": In(stream.Signature(layout)), "a": Out(stream.Signature(layout)),
+                          "b": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        taken_a, taken_b = Signal(), Signal()
+        m.d.comb += [self.a.payload.eq(self.i.payload), self.b.payload.eq(self.i.payload),
+                     self.a.valid.eq(self.i.valid & ~taken_a),
+                     self.b.valid.eq(self.i.valid & ~taken_b),
+                     self.i.ready.eq((taken_a | self.a.ready) & (taken_b | self.b.ready))]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [taken_a.eq(0), taken_b.eq(0)]
+        with m.Else():
+            m.d.sync += [taken_a.eq(taken_a | (self.a.valid & self.a.ready)),
+                         taken_b.eq(taken_b | (self.b.valid & self.b.ready))]
+        return m
+
+
+class ClassifiedLSTM(wiring.Component):
+    """A cell or a stack (``core``) with the classifier head after its last layer: the core's
+    ports (``x``, ``h`` unless ``output_h`` is False, the load ports, ``error``) and ``y``.
+
+    Each step's ``last`` bit is recorded as the core accepts the step and reattached to its h
+    (:class:`rtl.stack.StepTags`); the h goes both to the ``h`` port and to the head
+    (:class:`Fork`: the core's output is free once both took it), or only to the head.
+
+    Closed forms (inputs waiting, outputs always ready): ``cycles_per_step`` is the core's;
+    ``cycles_per_sequence(T)`` = the core's + :attr:`ClassifierHead.latency`, from the first
+    accept of a sequence to its ``y`` taken.
+    """
+
+    def __init__(self, core, head: ClassifierHead, *, output_h: bool = True):
+        self._core, self._head, self._output_h = core, head, bool(output_h)
+        members = dict(core.signature.members.items())
+        if not self._output_h:
+            del members["h"]
+        members["y"] = Out(stream.Signature(head.y_layout))
+        super().__init__(members)
+
+    @property
+    def core(self):
+        return self._core
+
+    @property
+    def head(self) -> ClassifierHead:
+        return self._head
+
+    @property
+    def output_h(self) -> bool:
+        return self._output_h
+
+    @property
+    def cycles_per_step(self) -> int:
+        return self._core.cycles_per_step
+
+    def cycles_per_sequence(self, steps: int) -> int:
+        return self._core.cycles_per_sequence(steps) + self._head.latency
+
+    def elaborate(self, platform):
+        from .stack import StepTags
+        m = Module()
+        core, head = self._core, self._head
+        m.submodules.core, m.submodules.head = core, head
+        for name in self.signature.members:
+            if name in ("x", "h", "y"):
+                continue
+            if name == "error":
+                m.d.comb += self.error.eq(core.error)
+            else:                               # load ports: straight through
+                wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(core, name))
+
+        # `last` beside each step, from the core's input to its output
+        step, output = core.x.payload.shape(), core.h.payload.shape()
+        layers = len(getattr(core, "layers", (core,)))
+        m.submodules.tags = tags = StepTags(2 * layers, step, output)
+        wiring.connect(m, wiring.flipped(self.x), tags.upstream_x)
+        wiring.connect(m, tags.downstream_x, core.x)
+        wiring.connect(m, core.h, tags.upstream_h)
+
+        # the h to the `h` port and the head, or to the head only
+        source = tags.h
+        if self._output_h:
+            m.submodules.fork = fork = Fork(output)
+            wiring.connect(m, tags.h, fork.i)
+            wiring.connect(m, fork.a, wiring.flipped(self.h))
+            source = fork.b
+        m.d.comb += [head.h.valid.eq(source.valid), source.ready.eq(head.h.ready),
+                     head.h.payload.h.eq(source.payload.h), head.h.payload.last.eq(tags.last)]
+        wiring.connect(m, head.y, wiring.flipped(self.y))
+        return m
