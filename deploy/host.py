@@ -66,37 +66,49 @@ def layer_weights(config: Config, model) -> list:
 @dataclass(frozen=True)
 class Identity:
     """What the host expects INFO to say for its config and model."""
+    config: dict            # Config.as_dict(): what the design hash covers
     sizes: tuple            # (X_k, H_k) per layer
-    n_classes: int
+    n_classes: int          # the model's head (0: none); a board may leave it off the chip
     x_fmt: tuple            # (bits, frac) of layer 0's x
     h_fmt: tuple            # (bits, frac) of the last layer's h
-    design_hash: bytes
+    logit_fmt: tuple        # (bits, frac) of the on-chip head's logits, (0, 0) without a head
+
+    def design_hash(self, n_classes: int) -> bytes:
+        return p.design_hash(self.config, self.sizes, n_classes)
 
 
 def expected_identity(config: Config, model) -> Identity:
+    from rtl.head import logit_format
     stack = model if isinstance(model, LSTMStack) else LSTMStack.from_single(model)
     sizes = tuple((layer.n_inputs, layer.n_hidden) for layer in stack.layers)
     n_classes = stack.head_weight.shape[0] if stack.has_head else 0
-    x = config.for_layer(0).fmt("x")
-    h = config.for_layer(stack.n_layers - 1).fmt("h")
-    return Identity(sizes, n_classes, (x.bits, x.frac), (h.bits, h.frac),
-                    p.design_hash(config.as_dict(), sizes, n_classes))
+    last = config.for_layer(stack.n_layers - 1)
+    x, h = config.for_layer(0).fmt("x"), last.fmt("h")
+    logits = logit_format(last, stack.n_hidden) if n_classes else (0, 0)
+    return Identity(config.as_dict(), sizes, n_classes, (x.bits, x.frac), (h.bits, h.frac),
+                    tuple(logits))
 
 
 def identity_problems(info: p.Info, want: Identity) -> list[str]:
-    """How the board's INFO differs from what the host's config and model need (empty: none)."""
+    """How the board's INFO differs from what the host's config and model need (empty: none).
+    A board without the head (C = 0) serves a model with one: it returns h, and the host
+    applies the golden head."""
     got_sizes = tuple((layer.n_inputs, layer.n_hidden) for layer in info.layers)
     problems = []
     if got_sizes != want.sizes:
         shown = lambda sizes: ", ".join(f"X={x} H={h}" for x, h in sizes)   # noqa: E731
         problems.append(f"layers {shown(got_sizes)} (L={len(got_sizes)}), the model has "
                         f"{shown(want.sizes)} (L={len(want.sizes)})")
-    if info.n_classes != want.n_classes:
-        problems.append(f"C={info.n_classes} classes, the model has {want.n_classes}")
-    for name, got, need in (("x", (info.x_bits, info.x_frac), want.x_fmt),
-                            ("h", (info.h_bits, info.h_frac), want.h_fmt)):
+    if info.n_classes not in (0, want.n_classes):
+        problems.append(f"a head of C={info.n_classes} classes, the model has "
+                        f"{want.n_classes or 'no head'}")
+    formats = [("x", (info.x_bits, info.x_frac), want.x_fmt),
+               ("h", (info.h_bits, info.h_frac), want.h_fmt)]
+    if info.n_classes and info.n_classes == want.n_classes:
+        formats.append(("logit", (info.logit_bits, info.logit_frac), want.logit_fmt))
+    for name, got, need in formats:
         if got != need:
-            problems.append(f"{name} format {got[0]} bits/{got[1]} fraction, the config has "
+            problems.append(f"{name} format {got[0]} bits/{got[1]} fraction, the config gives "
                             f"{need[0]}/{need[1]}")
     for k, layer in enumerate(info.layers):
         # the step period this RTL gives the board's own lanes (a board from another RTL differs)
@@ -108,9 +120,10 @@ def identity_problems(info: p.Info, want: Identity) -> list[str]:
         if layer.cycles_per_step != cycles:
             problems.append(f"layer {k} takes {layer.cycles_per_step} cycles per step at "
                             f"P={layer.lanes}, this RTL {cycles}")
-    if info.design_hash != want.design_hash and not problems:
+    expected_hash = want.design_hash(info.n_classes)
+    if info.design_hash != expected_hash and not problems:
         problems.append(f"design hash {info.design_hash.hex()}, the config and model give "
-                        f"{want.design_hash.hex()} (formats, activation tables or modes differ)")
+                        f"{expected_hash.hex()} (formats, activation tables or modes differ)")
     return problems
 
 

@@ -24,20 +24,21 @@ IDLE = 0.2              # seconds of line silence that end a truncated frame
 
 class FakeBoard:
     def __init__(self, config, model, *, lanes: int = 2, flaw: str | None = None,
-                 batch_results: int = 8):
+                 batch_results: int = 8, head_on_chip: bool = True):
         self.config, self.flaw = config, flaw
         (qweights,) = layer_weights(config, model)
         self.geometry = Geometry(config, qweights, lanes)
-        self.head = qweights.head_weight is not None
+        self.head = head_on_chip and qweights.head_weight is not None
         ident = expected_identity(config, model)
         self.cell = FixedLSTM(config, qweights)
         X, H = qweights.n_inputs, qweights.n_hidden
         cps = self.geometry.issue_cycles + LSTMCell.overhead_for(lanes)
         layer = p.LayerInfo(X, H, lanes, self.geometry.load_data_bits, self.geometry.n_words,
                             config.fmt("h").bits, config.fmt("c").bits, cps)
-        design_hash = bytes(8) if flaw == "hash" else ident.design_hash
-        self.info = p.Info(X, H, ident.n_classes, *ident.x_fmt, *ident.h_fmt,
-                           48 if self.head else 0, self.cell.head_frac if self.head else 0,
+        n_classes = ident.n_classes if self.head else 0
+        design_hash = bytes(8) if flaw == "hash" else ident.design_hash(n_classes)
+        self.info = p.Info(X, H, n_classes, *ident.x_fmt, *ident.h_fmt,
+                           *(ident.logit_fmt if self.head else (0, 0)),
                            self.head, cps, cps, p.DEFAULT_MAX_PAYLOAD, 4096, batch_results,
                            50_000_000, 3_000_000, 1000, design_hash, (layer,))
         self.qweights = qweights

@@ -72,6 +72,13 @@ def test_headless_model_compares_h(capsys, tmp_path):
     assert r["h_compared"] == 6 * 5 and r["mismatches"] == 0 and "accuracy_board" not in r
 
 
+def test_a_board_without_the_head_returns_h_and_the_host_applies_the_head(capsys, digits):
+    code, r, err = run_cli(capsys, FakeBoard(*digits, head_on_chip=False), "--limit", "12")
+    assert code == 0, err
+    assert r["h_compared"] == 12 * 32 and r["mismatches"] == 0 and "labels_compared" not in r
+    assert r["accuracy_board"] == r["accuracy_golden"]
+
+
 def test_a_board_for_another_model_is_refused_in_one_line(capsys, digits, tmp_path):
     other = random_weights(np.random.default_rng(7), 8, 16, head_classes=10)
     save_weights(tmp_path / "w.npz", other)
