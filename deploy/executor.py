@@ -23,15 +23,22 @@ class DesignPorts:
     its ports by layer and the widths of everything it packs or unpacks."""
 
     def __init__(self, design):
+        from rtl.head import ClassifiedLSTM
         from rtl.top import LSTMCell
-        cells = [design] if isinstance(design, LSTMCell) else list(design.layers)
+        self.head = design.head if isinstance(design, ClassifiedLSTM) else None
+        core = design.core if self.head is not None else design
+        if self.head is not None and not design.output_h:
+            raise ValueError("the host link needs the design's h stream (RUN without LAST "
+                             "answers with h): build it without --no-h")
+        cells = [core] if isinstance(core, LSTMCell) else list(core.layers)
         if len(cells) > MAX_LAYERS:
             raise ValueError(f"at most {MAX_LAYERS} layers, not {len(cells)}")
         if cells[-1].serial_output:
             raise ValueError("the host link takes the parallel h output, not --serial-output")
         self.design = design
+        self.cells = cells
         self.n_layers = len(cells)
-        single = isinstance(design, LSTMCell)
+        single = isinstance(core, LSTMCell)
         self.weights = [design.weights if single else getattr(design, f"weights_l{k}")
                         for k in range(len(cells))]
         self.state = [design.state if single else getattr(design, f"state_l{k}")
@@ -52,6 +59,19 @@ class DesignPorts:
         self.has_last = "last" in self.step_layout.members
         self.result_bits = self.n_hidden * self.h_bits
         self.result_bytes = (self.result_bits + 7) // 8
+        # with the head: a result is the label (one byte) and C logit codes, packed
+        if self.head is not None:
+            self.y_layout = self.head.y_layout
+            self.n_classes = self.head.n_classes if hasattr(self.head, "n_classes") else \
+                self.y_layout.members["logits"].length
+            self.logit_bits = self.y_layout.members["logits"].elem_shape.width
+            self.head_result_bits = 8 + self.n_classes * self.logit_bits
+            self.head_result_bytes = (self.head_result_bits + 7) // 8
+        else:
+            self.n_classes, self.logit_bits = 0, 0
+            self.head_result_bytes = 0
+        #: one RUN_BATCH result (every batch sequence ends with `last`)
+        self.batch_result_bytes = self.head_result_bytes or self.result_bytes
 
 
 class Executor(wiring.Component):
@@ -91,9 +111,9 @@ class Executor(wiring.Component):
         self._max_payload = max_payload
         self._batch_bytes = batch_bytes
         self._batch_results = batch_results
-        if 6 + batch_results * p.result_bytes > 0xFFFF:
-            refuse(self, ValueError(f"{batch_results} results of {p.result_bytes} bytes exceed "
-                                    f"a reply's 65535 bytes"))
+        if 6 + batch_results * p.batch_result_bytes > 0xFFFF:
+            refuse(self, ValueError(f"{batch_results} results of {p.batch_result_bytes} bytes "
+                                    f"exceed a reply's 65535 bytes"))
         members = {
             "req_valid": In(1), "req_command": In(8), "req_length": In(16), "req_status": In(8),
             "req_done": Out(1),
@@ -106,6 +126,8 @@ class Executor(wiring.Component):
             "x": Out(stream.Signature(p.step_layout)),
             "h": In(stream.Signature(p.output_layout)),
         }
+        if p.head is not None:
+            members["y"] = In(stream.Signature(p.y_layout))
         for k in range(p.n_layers):
             members[f"weights_l{k}"] = Out(stream.Signature(p.load_layouts[k]))
             members[f"state_l{k}"] = Out(stream.Signature(p.state_layouts[k]))
@@ -121,7 +143,7 @@ class Executor(wiring.Component):
         info_rd = info_rom.read_port()
         m.submodules.batch_mem = batch_mem = Memory(shape=8, depth=self._batch_bytes, init=[])
         batch_rd, batch_wr = batch_mem.read_port(), batch_mem.write_port()
-        result_depth = self._batch_results * p.result_bytes
+        result_depth = self._batch_results * p.batch_result_bytes
         m.submodules.result_mem = result_mem = Memory(shape=8, depth=result_depth, init=[])
         result_rd, result_wr = result_mem.read_port(), result_mem.write_port()
 
@@ -179,6 +201,7 @@ class Executor(wiring.Component):
         dests += [(getattr(self, f"weights_l{k}"), p.weight_bits[k]) for k in range(L)]
         dests += [(getattr(self, f"state_l{k}"), p.state_bits[k]) for k in range(L)]
         x_result = Signal()             # the step in x's hold ends a sequence (its output counts)
+        x_last = Signal()               # ... and carries `last`
         stall = Signal()
         shift = Signal()
         completes = Signal()
@@ -198,13 +221,14 @@ class Executor(wiring.Component):
             last_flag.eq(last_word & Mux(is_x, f_batch | flag["run_last"],
                                          Mux(is_w, flag["w_last"], 1))),
         ]
-        flags_fifo = fifo.SyncFIFOBuffered(width=1, depth=4 * L + 4)
+        # per step taken: (its output is a result, the step had `last`)
+        flags_fifo = fifo.SyncFIFOBuffered(width=2, depth=4 * L + 4)
         m.submodules.flags_fifo = flags_fifo
         # x is offered only while the flag FIFO has room, so every step taken has its flag
         x_held = Signal()
         m.d.comb += [self.x.valid.eq(x_held & flags_fifo.w_rdy),
                      flags_fifo.w_en.eq(self.x.valid & self.x.ready),
-                     flags_fifo.w_data.eq(x_result)]
+                     flags_fifo.w_data.eq(Cat(x_result, x_last))]
         stalls, holds = [], []
         for d, (port, width) in enumerate(dests):
             sh = Signal(width, name=f"shift_{d}")
@@ -220,7 +244,7 @@ class Executor(wiring.Component):
             with m.If(loading):
                 m.d.sync += [port.payload.eq(Cat(new, first_flag, last_flag)), held.eq(1)]
                 if d == 0:
-                    m.d.sync += x_result.eq(last_word)
+                    m.d.sync += [x_result.eq(last_word), x_last.eq(last_flag)]
             stalls.append((f_dest == d) & completes & held & ~taken)
             holds.append(held)
         m.d.comb += stall.eq(Cat(*stalls).any())
@@ -270,42 +294,73 @@ class Executor(wiring.Component):
                     m.next = "IDLE"
 
         # ---- collector: every output of the design; results at the end of each sequence -----
-        res_index = Signal(range(p.result_bytes + 1))
+        # a result is the h of a frame's last step, or, with the head, the y of a `last` step
+        # (whose h is then only passed by); batch results are all of one kind
+        head = p.head is not None
+        h_rb, y_rb = p.result_bytes, p.head_result_bytes
+        res_max = max(h_rb, y_rb)
+        res_index = Signal(range(res_max + 1))
         res_ptr = Signal(range(max(2, result_depth + 1)))
         seqs_done = Signal(16)
         counting = Signal()
         run_mode = Signal()              # RUN: hold the result for the reply
-        result_ready = Signal()          # RUN's result is offered on h
+        result_ready = Signal()          # RUN's result is offered (on h or y)
+        from_y = Signal()                # the result being handled is the head's
         release = Signal()               # the reply has been sent: take RUN's result
         batch_done = Signal()
-        h_bits = Cat(self.h.payload.as_value()[:p.result_bits],
-                     Const(0, 8 * p.result_bytes - p.result_bits))
+        h_bytes = Cat(self.h.payload.h.as_value(), Const(0, 8 * res_max - p.result_bits))
+        if head:
+            y = self.y.payload
+            y_bytes = Cat(y.label, Const(0, 8 - len(y.label)), y.logits.as_value(),
+                          Const(0, 8 * res_max - p.head_result_bits))
+            res_value = Mux(from_y, y_bytes, h_bytes)
+        else:
+            res_value = h_bytes
+        h_is_result = flags_fifo.r_data[0] & ~flags_fifo.r_data[1] if head else flags_fifo.r_data[0]
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
         m.d.comb += [result_wr.addr.eq(res_ptr + res_index),
-                     result_wr.data.eq(h_bits.word_select(res_index, 8))]
+                     result_wr.data.eq(res_value.word_select(res_index, 8))]
+
+        def take_result():
+            if head:
+                with m.If(from_y):
+                    m.d.comb += self.y.ready.eq(1)
+                with m.Else():
+                    m.d.comb += [self.h.ready.eq(1), flags_fifo.r_en.eq(1)]
+            else:
+                m.d.comb += [self.h.ready.eq(1), flags_fifo.r_en.eq(1)]
+
+        def got_result(is_y):
+            m.d.sync += from_y.eq(is_y)
+            with m.If(run_mode):
+                m.d.sync += [counting.eq(0), result_ready.eq(1)]
+                m.next = "HOLD"
+            with m.Else():
+                m.d.sync += res_index.eq(0)
+                m.next = "STORE"
+
         with m.FSM(name="collector"):
             with m.State("WAIT"):
-                with m.If(self.h.valid & flags_fifo.r_rdy):
-                    with m.If(~flags_fifo.r_data):
+                with m.If(self.y.valid if head else 0):
+                    got_result(1)
+                with m.Elif(self.h.valid & flags_fifo.r_rdy):
+                    with m.If(~h_is_result):
                         m.d.comb += [self.h.ready.eq(1), flags_fifo.r_en.eq(1)]
-                    with m.Elif(run_mode):
-                        m.d.sync += [counting.eq(0), result_ready.eq(1)]
-                        m.next = "HOLD"
                     with m.Else():
-                        m.d.sync += res_index.eq(0)
-                        m.next = "STORE"
+                        got_result(0)
             with m.State("HOLD"):
                 with m.If(release):
-                    m.d.comb += [self.h.ready.eq(1), flags_fifo.r_en.eq(1)]
+                    take_result()
                     m.d.sync += result_ready.eq(0)
                     m.next = "WAIT"
             with m.State("STORE"):
                 m.d.comb += result_wr.en.eq(1)
                 m.d.sync += res_index.eq(res_index + 1)
-                with m.If(res_index == p.result_bytes - 1):
-                    m.d.comb += [self.h.ready.eq(1), flags_fifo.r_en.eq(1)]
-                    m.d.sync += [res_ptr.eq(res_ptr + p.result_bytes), seqs_done.eq(seqs_done + 1)]
+                with m.If(res_index == p.batch_result_bytes - 1):
+                    take_result()
+                    m.d.sync += [res_ptr.eq(res_ptr + p.batch_result_bytes),
+                                 seqs_done.eq(seqs_done + 1)]
                     with m.If(seqs_done + 1 == batch_count):
                         m.d.sync += [counting.eq(0), batch_done.eq(1)]
                     m.next = "WAIT"
@@ -317,7 +372,7 @@ class Executor(wiring.Component):
         # ---- reply payload sources ----------------------------------------------------------
         ra = self.reply_addr
         m.d.comb += [info_rd.addr.eq(ra), result_rd.addr.eq(ra - 6)]
-        run_bytes = Cat(cycles, h_bits)
+        run_bytes = Cat(cycles, res_value)
         batch_head = Cat(batch_count, cycles)
         error_bytes = Cat(self.core_error, Const(0, 8 - L), weights_invalid, Const(0, 8 - L),
                           last_status, refused)
@@ -470,12 +525,12 @@ class Executor(wiring.Component):
             with m.State("RUN"):
                 m.d.sync += f_start.eq(0)
                 with m.If(result_ready):
-                    reply(Status.OK, CYCLES_BYTES + p.result_bytes)
+                    reply(Status.OK, CYCLES_BYTES + Mux(from_y, y_rb, h_rb))
             with m.State("BATCH"):
                 m.d.sync += f_start.eq(0)
                 with m.If(batch_done):
                     m.d.sync += batch_done.eq(0)
-                    reply(Status.OK, 6 + batch_count * p.result_bytes)
+                    reply(Status.OK, 6 + batch_count * p.batch_result_bytes)
             with m.State("COPY"):
                 # buffer byte i (read address f_ptr = i) -> batch memory at fill + i - 1
                 m.d.sync += [f_ptr.eq(f_ptr + 1), copy_i.eq(copy_i + 1)]

@@ -29,19 +29,23 @@ class LinkParams:
 
 def design_info(config, stack, design, params: LinkParams) -> bytes:
     """INFO's payload for ``design`` (built by rtl.stack.build_design from ``config``, ``stack``)."""
-    from rtl.top import LSTMCell
     ports = DesignPorts(design)
-    cells = [design] if isinstance(design, LSTMCell) else list(design.layers)
+    cells = ports.cells
     layers = tuple(LayerInfo(c.geometry.n_inputs, c.geometry.n_hidden, c.geometry.lanes,
                              ports.weight_bits[k], ports.weight_words[k],
                              c.geometry.config.fmt("h").bits, c.geometry.config.fmt("c").bits,
                              c.cycles_per_step)
                    for k, c in enumerate(cells))
     x_fmt, h_fmt = cells[0].geometry.config.fmt("x"), cells[-1].geometry.config.fmt("h")
-    n_classes = 0            # the head's y stream is not driven yet: results are h
-    latency = getattr(design, "latency", design.cycles_per_step)
+    n_classes, logit_bits, logit_frac = 0, 0, 0
+    if ports.head is not None:
+        from rtl.head import logit_format
+        n_classes = ports.n_classes
+        logit_bits, logit_frac = logit_format(cells[-1].geometry.config, ports.n_hidden)
+        assert logit_bits == ports.logit_bits
+    latency = design.cycles_per_sequence(1)
     info = Info(ports.n_inputs, ports.n_hidden, n_classes, x_fmt.bits, x_fmt.frac, h_fmt.bits,
-                h_fmt.frac, 0, 0, ports.has_last, design.cycles_per_step, latency,
+                h_fmt.frac, logit_bits, logit_frac, ports.has_last, design.cycles_per_step, latency,
                 params.max_payload, params.batch_bytes, params.batch_results, params.clock_hz,
                 params.baud, params.timeout,
                 design_hash(config.as_dict(), [(w.n_inputs, w.n_hidden) for w in stack.layers],
@@ -112,6 +116,8 @@ class HostLink(wiring.Component):
         # executor <-> design streams
         wiring.connect(m, ex.x, p.design.x)
         wiring.connect(m, p.design.h, ex.h)
+        if p.head is not None:
+            wiring.connect(m, p.design.y, ex.y)
         for k in range(p.n_layers):
             wiring.connect(m, getattr(ex, f"weights_l{k}"), p.weights[k])
             wiring.connect(m, getattr(ex, f"state_l{k}"), p.state[k])

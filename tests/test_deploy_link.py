@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from deploy import protocol as P
-from deploy_bench import exchange, small_link
+from deploy_bench import exchange, other_weights, small_link
 from model.cell import FixedLSTM
 from rtl.geometry import Geometry
 
@@ -58,3 +58,124 @@ def test_run_and_batch_match_the_golden_model(link):
     assert [list(r.h) for r in results] == [list(golden_last_h(cfg, qws[0], x[b])) for b in range(3)]
     # back to back: the sequences' steps plus a few cycles per sequence to read its length
     assert 15 * design.cycles_per_step <= cycles <= 15 * design.cycles_per_step + 3 * 10
+
+
+def test_head_results_are_label_and_logits():
+    dut, cfg, stack, qws, design = small_link(classes=5, seed=4)
+    rng = np.random.default_rng(5)
+    x = rng.integers(-3 << 12, 3 << 12, (2, 4, 3))
+    reqs = [req(P.Command.INFO),
+            req(P.Command.RUN, P.run_payload(x[0], 16, RUN_FL)),
+            req(P.Command.RUN, P.run_payload(x[1][:2], 16, P.RunFlags.FIRST)),   # no LAST: h
+            req(P.Command.RUN, P.run_payload(x[1][2:], 16, P.RunFlags.LAST)),    # continues
+            req(P.Command.LOAD_BATCH, P.batch_payload(x[0], 16, True)),
+            req(P.Command.LOAD_BATCH, P.batch_payload(x[1], 16, False)),
+            req(P.Command.RUN_BATCH)]
+    replies = exchange(dut, reqs)
+    assert [r.status for r in replies] == [P.Status.OK] * len(reqs)
+    info = P.Info.decode(replies[0].payload)
+    assert info.n_classes == 5 and info.has_last
+    first = np.zeros((2, 4), bool)
+    first[:, 0] = True
+    cell = FixedLSTM(cfg, qws[0])
+    h = cell.run(x, first=first)["h"]
+    logits = cell.head(h[:, -1])
+    _, r0 = P.run_reply(replies[1].payload, info, RUN_FL)
+    assert list(r0.logits) == list(logits[0]) and r0.label == int(np.argmax(logits[0]))
+    _, part = P.run_reply(replies[2].payload, info, P.RunFlags.FIRST)
+    assert list(part.h) == list(h[1, 1])
+    _, r1 = P.run_reply(replies[3].payload, info, P.RunFlags.LAST)
+    assert list(r1.logits) == list(logits[1]) and r1.label == int(np.argmax(logits[1]))
+    _, results = P.batch_reply(replies[6].payload, info)
+    assert [list(r.logits) for r in results] == [list(v) for v in logits]
+
+
+def test_bad_frames_get_error_replies_and_change_nothing():
+    dut, cfg, stack, qws, design = small_link(seed=2)
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3 << 12, 3 << 12, (5, 3))
+    run = req(P.Command.RUN, P.run_payload(x, 16, RUN_FL))
+    bad_crc = bytearray(run)
+    bad_crc[7] ^= 0x04
+    long_header = bytes([P.SYNC_REQUEST, P.Command.RUN]) + (300).to_bytes(2, "little")
+    # a refused weight frame: its words must not reach the memories
+    other = other_weights(seed=9)
+    words = Geometry(cfg, qws[0], 2).load_words(other)
+    too_many = P.weights_payloads(0, list(words) + [0], 16, max_payload=256)
+    script = [
+        run,                                                   # 0 the reference result
+        bytes(bad_crc),                                        # 1 BAD_CRC
+        ("raw", run[:9]), ("reply",),                          # 2 TIMEOUT (truncated)
+        ("raw", long_header + bytes(20)), ("reply",),          # 3 TOO_LONG (the rest drained)
+        req(0x42),                                             # 4 UNKNOWN_COMMAND
+        ("raw", run[:6]), ("line_error",), ("raw", run[6:]), ("reply",),  # 5 LINE_ERROR
+        req(P.Command.RUN, P.run_payload(x, 16, RUN_FL)[:-1]),  # 6 BAD_SIZE
+        req(P.Command.RUN, b"\x03\x00\x00"),                   # 7 BAD_SIZE: T = 0
+        req(P.Command.INFO, b"\x00"),                          # 8 BAD_SIZE
+        req(P.Command.LOAD_WEIGHTS, too_many[0]),              # 9 opens the packet (OK)
+        req(P.Command.LOAD_WEIGHTS, too_many[1]),              # 10 129 words: BAD_SIZE
+        run,                                                   # 11 X_BLOCKED
+        req(P.Command.READ_ERROR),                             # 12 weights invalid
+        req(P.Command.LOAD_WEIGHTS, P.weights_payloads(3, words, 16, max_payload=256)[0]),  # 13 BAD_ARGUMENT
+        req(P.Command.LOAD_STATE, bytes(1 + 16)),              # 14 X_BLOCKED: packet open
+    ]
+    replies = exchange(dut, script)
+    S = P.Status
+    assert [r.status for r in replies] == [
+        S.OK, S.BAD_CRC, S.TIMEOUT, S.TOO_LONG, S.UNKNOWN_COMMAND, S.LINE_ERROR, S.BAD_SIZE,
+        S.BAD_SIZE, S.BAD_SIZE, S.OK, S.BAD_SIZE, S.X_BLOCKED, S.OK, S.BAD_ARGUMENT,
+        S.X_BLOCKED]
+    assert replies[4].command == 0x42
+    report = P.error_report(replies[12].payload)
+    assert report.weights_invalid == 1 and report.core_error == 0
+    assert report.last_status == S.X_BLOCKED and report.refused == 10
+
+
+def test_board_keeps_serving_after_refusals():
+    """After each refused frame, the same RUN gives the same h (nothing changed)."""
+    dut, cfg, stack, qws, design = small_link(seed=2)
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3 << 12, 3 << 12, (5, 3))
+    run = req(P.Command.RUN, P.run_payload(x, 16, RUN_FL))
+    bad_crc = bytearray(run)
+    bad_crc[-1] ^= 0x80
+    words = Geometry(cfg, qws[0], 2).load_words(other_weights(seed=9))
+    short = P.weights_payloads(0, words[:-1], 16, max_payload=256)
+    short_last = short[-1][:1] + bytes([P.WeightFlags.LAST]) + short[-1][2:]
+    script = [run, bytes(bad_crc), run, ("raw", run[:20]), ("reply",), run,
+              req(P.Command.LOAD_WEIGHTS, short[0]),        # opens a packet
+              req(P.Command.LOAD_WEIGHTS, short_last),      # 127 words and LAST: BAD_SIZE
+              req(P.Command.RESET), run,                     # still blocked after RESET
+              req(P.Command.LOAD_WEIGHTS, short_last),      # not open any more: BAD_ARGUMENT
+              ]
+    replies = exchange(dut, script)
+    S = P.Status
+    assert [r.status for r in replies] == [S.OK, S.BAD_CRC, S.OK, S.TIMEOUT, S.OK, S.OK,
+                                           S.BAD_SIZE, S.OK, S.X_BLOCKED, S.BAD_ARGUMENT]
+    assert replies[0].payload == replies[2].payload == replies[4].payload
+    assert list(P.unpack_codes(replies[0].payload[4:], 16, 4)) == \
+        list(golden_last_h(cfg, qws[0], x))
+
+
+def test_weights_and_state_loads_over_frames():
+    dut, cfg, stack, qws, design = small_link(seed=6)
+    new = other_weights(seed=7)
+    rng = np.random.default_rng(8)
+    x = rng.integers(-3 << 12, 3 << 12, (4, 3))
+    h0 = rng.integers(-1 << 14, 1 << 14, 4)
+    c0 = rng.integers(-1 << 13, 1 << 13, 4)
+    words = Geometry(cfg, qws[0], 2).load_words(new)
+    frames = P.weights_payloads(0, words, 16, max_payload=100)
+    assert len(frames) == 3
+    run = req(P.Command.RUN, P.run_payload(x, 16, RUN_FL))
+    script = [req(P.Command.LOAD_WEIGHTS, f) for f in frames]
+    script += [run, req(P.Command.LOAD_STATE, P.state_payload(0, h0, c0, 16, 16)), run,
+               req(P.Command.RESET), run, req(P.Command.READ_ERROR)]
+    replies = exchange(dut, script, gap=0.2)
+    assert all(r.status == P.Status.OK for r in replies)
+    h = [list(P.unpack_codes(replies[k].payload[4:], 16, 4)) for k in (3, 5, 7)]
+    assert h[0] == list(golden_last_h(cfg, new, x))
+    assert h[1] == list(golden_last_h(cfg, new, x, h0, c0))
+    assert h[2] == h[0]                      # RESET zeroes the loaded initial state
+    assert h[0] != list(golden_last_h(cfg, qws[0], x))
+    assert P.error_report(replies[8].payload) == P.ErrorReport(0, 0, 0, 0)
