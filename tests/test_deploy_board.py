@@ -19,7 +19,7 @@ from model.config import load_config                                 # noqa: E40
 from model.golden import run_golden                                  # noqa: E402
 from rtl_helpers import random_weights                               # noqa: E402
 
-X, H, C, T = 3, 4, 0, 4
+X, H, C, T = 3, 4, 3, 4
 
 
 @pytest.fixture(scope="module")
