@@ -1,11 +1,16 @@
 """The host driver against the simulated board: the whole board top (UART included, PLL
 bypassed) in Verilator, its UART pins driven bit by bit from a TCP socket
-(deploy/verilator/uart_tcp.cpp), a small model. Sequences match the golden model with 0
-mismatches, and every bad frame (bad CRC, truncated, unknown command, too long, a weight
-packet of the wrong size) is answered with its status, changes nothing, and the board keeps
-serving. One simulated board serves the whole module (it serves one client)."""
+(deploy/verilator/uart_tcp.cpp), a small model with its head on chip. Sequences match the
+golden model with 0 mismatches, and every bad frame (bad CRC, truncated, unknown command, too
+long, a weight packet of the wrong size) is answered with its status, changes nothing, and the
+board keeps serving. One simulated board serves the module's driver tests (it serves one
+client); the harness's lifetime (disconnect, timeouts, 127.0.0.1 only) runs on more processes
+of the same build. A harness that sent and sampled bits MSB first fails every test here
+(measured: the board's UART then never sees a request)."""
+import socket
 import struct
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +20,8 @@ pytest.importorskip("serial")
 from deploy import protocol as p                                     # noqa: E402
 from deploy.check import Comparison, compare                         # noqa: E402
 from deploy.host import Board, BoardError                            # noqa: E402
+from deploy.simboard import (SIM_DIVISOR, board_verilog, build_board,  # noqa: E402
+                             start_board)
 from model.config import load_config                                 # noqa: E402
 from model.golden import run_golden                                  # noqa: E402
 from rtl_helpers import random_weights                               # noqa: E402
@@ -31,13 +38,23 @@ def small():
 
 
 @pytest.fixture(scope="module")
-def board(small):
+def executable(small):
+    """The simulated board (unoptimised: it builds in half the time)."""
     config, weights, _ = small
-    from deploy.simboard import serve
-    with serve("ulx3s-25f", config, weights, lanes=2, quiet=True, optimize=False) as sim:
+    text, top, pins = board_verilog("ulx3s-25f", config, weights, lanes=2)
+    return build_board(text, top, pins, optimize=False)
+
+
+@pytest.fixture(scope="module")
+def board(small, executable):
+    config, weights, _ = small
+    with start_board(executable, divisor=SIM_DIVISOR, idle_timeout=60) as sim:
         with Board(sim.url, config=config, timeout=20) as b:
             b.load(weights)
             yield b
+        # the driver has disconnected: the simulation ends by itself, at once
+        start = time.monotonic()
+        assert sim.stop() == 0 and time.monotonic() - start < 5
 
 
 def expect_status(board, frame: bytes, status: p.Status, command: int):
@@ -142,3 +159,31 @@ def test_garbage_between_frames_is_ignored(board, small):
     board.link.write(bytes([0x00, 0x13, 0xFF]))
     time.sleep(0.05)
     still_serving(board, small)
+
+
+# ---- the harness's lifetime -------------------------------------------------------------------
+
+def test_exits_when_no_client_comes(executable):
+    with start_board(executable, divisor=SIM_DIVISOR, accept_timeout=1) as sim:
+        start = time.monotonic()
+        assert sim.stop() == 3
+        assert time.monotonic() - start < 5
+    assert any("no client connected" in m for m in sim.messages)
+
+
+def test_exits_after_idle_timeout(executable):
+    with start_board(executable, divisor=SIM_DIVISOR, idle_timeout=1) as sim:
+        with socket.create_connection(("127.0.0.1", sim.port), timeout=5):
+            start = time.monotonic()
+            assert sim.stop() == 3
+            assert time.monotonic() - start < 6
+    assert any("no byte in either direction" in m for m in sim.messages)
+
+
+def test_listens_on_127_0_0_1_only(executable):
+    with start_board(executable, divisor=SIM_DIVISOR, accept_timeout=5) as sim:
+        listening = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        mine = [f for f in listening if int(f[1].split(":")[1], 16) == sim.port and f[3] == "0A"]
+        assert mine and all(f[1].startswith("0100007F:") for f in mine)
+        socket.create_connection(("127.0.0.1", sim.port), timeout=5).close()
+        assert sim.stop() == 0
