@@ -7,9 +7,8 @@ PY     := $(VENV)/bin/python
 SIM    ?= verilator
 BUILD  ?= build
 FAMILY ?= ecp5
-BOARD  ?= ulx3s-25f
 
-.PHONY: help setup test golden report activations explain verilog sim regress train bench synth \
+.PHONY: help setup test golden report activations explain verilog sim regress train bench synth bitstream \
         train-record bench-record synth-record regress-record sweep vectors regress-batch train-notebook train-notebook-record formal formal-full deploy-sim clean
 
 help:
@@ -29,6 +28,7 @@ help:
 	@echo "make train          retrain the digits model -> $(BUILD)/train/ (needs scikit-learn)"
 	@echo "make train-notebook retrain the notebook's network -> $(BUILD)/train/ (28x28 digits, H=128, TensorFlow layout)"
 	@echo "make bench          speed figures (golden model, RTL cycles) -> $(BUILD)/bench/"
+	@echo "make bitstream      bitstream + JSON report for a board -> $(BUILD)/deploy-<board>/ (BOARD=ulx3s-25f, WEIGHTS=, CLOCK=MHz, BAUD=)"
 	@echo "make synth          FPGA cost of the default design (Yosys + nextpnr) -> $(BUILD)/synth/ (FAMILY=ecp5|ice40)"
 	@echo "make sweep          precision sweep of the shipped model -> $(BUILD)/narrow.toml, $(BUILD)/sweep/"
 	@echo "make train-record   retrain into data/ (rewrites the shipped model: tracked files)"
@@ -115,6 +115,12 @@ bench-record:
 synth:
 	@mkdir -p $(BUILD)/synth
 	$(PY) -m bench.synth --family $(FAMILY) --build-dir $(BUILD)/synth --out $(BUILD)/synth/synth-$(FAMILY).json
+
+# one board at a time, niced: place and route takes minutes (the 85F with the notebook model, longer)
+BOARD ?= ulx3s-25f
+bitstream:
+	nice $(PY) -m deploy build --board $(BOARD) --out $(BUILD)/deploy-$(BOARD) \
+	    $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(CLOCK),--clock $(CLOCK)) $(if $(BAUD),--baud $(BAUD))
 
 train-record:
 	$(PY) -m model.train --out-dir data

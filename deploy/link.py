@@ -3,6 +3,8 @@ checks a request frame into the receive buffer, and the sender that frames a rep
 
 Constants come from :mod:`deploy.protocol`, the same module the host driver reads.
 """
+from contextlib import contextmanager
+
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -89,60 +91,48 @@ class FrameReceiver(wiring.Component):
             m.d.sync += self.status.eq(status)
             m.next = "DRAIN"
 
+        @contextmanager
+        def frame_byte():
+            # a state inside a frame: a line error drains, silence ends it, a byte is CRC'd
+            m.d.comb += self.in_frame.eq(1)
+            with m.If(self.line_error):
+                drain(Status.LINE_ERROR)
+            with m.Elif(got):
+                m.d.comb += crc.en.eq(1)
+                yield
+            with m.Elif(timed_out):
+                finish(Status.TIMEOUT)
+
         with m.FSM(name="frame_rx"):
             with m.State("IDLE"):
                 m.d.comb += crc.clear.eq(1)
                 with m.If(got & (byte == SYNC_REQUEST)):
                     m.next = "COMMAND"
-            for state, nxt in (("COMMAND", "LENGTH0"), ("LENGTH0", "LENGTH1"), ("LENGTH1", None)):
-                with m.State(state):
-                    m.d.comb += self.in_frame.eq(1)
-                    with m.If(self.line_error):
-                        drain(Status.LINE_ERROR)
-                    with m.Elif(got):
-                        m.d.comb += crc.en.eq(1)
-                        m.d.sync += count.eq(0)
-                        if state == "COMMAND":
-                            m.d.sync += self.command.eq(byte)
-                        elif state == "LENGTH0":
-                            m.d.sync += self.length[:8].eq(byte)
-                        else:
-                            m.d.sync += self.length[8:].eq(byte)
-                            length = Cat(self.length[:8], byte)
-                        if nxt:
-                            m.next = nxt
-                        else:
-                            with m.If(length > self._max_payload):
-                                drain(Status.TOO_LONG)
-                            with m.Elif(length == 0):
-                                m.next = "CRC"
-                            with m.Else():
-                                m.next = "PAYLOAD"
-                    with m.Elif(timed_out):
-                        finish(Status.TIMEOUT)
-            with m.State("PAYLOAD"):
-                m.d.comb += self.in_frame.eq(1)
-                with m.If(self.line_error):
-                    drain(Status.LINE_ERROR)
-                with m.Elif(got):
-                    m.d.comb += [crc.en.eq(1), self.buffer_en.eq(1)]
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == self.length - 1):
-                        m.d.sync += count.eq(0)
-                        m.next = "CRC"
-                with m.Elif(timed_out):
-                    finish(Status.TIMEOUT)
-            with m.State("CRC"):
-                m.d.comb += self.in_frame.eq(1)
-                with m.If(self.line_error):
-                    drain(Status.LINE_ERROR)
-                with m.Elif(got):
-                    m.d.comb += crc.en.eq(1)
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == CRC_BYTES - 1):
-                        m.next = "CHECK"
-                with m.Elif(timed_out):
-                    finish(Status.TIMEOUT)
+            with m.State("COMMAND"), frame_byte():
+                m.d.sync += [self.command.eq(byte), count.eq(0)]
+                m.next = "LENGTH0"
+            with m.State("LENGTH0"), frame_byte():
+                m.d.sync += self.length[:8].eq(byte)
+                m.next = "LENGTH1"
+            with m.State("LENGTH1"), frame_byte():
+                m.d.sync += self.length[8:].eq(byte)
+                length = Cat(self.length[:8], byte)
+                with m.If(length > self._max_payload):
+                    drain(Status.TOO_LONG)
+                with m.Elif(length == 0):
+                    m.next = "CRC"
+                with m.Else():
+                    m.next = "PAYLOAD"
+            with m.State("PAYLOAD"), frame_byte():
+                m.d.comb += self.buffer_en.eq(1)
+                m.d.sync += count.eq(count + 1)
+                with m.If(count == self.length - 1):
+                    m.d.sync += count.eq(0)
+                    m.next = "CRC"
+            with m.State("CRC"), frame_byte():
+                m.d.sync += count.eq(count + 1)
+                with m.If(count == CRC_BYTES - 1):
+                    m.next = "CHECK"
             with m.State("CHECK"):
                 with m.If(crc.residue_ok):
                     finish(Status.OK)

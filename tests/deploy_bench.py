@@ -5,7 +5,7 @@ import random
 import numpy as np
 
 from deploy import protocol as P
-from deploy.hostlink import HostLink, LinkParams, design_info
+from deploy.hostlink import HostLink, LinkParams, UARTLink, design_info
 from model.config import load_config
 from model.weights import LSTMStack, quantize_weights
 from rtl.stack import build_design
@@ -21,7 +21,7 @@ def other_weights(X=3, H=4, seed=0):
 
 
 def small_link(X=3, H=4, lanes=2, seed=0, *, batch_bytes=256, batch_results=4, timeout=40,
-               max_payload=256, layers=1, classes=0):
+               max_payload=256, layers=1, classes=0, uart=False):
     rng = np.random.default_rng(seed)
     cfg = load_config()
     ws = [random_weights(rng, X if k == 0 else H, H, scale=1.0) for k in range(layers)]
@@ -42,7 +42,8 @@ def small_link(X=3, H=4, lanes=2, seed=0, *, batch_bytes=256, batch_results=4, t
         qws[-1] = quantize_weights(LSTMWeights(w.weight_ih, w.weight_hh, w.bias,
                                                head["head_weight"], head["head_bias"]),
                                    cfg.for_layer(layers - 1))
-    return HostLink(design, info, params), cfg, stack, qws, design
+    link = (UARTLink if uart else HostLink)(design, info, params)
+    return link, cfg, stack, qws, design
 
 
 def exchange(link, requests, *, gap=0.0, seed=0, reply_limit=200000):

@@ -1,7 +1,7 @@
 """Shared helpers for the Amaranth-simulator tests of deploy/: a UART line driver and decoder
 working at the bit level on a pin, with a baud rate that may be off by a fraction."""
 
-__all__ = ["line_send", "line_receive", "line_bits"]
+__all__ = ["line_send", "line_receive", "line_bits", "bytes_producer"]
 
 
 def line_bits(byte: int, *, stop: int = 1) -> list:
@@ -45,3 +45,14 @@ async def line_receive(ctx, pin, period: int, count: int, *, limit: int = 10**7)
         stops.append(ctx.get(pin))
         out.append(value)
     return bytes(out), stops
+
+
+def bytes_producer(port, data):
+    """A testbench that offers ``data`` on a byte stream port, one byte per transfer."""
+    async def producer(ctx):
+        for b in data:
+            ctx.set(port.payload, b)
+            ctx.set(port.valid, 1)
+            await ctx.tick().until(port.ready)
+        ctx.set(port.valid, 0)
+    return producer

@@ -90,21 +90,26 @@ def test_head_results_are_label_and_logits():
     assert [list(r.logits) for r in results] == [list(v) for v in logits]
 
 
-def test_bad_frames_get_error_replies_and_change_nothing():
+def refusal_case(flip_at: int):
+    """A small link, a RUN request on it, the same request with one CRC-covered bit flipped,
+    and the weight-load words of other weights."""
     dut, cfg, stack, qws, design = small_link(seed=2)
-    rng = np.random.default_rng(3)
-    x = rng.integers(-3 << 12, 3 << 12, (5, 3))
+    x = np.random.default_rng(3).integers(-3 << 12, 3 << 12, (5, 3))
     run = req(P.Command.RUN, P.run_payload(x, 16, RUN_FL))
     bad_crc = bytearray(run)
-    bad_crc[7] ^= 0x04
+    bad_crc[flip_at] ^= 0x04
+    words = Geometry(cfg, qws[0], 2).load_words(other_weights(seed=9))
+    return dut, cfg, qws, x, run, bytes(bad_crc), words
+
+
+def test_bad_frames_get_error_replies_and_change_nothing():
+    dut, cfg, qws, x, run, bad_crc, words = refusal_case(7)
     long_header = bytes([P.SYNC_REQUEST, P.Command.RUN]) + (300).to_bytes(2, "little")
     # a refused weight frame: its words must not reach the memories
-    other = other_weights(seed=9)
-    words = Geometry(cfg, qws[0], 2).load_words(other)
     too_many = P.weights_payloads(0, list(words) + [0], 16, max_payload=256)
     script = [
         run,                                                   # 0 the reference result
-        bytes(bad_crc),                                        # 1 BAD_CRC
+        bad_crc,                                               # 1 BAD_CRC
         ("raw", run[:9]), ("reply",),                          # 2 TIMEOUT (truncated)
         ("raw", long_header + bytes(20)), ("reply",),          # 3 TOO_LONG (the rest drained)
         req(0x42),                                             # 4 UNKNOWN_COMMAND
@@ -133,16 +138,10 @@ def test_bad_frames_get_error_replies_and_change_nothing():
 
 def test_board_keeps_serving_after_refusals():
     """After each refused frame, the same RUN gives the same h (nothing changed)."""
-    dut, cfg, stack, qws, design = small_link(seed=2)
-    rng = np.random.default_rng(3)
-    x = rng.integers(-3 << 12, 3 << 12, (5, 3))
-    run = req(P.Command.RUN, P.run_payload(x, 16, RUN_FL))
-    bad_crc = bytearray(run)
-    bad_crc[-1] ^= 0x80
-    words = Geometry(cfg, qws[0], 2).load_words(other_weights(seed=9))
+    dut, cfg, qws, x, run, bad_crc, words = refusal_case(-1)
     short = P.weights_payloads(0, words[:-1], 16, max_payload=256)
     short_last = short[-1][:1] + bytes([P.WeightFlags.LAST]) + short[-1][2:]
-    script = [run, bytes(bad_crc), run, ("raw", run[:20]), ("reply",), run,
+    script = [run, bad_crc, run, ("raw", run[:20]), ("reply",), run,
               req(P.Command.LOAD_WEIGHTS, short[0]),        # opens a packet
               req(P.Command.LOAD_WEIGHTS, short_last),      # 127 words and LAST: BAD_SIZE
               req(P.Command.RESET), run,                     # still blocked after RESET
@@ -179,3 +178,42 @@ def test_weights_and_state_loads_over_frames():
     assert h[2] == h[0]                      # RESET zeroes the loaded initial state
     assert h[0] != list(golden_last_h(cfg, qws[0], x))
     assert P.error_report(replies[8].payload) == P.ErrorReport(0, 0, 0, 0)
+
+
+def test_uart_pins_end_to_end():
+    """The same requests through the UART pins at the bit level (host clock 2 % fast)."""
+    from deploy_helpers import line_bits, line_receive, line_send
+    from rtl_helpers import simulate
+    dut, cfg, stack, qws, design = small_link(seed=11, timeout=64 * 10 * 8, uart=True)
+    params = dut._params
+    rng = np.random.default_rng(12)
+    x = rng.integers(-3 << 12, 3 << 12, (3, 3))
+    requests = [req(P.Command.INFO), req(P.Command.RUN, P.run_payload(x, 16, RUN_FL))]
+    replies = []
+    line = bytearray()
+
+    async def listener(ctx):
+        while True:
+            got, _ = await line_receive(ctx, dut.tx, params.divisor, 1)
+            line.extend(got)
+
+    async def host(ctx):
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(10)
+        for frame in requests:
+            phase = 0.0
+            for b in frame:
+                phase = await line_send(ctx, dut.rx, line_bits(b), params.divisor * 0.98,
+                                        phase=phase)
+            ctx.set(dut.rx, 1)
+            while len(line) < P.REPLY_HEADER or \
+                    len(line) < P.REPLY_HEADER + int.from_bytes(line[3:5], "little") + P.CRC_BYTES:
+                await ctx.tick()
+            replies.append(P.decode_reply(bytes(line)))
+            line.clear()
+
+    simulate(dut, host, background=[listener])
+    info = P.Info.decode(replies[0].payload)
+    assert info.baud == params.baud and info.timeout_cycles == params.timeout
+    _, result = P.run_reply(replies[1].payload, info, P.RunFlags.LAST)
+    assert list(result.h) == list(golden_last_h(cfg, qws[0], x))

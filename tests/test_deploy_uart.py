@@ -6,7 +6,7 @@ import pytest
 from amaranth.hdl import Module
 
 from deploy.uart import UARTRx, UARTTx, divisor_for
-from deploy_helpers import line_bits, line_receive, line_send
+from deploy_helpers import bytes_producer, line_bits, line_receive, line_send
 from rtl_helpers import simulate
 
 DIV = 16
@@ -116,12 +116,7 @@ def test_tx_frames_and_timing():
     data = bytes([0x00, 0xFF, 0x5A, 0x81, 0x3C])
     result = {}
 
-    async def producer(ctx):
-        for b in data:
-            ctx.set(dut.data.payload, b)
-            ctx.set(dut.data.valid, 1)
-            await ctx.tick().until(dut.data.ready)
-        ctx.set(dut.data.valid, 0)
+    producer = bytes_producer(dut.data, data)
 
     async def receiver(ctx):
         got, stops = await line_receive(ctx, dut.tx, DIV, len(data))
@@ -149,12 +144,7 @@ def test_tx_into_rx_loopback():
     data = bytes(random.Random(3).randrange(256) for _ in range(20))
     got = []
 
-    async def producer(ctx):
-        for b in data:
-            ctx.set(tx.data.payload, b)
-            ctx.set(tx.data.valid, 1)
-            await ctx.tick().until(tx.data.ready)
-        ctx.set(tx.data.valid, 0)
+    producer = bytes_producer(tx.data, data)
 
     async def consumer(ctx):
         ctx.set(rx.data.ready, 1)
