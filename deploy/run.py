@@ -23,6 +23,7 @@ from sim.runner import SimError
 from . import protocol as p
 from .check import Comparison, compare, predictions
 from .host import DEFAULT_TIMEOUT, Board, BoardError
+from .simboard import add_fast_build
 
 __all__ = ["build_parser", "main", "Progress"]
 
@@ -47,6 +48,7 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--board", default="ulx3s-25f",
                     help="with --port sim: the board whose top is simulated (default ulx3s-25f)")
     ap.add_argument("--lanes", type=int, help="with --port sim: MAC lanes P (default: the config's)")
+    add_fast_build(ap)
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout "
                                                         "(no progress bar)")
     ap.add_argument("--out", metavar="FILE.json", help="also write the JSON object to this file")
@@ -108,7 +110,8 @@ def _port(args, config, model):
         yield args.port
         return
     from .simboard import serve
-    with serve(args.board, config, model, lanes=args.lanes, quiet=args.json) as board:
+    with serve(args.board, config, model, lanes=args.lanes, quiet=args.json,
+               optimize=not args.fast_build) as board:
         yield board.url
 
 

@@ -22,6 +22,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from sim.batch import run_build
 from sim.runner import ROOT, SimError, simulator_env
 
@@ -93,6 +95,7 @@ def build_board(verilog_text: str, top: str, pins: Pins = Pins(), *,
 
 
 def _prune(keep: int = KEEP_BUILDS) -> None:
+    """The ``keep`` most recently used builds stay."""
     builds = sorted(BUILD_ROOT.glob("sim-*"), key=lambda p: p.stat().st_mtime)
     for old in builds[:max(0, len(builds) - (keep - 1))]:
         shutil.rmtree(old, ignore_errors=True)
@@ -187,15 +190,48 @@ SIM_PINS = Pins(clk="clk", rst="rst", rx="rx", tx="tx", busy="busy")
 def board_verilog(board: str, config, model, *, lanes=None, divisor: int = SIM_DIVISOR):
     """Verilog of ``board``'s top for simulation (PLL bypassed, UART pins as ports): (text,
     module name, :class:`Pins`). The simulated top is the same link and design for every
-    board; ``board`` is checked against the names the build knows."""
+    board; ``board`` is checked against the names the build knows. Elaborating the link takes
+    seconds, so the text is cached under ``build/deploy/verilog`` by everything it depends on:
+    the config, the weights, lanes, divisor, timeout, Amaranth's version and the source of
+    model/, rtl/ and deploy/."""
     from model.weights import LSTMStack
 
-    from .board import simulation_verilog
     _check_board(board)
     stack = model if isinstance(model, LSTMStack) else LSTMStack.from_single(model)
+    path = _verilog_cache(config, stack, lanes, divisor)
+    if path.exists():
+        os.utime(path)
+        return path.read_text(), "deploy_board", SIM_PINS
+    from .board import simulation_verilog
     text, _ = simulation_verilog(config, stack, lanes=lanes, divisor=divisor,
                                  timeout=SIM_TIMEOUT, name="deploy_board")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cached = sorted(path.parent.glob("*.v"), key=lambda f: f.stat().st_mtime)
+    for old in cached[:max(0, len(cached) - (KEEP_BUILDS - 1))]:
+        old.unlink(missing_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(text)
+    os.replace(partial, path)
     return text, "deploy_board", SIM_PINS
+
+
+def _verilog_cache(config, stack, lanes, divisor) -> Path:
+    import json
+
+    import amaranth
+
+    key = hashlib.sha256()
+    key.update(json.dumps([config.as_dict(), lanes, divisor, SIM_TIMEOUT, amaranth.__version__],
+                          sort_keys=True, default=str).encode())
+    arrays = [a for layer in stack.layers for a in (layer.weight_ih, layer.weight_hh, layer.bias)]
+    arrays += [a for a in (stack.head_weight, stack.head_bias, stack.h0, stack.c0) if a is not None]
+    for a in arrays:
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        key.update(str(a.shape).encode() + a.tobytes())
+    for package in ("model", "rtl", "deploy"):
+        for source in sorted((ROOT / package).rglob("*.py")):
+            key.update(source.read_bytes())
+    return BUILD_ROOT / "verilog" / f"{key.hexdigest()[:16]}.v"
 
 
 def _check_board(board: str) -> None:
@@ -236,7 +272,14 @@ def build_parser():
                     help="seconds to wait for the client (default 300)")
     ap.add_argument("--idle-timeout", type=float, default=60,
                     help="exit after this many seconds without a byte on the line (default 60)")
+    add_fast_build(ap)
     return ap
+
+
+def add_fast_build(parser) -> None:
+    parser.add_argument("--fast-build", action="store_true",
+                        help="unoptimised Verilator build: about half the build time, a slower "
+                             "simulation (for a few sequences)")
 
 
 def cmd_sim(args) -> int:
@@ -249,7 +292,8 @@ def cmd_sim(args) -> int:
             raise FixedPointError(f"--{name.replace('_', '-')} must be positive")
     config, model = load_model(args)
     with serve(args.board, config, model, lanes=args.lanes, port=args.port_number, quiet=True,
-               accept_timeout=args.accept_timeout, idle_timeout=args.idle_timeout) as board:
+               accept_timeout=args.accept_timeout, idle_timeout=args.idle_timeout,
+               optimize=not args.fast_build) as board:
         print(f"simulated {args.board} listening on {board.url} (one client; ends when it "
               f"disconnects): python -m deploy run --port {board.url}", flush=True)
         status = board.process.wait()

@@ -7,8 +7,12 @@ board keeps serving. One simulated board serves the module's driver tests (it se
 client); the harness's lifetime (disconnect, timeouts, 127.0.0.1 only) runs on more processes
 of the same build. A harness that sent and sampled bits MSB first fails every test here
 (measured: the board's UART then never sees a request)."""
+import json
 import socket
 import struct
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,7 +27,9 @@ from deploy.host import Board, BoardError                            # noqa: E40
 from deploy.simboard import (SIM_DIVISOR, board_verilog, build_board,  # noqa: E402
                              start_board)
 from model.config import load_config                                 # noqa: E402
+from deploy.run import main as run_main                              # noqa: E402
 from model.golden import run_golden                                  # noqa: E402
+from model.weights import save_weights                               # noqa: E402
 from rtl_helpers import random_weights                               # noqa: E402
 
 X, H, C, T = 3, 4, 3, 4
@@ -55,6 +61,18 @@ def board(small, executable):
         # the driver has disconnected: the simulation ends by itself, at once
         start = time.monotonic()
         assert sim.stop() == 0 and time.monotonic() - start < 5
+
+
+@pytest.fixture(scope="module")
+def files(small, tmp_path_factory):
+    """The small model, its inputs and random labels as files, for the command line."""
+    _, weights, x = small
+    d = tmp_path_factory.mktemp("deploy")
+    save_weights(d / "w.npz", weights)
+    np.save(d / "x.npy", x)
+    np.save(d / "y.npy", np.arange(len(x)) % C)
+    return ["--weights", str(d / "w.npz"), "--inputs", str(d / "x.npy"),
+            "--labels", str(d / "y.npy")]
 
 
 def expect_status(board, frame: bytes, status: p.Status, command: int):
@@ -187,3 +205,57 @@ def test_listens_on_127_0_0_1_only(executable):
         assert mine and all(f[1].startswith("0100007F:") for f in mine)
         socket.create_connection(("127.0.0.1", sim.port), timeout=5).close()
         assert sim.stop() == 0
+
+
+# ---- the command line ---------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_deploy_sim_serves_deploy_run(executable, files, capsys):
+    """python -m deploy sim in one process, python -m deploy run against its socket."""
+    sim = subprocess.Popen([sys.executable, "-m", "deploy", "sim", "--board", "ulx3s-25f",
+                            "--lanes", "2", "--fast-build", files[0], files[1]],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = []
+        reader = threading.Thread(target=lambda: line.append(sim.stdout.readline()))
+        reader.start()
+        reader.join(120)
+        url = line[0].split(" listening on ")[1].split()[0] if line else None
+        assert url and url.startswith("socket://127.0.0.1:"), (line, sim.stderr.read())
+        code = run_main(["--port", url, *files, "--json"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        r = json.loads(out)
+        assert r["passed"] and r["mismatches"] == 0 and r["sequences"] == 6
+        assert r["labels_compared"] == 6 and r["logits_compared"] == 6 * C
+        assert r["accuracy_board"] == r["accuracy_golden"]
+        assert sim.wait(10) == 0          # the driver disconnected: the simulation ended
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+            sim.wait()
+        sim.stdout.close()
+        sim.stderr.close()
+
+
+def test_deploy_run_starts_the_simulated_board_itself(executable, files, capsys):
+    code = run_main(["--port", "sim", "--board", "ulx3s-25f", "--lanes", "2", "--fast-build",
+                     *files, "--limit", "3", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["board"] == "ulx3s-25f" and r["passed"] and r["sequences"] == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--board", "ulx3s-99f"], "--board must be one of"),
+    (["--board", "ulx3s-25f", "--port-number", "70000"], "--port-number must be from 0"),
+    (["--board", "ulx3s-25f", "--idle-timeout", "0"], "--idle-timeout must be positive"),
+])
+def test_deploy_sim_bad_input_is_one_line(args, message, capsys):
+    from deploy.simboard import main as sim_main
+    code = sim_main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
