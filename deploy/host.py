@@ -168,21 +168,25 @@ class Board:
     def request(self, command: p.Command, payload: bytes = b"", *, what: str = "") -> bytes:
         """Send one request and return the payload of its OK reply; a refusal is a BoardError
         naming the command, the status and what it means."""
+        import serial
+
+        what = f"{getattr(command, 'name', f'command 0x{command:02x}')}{what}"
         frame = p.encode_request(command, payload)
-        self.link.write(frame)
         try:
+            self.link.write(frame)
             reply = p.read_reply(self.link.read)
         except p.ProtocolError as e:
-            raise BoardError(f"no valid reply to {command.name}{what} from {self.port}: {e}") \
-                from None
+            raise BoardError(f"no valid reply to {what} from {self.port}: {e}") from None
+        except (serial.SerialException, OSError) as e:
+            raise BoardError(f"the link to {self.port} failed during {what}: {e}") from None
         self.frames["requests"] += 1
         self.frames["request_bytes"] += len(frame)
         self.frames["reply_bytes"] += p.REPLY_HEADER + len(reply.payload) + p.CRC_BYTES
         if reply.command != command:
-            raise BoardError(f"the reply to {command.name} is for command 0x{reply.command:02x}")
+            raise BoardError(f"the reply to {what} is for command 0x{reply.command:02x}")
         if reply.status != p.Status.OK:
             name = getattr(reply.status, "name", f"0x{int(reply.status):02x}")
-            raise BoardError(f"the board refused {command.name}{what}: {name}, "
+            raise BoardError(f"the board refused {what}: {name}, "
                              f"{MEANING.get(reply.status, 'unknown status')}", reply.status)
         return reply.payload
 
@@ -190,7 +194,15 @@ class Board:
     def info(self) -> p.Info:
         if self._info is None:
             try:
-                self._info = p.Info.decode(self.request(p.Command.INFO))
+                payload = self.request(p.Command.INFO)
+            except BoardError as e:
+                if e.status is not None:
+                    raise
+                raise BoardError(f"no reply to INFO from {self.port} within "
+                                 f"{self.link.timeout:g} s: is the board programmed, and is "
+                                 f"{self.link.baudrate} its baud rate (--baud)?") from None
+            try:
+                self._info = p.Info.decode(payload)
             except p.ProtocolError as e:
                 raise BoardError(f"the board's INFO does not decode: {e}") from None
         return self._info

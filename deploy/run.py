@@ -27,6 +27,8 @@ from .simboard import add_fast_build
 
 __all__ = ["build_parser", "main", "Progress"]
 
+SIM_REPLY_TIMEOUT = 600.0       # seconds: Verilator runs the board at ~0.2 M cycles/s
+
 
 def build_parser() -> ArgumentParser:
     ap = ArgumentParser(prog="python -m deploy run", description=__doc__.splitlines()[2])
@@ -41,8 +43,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--limit", type=int, help="only the first N sequences")
     ap.add_argument("--baud", type=int, default=p.DEFAULT_BAUD,
                     help=f"serial baud rate (default {p.DEFAULT_BAUD}; ignored by socket://)")
-    ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                    help=f"seconds a reply may take (default {DEFAULT_TIMEOUT:g})")
+    ap.add_argument("--timeout", type=float,
+                    help=f"seconds a reply may take (default {DEFAULT_TIMEOUT:g}; with --port "
+                         f"sim {SIM_REPLY_TIMEOUT:g}: a simulated batch takes long)")
     ap.add_argument("--no-batch", action="store_true",
                     help="skip the on-chip batch (LOAD_BATCH + RUN_BATCH) compute measurement")
     ap.add_argument("--board", default="ulx3s-25f",
@@ -98,6 +101,8 @@ def _operands(args):
             raise FixedPointError(f"--limit must be at least 1, not {args.limit}")
         x = x[:args.limit]
         labels = None if labels is None else labels[:args.limit]
+    if args.timeout is None:
+        args.timeout = SIM_REPLY_TIMEOUT if args.port == "sim" else DEFAULT_TIMEOUT
     if args.timeout <= 0:
         raise FixedPointError(f"--timeout must be positive, not {args.timeout}")
     return config, model, x, labels

@@ -82,6 +82,8 @@ class FakeBoard:
                     return
                 buffer += data
                 buffer, reply = self._frame(buffer)
+                if reply and self.flaw == "hangup" and reply[1] == p.Command.LOAD_WEIGHTS:
+                    return              # the board goes away in the middle of a load
                 if reply:
                     conn.sendall(reply)
 

@@ -120,6 +120,12 @@ def test_a_refused_weight_packet_blocks_x_and_the_driver_says_so(digits):
         fake.close()
 
 
+def test_a_board_that_goes_away_is_one_line(capsys, digits):
+    code, r, err = run_cli(capsys, FakeBoard(*digits, flaw="hangup"), "--timeout", "3")
+    assert code == 2 and r is None and err.count("\n") == 1
+    assert "during LOAD_WEIGHTS (layer 0 weights, frame 1 of" in err
+
+
 def test_an_unreachable_port_is_one_line(capsys):
     code = main(["--port", "socket://127.0.0.1:1", "--limit", "1"])
     err = capsys.readouterr().err

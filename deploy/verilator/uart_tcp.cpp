@@ -21,6 +21,7 @@
 //   +divisor=D         clock cycles per bit (D >= 4)
 //   +accept-timeout=S  exit (status 3) when no client has connected after S seconds
 //   +idle-timeout=S    exit (status 3) after S seconds without a byte in either direction
+//                      while the design is not busy (PIN_BUSY low, when it is given)
 //   +reset-cycles=N    cycles of reset before the client is accepted (default 16)
 // It serves one client and exits (status 0) when that client disconnects; it also exits when
 // its parent process dies (Linux PR_SET_PDEATHSIG) and on SIGTERM/SIGINT.
@@ -260,6 +261,9 @@ int main(int argc, char **argv) {
             continue;
         }
         if (cycles % 65536 != 0) continue;
+#ifdef PIN_BUSY
+        if (top->PIN_BUSY & 1) last_activity = now;   // computing (a long batch) is not idle
+#endif
         if (now - last_activity > idle_timeout) {
             fprintf(stderr, "uart_tcp: no byte in either direction for %.0f s: stopping\n",
                     idle_timeout);
