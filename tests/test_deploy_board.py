@@ -7,6 +7,7 @@ board keeps serving. One simulated board serves the module's driver tests (it se
 client); the harness's lifetime (disconnect, timeouts, 127.0.0.1 only) runs on more processes
 of the same build. A harness that sent and sampled bits MSB first fails every test here
 (measured: the board's UART then never sees a request)."""
+import contextlib
 import json
 import socket
 import struct
@@ -181,21 +182,19 @@ def test_garbage_between_frames_is_ignored(board, small):
 
 # ---- the harness's lifetime -------------------------------------------------------------------
 
-def test_exits_when_no_client_comes(executable):
-    with start_board(executable, divisor=SIM_DIVISOR, accept_timeout=1) as sim:
-        start = time.monotonic()
-        assert sim.stop() == 3
-        assert time.monotonic() - start < 5
-    assert any("no client connected" in m for m in sim.messages)
-
-
-def test_exits_after_idle_timeout(executable):
-    with start_board(executable, divisor=SIM_DIVISOR, idle_timeout=1) as sim:
-        with socket.create_connection(("127.0.0.1", sim.port), timeout=5):
+@pytest.mark.parametrize("timeouts, connect, message", [
+    ({"accept_timeout": 1}, False, "no client connected"),
+    ({"idle_timeout": 1}, True, "no byte in either direction"),
+])
+def test_exits_on_its_timeouts(executable, timeouts, connect, message):
+    with start_board(executable, divisor=SIM_DIVISOR, **timeouts) as sim:
+        with contextlib.ExitStack() as client:
+            if connect:
+                client.enter_context(socket.create_connection(("127.0.0.1", sim.port), timeout=5))
             start = time.monotonic()
             assert sim.stop() == 3
             assert time.monotonic() - start < 6
-    assert any("no byte in either direction" in m for m in sim.messages)
+    assert any(message in m for m in sim.messages)
 
 
 def test_listens_on_127_0_0_1_only(executable):
