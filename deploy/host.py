@@ -228,8 +228,16 @@ class Board:
             words = Geometry(config.for_layer(k), qweights, 1).load_words(qweights)
             payloads = p.weights_payloads(k, words, layer.weight_bits, info.max_payload)
             for n, payload in enumerate(payloads):
-                self.request(p.Command.LOAD_WEIGHTS, payload,
-                             what=f" (layer {k} weights, frame {n + 1} of {len(payloads)})")
+                try:
+                    self.request(p.Command.LOAD_WEIGHTS, payload,
+                                 what=f" (layer {k} weights, frame {n + 1} of {len(payloads)})")
+                except BoardError as e:
+                    if n == 0 or e.status is None:
+                        raise
+                    # earlier frames of the packet were written: the core now blocks x
+                    raise BoardError(f"{e}; layer {k}'s weights are now incomplete, so x stays "
+                                     "blocked until a complete weight packet loads",
+                                     e.status) from None
                 frames += 1
         return frames
 

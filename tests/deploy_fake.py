@@ -162,6 +162,8 @@ class FakeBoard:
             return p.Status.BAD_ARGUMENT
         self.weights_ok = False
         have = len(self.packet) + count
+        if self.flaw == "refuse" and self.packet:
+            return p.Status.BAD_SIZE        # a frame after the first refused
         if have > N or (flags & p.WeightFlags.LAST and have != N):
             return p.Status.BAD_SIZE
         self.packet += list(p.unpack_codes(payload[p.WEIGHTS_HEADER:], bits, count))

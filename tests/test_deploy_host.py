@@ -120,6 +120,13 @@ def test_a_refused_weight_packet_blocks_x_and_the_driver_says_so(digits):
         fake.close()
 
 
+def test_a_weight_frame_refused_mid_packet_says_x_is_blocked(capsys, digits):
+    code, r, err = run_cli(capsys, FakeBoard(*digits, flaw="refuse"))
+    assert code == 2 and r is None and err.count("\n") == 1
+    assert "refused LOAD_WEIGHTS (layer 0 weights, frame 2 of 6): BAD_SIZE" in err
+    assert "x stays blocked until a complete weight packet loads" in err
+
+
 def test_a_board_that_goes_away_is_one_line(capsys, digits):
     code, r, err = run_cli(capsys, FakeBoard(*digits, flaw="hangup"), "--timeout", "3")
     assert code == 2 and r is None and err.count("\n") == 1
