@@ -258,3 +258,25 @@ def test_deploy_sim_bad_input_is_one_line(args, message, capsys):
     code = sim_main(args)
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_a_stacked_model_through_the_simulated_board():
+    """Two layers (X=3 -> H=5 -> H=4) with a head: both weight packets load, and RUN and
+    RUN_BATCH match the golden model (its own build: pytest -m slow)."""
+    from deploy.simboard import serve
+    from model.weights import LSTMStack
+    rng = np.random.default_rng(2)
+    first, second = random_weights(rng, 3, 5), random_weights(rng, 5, 4)
+    stack = LSTMStack((first, second), rng.uniform(-0.5, 0.5, (C, 4)), rng.uniform(-0.5, 0.5, C))
+    config, x = load_config(), rng.normal(0, 1, (5, T, 3))
+    with serve("ulx3s-25f", config, stack, quiet=True, optimize=False) as sim:
+        with Board(sim.url, config=config, timeout=60) as b:
+            assert b.load(stack) == 2 and b.info().n_layers == 2
+            runs = [b.run(x), b.run_batch(x)]
+    golden = run_golden(config, stack, x)
+    for out in runs:
+        result = compare(golden, {k: v for k, v in out.items() if k in ("labels", "logits")},
+                         0, Comparison())
+        assert result.compared == {"labels": 5, "logits": 5 * C}
+        assert result.total_mismatches == 0, result.reports
