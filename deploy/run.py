@@ -31,7 +31,8 @@ SIM_REPLY_TIMEOUT = 600.0       # seconds: Verilator runs the board at ~0.2 M cy
 
 
 def build_parser() -> ArgumentParser:
-    ap = ArgumentParser(prog="python -m deploy run", description=__doc__.splitlines()[2])
+    ap = ArgumentParser(prog="python -m deploy run",
+                        description=" ".join(__doc__.split("\n\n")[1].split()))
     ap.add_argument("--port", required=True,
                     help="the board: /dev/ttyUSB0, socket://host:port, or sim (start the "
                          "simulated board of --board)")
