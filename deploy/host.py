@@ -146,14 +146,12 @@ class Board:
         import serial
 
         self.config = config if isinstance(config, Config) else load_config(config)
-
         try:
             self.link = serial.serial_for_url(port, baudrate=baud, timeout=timeout)
         except (serial.SerialException, ValueError) as e:
             raise BoardError(f"cannot open {port}: {e}") from None
         self.port = port
         self._info: p.Info | None = None
-        self.frames = {"requests": 0, "request_bytes": 0, "reply_bytes": 0}
 
     # -- the link ------------------------------------------------------------------------------
     def close(self) -> None:
@@ -179,9 +177,6 @@ class Board:
             raise BoardError(f"no valid reply to {what} from {self.port}: {e}") from None
         except (serial.SerialException, OSError) as e:
             raise BoardError(f"the link to {self.port} failed during {what}: {e}") from None
-        self.frames["requests"] += 1
-        self.frames["request_bytes"] += len(frame)
-        self.frames["reply_bytes"] += p.REPLY_HEADER + len(reply.payload) + p.CRC_BYTES
         if reply.command != command:
             raise BoardError(f"the reply to {what} is for command 0x{reply.command:02x}")
         if reply.status != p.Status.OK:
