@@ -9,7 +9,7 @@ BUILD  ?= build
 FAMILY ?= ecp5
 
 .PHONY: help setup test golden report activations explain verilog sim sim-axis regress train bench synth bitstream \
-        train-record bench-record synth-record regress-record sweep vectors regress-batch sim-netlist train-notebook train-notebook-record formal formal-full clean
+        train-record bench-record synth-record regress-record sweep vectors regress-batch sim-netlist train-notebook train-notebook-record formal formal-full deploy-sim clean
 
 help:
 	@echo "make setup          create $(VENV) and install everything from PyPI; then: . $(VENV)/bin/activate"
@@ -38,6 +38,7 @@ help:
 	@echo "make bench-record   golden, rtl, sim and synth figures into bench/results/ (tracked; synth takes minutes)"
 	@echo "make synth-record   FPGA cost into bench/results/synth-<family>.json (tracked)"
 	@echo "make regress-record regression, then its log into bench/results/regress-<sim>.jsonl (tracked)"
+	@echo "make deploy-sim     the host driver on the simulated board (Verilator, bit-level UART on a TCP socket): held-out digits vs the golden model -> $(BUILD)/deploy-sim.json (BOARD=$(BOARD))"
 	@echo "make clean          remove $(BUILD)/ (simulator build cache, waves, results) and caches"
 
 setup:
@@ -148,6 +149,10 @@ synth-record:
 
 regress-record: regress
 	cp $(REGRESS_LOG) bench/results/regress-$(SIM).jsonl
+
+deploy-sim:
+	@mkdir -p $(BUILD)
+	$(PY) -m deploy run --port sim --board $(BOARD) --out $(BUILD)/deploy-sim.json
 
 clean:
 	rm -rf $(BUILD) sim_build .pytest_cache

@@ -43,8 +43,8 @@ from rtl.top import LSTMCell
 
 from .runner import BUILD_ROOT, ROOT, SimError, simulator_env
 
-__all__ = ["TB_SOURCE", "TBResult", "BatchResult", "build_testbench", "run_testbench",
-           "run_vectors", "parse_summary", "decode_dump", "verilator_flags"]
+__all__ = ["TB_SOURCE", "TBResult", "BatchResult", "build_testbench", "run_build",
+           "run_testbench", "run_vectors", "parse_summary", "decode_dump", "verilator_flags"]
 
 TB_SOURCE = ROOT / "sim" / "verilog" / "tb_vectors.v"
 TOPLEVEL = "lstm_cell"
@@ -133,12 +133,7 @@ def build_testbench(verilog_text: str, manifest: dict, simulator: str, *, steps=
             cmd = ["verilator", *flags, f"-I{work}", "-Mdir", str(work / "obj"), *sources]
         else:
             cmd = ["iverilog", *flags, "-I", str(work), "-o", str(work / target.name), *sources]
-        log = work / "build.log"
-        with open(log, "w") as f:
-            done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=work)
-        if done.returncode != 0:
-            tail = log.read_text().strip().splitlines()[-3:]
-            raise SimError(f"{simulator} build of the testbench failed: {' / '.join(tail)}")
+        run_build(cmd, work, env, f"{simulator} build of the testbench")
         if simulator == "verilator":
             shutil.copy2(work / "obj" / "Vtb_vectors", work / "Vtb_vectors")
             shutil.rmtree(work / "obj")          # ~100 MB of objects: keep the binary only
@@ -150,6 +145,17 @@ def build_testbench(verilog_text: str, manifest: dict, simulator: str, *, steps=
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def run_build(cmd: list, work: Path, env: dict, what: str) -> None:
+    """Run a build command in ``work`` with its output in ``work/build.log``; a failure is a
+    SimError naming ``what`` with the log's last lines."""
+    log = work / "build.log"
+    with open(log, "w") as f:
+        done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=work)
+    if done.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-3:]
+        raise SimError(f"{what} failed: {' / '.join(tail)}")
 
 
 def _prune(simulator: str, keep: int = KEEP_BUILDS) -> None:

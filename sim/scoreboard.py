@@ -4,20 +4,29 @@ Used by the cocotb testbench :mod:`sim.tb_lstm`; nothing here drives the design.
 from collections import deque
 
 import numpy as np
-from cocotb.simtime import get_sim_time
 
 from model.cell import FixedLSTM
 from model.fixed import to_float
 from model.golden import layer_input
 
-__all__ = ["Checker", "Model", "StackModel", "cycle_now"]
+__all__ = ["Checker", "Model", "StackModel", "cycle_now", "describe_mismatch"]
 
 PERIOD_NS = 10                 # the clock period the testbench drives
 MAX_REPORTED = 20
 
 
 def cycle_now() -> int:
+    from cocotb.simtime import get_sim_time      # here: the module's report serves without cocotb
     return int(get_sim_time("ns")) // PERIOD_NS
+
+
+def describe_mismatch(sequence, step, unit, name, want, got, fmt, where="", seed=None) -> str:
+    """One mismatch as ``python -m sim`` reports it: where, which code, expected and received
+    codes with their values in ``fmt`` (a :class:`model.fixed.Format`), how to reproduce."""
+    at = f"sequence {sequence}" + ("" if step is None else f" step {step}")
+    line = (f"{at} {where}unit {unit} {name}: expected {want} ({to_float(want, fmt):.6g}), "
+            f"got {got} ({to_float(got, fmt):.6g})")
+    return line if seed is None else f"{line}; reproduce with SEED={seed}"
 
 
 class Model:
@@ -137,11 +146,9 @@ class Checker:
     def _mismatch(self, tag, unit, name, want, got, config=None, where=""):
         self.errors += 1
         if len(self.reports) < MAX_REPORTED:
-            fmt = (config or self.config).fmt(name)
-            self.reports.append(
-                f"sequence {tag[0]} step {tag[1]} {where}unit {unit} {name}: expected {want} "
-                f"({to_float(want, fmt):.6g}), got {got} ({to_float(got, fmt):.6g}); "
-                f"reproduce with SEED={self.seed}")
+            self.reports.append(describe_mismatch(
+                tag[0], tag[1], unit, name, want, got, (config or self.config).fmt(name), where,
+                self.seed))
 
     def observe_inner(self, k, config, tag, want_x, want_frame, got):
         """Layer k (>= 1) took ``got`` (its x port's payload): the model's cast of the layer
