@@ -126,6 +126,9 @@ def cmd_formal(args) -> int:
     jobs = plan(configs, args.full, only, args.pdr)
     if not jobs:
         raise UsageError("no property applies to the chosen design")
+    if not HAVE_ABC and any(job.abc_bmc for job, _ in jobs) and not args.json:
+        print("note: ABC not found (apt-get install berkeley-abc): the datapath proofs run on "
+              "yices, several times slower", flush=True)
     build = Path(args.build_dir)
     sbys = [(job, write_job(job, dut, build / job.config)) for job, dut in jobs]
     if not args.json:
