@@ -126,6 +126,7 @@ def _planned(config, full=True):
     """plan()'s jobs for one configuration, the designs only inspected."""
     jobs = plan([config], full)
     _unused(*(d for _, d in jobs))
+    _unused(*(layer for _, d in jobs for layer in getattr(d, "layers", ())))   # a stack's cells
     return jobs
 
 
