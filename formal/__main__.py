@@ -13,7 +13,7 @@ from model.cli import ArgumentParser, UsageError, run_command
 
 from .configs import CONFIGS, FAST, FULL
 from .harness import MUTANTS, SLOW_MUTANTS
-from .properties import PROPERTIES
+from .properties import PROPERTIES, two_steps
 from .run import HAVE_ABC, Job, ToolError, run_job, tool_env, write_job
 
 #: The datapath mutant ``make formal`` runs (the rest run in ``--full``): the fault an outside
@@ -46,9 +46,12 @@ def plan(configs, full: bool, only=None, pdr=False):
             if p.mode == "bmc" and not bmc_ok:
                 continue
             expect, why = ("FAIL", p.known_defect) if p.known_defect else ("PASS", "")
-            mode = "pdr" if pdr and p.mode == "bmc" else p.mode
-            jobs.append((Job(p.name, cfg, [p], None, mode, p.depth(dut), expect, why, **env),
-                         dut))
+            mode, depth = p.mode, p.depth(dut)
+            if mode == "prove" and p.bounded_on(dut):
+                mode, depth = "bmc", two_steps(dut)
+            if pdr and mode == "bmc":
+                mode = "pdr"
+            jobs.append((Job(p.name, cfg, [p], None, mode, depth, expect, why, **env), dut))
             if bmc_ok and (full or cfg == configs[0]):
                 for mutant in p.mutants:
                     if mutant in SLOW_MUTANTS and not full:
@@ -126,6 +129,9 @@ def cmd_formal(args) -> int:
     jobs = plan(configs, args.full, only, args.pdr)
     if not jobs:
         raise UsageError("no property applies to the chosen design")
+    if not HAVE_ABC and any(job.abc_bmc for job, _ in jobs) and not args.json:
+        print("note: ABC not found (apt-get install berkeley-abc): the datapath proofs run on "
+              "yices, several times slower", flush=True)
     build = Path(args.build_dir)
     sbys = [(job, write_job(job, dut, build / job.config)) for job, dut in jobs]
     if not args.json:

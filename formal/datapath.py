@@ -244,15 +244,9 @@ def build_datapath_check(m, t, design: DatapathDesign):
     n_weights, n_words = 4 * H * N, 4 * H * N + 4 * H
     w = t.weights
     if design.load_weights:
-        count = Signal(range(n_words), name="shadow_weight_word")
-        t.m.d.comb += t.assume((w.payload.first == (count == 0))
-                               & (w.payload.last == (count == n_words - 1)), when=w.valid)
-        with m.If(w.fire & ~rst):
-            m.d.sync += count.eq(_wrap(count, n_words))
-            with m.Switch(count):
-                for k in range(n_words):
-                    with m.Case(k):
-                        m.d.sync += _weight_word(k, X, H, w_ih, w_hh, bias, w.payload.data)
+        for k, case in _packet_words(m, t, w, n_words, "shadow_weight_word"):
+            with case:
+                m.d.sync += _weight_word(k, X, H, w_ih, w_hh, bias, w.payload.data)
     else:
         t.m.d.comb += t.assume(~w.valid)
 
@@ -260,15 +254,9 @@ def build_datapath_check(m, t, design: DatapathDesign):
     s = t.state
     h0 = Signal(data.ArrayLayout(signed(hb), H), name="shadow_h0")
     c0 = Signal(data.ArrayLayout(signed(cb), H), name="shadow_c0")
-    s_count = Signal(range(H), name="shadow_state_word")
-    t.m.d.comb += t.assume((s.payload.first == (s_count == 0))
-                           & (s.payload.last == (s_count == H - 1)), when=s.valid)
-    with m.If(s.fire & ~rst):
-        m.d.sync += s_count.eq(_wrap(s_count, H))
-        with m.Switch(s_count):
-            for u in range(H):
-                with m.Case(u):
-                    m.d.sync += [h0[u].eq(s.payload.h), c0[u].eq(s.payload.c)]
+    for u, case in _packet_words(m, t, s, H, "shadow_state_word"):
+        with case:
+            m.d.sync += [h0[u].eq(s.payload.h), c0[u].eq(s.payload.c)]
 
     # -- a step: the specification on x and (first ? initial state : the previous result as
     #    the cell delivered it). Each check then covers one step's arithmetic, and by induction
@@ -325,6 +313,20 @@ def build_datapath_check(m, t, design: DatapathDesign):
         with m.If(w.fire & ~rst & w.payload.last):
             m.d.sync += w_loaded.eq(1)
         t.cover(shown & fresh & w_loaded & loaded, "result_after_weight_and_state_load")
+
+
+def _packet_words(m, t, port, n, name):
+    """Assume ``port`` carries well-formed packets of ``n`` words (``first`` on word 0,
+    ``last`` on word n-1, nothing else) and count them; yield (k, context) for each word k, the
+    context active on the cycle word k is transferred (outside reset)."""
+    count = Signal(range(n), name=name)
+    t.m.d.comb += t.assume((port.payload.first == (count == 0))
+                           & (port.payload.last == (count == n - 1)), when=port.valid)
+    with m.If(port.fire & ~t.rst):
+        m.d.sync += count.eq(_wrap(count, n))
+        with m.Switch(count):
+            for k in range(n):
+                yield k, m.Case(k)
 
 
 def _output_word(m, t):

@@ -126,6 +126,7 @@ def _planned(config, full=True):
     """plan()'s jobs for one configuration, the designs only inspected."""
     jobs = plan([config], full)
     _unused(*(d for _, d in jobs))
+    _unused(*(layer for _, d in jobs for layer in getattr(d, "layers", ())))   # a stack's cells
     return jobs
 
 
@@ -163,3 +164,15 @@ def test_abc_bridge_repairs_debian_witness(tmp_path):
     trace.write_text("0000\n01\n00# DONE")
     _fix_witness(trace)
     assert trace.read_text() == "0000\n01\n00\n# DONE"
+
+
+def test_serial_and_stacked_designs_plan_the_properties_that_fit():
+    # a word-serial result is H transfers: the properties counting one per step stay off;
+    # a stack's loads are per layer (weights_l<k>, state_l<k>), its ports' readies all checked
+    words = {p.name for j, _ in _planned("words", full=False) for p in j.properties}
+    assert words == {"output_stream", "reset_ready", "loads_between_steps", "load_atomic"}
+    stack = _planned("stack", full=False)
+    assert {p.name for j, _ in stack for p in j.properties} == {"output_stream", "reset_ready"}
+    harness = FormalHarness(stack[0][1], [PROPERTIES["reset_ready"]])
+    _unused(harness)
+    assert set(harness.env) == {"x", "weights_l0", "state_l0", "weights_l1", "state_l1"}
