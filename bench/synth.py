@@ -488,8 +488,11 @@ def instantiated_memories(dut, ecp5: bool) -> dict:
     if not ecp5:
         return {}
     from rtl.lanemem import BLOCK_BITS
-    layers = getattr(dut, "layers", None)
-    cells = [("", dut)] if layers is None else [(f"layer{k}.", c) for k, c in enumerate(layers)]
+    core = getattr(dut, "core", None)       # a classifier head wraps the cell or stack
+    inner, outer = (dut, "") if core is None else (core, "core.")
+    layers = getattr(inner, "layers", None)
+    cells = ([(outer, inner)] if layers is None
+             else [(f"{outer}layer{k}.", c) for k, c in enumerate(layers)])
     return {f"{prefix}mac.weights{j}": "DP16KD" for prefix, cell in cells
             if cell.geometry.weight_fmt.bits <= BLOCK_BITS for j in range(cell.geometry.lanes)}
 
