@@ -116,6 +116,14 @@ def _ecp5_speed():
              f"{r['fmax_mhz']:.1f} MHz / {thousands(round(r['steps_per_s'], -3))}")]
 
 
+def _ecp5_head():
+    r = record("bench/results/synth-ecp5-head.json")
+    assert r["design"]["head_classes"]
+    res = r["resources"]
+    return [("bench/results/synth-ecp5-head.json resources lut4/ff/dsp/bram, fmax_mhz",
+             f"{res['lut4']} / {res['ff']} / {res['dsp']} / {res['bram']} / {r['fmax_mhz']:.1f} MHz")]
+
+
 def _golden_speed():
     r = record("bench/results/golden.json")
     assert r["bit_exact"]
@@ -148,6 +156,8 @@ FIGURES = {
     "classifier head on chip, whole held-out set": _head_on_chip,
     "ECP5 LFE5U-25F-6, the cell without the head: LUT4 / flip-flops / DSP / block RAM": _ecp5_area,
     "ECP5 Fmax / steps per second, the cell without the head": _ecp5_speed,
+    "ECP5 LFE5U-25F-6, the default design with its head: LUT4 / flip-flops / DSP / block RAM / Fmax":
+        _ecp5_head,
     "golden model time / plain float64 numpy LSTM (B=256, T=28, X=28, H=128)": _golden_speed,
     "formal runs in `make formal` (proofs, mutants that must fail, covers)": _formal_runs,
 }
