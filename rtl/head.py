@@ -97,8 +97,9 @@ class ClassifierHead(wiring.Component):
         ``logits``: C codes of :func:`logit_format`; ``label``: the first class with the largest
         logit. One transfer per ``last`` step, held (valid and payload) until taken.
 
-    Latency: ``y`` is taken ``latency`` = H + C*H + L_mul + 4 cycles after the edge an
-    always-ready consumer would have taken the ``last`` step's h (L_mul = 1 for ``"dsp"``).
+    Latency: ``y`` is taken ``latency`` = H + C*H + L_mul + 5 cycles after the edge an
+    always-ready consumer would have taken the ``last`` step's h (L_mul = 1 for ``"dsp"``;
+    + 4 when H = 1, where the argmax compare is not registered).
     The head is busy for that long per sequence: throughput is the cell's while sequences take
     at least that many cycles (a stalled ``y`` or shorter sequences hold the cell's output).
     """
@@ -139,7 +140,8 @@ class ClassifierHead(wiring.Component):
     def latency(self) -> int:
         """Cycles from where an always-ready consumer takes the ``last`` h to ``y`` taken."""
         return (self.n_hidden + self.n_classes * self.n_hidden + READ_LATENCY
-                + self.multiplier_latency(self._config, self._multiplier) + 2)
+                + self.multiplier_latency(self._config, self._multiplier) + 2
+                + (self.n_hidden >= 2))
 
     def elaborate(self, platform):
         m = Module()
@@ -217,15 +219,27 @@ class ClassifierHead(wiring.Component):
         done = delay(m, last_p, 1, "logit_done", reset_less=False)
         klass_a = delay(m, klass_p, 1, "klass_a")
 
-        # a class's logit is final: store it, and keep the first largest (numpy's argmax)
+        # a class's logit is final: store it, and keep the first largest (numpy's argmax). With
+        # H >= 2 a logit is final at most every other cycle, so the compare against the best so
+        # far is registered on its own (one flip-flop) and the update of best and label, one
+        # cycle later, only reads it: the wide compare never drives the enables of ~40 flip-flops.
         logits = Signal(data.ArrayLayout(signed(self.logit_bits), C), reset_less=True)
         best = Signal(signed(self.logit_bits), reset_less=True)
         label = Signal.like(self.y.payload.label)
-        with m.If(done):
-            m.d.sync += logits[klass_a].eq(acc)
-            with m.If((klass_a == 0) | (acc > best)):
-                m.d.sync += [best.eq(acc), label.eq(klass_a)]
-            with m.If(klass_a == C - 1):
+        if H >= 2:
+            take = Signal()
+            m.d.sync += take.eq((klass_a == 0) | (acc > best))
+            final = delay(m, acc, 1, "logit_final")
+            klass_f = delay(m, klass_a, 1, "klass_final")
+            done_f = delay(m, done, 1, "logit_done_final", reset_less=False)
+        else:
+            take = (klass_a == 0) | (acc > best)
+            final, klass_f, done_f = acc, klass_a, done
+        with m.If(done_f):
+            m.d.sync += logits[klass_f].eq(final)
+            with m.If(take):
+                m.d.sync += [best.eq(final), label.eq(klass_f)]
+            with m.If(klass_f == C - 1):
                 m.d.sync += y_full.eq(1)
 
         m.d.comb += [self.y.valid.eq(y_full & ~ResetSignal()), self.y.payload.logits.eq(logits),
