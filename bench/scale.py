@@ -4,9 +4,14 @@ How the design scales with its lane count P on the ECP5 devices: one ``python -m
 run per (device, P) (Yosys, then nextpnr at 150 MHz, speed grade 6, out of context), tabled as
 LUT4 / flip-flops / DSP / block RAM / Fmax / cycles per step / per-image latency / images per
 second. An image is one sequence of T steps (T = 28 for the notebook network: one row of the
-28 x 28 image per step); the cell runs one sequence at a time (step t+1 needs h_t), so
+28 x 28 image per step); the cell runs one sequence at a time (step t+1 needs h_t), and the
+classifier head works on one image's last h while the cell runs the next image, so
 
-    latency = T * cycles_per_step / Fmax          images per second = 1 / latency
+    images per second = Fmax / (T * cycles_per_step)
+    latency (first x accepted to its label) = (T * cycles_per_step + head latency) / Fmax
+
+(``head latency`` = ``rtl.head.ClassifierHead.latency``: H + C*H + 6 cycles, 0 without a head).
+``step_us`` = T * cycles_per_step / Fmax is the time per image of the cell alone.
 
 Before any tool runs, each configuration's DSP and block RAM needs are computed from the design
 (``rtl.lanemem.block_count``: a lane's memory is ceil(ceil(4H(X+H)/P) / 1024) DP16KD; DSPs: one
@@ -28,7 +33,7 @@ from model.cli import UsageError, run_command, shown
 
 NOTEBOOK_WEIGHTS = "data/notebook_lstm.npz"
 DEFAULT_DEVICES = ("45k", "85k")
-DEFAULT_LANES = (16, 32, 54, 64, 78, 128, 150)
+DEFAULT_LANES = (16, 32, 52, 64, 78, 128, 149)
 STEPS = 28
 
 
@@ -46,7 +51,18 @@ def needs(config, stack, lanes: int) -> dict:
     pwl = sum(1 for name in ("sigmoid", "tanh", "tanh_c")
               if config.tables[name].method != "plan")
     blocks = block_count(g.issue_cycles) * (1 if g.weight_fmt.bits <= BLOCK_BITS else 2)
-    return {"dsp": lanes + multipliers + pwl, "bram": lanes * blocks,
+    head_dsp, head_latency = 0, 0
+    if stack.has_head:
+        import numpy as np
+        from rtl.head import ClassifierHead
+        n_classes, n_hidden = stack.head_weight.shape      # the latency depends on shapes only
+        head = ClassifierHead(config, np.zeros((n_classes, n_hidden), int), np.zeros(n_classes, int))
+        head_dsp, head_latency = 1, head.latency
+        blocks_head = block_count(head.n_classes * head.n_hidden)
+    else:
+        blocks_head = 0
+    return {"dsp": lanes + multipliers + pwl + head_dsp, "bram": lanes * blocks + blocks_head,
+            "head_latency": head_latency,
             "words_per_lane": g.issue_cycles, "blocks_per_lane": blocks,
             "cycles_per_step": g.issue_cycles + LSTMCell.overhead_for(lanes)}
 
@@ -74,12 +90,15 @@ def row(device: str, lanes: int, need: dict, report: dict | None, steps: int, re
         return {**out, "fits": None, "reason": report["error"]}
     res, fmax = report["resources"], report.get("fmax_mhz")
     cps = report["cycles_per_step"]
-    latency = steps * cps / fmax if fmax else None
+    head_latency = report.get("head_latency", need["head_latency"]) or 0
+    cell_us = steps * cps / fmax if fmax else None
+    latency = (steps * cps + head_latency) / fmax if fmax else None
     cp = (report.get("pnr") or {}).get("critical_path") or {}
     return {**out, "fits": report["fits_device"], "part": report["device"],
             "lut": res["lut4"], "ff": res["ff"], "dsp": res["dsp"], "bram": res["bram"],
             "fmax_mhz": fmax, "cycles_per_step": cps,
-            "latency_us": latency, "images_per_s": 1e6 / latency if latency else None,
+            "head_latency": head_latency, "cell_us": cell_us,
+            "latency_us": latency, "images_per_s": 1e6 / cell_us if cell_us else None,
             "critical_path": (f"{cp['delay_ns']:.2f} ns: {cp['from']} -> {cp['to']}"
                               if cp else None),
             "report": report.get("_file")}

@@ -92,25 +92,28 @@ def test_help_lists_the_commands():
 
 
 def test_scale_says_what_cannot_fit_before_running_tools(tmp_path):
-    """The notebook network (X=28, H=128): a lane's memory is ceil(ceil(79,872 / P) / 1024)
-    DP16KD, so P=64 needs 128 (the 45F has 108) and P=78 needs 84 DSPs (it has 72); the
-    cycles per step are the closed form. --reuse fills a row from an earlier bench.synth
-    report, and the latency is T * cycles / Fmax."""
+    """The notebook network (X=28, H=128, C=10): a lane's memory is ceil(ceil(79,872 / P) / 1024)
+    DP16KD and the head's 1,280 weights two more, so P=64 needs 130 (the 45F has 108) and P=54
+    110; P=78 needs 78 + 6 + 1 DSPs (the 45F has 72); the cycles per step are the closed form.
+    --reuse fills a row from an earlier bench.synth report; images per second are
+    Fmax / (T * cycles per step), the latency to a label adds the head's."""
     from rtl.top import LSTMCell
     build = tmp_path / "scale"
     build.mkdir()
-    fake = {"resources": {"lut4": 1, "ff": 2, "dsp": 70, "bram": 128}, "fmax_mhz": 150.0,
+    fake = {"resources": {"lut4": 1, "ff": 2, "dsp": 71, "bram": 130}, "fmax_mhz": 150.0,
             "cycles_per_step": 1293, "fits_device": True, "device": "LFE5U-85F-6CABGA381",
             "pnr": None}
     (build / "85k-P64.json").write_text(json.dumps(fake))
     out = tmp_path / "scale.json"
-    r = bench("scale", "--devices", "45k,85k", "--lanes", "54,64,78", "--dry-run", "--reuse",
+    r = bench("scale", "--devices", "45k,85k", "--lanes", "52,54,64,78", "--dry-run", "--reuse",
               "--build-dir", build, "--json", "--out", out)
     assert r.returncode == 0, r.stderr
     rows = {(x["device"], x["lanes"]): x for x in json.loads(r.stdout)["rows"]}
-    assert rows["45k", 64]["fits"] is False and rows["45k", 64]["reason"] == "needs bram 128 > 108"
-    assert rows["45k", 78]["reason"] == "needs dsp 84 > 72"
-    assert rows["45k", 54]["bram_needed"] == 108 and rows["45k", 54]["fits"] is None
+    assert rows["45k", 64]["fits"] is False and rows["45k", 64]["reason"] == "needs bram 130 > 108"
+    assert rows["45k", 78]["reason"] == "needs dsp 85 > 72"
+    assert rows["45k", 54]["reason"] == "needs bram 110 > 108"
+    assert rows["45k", 52]["bram_needed"] == 106 and rows["45k", 52]["fits"] is None
     assert rows["85k", 64]["cycles_per_step"] == 79872 // 64 + LSTMCell.overhead_for(64) == 1293
-    assert rows["85k", 64]["latency_us"] == pytest.approx(28 * 1293 / 150.0)
+    assert rows["85k", 64]["head_latency"] == 128 + 10 * 128 + 6
+    assert rows["85k", 64]["latency_us"] == pytest.approx((28 * 1293 + 1414) / 150.0)
     assert rows["85k", 64]["images_per_s"] == pytest.approx(150e6 / (28 * 1293))
