@@ -165,18 +165,17 @@ class ClassifierHead(wiring.Component):
 
         # copy a `last` step's h into h_copy, one unit per cycle (registered: the H-way select
         # and the memory write are in different cycles); other steps are dropped at once
+        # h.ready does not look at h.valid (only at the step's `last` bit and the head's own
+        # state), so no combinational path runs from the core's valid back to its ready
         copy_we = Signal()
         m.d.sync += [h_wr.en.eq(copy_we), h_wr.addr.eq(unit),
                      h_wr.data.eq(self.h.payload.h[unit])]
-        with m.If(self.h.valid & ~self.h.payload.last):
-            m.d.comb += self.h.ready.eq(1)
-        with m.FSM(name="head"):
+        with m.FSM(name="head") as fsm:
             with m.State("IDLE"):
                 with m.If(self.h.valid & self.h.payload.last & ~y_full):
                     m.d.comb += copy_we.eq(1)
                     m.d.sync += unit.eq(unit + 1)
                     with m.If(unit == H - 1):
-                        m.d.comb += self.h.ready.eq(1)
                         m.d.sync += unit.eq(0)
                         m.next = "SETTLE"
             with m.State("SETTLE"):           # the last unit's write lands
@@ -192,6 +191,9 @@ class ClassifierHead(wiring.Component):
             with m.State("DRAIN"):            # the last products go through the pipeline
                 with m.If(y_full):
                     m.next = "IDLE"
+
+        m.d.comb += self.h.ready.eq(~self.h.payload.last
+                                    | (fsm.ongoing("IDLE") & ~y_full & (unit == H - 1)))
 
         # read: weight, bias of the class, h unit (memory read registers), then a register
         # after each memory (a block RAM's clock-to-out leaves no time for the multiplier)
