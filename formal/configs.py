@@ -76,7 +76,7 @@ CONFIGS = {c.name: c for c in (
     DatapathDesign("dp_tiny", 1, 1, 1, bits=3),
     DatapathDesign("dp_split", 2, 1, 2, bits=3, round="TRN", overflow="WRAP"),
     DatapathDesign("dp_plan", 1, 1, 2, method="plan", bits=3),
-    DatapathDesign("dp_load", 1, 1, 1, bits=3, load_weights=True),
+    DatapathDesign("dp_load", 1, 1, 1, bits=2, load_weights=True, weight_gaps=False),
     DatapathDesign("dp_serial", 1, 2, 3, bits=3, serial_output=True),
 )}
 FAST = ("small", "odd", "dp_tiny")
