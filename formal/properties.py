@@ -59,6 +59,10 @@ class Property:
     #: fails there from an unreachable state (measured), e.g. output_stream on a word-serial
     #: output, whose words leave from registers the cell update shifts into
     bounded_on: Callable = field(default=lambda dut: False)
+    #: configurations (formal.configs names) on which ABC's PDR was measured to close this
+    #: bmc property: ``make formal-full`` proves it there unbounded (with the property's own
+    #: resets), when ABC is installed (docs/formal.md)
+    pdr_closes_on: tuple = ()
 
     def mutant_depth(self, dut) -> int:
         if self.mutant_depth_of is not None:
@@ -76,7 +80,8 @@ def two_steps(dut) -> int:
 
 
 def prop(name, title, *, mode, depth, mutants, known_defect=None, applies=None,
-         mutant_depth=None, resets="any", loads=True, kind="protocol", bounded_on=None):
+         mutant_depth=None, resets="any", loads=True, kind="protocol", bounded_on=None,
+         pdr_closes_on=()):
     """Register the decorated ``build(m, t)`` as property ``name``."""
     if mode not in ("prove", "pdr", "bmc"):
         raise ValueError(f"mode must be 'prove', 'pdr' or 'bmc', not {mode!r}")
@@ -87,7 +92,8 @@ def prop(name, title, *, mode, depth, mutants, known_defect=None, applies=None,
     def register(build):
         PROPERTIES[name] = Property(name, title, build, mode, depth, tuple(mutants), known_defect,
                                     applies or (lambda dut: True), mutant_depth, resets, loads,
-                                    kind, bounded_on or (lambda dut: False))
+                                    kind, bounded_on or (lambda dut: False),
+                                    tuple(pdr_closes_on))
         return build
     return register
 
@@ -166,7 +172,7 @@ def _response(m, t):
       "without a step, no step lost",
       mode="bmc", depth=two_steps,
       mutants=("capacity_minus_1", "ignore_h_ready", "overwrite_stalled_output",
-               "ignore_x_valid"), resets="initial", applies=_cell)
+               "ignore_x_valid"), resets="initial", applies=_cell, pdr_closes_on=("small",))
 def _outstanding(m, t):
     capacity = CAPACITY - (t.mutant == "capacity_minus_1")
     outstanding = Signal(signed(8), name="outstanding")
