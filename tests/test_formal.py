@@ -178,9 +178,10 @@ def test_serial_and_stacked_designs_plan_the_properties_that_fit():
     assert set(harness.env) == {"x", "weights_l0", "state_l0", "weights_l1", "state_l1"}
 
 
-def test_full_run_proves_outstanding_with_pdr_where_measured(monkeypatch):
-    # PDR closed `outstanding` on `small` (docs/formal.md): make formal-full proves it there
-    # unbounded, with the property's own resets; make formal keeps BMC; without ABC, BMC
+def test_pdr_proves_the_load_properties_and_outstanding_where_measured(monkeypatch):
+    # PDR closed the load properties in seconds and `outstanding` on `small` in minutes
+    # (docs/formal.md): they are proven there unbounded with the property's own resets (the
+    # slow one in make formal-full only); without ABC, BMC
     import formal.__main__ as runner
     monkeypatch.setattr(runner, "HAVE_ABC", True)
     full = {j.name: j for j, _ in _planned("small") if j.properties}
@@ -189,8 +190,11 @@ def test_full_run_proves_outstanding_with_pdr_where_measured(monkeypatch):
     assert full["outstanding__capacity_minus_1"].mode == "bmc"
     fast = {j.name: j for j, _ in _planned("small", full=False) if j.properties}
     assert fast["outstanding"].mode == "bmc"
+    assert fast["loads_between_steps"].mode == fast["load_atomic"].mode == "pdr"
+    assert fast["load_atomic__x_ready_in_load_gap"].mode == "bmc"     # mutants stay BMC
     monkeypatch.setattr(runner, "HAVE_ABC", False)
-    assert {j.name: j for j, _ in _planned("small")}["outstanding"].mode == "bmc"
+    full = {j.name: j for j, _ in _planned("small")}
+    assert full["outstanding"].mode == full["load_atomic"].mode == "bmc"
 
 
 def test_dp_load_loads_weights_through_the_port_in_the_full_run():
