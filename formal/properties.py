@@ -174,7 +174,7 @@ def _response(m, t):
       mode="bmc", depth=two_steps,
       mutants=("capacity_minus_1", "ignore_h_ready", "overwrite_stalled_output",
                "ignore_x_valid"), resets="initial", applies=_cell,
-      pdr_closes_on=("small",), pdr_slow=True)
+      pdr_closes_on=("small", "odd"), pdr_slow=True)
 def _outstanding(m, t):
     capacity = CAPACITY - (t.mutant == "capacity_minus_1")
     outstanding = Signal(signed(8), name="outstanding")
