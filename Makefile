@@ -26,7 +26,7 @@ help:
 	@echo "make regress-batch  the same configurations in batch mode (SIM=verilator unless given)"
 	@echo "make sim-netlist    the ECP5 netlist Yosys maps (synth_ecp5), simulated on the held-out set vs the golden model (SIM=$(SIM); minutes)"
 	@echo "make formal         protocol proofs on two small designs, datapath equivalence on one, with mutants (~3 min)"
-	@echo "make formal-full    every design: serial output, a stack, five datapath designs, the default design (~30 min)"
+	@echo "make formal-full    every design: serial output, a stack, four datapath designs, the default design (~40 min)"
 	@echo "make train          retrain the digits model -> $(BUILD)/train/ (needs scikit-learn)"
 	@echo "make train-notebook retrain the notebook's network -> $(BUILD)/train/ (28x28 digits, H=128, TensorFlow layout)"
 	@echo "make bench          speed figures (golden model, RTL cycles, checked simulation) -> $(BUILD)/bench/"

@@ -28,7 +28,8 @@ BMC_CPS_LIMIT = 100
 def plan(configs, full: bool, only=None, pdr=False):
     """(job, dut) pairs: each property on each configuration, its mutants, one cover run.
     With ``pdr``, the bounded (BMC) protocol properties are tried unbounded with ABC's PDR
-    instead (their mutants and covers stay as they are)."""
+    instead (their mutants and covers stay as they are); with ABC installed, those measured
+    to close (``Property.pdr_closes_on``; the slow ones with ``full`` only) always are."""
     jobs = []
     timeout = 1800 if full else 600
     for cfg in configs:
@@ -49,9 +50,12 @@ def plan(configs, full: bool, only=None, pdr=False):
             mode, depth = p.mode, p.depth(dut)
             if mode == "prove" and p.bounded_on(dut):
                 mode, depth = "bmc", two_steps(dut)
-            if pdr and mode == "bmc":
-                mode = "pdr"
-            jobs.append((Job(p.name, cfg, [p], None, mode, depth, expect, why, **env), dut))
+            proof_env = env
+            closes = HAVE_ABC and cfg in p.pdr_closes_on and (full or not p.pdr_slow)
+            if mode == "bmc" and (pdr or closes):
+                mode, proof_env = "pdr", {**env, "resets": p.resets}   # as measured
+            jobs.append((Job(p.name, cfg, [p], None, mode, depth, expect, why, **proof_env),
+                         dut))
             if bmc_ok and (full or cfg == configs[0]):
                 for mutant in p.mutants:
                     if mutant in SLOW_MUTANTS and not full:
@@ -129,6 +133,11 @@ def cmd_formal(args) -> int:
     jobs = plan(configs, args.full, only, args.pdr)
     if not jobs:
         raise UsageError("no property applies to the chosen design")
+    if not HAVE_ABC and not args.json and any(
+            job.config in PROPERTIES[job.properties[0].name].pdr_closes_on
+            for job, _ in jobs if job.mode == "bmc" and job.properties and job.mutant is None):
+        print("note: ABC not found (apt-get install berkeley-abc): the properties PDR proves "
+              "unbounded stay bounded (BMC)", flush=True)
     if not HAVE_ABC and any(job.abc_bmc for job, _ in jobs) and not args.json:
         print("note: ABC not found (apt-get install berkeley-abc): the datapath proofs run on "
               "yices, several times slower", flush=True)

@@ -5,8 +5,10 @@ send, on small designs with narrow formats (multipliers not cut).
 The harness keeps a shadow of what the environment loaded: the weights (initially the memory's
 contents, then every word of a weight packet, decoded in docs/protocol.md's word order) and the
 initial state (zero after reset, then every word of a state packet). When x is accepted, the
-specification computes the step from x and either the initial state (``first``) or the previous
-step's result; the result the cell delivers next must equal it, word for word.
+step's inputs are latched: x and either the initial state (``first``) or the previous step's
+result as delivered; the result the cell delivers next must equal the specification on the
+latched inputs and the shadow weights, word for word, on the cycle it appears (its stability
+until taken is the protocol property ``output_stream``'s).
 
 Environment assumptions beyond the harness's: load packets are well formed (``first`` on word
 0, ``last`` on the last word, nothing else): what the cell does with malformed packets is
@@ -83,6 +85,10 @@ class DatapathDesign:
     overflow: str = "SAT"
     #: weight packets through the port (free words); otherwise the memory keeps its contents
     load_weights: bool = False
+    #: with ``load_weights``: the producer may leave gaps in the weight packet and send more
+    #: packets later (True), or sends one packet right after reset without gaps (False: the
+    #: memory's write history is then fixed in time: a smaller problem for the solver)
+    weight_gaps: bool = True
     serial_output: bool = False
     #: steps the BMC depth covers after the loads
     steps: int = 1
@@ -247,6 +253,11 @@ def build_datapath_check(m, t, design: DatapathDesign):
         for k, case in _packet_words(m, t, w, n_words, "shadow_weight_word"):
             with case:
                 m.d.sync += _weight_word(k, X, H, w_ih, w_hh, bias, w.payload.data)
+        if not design.weight_gaps:
+            sent = Signal(name="weight_packet_sent")
+            with m.If(w.fire & ~rst & w.payload.last):
+                m.d.sync += sent.eq(1)
+            m.d.comb += t.assume(w.valid == ~sent, when=~rst)
     else:
         t.m.d.comb += t.assume(~w.valid)
 
@@ -262,41 +273,51 @@ def build_datapath_check(m, t, design: DatapathDesign):
     #    the cell delivered it). Each check then covers one step's arithmetic, and by induction
     #    over the outputs every result equals the model's sequence: at the first output that
     #    differed, the previous one was right, so it is the specification that it fails.
+    #    The step's inputs are latched when x is accepted and the specification reads the
+    #    latches: a check on cycle k then depends on one copy of the specification (cycle
+    #    k's), not on one per cycle x might have been accepted on.
     x, h = t.x, t.h
     fresh = t.fresh_output()
     h_prev, c_prev = _delivered_state(m, t, design, fresh)
     first = x.payload.first
-    m.d.comb += [spec.x.eq(x.payload.x), spec.weight_ih.eq(w_ih), spec.weight_hh.eq(w_hh),
-                 spec.bias.eq(bias)]
-    m.d.comb += [spec.h[u].eq(Mux(first, h0[u], h_prev[u])) for u in range(H)]
-    m.d.comb += [spec.c[u].eq(Mux(first, c0[u], c_prev[u])) for u in range(H)]
-    run_h = Signal.like(spec.h_next, name="expected_run_h")
-    run_c = Signal.like(spec.c_next, name="expected_run_c")
+    step_x = Signal.like(spec.x, name="step_x")
+    step_h = Signal.like(spec.h, name="step_h")
+    step_c = Signal.like(spec.c, name="step_c")
     with m.If(x.fire & ~rst):
-        m.d.sync += [run_h.eq(spec.h_next), run_c.eq(spec.c_next)]
+        m.d.sync += step_x.eq(x.payload.x)
+        m.d.sync += [step_h[u].eq(Mux(first, h0[u], h_prev[u])) for u in range(H)]
+        m.d.sync += [step_c[u].eq(Mux(first, c0[u], c_prev[u])) for u in range(H)]
+    m.d.comb += [spec.x.eq(step_x), spec.h.eq(step_h), spec.c.eq(step_c),
+                 spec.weight_ih.eq(w_ih), spec.weight_hh.eq(w_hh), spec.bias.eq(bias)]
+    if design.load_weights:
+        # the weights the step read: no weight word is accepted while a step runs (the
+        # protocol property loads_between_steps), so the shadow at the output is the step's;
+        # asserted here too, so this proof does not lean on another
+        running = Signal(name="datapath_step_running")
+        with m.If(x.fire & ~rst):
+            m.d.sync += running.eq(1)
+        with m.Elif(fresh):
+            m.d.sync += running.eq(0)
+        t.require(~w.fire, "no_weight_word_during_step", when=running & ~fresh & ~rst)
 
-    # -- the result on the output: the oldest step not yet delivered
-    out_h = Signal.like(spec.h_next, name="expected_out_h")
-    out_c = Signal.like(spec.c_next, name="expected_out_c")
-    now_h = Signal.like(spec.h_next, name="expected_h")
-    now_c = Signal.like(spec.c_next, name="expected_c")
-    with m.If(fresh):
-        m.d.comb += [now_h.eq(run_h), now_c.eq(run_c)]
-        m.d.sync += [out_h.eq(run_h), out_c.eq(run_c)]
-    with m.Else():
-        m.d.comb += [now_h.eq(out_h), now_c.eq(out_c)]
+    # -- the result on the output: checked on the cycle it appears (while the step's inputs
+    #    are still latched: the next x is accepted at the earliest on that cycle). That it
+    #    then stays unchanged until taken is output_stream's (k-induction, with mutants)
     shown = h.valid & ~rst
     if design.serial_output:
+        # the words leave one per transfer; the next x waits for the last one
         word = _output_word(m, t)
-        expect_h = _pick(m, now_h, word, hb, "expected_word_h")
-        expect_c = _pick(m, now_c, word, cb, "expected_word_c")
+        expect_h = _pick(m, spec.h_next, word, hb, "expected_word_h")
+        expect_c = _pick(m, spec.c_next, word, cb, "expected_word_c")
         t.require(h.payload.h == expect_h, "h_word_equals_spec", when=shown)
         t.require(h.payload.c == expect_c, "c_word_equals_spec", when=shown)
         t.require((h.payload.first == (word == 0)) & (h.payload.last == (word == H - 1)),
                   "output_word_framing", when=shown)
     else:
-        t.require(h.payload.h.as_value() == now_h.as_value(), "h_equals_spec", when=shown)
-        t.require(h.payload.c.as_value() == now_c.as_value(), "c_equals_spec", when=shown)
+        t.require(h.payload.h.as_value() == spec.h_next.as_value(), "h_equals_spec",
+                  when=fresh & ~rst)
+        t.require(h.payload.c.as_value() == spec.c_next.as_value(), "c_equals_spec",
+                  when=fresh & ~rst)
 
     # covers: what the depth must reach for the proof to say something
     loaded = Signal(name="state_loaded")

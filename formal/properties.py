@@ -59,6 +59,11 @@ class Property:
     #: fails there from an unreachable state (measured), e.g. output_stream on a word-serial
     #: output, whose words leave from registers the cell update shifts into
     bounded_on: Callable = field(default=lambda dut: False)
+    #: configurations (formal.configs names) on which ABC's PDR was measured to close this
+    #: bmc property: the runner proves it there unbounded (with the property's own resets),
+    #: when ABC is installed (docs/formal.md); in ``make formal-full`` only if ``pdr_slow``
+    pdr_closes_on: tuple = ()
+    pdr_slow: bool = False
 
     def mutant_depth(self, dut) -> int:
         if self.mutant_depth_of is not None:
@@ -76,7 +81,8 @@ def two_steps(dut) -> int:
 
 
 def prop(name, title, *, mode, depth, mutants, known_defect=None, applies=None,
-         mutant_depth=None, resets="any", loads=True, kind="protocol", bounded_on=None):
+         mutant_depth=None, resets="any", loads=True, kind="protocol", bounded_on=None,
+         pdr_closes_on=(), pdr_slow=False):
     """Register the decorated ``build(m, t)`` as property ``name``."""
     if mode not in ("prove", "pdr", "bmc"):
         raise ValueError(f"mode must be 'prove', 'pdr' or 'bmc', not {mode!r}")
@@ -87,7 +93,8 @@ def prop(name, title, *, mode, depth, mutants, known_defect=None, applies=None,
     def register(build):
         PROPERTIES[name] = Property(name, title, build, mode, depth, tuple(mutants), known_defect,
                                     applies or (lambda dut: True), mutant_depth, resets, loads,
-                                    kind, bounded_on or (lambda dut: False))
+                                    kind, bounded_on or (lambda dut: False),
+                                    tuple(pdr_closes_on), pdr_slow)
         return build
     return register
 
@@ -166,7 +173,8 @@ def _response(m, t):
       "without a step, no step lost",
       mode="bmc", depth=two_steps,
       mutants=("capacity_minus_1", "ignore_h_ready", "overwrite_stalled_output",
-               "ignore_x_valid"), resets="initial", applies=_cell)
+               "ignore_x_valid"), resets="initial", applies=_cell,
+      pdr_closes_on=("small", "odd"), pdr_slow=True)
 def _outstanding(m, t):
     capacity = CAPACITY - (t.mutant == "capacity_minus_1")
     outstanding = Signal(signed(8), name="outstanding")
@@ -198,7 +206,7 @@ def _reset_ready(m, t):
 @prop("loads_between_steps", "no weight or state word is accepted from the cycle x is "
       "accepted until its h_t appears",
       mode="bmc", depth=two_steps, mutants=("window_plus_1",), resets="initial",
-      applies=_cell_loads)
+      applies=_cell_loads, pdr_closes_on=("small", "odd"))
 def _loads_between_steps(m, t):
     in_flight, accepted = _window(t, "loads")
     if t.mutant == "window_plus_1":
@@ -218,7 +226,7 @@ def _framed(dut) -> bool:
 @prop("load_atomic", "no x is accepted from the first to the last word of a weight or state "
       "packet, whatever gaps the producer leaves (packet-framed load ports only)",
       mode="bmc", depth=lambda dut: dut.geometry.n_words + 10, mutants=("x_ready_in_load_gap",),
-      applies=_framed, resets="initial")
+      applies=_framed, resets="initial", pdr_closes_on=("small", "odd"))
 def _load_atomic(m, t):
     for name in ("weights", "state"):
         p = t.ports[name]

@@ -176,3 +176,36 @@ def test_serial_and_stacked_designs_plan_the_properties_that_fit():
     harness = FormalHarness(stack[0][1], [PROPERTIES["reset_ready"]])
     _unused(harness)
     assert set(harness.env) == {"x", "weights_l0", "state_l0", "weights_l1", "state_l1"}
+
+
+def test_pdr_proves_the_load_properties_and_outstanding_where_measured(monkeypatch):
+    # PDR closed the load properties in seconds and `outstanding` on `small` in minutes
+    # (docs/formal.md): they are proven there unbounded with the property's own resets (the
+    # slow one in make formal-full only); without ABC, BMC
+    import formal.__main__ as runner
+    monkeypatch.setattr(runner, "HAVE_ABC", True)
+    full = {j.name: j for j, _ in _planned("small") if j.properties}
+    assert full["outstanding"].mode == "pdr" and full["outstanding"].resets == "initial"
+    assert full["response"].mode == "bmc"                   # PDR did not close it
+    assert full["outstanding__capacity_minus_1"].mode == "bmc"
+    fast = {j.name: j for j, _ in _planned("small", full=False) if j.properties}
+    assert fast["outstanding"].mode == "bmc"
+    assert fast["loads_between_steps"].mode == fast["load_atomic"].mode == "pdr"
+    assert fast["load_atomic__x_ready_in_load_gap"].mode == "bmc"     # mutants stay BMC
+    monkeypatch.setattr(runner, "HAVE_ABC", False)
+    full = {j.name: j for j, _ in _planned("small")}
+    assert full["outstanding"].mode == full["load_atomic"].mode == "bmc"
+
+
+def test_dp_load_loads_weights_through_the_port_in_the_full_run():
+    from formal.configs import FULL
+    design = CONFIGS["dp_load"]
+    assert "dp_load" in FULL and design.load_weights and not design.weight_gaps
+    jobs = _planned("dp_load")
+    assert "x_right_after_state" in {j.mutant for j, _ in jobs}
+    # the check that no weight word is taken while a step runs is in the proof's RTLIL
+    job, dut = next((j, d) for j, d in jobs if j.mutant is None and j.mode == "bmc")
+    from amaranth.back import rtlil
+    harness = FormalHarness(dut, job.properties, None, resets="initial", design=design)
+    text = rtlil.convert(harness, name="harness", ports=harness.ports)
+    assert "no_weight_word_during_step" in text and "weight_packet_sent" in text
