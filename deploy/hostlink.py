@@ -85,7 +85,7 @@ class HostLink(wiring.Component):
         p, params = self._ports, self._params
         m.submodules.receiver = receiver = FrameReceiver(max_payload=params.max_payload,
                                                          timeout=params.timeout)
-        m.submodules.sender = sender = ReplySender()
+        m.submodules.sender = sender = ReplySender(latency=Executor.REPLY_LATENCY)
         m.submodules.executor = ex = Executor(p, info=self._info, max_payload=params.max_payload,
                                               batch_bytes=params.batch_bytes,
                                               batch_results=params.batch_results)
