@@ -15,6 +15,7 @@ from rtl.geometry import refuse
 from .design import DesignPorts
 from .protocol import (CYCLES_BYTES, RUN_HEADER, WEIGHTS_HEADER, Command, RunFlags,
                        Status, WeightFlags)
+from .slice import RegisterSlice
 
 __all__ = ["Executor"]
 
@@ -167,8 +168,12 @@ class Executor(wiring.Component):
         m.d.sync += [buf_q.eq(self.buf_data), batch_q.eq(batch_rd.data)]
         byte_q = Mux(f_batch, batch_q, buf_q)
 
-        # destinations: their payload registers hold a word until the design takes it
-        dests = [(self.x, p.step_bits)]
+        # destinations: their payload registers hold a word until the design takes it; x goes
+        # through a register slice (its valid passes the flag FIFO's room)
+        m.submodules.x_slice = x_slice = RegisterSlice(p.step_layout)
+        wiring.connect(m, x_slice.o, wiring.flipped(self.x))
+        x_out = x_slice.i
+        dests = [(x_out, p.step_bits)]
         dests += [(getattr(self, f"weights_l{k}"), p.weight_bits[k]) for k in range(L)]
         dests += [(getattr(self, f"state_l{k}"), p.state_bits[k]) for k in range(L)]
         widths = [w for _, w in dests]
@@ -198,8 +203,8 @@ class Executor(wiring.Component):
         m.submodules.flags_fifo = flags_fifo
         # x is offered only while the flag FIFO has room, so every step taken has its flag
         x_held = Signal()
-        m.d.comb += [self.x.valid.eq(x_held & flags_fifo.w_rdy),
-                     flags_fifo.w_en.eq(self.x.valid & self.x.ready),
+        m.d.comb += [x_out.valid.eq(x_held & flags_fifo.w_rdy),
+                     flags_fifo.w_en.eq(x_out.valid & x_out.ready),
                      flags_fifo.w_data.eq(Cat(x_result, x_last))]
         new = Cat(sh[1:], bitbuf[0])
         stalls, holds = [], []
@@ -281,6 +286,16 @@ class Executor(wiring.Component):
         # a result is the h of a frame's last step, or, with the head, the y of a `last` step
         # (whose h is then only passed by); batch results are all of one kind
         head = p.head is not None
+        # the design's outputs enter through register slices: no path from the design's valid
+        # through this logic back to its ready (with x's, they add two cycles to a run, taken
+        # off the count below)
+        m.submodules.h_slice = h_slice = RegisterSlice(p.output_layout)
+        wiring.connect(m, wiring.flipped(self.h), h_slice.i)
+        h_in = h_slice.o
+        if head:
+            m.submodules.y_slice = y_slice = RegisterSlice(p.y_layout)
+            wiring.connect(m, wiring.flipped(self.y), y_slice.i)
+            y_in = y_slice.o
         h_rb, y_rb = p.result_bytes, p.head_result_bytes
         res_max = max(h_rb, y_rb)
         res_index = Signal(range(res_max + 1))
@@ -292,15 +307,16 @@ class Executor(wiring.Component):
         from_y = Signal()                # the result being handled is the head's
         release = Signal()               # the reply has been sent: take RUN's result
         batch_done = Signal()
-        h_bytes = Cat(self.h.payload.h.as_value(), Const(0, 8 * res_max - p.result_bits))
+        h_bytes = Cat(h_in.payload.h.as_value(), Const(0, 8 * res_max - p.result_bits))
         if head:
-            y = self.y.payload
+            y = y_in.payload
             y_bytes = Cat(y.label, Const(0, 8 - len(y.label)), y.logits.as_value(),
                           Const(0, 8 * res_max - p.head_result_bits))
             res_value = Mux(from_y, y_bytes, h_bytes)
         else:
             res_value = h_bytes
         h_is_result = flags_fifo.r_data[0] & ~flags_fifo.r_data[1] if head else flags_fifo.r_data[0]
+        SLICE = 2                        # cycles the x slice and an output slice add
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
         # the write is registered: address, byte and enable reach the block RAM a cycle late
@@ -312,11 +328,11 @@ class Executor(wiring.Component):
         def take_result():
             if head:
                 with m.If(from_y):
-                    m.d.comb += self.y.ready.eq(1)
+                    m.d.comb += y_in.ready.eq(1)
                 with m.Else():
-                    m.d.comb += [self.h.ready.eq(1), flags_fifo.r_en.eq(1)]
+                    m.d.comb += [h_in.ready.eq(1), flags_fifo.r_en.eq(1)]
             else:
-                m.d.comb += [self.h.ready.eq(1), flags_fifo.r_en.eq(1)]
+                m.d.comb += [h_in.ready.eq(1), flags_fifo.r_en.eq(1)]
 
         def got_result(is_y):
             m.d.sync += from_y.eq(is_y)
@@ -329,17 +345,17 @@ class Executor(wiring.Component):
 
         with m.FSM(name="collector"):
             with m.State("WAIT"):
-                with m.If(self.y.valid if head else 0):
+                with m.If(y_in.valid if head else 0):
                     got_result(1)
-                with m.Elif(self.h.valid & flags_fifo.r_rdy):
+                with m.Elif(h_in.valid & flags_fifo.r_rdy):
                     with m.If(~h_is_result):
-                        m.d.comb += [self.h.ready.eq(1), flags_fifo.r_en.eq(1)]
+                        m.d.comb += [h_in.ready.eq(1), flags_fifo.r_en.eq(1)]
                     with m.Else():
                         got_result(0)
             with m.State("HOLD"):
                 with m.If(release):
                     take_result()
-                    m.d.sync += result_ready.eq(0)
+                    m.d.sync += [result_ready.eq(0), release.eq(0)]
                     m.next = "WAIT"
             with m.State("STORE"):
                 m.d.comb += storing.eq(1)
@@ -351,9 +367,10 @@ class Executor(wiring.Component):
                     with m.If(seqs_done + 1 == batch_count):
                         m.d.sync += [counting.eq(0), batch_done.eq(1)]
                     m.next = "WAIT"
-        # the count starts when the run's first step is offered
+        # the count starts when the run's first step is offered; it is started at -SLICE so that
+        # it counts the design's cycles, not the slices'
         start_count = Signal()
-        with m.If(start_count & self.x.valid):
+        with m.If(start_count & x_out.valid):
             m.d.sync += [counting.eq(1), start_count.eq(0)]
 
         # ---- reply payload sources ----------------------------------------------------------
@@ -501,7 +518,7 @@ class Executor(wiring.Component):
                         with m.Else():
                             m.d.sync += [f_ptr.eq(RUN_HEADER), f_dest.eq(0), f_total.eq(steps),
                                          f_flags.eq(rflags), f_start.eq(1), run_mode.eq(1),
-                                         cycles.eq(0), start_count.eq(1)]
+                                         cycles.eq(-SLICE), start_count.eq(1)]
                             m.next = "RUN"
                     with m.Case(Command.LOAD_BATCH):
                         with m.If(run_bad_size):
@@ -524,7 +541,7 @@ class Executor(wiring.Component):
                         with m.Else():
                             m.d.sync += [f_ptr.eq(0), f_batch.eq(1), f_dest.eq(0),
                                          f_seqs.eq(batch_count - 1), f_start.eq(1),
-                                         run_mode.eq(0), cycles.eq(0), start_count.eq(1),
+                                         run_mode.eq(0), cycles.eq(-SLICE), start_count.eq(1),
                                          seqs_done.eq(0), res_ptr.eq(0), batch_done.eq(0)]
                             m.next = "BATCH"
                     with m.Default():
@@ -571,7 +588,8 @@ class Executor(wiring.Component):
                 m.next = "SENDING"
             with m.State("SENDING"):
                 with m.If(self.reply_done):
-                    m.d.comb += [self.req_done.eq(1), release.eq(result_ready)]
+                    m.d.comb += self.req_done.eq(1)
+                    m.d.sync += release.eq(result_ready)   # registered: no path from the UART
                     m.next = "IDLE"
             m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         # registered: the design's reset reaches all of it

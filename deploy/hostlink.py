@@ -13,6 +13,7 @@ from .design import DesignPorts
 from .executor import Executor
 from .link import FrameReceiver, ReplySender
 from .protocol import DEFAULT_MAX_PAYLOAD, Info, LayerInfo, design_hash
+from .slice import RegisterSlice
 from .uart import UARTRx, UARTTx
 
 __all__ = ["HostLink", "UARTLink", "design_info", "LinkParams"]
@@ -146,8 +147,11 @@ class UARTLink(wiring.Component):
         m.submodules.link = link = self._link
         m.submodules.uart_rx = urx = UARTRx(self._params.divisor)
         m.submodules.uart_tx = utx = UARTTx(self._params.divisor)
+        # the UART sits by its pins, the link elsewhere: registers on both sides of the route
+        m.submodules.tx_slice = tx_slice = RegisterSlice(8)
         wiring.connect(m, urx.data, link.rx)
-        wiring.connect(m, link.tx, utx.data)
+        wiring.connect(m, link.tx, tx_slice.i)
+        wiring.connect(m, tx_slice.o, utx.data)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx),
                      link.line_error.eq(urx.frame_error | urx.overrun),
                      self.alive.eq(link.alive), self.error.eq(link.error),
