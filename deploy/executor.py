@@ -20,6 +20,16 @@ from .slice import RegisterSlice
 __all__ = ["Executor"]
 
 
+def times(value, constant: int):
+    """``value * constant`` as a sum of shifted copies of ``value``: Yosys maps it to adders,
+    never to a multiplier block (whose unregistered delay is most of a 100 MHz cycle)."""
+    terms = [value << i for i in range(constant.bit_length()) if constant >> i & 1]
+    total = Const(0, 1)
+    for term in terms:
+        total = total + term
+    return total
+
+
 class Executor(wiring.Component):
     """Runs one request at a time (see the module docstring and docs/deploy.md).
 
@@ -118,8 +128,12 @@ class Executor(wiring.Component):
         steps = hdr[8:24]
         layer_ok = layer < L
         k_sel = layer[:max(1, (L - 1).bit_length())]    # the layer, once layer_ok holds
-        wbits = Array(Const(b, 8) for b in p.weight_bits)[k_sel]
-        state_bytes = Array(Const((h * b + 7) // 8, 16) for h, b in zip(p.n_hidden_k, p.state_bits))
+        # a frame's size with its header: per layer a multiply by a constant (shifts and adds,
+        # not a multiplier block), the layer picked after it
+        w_frame_bytes = Array((times(wcount, b) + 7 + 8 * WEIGHTS_HEADER) >> 3
+                              for b in p.weight_bits)
+        state_frame_bytes = Array(Const(1 + (h * b + 7) // 8, 16)
+                                  for h, b in zip(p.n_hidden_k, p.state_bits))
         n_words = Array(Const(w, 32) for w in p.weight_words)
         # derived in two registered stages (PREPARE: sizes; CHECK: comparisons) so that no
         # decision is a multiply, an add and a compare in one cycle
@@ -127,7 +141,7 @@ class Executor(wiring.Component):
         w_end_bytes = Signal(32)         # WEIGHTS_HEADER + packed bytes of `wcount` words
         w_end = Signal(32)               # words in the layer's packet after this frame
         w_total = Signal(32)             # N of the layer
-        s_bytes = Signal(16)             # a state packet's bytes
+        s_end = Signal(16)               # a LOAD_STATE frame's n: layer byte + state packet
         b_fill = Signal.like(batch_fill)
         b_end = Signal(17)               # b_fill + the sequence's n - 1 bytes
         b_count = Signal.like(batch_count)
@@ -436,11 +450,11 @@ class Executor(wiring.Component):
             with m.State("PREPARE"):
                 clear = (rflags & int(RunFlags.CLEAR)).any()
                 m.d.sync += [
-                    seq_end.eq((steps * p.step_bits + 7 + 8 * RUN_HEADER) >> 3),
-                    w_end_bytes.eq((wcount * wbits + 7 + 8 * WEIGHTS_HEADER) >> 3),
+                    seq_end.eq((times(steps, p.step_bits) + 7 + 8 * RUN_HEADER) >> 3),
+                    w_end_bytes.eq(w_frame_bytes[k_sel]),
                     w_end.eq(Mux(w_first, 0, packet_words[k_sel]) + wcount),
                     w_total.eq(n_words[k_sel]),
-                    s_bytes.eq(state_bytes[k_sel]),
+                    s_end.eq(state_frame_bytes[k_sel]),
                     b_fill.eq(Mux(clear, 0, batch_fill)),
                     b_end.eq(Mux(clear, 0, batch_fill) + n - 1),
                     b_count.eq(Mux(clear, 0, batch_count)),
@@ -452,7 +466,7 @@ class Executor(wiring.Component):
                     run_bad_size.eq((n < RUN_HEADER) | (steps == 0) | (n != seq_end)),
                     w_bad_size.eq((wcount == 0) | (n != w_end_bytes)),
                     w_bad_range.eq((w_end > w_total) | (w_last & (w_end != w_total))),
-                    s_bad_size.eq(n != 1 + s_bytes),
+                    s_bad_size.eq(n != s_end),
                     batch_full.eq((b_end > self._batch_bytes) | (b_count >= self._batch_results)),
                     n_zero.eq(n == 0),
                     n_short_w.eq(n < WEIGHTS_HEADER),
