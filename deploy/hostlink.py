@@ -93,9 +93,13 @@ class HostLink(wiring.Component):
         m.submodules.rx_buffer = rx_buffer = Memory(shape=8, depth=params.max_payload, init=[])
         buf_wr, buf_rd = rx_buffer.write_port(), rx_buffer.read_port()
 
-        # the design in the `core` domain: the same clock, reset also by RESET
+        # the design in the `core` domain: the same clock, reset also by RESET; its reset is a
+        # register (reset-less, high at power-up) beside the design, so the route from the
+        # reset synchroniser and the OR are not in the design's paths that read it
         m.domains.core = core = ClockDomain("core")
-        m.d.comb += [core.clk.eq(ClockSignal()), core.rst.eq(ResetSignal() | ex.core_reset)]
+        core_rst = Signal(init=1, reset_less=True)
+        m.d.sync += core_rst.eq(ResetSignal() | ex.core_reset)
+        m.d.comb += [core.clk.eq(ClockSignal()), core.rst.eq(core_rst)]
         m.submodules.design = design = DomainRenamer("core")(self._design)
 
         # bytes in -> receiver -> buffer; request -> executor -> sender -> bytes out
