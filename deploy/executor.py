@@ -221,23 +221,30 @@ class Executor(wiring.Component):
                      flags_fifo.w_en.eq(x_out.valid & x_out.ready),
                      flags_fifo.w_data.eq(Cat(x_result, x_last))]
         new = Cat(sh[1:], bitbuf[0])
+        # a completed word goes into its hold on the next edge, from sh and registered flags:
+        # the holds' enables (by the design, far from here) are registers, not the stall logic
+        word_first, word_last, word_result = Signal(), Signal(), Signal()
+        with m.If(shift & completes):
+            m.d.sync += [word_first.eq(first_flag), word_last.eq(last_flag),
+                         word_result.eq(last_q)]
         stalls, holds = [], []
         for d, (port, width) in enumerate(dests):
             held = x_held if d == 0 else port.valid
             taken = port.valid & port.ready
-            loading = shift & completes & (f_dest == d)
+            load = Signal(name=f"load_{d}")    # the word completed on the last edge is d's
+            m.d.sync += load.eq(shift & completes & (f_dest == d))
             # a taken word leaves the hold unless a new one is loaded on the same edge
-            with m.If(taken & ~loading):
+            with m.If(taken & ~load):
                 m.d.sync += held.eq(0)
-            with m.If(loading):
-                m.d.sync += [port.payload.eq(Cat(new[len(new) - width:], first_flag, last_flag)),
+            with m.If(load):
+                m.d.sync += [port.payload.eq(Cat(sh[len(sh) - width:], word_first, word_last)),
                              held.eq(1)]
                 if d == 0:
-                    m.d.sync += [x_result.eq(last_q), x_last.eq(last_flag)]
-            # a full hold stalls the bit that would complete the next word (even on the edge it
-            # is taken: one cycle per word, and no path from the design's ready to the shift)
-            stalls.append((f_dest == d) & held)
-            holds.append(held)
+                    m.d.sync += [x_result.eq(word_result), x_last.eq(word_last)]
+            # a full (or filling) hold stalls the bit that would complete the next word (even on
+            # the edge it is taken: no path from the design's ready to the shift)
+            stalls.append((f_dest == d) & (held | load))
+            holds.append(held | load)
         m.d.comb += stall.eq(completes & Cat(*stalls).any())
         width_m1 = Array(Const(w - 1, len(bits_left)) for w in widths)[f_dest]
 
