@@ -148,18 +148,11 @@ class Executor(wiring.Component):
         batch_reply_len = Signal(16, init=6)   # 6 + batch_count results, kept beside the count
         b_reply_len = Signal(16)
         # single-bit facts of the request, registered in CHECK, so DECODE only picks
-        n_zero = Signal()
-        n_short_w = Signal()
-        layer_bad = Signal()
-        w_unopened = Signal()
-        s_open = Signal()
-        blocked = Signal()
-        batch_empty = Signal()
-        run_bad_size = Signal()
-        w_bad_size = Signal()
-        w_bad_range = Signal()
-        s_bad_size = Signal()
-        batch_full = Signal()
+        facts = ("n_zero", "n_short_w", "layer_bad", "w_unopened", "s_open", "blocked",
+                 "batch_empty", "run_bad_size", "w_bad_size", "w_bad_range", "s_bad_size",
+                 "batch_full")
+        (n_zero, n_short_w, layer_bad, w_unopened, s_open, blocked, batch_empty, run_bad_size,
+         w_bad_size, w_bad_range, s_bad_size, batch_full) = (Signal(name=f) for f in facts)
 
         # ---- bit feeder: buffer bytes -> one bit per cycle -> the destination's word --------
         # Every decision is taken from registers: the bytes read are registered before use
