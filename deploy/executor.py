@@ -15,8 +15,19 @@ from rtl.geometry import refuse
 from .design import DesignPorts
 from .protocol import (CYCLES_BYTES, RUN_HEADER, WEIGHTS_HEADER, Command, RunFlags,
                        Status, WeightFlags)
+from .slice import RegisterSlice
 
 __all__ = ["Executor"]
+
+
+def times(value, constant: int):
+    """``value * constant`` as a sum of shifted copies of ``value``: Yosys maps it to adders,
+    never to a multiplier block (whose unregistered delay is most of a 100 MHz cycle)."""
+    terms = [value << i for i in range(constant.bit_length()) if constant >> i & 1]
+    total = Const(0, 1)
+    for term in terms:
+        total = total + term
+    return total
 
 
 class Executor(wiring.Component):
@@ -48,6 +59,9 @@ class Executor(wiring.Component):
     busy, refused_any : ``Out(1)``
         For the LEDs.
     """
+
+    #: cycles from ``reply_addr`` to its byte on ``reply_data`` (the sender's ``latency``)
+    REPLY_LATENCY = 3
 
     def __init__(self, ports: DesignPorts, *, info: bytes, max_payload: int, batch_bytes: int,
                  batch_results: int):
@@ -114,136 +128,169 @@ class Executor(wiring.Component):
         steps = hdr[8:24]
         layer_ok = layer < L
         k_sel = layer[:max(1, (L - 1).bit_length())]    # the layer, once layer_ok holds
-        wbits = Array(Const(b, 8) for b in p.weight_bits)[k_sel]
-        state_bytes = Array(Const((h * b + 7) // 8, 16) for h, b in zip(p.n_hidden_k, p.state_bits))
+        # a frame's size with its header: per layer a multiply by a constant (shifts and adds,
+        # not a multiplier block), the layer picked after it
+        w_frame_bytes = Array((times(wcount, b) + 7 + 8 * WEIGHTS_HEADER) >> 3
+                              for b in p.weight_bits)
+        state_frame_bytes = Array(Const(1 + (h * b + 7) // 8, 16)
+                                  for h, b in zip(p.n_hidden_k, p.state_bits))
         n_words = Array(Const(w, 32) for w in p.weight_words)
         # derived in two registered stages (PREPARE: sizes; CHECK: comparisons) so that no
         # decision is a multiply, an add and a compare in one cycle
-        seq_bytes = Signal(32)           # packed bytes of `steps` steps of x
-        w_bytes = Signal(32)             # packed bytes of `wcount` weight words
+        seq_end = Signal(32)             # RUN_HEADER + packed bytes of `steps` steps of x
+        w_end_bytes = Signal(32)         # WEIGHTS_HEADER + packed bytes of `wcount` words
         w_end = Signal(32)               # words in the layer's packet after this frame
         w_total = Signal(32)             # N of the layer
-        s_bytes = Signal(16)             # a state packet's bytes
+        s_end = Signal(16)               # a LOAD_STATE frame's n: layer byte + state packet
         b_fill = Signal.like(batch_fill)
+        b_end = Signal(17)               # b_fill + the sequence's n - 1 bytes
         b_count = Signal.like(batch_count)
-        batch_reply_len = Signal(16)
-        run_bad_size = Signal()
-        w_bad_size = Signal()
-        w_bad_range = Signal()
-        s_bad_size = Signal()
-        batch_full = Signal()
+        batch_reply_len = Signal(16, init=6)   # 6 + batch_count results, kept beside the count
+        b_reply_len = Signal(16)
+        # single-bit facts of the request, registered in CHECK, so DECODE only picks
+        facts = ("n_zero", "n_short_w", "layer_bad", "w_unopened", "s_open", "blocked",
+                 "batch_empty", "run_bad_size", "w_bad_size", "w_bad_range", "s_bad_size",
+                 "batch_full")
+        (n_zero, n_short_w, layer_bad, w_unopened, s_open, blocked, batch_empty, run_bad_size,
+         w_bad_size, w_bad_range, s_bad_size, batch_full) = (Signal(name=f) for f in facts)
 
         # ---- bit feeder: buffer bytes -> one bit per cycle -> the destination's word --------
+        # Every decision is taken from registers: the bytes read are registered before use
+        # (a block RAM's clock-to-out is most of a cycle), a word's completion, its first and
+        # last flags are registers, and one shift register serves every destination.
         f_batch = Signal()              # source: batch memory (else the receive buffer)
-        f_ptr = Signal(16)
+        f_ptr = Signal(16)              # the next byte to read
         f_dest = Signal(range(2 * L + 1))   # 0: x; 1 + k: weights of layer k; 1 + L + k: state
-        f_words = Signal(32)            # words left in this run (steps of the sequence)
-        f_index = Signal(32)            # word index within the run
-        f_total = Signal(32)            # words in the run
+        f_words = Signal(16)            # words left in this run (steps of the sequence)
+        f_total = Signal(16)            # words in the run
         f_seqs = Signal(16)             # batch sequences left after this one
         f_flags = Signal(8)             # RUN / weight flags
         f_start = Signal()
         f_done = Signal()
         bitbuf = Signal(8)
         bitcnt = Signal(range(9))
-        word_bit = Signal(range(max(p.step_bits, *p.weight_bits, *p.state_bits) + 1))
         m.d.comb += [self.buf_addr.eq(f_ptr), batch_rd.addr.eq(f_ptr)]
-        byte_in = Mux(f_batch, batch_rd.data, self.buf_data)
+        # the byte at f_ptr two cycles ago (f_ptr held for two cycles before it is used)
+        buf_q, batch_q = Signal(8), Signal(8)
+        m.d.sync += [buf_q.eq(self.buf_data), batch_q.eq(batch_rd.data)]
+        byte_q = Mux(f_batch, batch_q, buf_q)
 
-        # destinations: a shift register per port, the port's payload register as its hold
-        dests = [(self.x, p.step_bits)]
+        # destinations: their payload registers hold a word until the design takes it; x goes
+        # through a register slice (its valid passes the flag FIFO's room)
+        m.submodules.x_slice = x_slice = RegisterSlice(p.step_layout)
+        wiring.connect(m, x_slice.o, wiring.flipped(self.x))
+        x_out = x_slice.i
+        dests = [(x_out, p.step_bits)]
         dests += [(getattr(self, f"weights_l{k}"), p.weight_bits[k]) for k in range(L)]
         dests += [(getattr(self, f"state_l{k}"), p.state_bits[k]) for k in range(L)]
+        widths = [w for _, w in dests]
+        if min(widths) < 2:
+            refuse(self, ValueError(f"every packed word needs at least 2 bits, not {min(widths)}"))
+        sh = Signal(max(widths))         # bits enter at the top: a w-bit word is the top w bits
+        bits_left = Signal(range(max(widths)))   # bits of the word after the next shift
+        completes = Signal()             # the next shift completes the word
+        first_q = Signal()               # the word being shifted is the run's first
+        last_q = Signal()                # f_words == 1, a cycle late (words take >= 2 cycles)
+        first_en = Signal()              # the run's first word carries `first`
+        last_en = Signal()               # ... its last word `last`
+        m.d.sync += last_q.eq(f_words == 1)
+        first_flag = first_q & first_en
+        last_flag = last_q & last_en
         x_result = Signal()             # the step in x's hold ends a sequence (its output counts)
         x_last = Signal()               # ... and carries `last`
         stall = Signal()
         shift = Signal()
-        completes = Signal()
-        dest_width = Array(Const(w, 16) for _, w in dests)[f_dest]
-        m.d.comb += completes.eq(word_bit == dest_width - 1)
-        last_word = f_words == 1
-        first_flag = Signal()
-        last_flag = Signal()
         is_x = f_dest == 0
         is_w = (f_dest >= 1) & (f_dest <= L)
         flag = {name: (f_flags & int(bit)).any() for name, bit in
                 (("run_first", RunFlags.FIRST), ("run_last", RunFlags.LAST),
                  ("w_first", WeightFlags.FIRST), ("w_last", WeightFlags.LAST))}
-        m.d.comb += [
-            first_flag.eq((f_index == 0) & Mux(is_x, f_batch | flag["run_first"],
-                                               Mux(is_w, flag["w_first"], 1))),
-            last_flag.eq(last_word & Mux(is_x, f_batch | flag["run_last"],
-                                         Mux(is_w, flag["w_last"], 1))),
-        ]
         # per step taken: (its output is a result, the step had `last`)
         flags_fifo = fifo.SyncFIFOBuffered(width=2, depth=4 * L + 4)
         m.submodules.flags_fifo = flags_fifo
         # x is offered only while the flag FIFO has room, so every step taken has its flag
         x_held = Signal()
-        m.d.comb += [self.x.valid.eq(x_held & flags_fifo.w_rdy),
-                     flags_fifo.w_en.eq(self.x.valid & self.x.ready),
+        m.d.comb += [x_out.valid.eq(x_held & flags_fifo.w_rdy),
+                     flags_fifo.w_en.eq(x_out.valid & x_out.ready),
                      flags_fifo.w_data.eq(Cat(x_result, x_last))]
+        new = Cat(sh[1:], bitbuf[0])
+        # a completed word goes into its hold on the next edge, from sh and registered flags:
+        # the holds' enables (by the design, far from here) are registers, not the stall logic
+        word_first, word_last, word_result = Signal(), Signal(), Signal()
+        with m.If(shift & completes):
+            m.d.sync += [word_first.eq(first_flag), word_last.eq(last_flag),
+                         word_result.eq(last_q)]
         stalls, holds = [], []
         for d, (port, width) in enumerate(dests):
-            sh = Signal(width, name=f"shift_{d}")
-            new = Cat(sh[1:], bitbuf[0]) if width > 1 else bitbuf[0]
             held = x_held if d == 0 else port.valid
             taken = port.valid & port.ready
-            loading = shift & (f_dest == d) & completes
-            with m.If(shift & (f_dest == d)):
-                m.d.sync += sh.eq(new)
+            load = Signal(name=f"load_{d}")    # the word completed on the last edge is d's
+            m.d.sync += load.eq(shift & completes & (f_dest == d))
             # a taken word leaves the hold unless a new one is loaded on the same edge
-            with m.If(taken & ~loading):
+            with m.If(taken & ~load):
                 m.d.sync += held.eq(0)
-            with m.If(loading):
-                m.d.sync += [port.payload.eq(Cat(new, first_flag, last_flag)), held.eq(1)]
+            with m.If(load):
+                m.d.sync += [port.payload.eq(Cat(sh[len(sh) - width:], word_first, word_last)),
+                             held.eq(1)]
                 if d == 0:
-                    m.d.sync += [x_result.eq(last_word), x_last.eq(last_flag)]
-            # a full hold stalls the bit that would complete the next word (even on the edge it
-            # is taken: one cycle per word, and no path from the design's ready to the shift)
-            stalls.append((f_dest == d) & completes & held)
-            holds.append(held)
-        m.d.comb += stall.eq(Cat(*stalls).any())
+                    m.d.sync += [x_result.eq(word_result), x_last.eq(word_last)]
+            # a full (or filling) hold stalls the bit that would complete the next word (even on
+            # the edge it is taken: no path from the design's ready to the shift)
+            stalls.append((f_dest == d) & (held | load))
+            holds.append(held | load)
+        m.d.comb += stall.eq(completes & Cat(*stalls).any())
+        width_m1 = Array(Const(w - 1, len(bits_left)) for w in widths)[f_dest]
+
+        def start_word():
+            m.d.sync += [bits_left.eq(width_m1), completes.eq(0), first_q.eq(1)]
 
         with m.FSM(name="feeder"):
             with m.State("IDLE"):
                 with m.If(f_start):
-                    m.d.sync += [word_bit.eq(0), f_index.eq(0), f_words.eq(f_total)]
+                    start_word()
+                    m.d.sync += [f_words.eq(f_total),
+                                 first_en.eq(Mux(is_x, f_batch | flag["run_first"],
+                                                 Mux(is_w, flag["w_first"], 1))),
+                                 last_en.eq(Mux(is_x, f_batch | flag["run_last"],
+                                                Mux(is_w, flag["w_last"], 1)))]
                     with m.If(f_batch):
                         m.next = "SEQ0"
                     with m.Else():
-                        m.next = "FETCH"
+                        m.next = "PRIME"
             with m.State("SEQ0"):              # batch: a sequence's T (u16) at f_ptr
                 m.d.sync += f_ptr.eq(f_ptr + 1)
                 m.next = "SEQ1"
             with m.State("SEQ1"):
-                m.d.sync += [f_words[:8].eq(byte_in), f_ptr.eq(f_ptr + 1)]
                 m.next = "SEQ2"
-            with m.State("SEQ2"):
-                m.d.sync += [f_words[8:].eq(byte_in), f_index.eq(0), word_bit.eq(0)]
-                m.next = "FETCH"
-            with m.State("FETCH"):
-                m.d.sync += f_ptr.eq(f_ptr + 1)
+            with m.State("SEQ2"):              # byte_q: T's low byte (f_ptr moved on)
+                m.d.sync += [f_words[:8].eq(byte_q), f_ptr.eq(f_ptr + 1)]
+                m.next = "SEQ3"
+            with m.State("SEQ3"):
+                m.d.sync += f_words[8:].eq(byte_q)
+                start_word()
+                m.next = "PRIME"
+            with m.State("PRIME"):             # byte_q is the byte at f_ptr from the next cycle
                 m.next = "LOAD"
             with m.State("LOAD"):
-                m.d.sync += [bitbuf.eq(byte_in), bitcnt.eq(8)]
+                m.d.sync += [bitbuf.eq(byte_q), bitcnt.eq(8), f_ptr.eq(f_ptr + 1)]
                 m.next = "SHIFT"
             with m.State("SHIFT"):
                 with m.If(~stall):
                     m.d.comb += shift.eq(1)
-                    m.d.sync += [bitbuf.eq(bitbuf >> 1), bitcnt.eq(bitcnt - 1),
-                                 word_bit.eq(word_bit + 1)]
+                    m.d.sync += [sh.eq(new), bitbuf.eq(bitbuf >> 1), bitcnt.eq(bitcnt - 1)]
                     with m.If(completes):
-                        m.d.sync += [word_bit.eq(0), f_words.eq(f_words - 1),
-                                     f_index.eq(f_index + 1)]
-                    with m.If(completes & last_word):
+                        start_word()
+                        m.d.sync += [f_words.eq(f_words - 1), first_q.eq(0)]
+                    with m.Else():
+                        m.d.sync += [bits_left.eq(bits_left - 1), completes.eq(bits_left == 1)]
+                    with m.If(completes & last_q):
                         with m.If(f_batch & (f_seqs != 0)):
                             m.d.sync += f_seqs.eq(f_seqs - 1)
                             m.next = "SEQ0"
                         with m.Else():
                             m.next = "DRAIN"
                     with m.Elif(bitcnt == 1):
-                        m.next = "FETCH"
+                        m.next = "LOAD"
             with m.State("DRAIN"):             # done when the last word has been taken
                 with m.If(~Cat(*holds).any()):
                     m.d.comb += f_done.eq(1)
@@ -253,6 +300,16 @@ class Executor(wiring.Component):
         # a result is the h of a frame's last step, or, with the head, the y of a `last` step
         # (whose h is then only passed by); batch results are all of one kind
         head = p.head is not None
+        # the design's outputs enter through register slices: no path from the design's valid
+        # through this logic back to its ready (with x's, they add two cycles to a run, taken
+        # off the count below)
+        m.submodules.h_slice = h_slice = RegisterSlice(p.output_layout)
+        wiring.connect(m, wiring.flipped(self.h), h_slice.i)
+        h_in = h_slice.o
+        if head:
+            m.submodules.y_slice = y_slice = RegisterSlice(p.y_layout)
+            wiring.connect(m, wiring.flipped(self.y), y_slice.i)
+            y_in = y_slice.o
         h_rb, y_rb = p.result_bytes, p.head_result_bytes
         res_max = max(h_rb, y_rb)
         res_index = Signal(range(res_max + 1))
@@ -264,28 +321,32 @@ class Executor(wiring.Component):
         from_y = Signal()                # the result being handled is the head's
         release = Signal()               # the reply has been sent: take RUN's result
         batch_done = Signal()
-        h_bytes = Cat(self.h.payload.h.as_value(), Const(0, 8 * res_max - p.result_bits))
+        h_bytes = Cat(h_in.payload.h.as_value(), Const(0, 8 * res_max - p.result_bits))
         if head:
-            y = self.y.payload
+            y = y_in.payload
             y_bytes = Cat(y.label, Const(0, 8 - len(y.label)), y.logits.as_value(),
                           Const(0, 8 * res_max - p.head_result_bits))
             res_value = Mux(from_y, y_bytes, h_bytes)
         else:
             res_value = h_bytes
         h_is_result = flags_fifo.r_data[0] & ~flags_fifo.r_data[1] if head else flags_fifo.r_data[0]
+        SLICE = 2                        # cycles the x slice and an output slice add
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
-        m.d.comb += [result_wr.addr.eq(res_ptr + res_index),
-                     result_wr.data.eq(res_value.word_select(res_index, 8))]
+        # the write is registered: address, byte and enable reach the block RAM a cycle late
+        storing = Signal()
+        m.d.sync += [result_wr.addr.eq(res_ptr + res_index),
+                     result_wr.data.eq(res_value.word_select(res_index, 8)),
+                     result_wr.en.eq(storing)]
 
         def take_result():
             if head:
                 with m.If(from_y):
-                    m.d.comb += self.y.ready.eq(1)
+                    m.d.comb += y_in.ready.eq(1)
                 with m.Else():
-                    m.d.comb += [self.h.ready.eq(1), flags_fifo.r_en.eq(1)]
+                    m.d.comb += [h_in.ready.eq(1), flags_fifo.r_en.eq(1)]
             else:
-                m.d.comb += [self.h.ready.eq(1), flags_fifo.r_en.eq(1)]
+                m.d.comb += [h_in.ready.eq(1), flags_fifo.r_en.eq(1)]
 
         def got_result(is_y):
             m.d.sync += from_y.eq(is_y)
@@ -298,20 +359,20 @@ class Executor(wiring.Component):
 
         with m.FSM(name="collector"):
             with m.State("WAIT"):
-                with m.If(self.y.valid if head else 0):
+                with m.If(y_in.valid if head else 0):
                     got_result(1)
-                with m.Elif(self.h.valid & flags_fifo.r_rdy):
+                with m.Elif(h_in.valid & flags_fifo.r_rdy):
                     with m.If(~h_is_result):
-                        m.d.comb += [self.h.ready.eq(1), flags_fifo.r_en.eq(1)]
+                        m.d.comb += [h_in.ready.eq(1), flags_fifo.r_en.eq(1)]
                     with m.Else():
                         got_result(0)
             with m.State("HOLD"):
                 with m.If(release):
                     take_result()
-                    m.d.sync += result_ready.eq(0)
+                    m.d.sync += [result_ready.eq(0), release.eq(0)]
                     m.next = "WAIT"
             with m.State("STORE"):
-                m.d.comb += result_wr.en.eq(1)
+                m.d.comb += storing.eq(1)
                 m.d.sync += res_index.eq(res_index + 1)
                 with m.If(res_index == p.batch_result_bytes - 1):
                     take_result()
@@ -320,34 +381,38 @@ class Executor(wiring.Component):
                     with m.If(seqs_done + 1 == batch_count):
                         m.d.sync += [counting.eq(0), batch_done.eq(1)]
                     m.next = "WAIT"
-        # the count starts when the run's first step is offered
+        # the count starts when the run's first step is offered; it is started at -SLICE so that
+        # it counts the design's cycles, not the slices'
         start_count = Signal()
-        with m.If(start_count & self.x.valid):
+        with m.If(start_count & x_out.valid):
             m.d.sync += [counting.eq(1), start_count.eq(0)]
 
         # ---- reply payload sources ----------------------------------------------------------
+        # the sender samples reply_data REPLY_LATENCY cycles after setting the address: the
+        # memories read it in the first cycle, their data and the byte picked from registers
+        # are registered in the second, the source is picked into reply_data in the third
         ra = self.reply_addr
         m.d.comb += [info_rd.addr.eq(ra), result_rd.addr.eq(ra - 6)]
         run_bytes = Cat(cycles, res_value)
         batch_head = Cat(batch_count, cycles)
         error_bytes = Cat(self.core_error, Const(0, 8 - L), weights_invalid, Const(0, 8 - L),
                           last_status, refused)
-        # registered: the sender samples it two cycles after setting the address (a memory
-        # read takes the first, this register the second)
-        ra_late = Signal(16)
-        m.d.sync += ra_late.eq(ra)
+        ra_1 = Signal(16)
+        info_q, result_q, small_q = Signal(8), Signal(8), Signal(8)
+        from_info, from_result = Signal(), Signal()
+        m.d.sync += [ra_1.eq(ra), info_q.eq(info_rd.data), result_q.eq(result_rd.data),
+                     from_info.eq(cmd == Command.INFO),
+                     from_result.eq((cmd == Command.RUN_BATCH) & (ra_1 >= 6)),
+                     self.reply_data.eq(Mux(from_info, info_q, Mux(from_result, result_q, small_q)))]
         with m.Switch(cmd):
-            with m.Case(Command.INFO):
-                m.d.sync += self.reply_data.eq(info_rd.data)
             with m.Case(Command.RUN):
-                m.d.sync += self.reply_data.eq(run_bytes.word_select(ra[:max(1, (len(run_bytes) // 8 - 1).bit_length())], 8))
+                m.d.sync += small_q.eq(run_bytes.word_select(ra_1[:max(1, (len(run_bytes) // 8 - 1).bit_length())], 8))
             with m.Case(Command.LOAD_BATCH):
-                m.d.sync += self.reply_data.eq(batch_count.word_select(ra[:1], 8))
+                m.d.sync += small_q.eq(batch_count.word_select(ra_1[:1], 8))
             with m.Case(Command.RUN_BATCH):
-                m.d.sync += self.reply_data.eq(Mux(ra_late < 6, batch_head.word_select(ra_late[:3], 8),
-                                                   result_rd.data))
+                m.d.sync += small_q.eq(batch_head.word_select(ra_1[:3], 8))
             with m.Case(Command.READ_ERROR):
-                m.d.sync += self.reply_data.eq(error_bytes.word_select(ra[:3], 8))
+                m.d.sync += small_q.eq(error_bytes.word_select(ra_1[:3], 8))
 
         # ---- the request FSM ------------------------------------------------------------------
         status = Signal(8)
@@ -355,6 +420,8 @@ class Executor(wiring.Component):
         hdr_i = Signal(3)
         reset_timer = Signal(3)
         copy_i = Signal(16)
+        batch_wp = Signal.like(batch_fill)     # LOAD_BATCH's next write address
+        m.d.sync += batch_wr.en.eq(0)           # the write is registered (COPY)
         m.d.comb += [self.reply_command.eq(cmd), self.reply_status.eq(status),
                      self.reply_length.eq(length)]
 
@@ -362,7 +429,6 @@ class Executor(wiring.Component):
             m.d.sync += [status.eq(st), length.eq(size)]
             m.next = "REPLY"
 
-        blocked = weights_invalid.any()
         w_first = (wflags & int(WeightFlags.FIRST)).any()
         w_last = (wflags & int(WeightFlags.LAST)).any()
         with m.FSM(name="executor") as fsm:
@@ -384,52 +450,59 @@ class Executor(wiring.Component):
             with m.State("PREPARE"):
                 clear = (rflags & int(RunFlags.CLEAR)).any()
                 m.d.sync += [
-                    seq_bytes.eq((steps * p.step_bits + 7) >> 3),
-                    w_bytes.eq((wcount * wbits + 7) >> 3),
+                    seq_end.eq((times(steps, p.step_bits) + 7 + 8 * RUN_HEADER) >> 3),
+                    w_end_bytes.eq(w_frame_bytes[k_sel]),
                     w_end.eq(Mux(w_first, 0, packet_words[k_sel]) + wcount),
                     w_total.eq(n_words[k_sel]),
-                    s_bytes.eq(state_bytes[k_sel]),
+                    s_end.eq(state_frame_bytes[k_sel]),
                     b_fill.eq(Mux(clear, 0, batch_fill)),
+                    b_end.eq(Mux(clear, 0, batch_fill) + n - 1),
                     b_count.eq(Mux(clear, 0, batch_count)),
-                    batch_reply_len.eq(6 + batch_count * p.batch_result_bytes),
+                    b_reply_len.eq(Mux(clear, 6, batch_reply_len)),
                 ]
                 m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.sync += [
-                    run_bad_size.eq((n < RUN_HEADER) | (steps == 0) | (n != RUN_HEADER + seq_bytes)),
-                    w_bad_size.eq((wcount == 0) | (n != WEIGHTS_HEADER + w_bytes)),
+                    run_bad_size.eq((n < RUN_HEADER) | (steps == 0) | (n != seq_end)),
+                    w_bad_size.eq((wcount == 0) | (n != w_end_bytes)),
                     w_bad_range.eq((w_end > w_total) | (w_last & (w_end != w_total))),
-                    s_bad_size.eq(n != 1 + s_bytes),
-                    batch_full.eq((b_fill + n - 1 > self._batch_bytes)
-                                  | (b_count + 1 > self._batch_results)),
+                    s_bad_size.eq(n != s_end),
+                    batch_full.eq((b_end > self._batch_bytes) | (b_count >= self._batch_results)),
+                    n_zero.eq(n == 0),
+                    n_short_w.eq(n < WEIGHTS_HEADER),
+                    layer_bad.eq(~layer_ok),
+                    w_unopened.eq(~w_first & ~packet_open.bit_select(k_sel, 1)),
+                    s_open.eq(packet_open.bit_select(k_sel, 1)),
+                    blocked.eq(weights_invalid.any()),
+                    batch_empty.eq(batch_count == 0),
                 ]
                 m.next = "DECODE"
             with m.State("DECODE"):
                 with m.Switch(cmd):
                     with m.Case(Command.INFO):
-                        with m.If(n != 0):
+                        with m.If(~n_zero):
                             reply(Status.BAD_SIZE)
                         with m.Else():
                             reply(Status.OK, len(self._info))
                     with m.Case(Command.READ_ERROR):
-                        with m.If(n != 0):
+                        with m.If(~n_zero):
                             reply(Status.BAD_SIZE)
                         with m.Else():
                             reply(Status.OK, 5)
                     with m.Case(Command.RESET):
-                        with m.If(n != 0):
+                        with m.If(~n_zero):
                             reply(Status.BAD_SIZE)
                         with m.Else():
                             m.d.sync += reset_timer.eq(4)
                             m.next = "RESET"
                     with m.Case(Command.LOAD_WEIGHTS):
-                        with m.If(n < WEIGHTS_HEADER):
+                        with m.If(n_short_w):
                             reply(Status.BAD_SIZE)
-                        with m.Elif(~layer_ok):
+                        with m.Elif(layer_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Elif(w_bad_size):
                             reply(Status.BAD_SIZE)
-                        with m.Elif(~w_first & ~packet_open.bit_select(k_sel, 1)):
+                        with m.Elif(w_unopened):
                             reply(Status.BAD_ARGUMENT)
                         with m.Elif(w_bad_range):
                             reply(Status.BAD_SIZE)
@@ -438,13 +511,13 @@ class Executor(wiring.Component):
                                          f_total.eq(wcount), f_flags.eq(wflags), f_start.eq(1)]
                             m.next = "FEED"
                     with m.Case(Command.LOAD_STATE):
-                        with m.If(n < 1):
+                        with m.If(n_zero):
                             reply(Status.BAD_SIZE)
-                        with m.Elif(~layer_ok):
+                        with m.Elif(layer_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Elif(s_bad_size):
                             reply(Status.BAD_SIZE)
-                        with m.Elif(packet_open.bit_select(k_sel, 1)):
+                        with m.Elif(s_open):
                             reply(Status.X_BLOCKED)
                         with m.Else():
                             m.d.sync += [f_ptr.eq(1), f_dest.eq(1 + L + k_sel),
@@ -459,7 +532,7 @@ class Executor(wiring.Component):
                         with m.Else():
                             m.d.sync += [f_ptr.eq(RUN_HEADER), f_dest.eq(0), f_total.eq(steps),
                                          f_flags.eq(rflags), f_start.eq(1), run_mode.eq(1),
-                                         cycles.eq(0), start_count.eq(1)]
+                                         cycles.eq(-SLICE), start_count.eq(1)]
                             m.next = "RUN"
                     with m.Case(Command.LOAD_BATCH):
                         with m.If(run_bad_size):
@@ -468,20 +541,21 @@ class Executor(wiring.Component):
                             reply(Status.BATCH_FULL)
                         with m.Else():
                             m.d.sync += [batch_fill.eq(b_fill), batch_count.eq(b_count),
+                                         batch_reply_len.eq(b_reply_len), batch_wp.eq(b_fill),
                                          copy_i.eq(1), f_ptr.eq(1)]
                             m.next = "COPY"
                     with m.Case(Command.RUN_BATCH):
-                        with m.If(n != 0):
+                        with m.If(~n_zero):
                             reply(Status.BAD_SIZE)
                         with m.Elif(blocked):
                             reply(Status.X_BLOCKED)
-                        with m.Elif(batch_count == 0):
+                        with m.Elif(batch_empty):
                             m.d.sync += cycles.eq(0)
                             reply(Status.OK, 6)
                         with m.Else():
                             m.d.sync += [f_ptr.eq(0), f_batch.eq(1), f_dest.eq(0),
                                          f_seqs.eq(batch_count - 1), f_start.eq(1),
-                                         run_mode.eq(0), cycles.eq(0), start_count.eq(1),
+                                         run_mode.eq(0), cycles.eq(-SLICE), start_count.eq(1),
                                          seqs_done.eq(0), res_ptr.eq(0), batch_done.eq(0)]
                             m.next = "BATCH"
                     with m.Default():
@@ -506,13 +580,15 @@ class Executor(wiring.Component):
                     m.d.sync += batch_done.eq(0)
                     reply(Status.OK, batch_reply_len)
             with m.State("COPY"):
-                # buffer byte i (read address f_ptr = i) -> batch memory at fill + i - 1
+                # buffer byte i (read address f_ptr = i) -> batch memory at fill + i - 1, the
+                # write registered (batch_wr is written a cycle after the byte arrives)
                 m.d.sync += [f_ptr.eq(f_ptr + 1), copy_i.eq(copy_i + 1)]
                 with m.If(copy_i >= 2):
-                    m.d.comb += [batch_wr.addr.eq(batch_fill + copy_i - 2),
-                                 batch_wr.data.eq(self.buf_data), batch_wr.en.eq(1)]
+                    m.d.sync += [batch_wr.addr.eq(batch_wp), batch_wr.data.eq(self.buf_data),
+                                 batch_wr.en.eq(1), batch_wp.eq(batch_wp + 1)]
                 with m.If(copy_i == n):
-                    m.d.sync += [batch_fill.eq(batch_fill + n - 1), batch_count.eq(batch_count + 1)]
+                    m.d.sync += [batch_fill.eq(b_end), batch_count.eq(batch_count + 1),
+                                 batch_reply_len.eq(batch_reply_len + p.batch_result_bytes)]
                     reply(Status.OK, 2)
             with m.State("RESET"):
                 m.d.sync += reset_timer.eq(reset_timer - 1)
@@ -526,7 +602,8 @@ class Executor(wiring.Component):
                 m.next = "SENDING"
             with m.State("SENDING"):
                 with m.If(self.reply_done):
-                    m.d.comb += [self.req_done.eq(1), release.eq(result_ready)]
+                    m.d.comb += self.req_done.eq(1)
+                    m.d.sync += release.eq(result_ready)   # registered: no path from the UART
                     m.next = "IDLE"
             m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         # registered: the design's reset reaches all of it

@@ -13,6 +13,7 @@ from .design import DesignPorts
 from .executor import Executor
 from .link import FrameReceiver, ReplySender
 from .protocol import DEFAULT_MAX_PAYLOAD, Info, LayerInfo, design_hash
+from .slice import RegisterSlice
 from .uart import UARTRx, UARTTx
 
 __all__ = ["HostLink", "UARTLink", "design_info", "LinkParams"]
@@ -85,16 +86,20 @@ class HostLink(wiring.Component):
         p, params = self._ports, self._params
         m.submodules.receiver = receiver = FrameReceiver(max_payload=params.max_payload,
                                                          timeout=params.timeout)
-        m.submodules.sender = sender = ReplySender()
+        m.submodules.sender = sender = ReplySender(latency=Executor.REPLY_LATENCY)
         m.submodules.executor = ex = Executor(p, info=self._info, max_payload=params.max_payload,
                                               batch_bytes=params.batch_bytes,
                                               batch_results=params.batch_results)
         m.submodules.rx_buffer = rx_buffer = Memory(shape=8, depth=params.max_payload, init=[])
         buf_wr, buf_rd = rx_buffer.write_port(), rx_buffer.read_port()
 
-        # the design in the `core` domain: the same clock, reset also by RESET
+        # the design in the `core` domain: the same clock, reset also by RESET; its reset is a
+        # register (reset-less, high at power-up) beside the design, so the route from the
+        # reset synchroniser and the OR are not in the design's paths that read it
         m.domains.core = core = ClockDomain("core")
-        m.d.comb += [core.clk.eq(ClockSignal()), core.rst.eq(ResetSignal() | ex.core_reset)]
+        core_rst = Signal(init=1, reset_less=True)
+        m.d.sync += core_rst.eq(ResetSignal() | ex.core_reset)
+        m.d.comb += [core.clk.eq(ClockSignal()), core.rst.eq(core_rst)]
         m.submodules.design = design = DomainRenamer("core")(self._design)
 
         # bytes in -> receiver -> buffer; request -> executor -> sender -> bytes out
@@ -146,8 +151,11 @@ class UARTLink(wiring.Component):
         m.submodules.link = link = self._link
         m.submodules.uart_rx = urx = UARTRx(self._params.divisor)
         m.submodules.uart_tx = utx = UARTTx(self._params.divisor)
+        # the UART sits by its pins, the link elsewhere: registers on both sides of the route
+        m.submodules.tx_slice = tx_slice = RegisterSlice(8)
         wiring.connect(m, urx.data, link.rx)
-        wiring.connect(m, link.tx, utx.data)
+        wiring.connect(m, link.tx, tx_slice.i)
+        wiring.connect(m, tx_slice.o, utx.data)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx),
                      link.line_error.eq(urx.frame_error | urx.overrun),
                      self.alive.eq(link.alive), self.error.eq(link.error),

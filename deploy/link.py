@@ -154,9 +154,9 @@ class ReplySender(wiring.Component):
 
     ``start`` (one cycle, with ``command``, ``status``, ``length`` valid) begins a reply. The
     payload is fetched byte by byte: the sender sets ``addr`` to the byte's index and samples
-    ``data`` two cycles later, so a synchronous memory read port followed by a register can
-    drive ``data``. ``done``
-    pulses when the last CRC byte has been handed to the transmitter.
+    ``data`` ``latency`` cycles later (3 by default: a synchronous memory read port, a register
+    of its data and a registered select of the byte can drive ``data``). ``done`` pulses when
+    the last CRC byte has been handed to the transmitter.
 
     Members
     -------
@@ -166,11 +166,14 @@ class ReplySender(wiring.Component):
     addr : ``Out(16)``
         The payload byte wanted.
     data : ``In(8)``
-        That byte, two cycles after ``addr``.
+        That byte, ``latency`` cycles after ``addr``.
     busy, done : ``Out(1)``
     """
 
-    def __init__(self):
+    def __init__(self, latency: int = 3):
+        if not isinstance(latency, int) or latency < 1:
+            refuse(self, TypeError(f"latency must be a positive integer, not {latency!r}"))
+        self._latency = latency
         super().__init__({
             "tx": Out(stream.Signature(8)),
             "start": In(1), "command": In(8), "status": In(8), "length": In(16),
@@ -212,16 +215,16 @@ class ReplySender(wiring.Component):
                         m.d.sync += index.eq(0)
                         m.next = "FETCH"
             with m.State("FETCH"):
-                # addr = index from here on: the data is sampled two cycles later (a memory
-                # read port and a register on the executor's side)
+                # addr = index from here on: the data is sampled `latency` cycles later
                 m.d.comb += self.busy.eq(1)
                 with m.If(index == header[16:]):
                     m.next = "CRC_HOLD"
                 with m.Else():
-                    m.next = "FETCH2"
-            with m.State("FETCH2"):
-                m.d.comb += self.busy.eq(1)
-                m.next = "PAYLOAD"
+                    m.next = "WAIT_1" if self._latency > 1 else "PAYLOAD"
+            for i in range(1, self._latency):
+                with m.State(f"WAIT_{i}"):
+                    m.d.comb += self.busy.eq(1)
+                    m.next = f"WAIT_{i + 1}" if i + 1 < self._latency else "PAYLOAD"
             with m.State("PAYLOAD"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(free):

@@ -130,7 +130,10 @@ class UARTTx(wiring.Component):
     """UART transmitter: byte stream -> ``tx`` pin (idle high).
 
     A byte is taken when the transmitter is idle and leaves as a start bit, 8 data bits (LSB
-    first) and a stop bit, ``divisor`` cycles each: 10 * divisor cycles per byte, back to back.
+    first) and a stop bit, ``divisor`` cycles each, the start bit on ``tx`` from the cycle after
+    the byte is taken. ``busy`` is high for those 10 * divisor cycles; the next byte is taken in
+    the cycle after them, so bytes sent back to back are 10 * divisor + 1 cycles apart (each
+    stop bit but the last lasts divisor + 1 cycles).
 
     Members
     -------

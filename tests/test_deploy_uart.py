@@ -126,14 +126,23 @@ def test_tx_frames_and_timing():
     async def timer(ctx):
         cycles = 0
         busy_cycles = 0
-        async for _, _, busy in ctx.tick().sample(dut.busy):
+        starts, previous = [], 0
+        async for _, _, busy, tx in ctx.tick().sample(dut.busy, dut.tx):
             cycles += 1
             busy_cycles += busy
-            result["busy"] = busy_cycles
+            if busy and not previous:       # a byte taken: its start bit is on the pin
+                assert tx == 0
+                starts.append(cycles)
+            previous = busy
+            result["busy"], result["starts"] = busy_cycles, starts
 
     simulate(dut, receiver, producer, background=[timer])
     assert result["got"] == data and result["stops"] == [1] * len(data)
-    assert result["busy"] == 10 * DIV * len(data)      # back to back, 10 bits per byte
+    assert result["busy"] == 10 * DIV * len(data)      # 10 bits per byte
+    # back to back, the start bits are 10 bits and one cycle apart (the docstring's figure)
+    starts = result["starts"]
+    assert len(starts) == len(data)
+    assert [b - a for a, b in zip(starts, starts[1:])] == [10 * DIV + 1] * (len(data) - 1)
 
 
 def test_tx_into_rx_loopback():
