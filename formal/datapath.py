@@ -203,15 +203,15 @@ def _wrong_entry(table):
 def mutate_rtlil(text: str, mutant: str | None) -> str:
     """Apply an RTLIL mutant (:data:`_RTLIL_MUTANTS`) to the harness's RTLIL, by signal names.
 
-    ``x_right_after_state``: the inverter of ``state_shift`` (x.ready's wait for the last state
-    word's shift) reads 0. ``row_split_lane_off``: the MAC's last-stage lane muxes of lane P-1
+    ``x_right_after_state``: the inverter of ``state_wait`` (the x-open register's wait for a
+    state word's shift) reads 0. ``row_split_lane_off``: the MAC's last-stage lane muxes of lane P-1
     select on ``mask<k>[P-2]`` instead of ``mask<k>[P-1]``.
     """
     if mutant not in _RTLIL_MUTANTS:
         return text
     if mutant == "x_right_after_state":
         pattern = re.compile(r"(cell \$not \S+\n(?:\s+parameter .*\n)*\s+connect \\A )"
-                             r"\\state_shift \[0\]\n")
+                             r"\\state_wait \[0\]\n")
         new, n = pattern.subn(r"\g<1>1'0\n", text)
     else:
         selects = re.findall(r"connect \\S \\(mask\d+) \[(\d+)\]\n", text)

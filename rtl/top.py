@@ -337,7 +337,11 @@ class LSTMCell(wiring.Component):
         state_count = Signal(range(H))
         state_word = Signal(range(H))
         state_write = Signal()
-        state_shift = Signal()
+        # x opens on the second cycle after the last load word or reset, from registers only:
+        # its ready then depends on no load handshake of the same cycle (`state_wait`: a
+        # state word is shifted in on the edge after it is accepted, so x waits for that edge)
+        x_open = Signal(init=1, reset_less=True)
+        state_wait = Signal()
         m.d.comb += [mac.load_data.eq(w.payload.data),
                      mac.load_restart.eq(w.payload.first),
                      state_word.eq(Mux(s.payload.first, 0, state_count))]
@@ -359,14 +363,13 @@ class LSTMCell(wiring.Component):
             with m.Else():
                 m.next = open_state
 
-        with m.FSM(name="load"):
+        with m.FSM(name="load") as fsm:
             with m.State("IDLE"):
                 # weights first, then state, then x; loads only between steps
                 m.d.comb += [w.ready.eq(~rst & idle),
                              s.ready.eq(~rst & idle & ~w.valid),
                              self.x.ready.eq(~rst & idle & ~w.valid & ~s.valid
-                                             & weights_ok & state_ok & ~state_shift
-                                             & ~words_left)]
+                                             & x_open & ~words_left)]
                 with m.If(w_fire):
                     with m.If(w.payload.first):
                         m.d.comb += mac.load_write.eq(1)
@@ -394,11 +397,16 @@ class LSTMCell(wiring.Component):
                     packet_word(s.payload.first, s.payload.last, state_at_end, state_ok,
                                 "LOAD_STATE", True)
 
+        m.d.comb += state_wait.eq(s_fire)
+        m.d.sync += x_open.eq(Mux(rst, weights_ok,
+                                  fsm.ongoing("IDLE") & weights_ok & state_ok & ~w_fire
+                                  & ~state_wait))
+
         # a state word is shifted in (unit 0 first) on the edge after it is accepted, so the
-        # wide shift's enable is a register; x waits for that edge (`state_shift` in x.ready)
+        # wide shift's enable is a register (x waits for that edge: `state_wait` above)
         state_h = Signal.like(s.payload.h, reset_less=True)
         state_c = Signal.like(s.payload.c, reset_less=True)
-        m.d.sync += [state_shift.eq(state_write), state_h.eq(s.payload.h), state_c.eq(s.payload.c)]
+        m.d.sync += [state_h.eq(s.payload.h), state_c.eq(s.payload.c)]
         with m.If(state_write):
             m.d.sync += state_count.eq(Mux(state_at_end, 0, state_word + 1))
         cfg = self._geometry.config
