@@ -5,8 +5,8 @@ its input step, with the ``first`` bit of the step passed along. The layers work
 pipeline: layer k+1 computes step t while layer k computes step t+1, so the slowest layer sets
 the pace (see :class:`StackedLSTM`'s docstring for the closed forms).
 """
-from amaranth.hdl import Cat, Module
-from amaranth.lib import fifo, stream, wiring
+from amaranth.hdl import Array, Cat, Elaboratable, Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.config import Config
@@ -15,7 +15,7 @@ from .cast import cast
 from .geometry import RTLError, refuse
 from .top import LSTMCell
 
-__all__ = ["StackedLSTM", "LayerLink", "StepTags", "StackTop", "build_design", "lanes_per_layer"]
+__all__ = ["StackedLSTM", "LayerLink", "StepTags", "TagFIFO", "StackTop", "build_design", "lanes_per_layer"]
 
 
 class LayerLink(wiring.Component):
@@ -70,6 +70,46 @@ class LayerLink(wiring.Component):
         return m
 
 
+class TagFIFO(Elaboratable):
+    """A small first-in first-out buffer of ``depth`` words whose readies are registers.
+
+    The same interface and timing as Amaranth's ``SyncFIFOBuffered`` (``w_data``, ``w_en``,
+    ``w_rdy``; ``r_data``, ``r_en``, ``r_rdy``; a word written on one edge can be read from the
+    next), but ``w_rdy`` and ``r_rdy`` come straight from flip-flops, set from the next fill
+    level on each edge. The library FIFO derives them from its level through a comparator, and
+    its ``w_rdy`` gates x's accept, which starts every MAC lane in the same cycle: on the
+    LFE5U-85F that comparator sat at the head of the notebook network's critical path.
+    """
+
+    def __init__(self, width: int, depth: int):
+        if depth < 1:
+            self._MustUse__silence = True     # refused: not an unused design
+            raise ValueError(f"TagFIFO depth must be at least 1, not {depth}")
+        self.width, self.depth = width, depth
+        self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal(init=1)
+        self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
+        self.level = Signal(range(depth + 1))
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.depth
+        store = Array(Signal(self.width, name=f"word{k}", reset_less=True) for k in range(depth))
+        w_ptr, r_ptr = Signal(range(depth)), Signal(range(depth))
+        do_write = self.w_en & self.w_rdy
+        do_read = self.r_en & self.r_rdy
+        level_next = Signal(range(depth + 1))
+        m.d.comb += [level_next.eq(self.level + do_write - do_read),
+                     self.r_data.eq(store[r_ptr])]
+        m.d.sync += [self.level.eq(level_next),
+                     self.w_rdy.eq(level_next != depth), self.r_rdy.eq(level_next != 0)]
+        with m.If(do_write):
+            m.d.sync += [store[w_ptr].eq(self.w_data),
+                         w_ptr.eq(Mux(w_ptr == depth - 1, 0, w_ptr + 1))]
+        with m.If(do_read):
+            m.d.sync += r_ptr.eq(Mux(r_ptr == depth - 1, 0, r_ptr + 1))
+        return m
+
+
 class StepTags(wiring.Component):
     """A step's framing (``first``, ``last``) from where a cell (or stack) accepts it to where
     its h comes out: a FIFO written on each accepted step, read on each delivered h.
@@ -99,7 +139,7 @@ class StepTags(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = tags = fifo.SyncFIFOBuffered(width=2, depth=self._depth)
+        m.submodules.fifo = tags = TagFIFO(width=2, depth=self._depth)
         up_x, up_h = self.upstream_x, self.upstream_h
         m.d.comb += [self.downstream_x.payload.eq(up_x.payload),
                      self.downstream_x.valid.eq(up_x.valid & tags.w_rdy),

@@ -183,3 +183,53 @@ def test_links_pass_first_and_last_to_every_layer():
               background=[watch(1), watch(2)])
     sent = [(int(f), int(e)) for f, e in zip(first, last)]
     assert seen[1] == sent and seen[2] == sent
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_tag_fifo_against_a_queue(depth):
+    """TagFIFO (readies from registers) against a Python deque: random writes and reads, every
+    cycle's readies, level and read word compared; a word is readable from the edge after its
+    write, like Amaranth's SyncFIFOBuffered."""
+    from collections import deque
+
+    from amaranth.sim import Simulator
+
+    from rtl.stack import TagFIFO
+
+    dut = TagFIFO(width=4, depth=depth)
+    rng = np.random.default_rng(depth)
+    mismatches = []
+
+    async def bench(ctx):
+        queue, readable = deque(), 0          # words written before the last edge can be read
+        for cycle in range(400):
+            w_en, r_en = bool(rng.random() < 0.6), bool(rng.random() < 0.5)
+            word = int(rng.integers(16))
+            ctx.set(dut.w_en, w_en)
+            ctx.set(dut.w_data, word)
+            ctx.set(dut.r_en, r_en)
+            got = (ctx.get(dut.w_rdy), ctx.get(dut.r_rdy), ctx.get(dut.level))
+            want = (int(len(queue) < depth), int(readable > 0), len(queue))
+            if got != want:
+                mismatches.append((cycle, got, want))
+            if readable and ctx.get(dut.r_data) != queue[0]:
+                mismatches.append((cycle, "data", ctx.get(dut.r_data), queue[0]))
+            wrote, read = w_en and len(queue) < depth, r_en and readable > 0
+            await ctx.tick()
+            if read:
+                queue.popleft()
+            if wrote:
+                queue.append(word)
+            readable = len(queue)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert mismatches == []
+
+
+def test_tag_fifo_refuses_zero_depth():
+    from rtl.stack import TagFIFO
+    with pytest.raises(ValueError, match="depth"):
+        TagFIFO(width=2, depth=0)
