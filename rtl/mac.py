@@ -158,7 +158,11 @@ class MACArray(wiring.Component):
         # for `start`)
         # `busy` in copies (the same register), each the select of a share of the vector
         # register and of the column counters: no register drives every lane's operand mux
-        busy_next = Mux(self.busy, t != M - 1, self.start)
+        # `at_end`: t == M - 1 on this cycle, kept in a register (t's compare is not on the
+        # start path into the copies below)
+        at_end = Signal(init=int(M == 1))
+        m.d.sync += at_end.eq(Mux(self.busy, (t == M - 2) if M >= 2 else 0, M == 1))
+        busy_next = Mux(self.busy, ~at_end, self.start)
         m.d.sync += self.busy.eq(busy_next)
         vec_busy = register_copies(m, platform, busy_next, copies_for(N, g.operand_bits),
                                    "busy_vec")
