@@ -127,6 +127,7 @@ bench-record:
 	$(PY) -m bench rtl --out bench/results/rtl.json
 	$(PY) -m bench sim --out bench/results/sim.json --cocotb 20
 	$(PY) -m bench synth --out bench/results/synth.json --details-dir bench/results
+	$(PY) -m bench.synth --no-head --build-dir $(BUILD)/synth-nohead --out bench/results/synth-ecp5-nohead.json
 
 synth:
 	@mkdir -p $(BUILD)/synth
