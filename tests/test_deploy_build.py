@@ -73,3 +73,14 @@ def test_board_top_elaborates_for_the_ulx3s(tmp_path):
     assert "EHXPLLL" in rtlil and "CLKOP_DIV" in rtlil
     assert 'SITE "M1"' in lpf and 'SITE "L4"' in lpf          # the FT231X's UART pins
     assert "MULT18X18D" in rtlil                               # DSP output registers
+
+
+def test_board_default_clocks_are_ones_the_pll_makes():
+    """Without --clock each board gets the clock its measured build met (docs/deploy.md): 90 MHz,
+    62.5 MHz on the 85F; the PLL makes each from the board's oscillator exactly."""
+    from deploy.build import DEFAULT_CLOCK_MHZ, default_clock
+    assert default_clock("ulx3s-25f") == DEFAULT_CLOCK_MHZ == 90
+    assert default_clock("ulx3s-85f") == 62.5
+    for name, board in BOARDS.items():
+        pll = pll_params(board.clock_hz, default_clock(name) * 1e6)
+        assert pll["f_out"] == default_clock(name) * 1e6
