@@ -10,7 +10,7 @@ classifier head works on one image's last h while the cell runs the next image, 
     images per second = Fmax / (T * cycles_per_step)
     latency (first x accepted to its label) = (T * cycles_per_step + head latency) / Fmax
 
-(``head latency`` = ``rtl.head.ClassifierHead.latency``: H + C*H + 6 cycles, 0 without a head).
+(``head latency`` = ``rtl.head.ClassifierHead.latency``: C*H + 7 cycles, 0 without a head).
 ``step_us`` = T * cycles_per_step / Fmax is the time per image of the cell alone.
 
 Before any tool runs, each configuration's DSP and block RAM needs are computed from the design

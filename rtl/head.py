@@ -6,10 +6,10 @@ the golden model's ``logits_raw`` (:meth:`model.cell.FixedLSTM.head`), and their
     label = the first c with the largest logit (numpy's argmax)
 
 One serial multiply-accumulate does the C*H products, class by class, from a copy of the h
-vector (a small memory written word by word) while the cell already runs the next sequence
+vector (a rotating register taken in one cycle) while the cell already runs the next sequence
 (docs/architecture.md, "The classifier head").
 """
-from amaranth.hdl import Module, Mux, ResetSignal, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -21,13 +21,14 @@ from model.cell import head_frac, logit_bits
 from model.config import Config
 
 from .geometry import RTLError, refuse
-from .pipeline import delay, product_register, read_port, write_port
+from .lanemem import MEMORY_LATENCY, registered_memory
+from .pipeline import copies_for, delay, product_register, read_port, register_copies
 
 __all__ = ["ClassifierHead", "ClassifiedLSTM", "Fork", "logit_format", "head_layouts"]
 
 MULTIPLIERS = ("dsp", "lut")
-#: memory read (1) and the register after it (1)
-READ_LATENCY = 2
+#: cycles from a weight's address to the weight (rtl.lanemem.MEMORY_LATENCY)
+READ_LATENCY = MEMORY_LATENCY
 
 
 def logit_format(config: Config, n_hidden: int) -> tuple[int, int]:
@@ -90,16 +91,16 @@ class ClassifierHead(wiring.Component):
     -------
     h : ``In(stream.Signature(h_layout))``
         ``h``: the last layer's H codes (h format); ``last``: this step ends a sequence. A step
-        without ``last`` is taken at once and dropped. A ``last`` step is copied into the
-        head's h memory one unit per cycle (taken on its H-th cycle) once the previous
-        sequence's ``y`` is taken.
+        without ``last`` is taken at once and dropped. A ``last`` step is taken in one cycle
+        (into the head's rotating h register) once the previous sequence's ``y`` is taken and
+        the head is idle.
     y : ``Out(stream.Signature(y_layout))``
         ``logits``: C codes of :func:`logit_format`; ``label``: the first class with the largest
         logit. One transfer per ``last`` step, held (valid and payload) until taken.
 
-    Latency: ``y`` is taken ``latency`` = H + C*H + L_mul + 5 cycles after the edge an
+    Latency: ``y`` is taken ``latency`` = C*H + L_mul + 6 cycles after the edge an
     always-ready consumer would have taken the ``last`` step's h (L_mul = 1 for ``"dsp"``;
-    + 4 when H = 1, where the argmax compare is not registered).
+    + 5 when H = 1, where the argmax compare is not registered).
     The head is busy for that long per sequence: throughput is the cell's while sequences take
     at least that many cycles (a stalled ``y`` or shorter sequences hold the cell's output).
     """
@@ -139,7 +140,7 @@ class ClassifierHead(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from where an always-ready consumer takes the ``last`` h to ``y`` taken."""
-        return (self.n_hidden + self.n_classes * self.n_hidden + READ_LATENCY
+        return (self.n_classes * self.n_hidden + READ_LATENCY
                 + self.multiplier_latency(self._config, self._multiplier) + 2
                 + (self.n_hidden >= 2))
 
@@ -149,57 +150,55 @@ class ClassifierHead(wiring.Component):
         fh, fw, fb = (cfg.fmt(n) for n in ("h", "weight", "bias"))
         s_w, s_b = self.logit_frac - fh.frac - fw.frac, self.logit_frac - fb.frac
 
-        m.submodules.weights = w_mem = Memory(shape=signed(fw.bits), depth=C * H,
-                                              init=self._weight.reshape(-1).tolist())
+        # the weights in block RAM read through registers (DP16KD with its output register on
+        # ECP5: rtl.lanemem), the biases in a small memory of their own
+        addr = Signal(range(max(C * H, 2)))   # MAC: klass * H + unit of the product issued
+        weight_q = registered_memory(m, platform, signed(fw.bits), self._weight.reshape(-1).tolist(),
+                                     "weights", addr, Const(0, fw.bits), Const(0))
         m.submodules.biases = b_mem = Memory(shape=signed(fb.bits), depth=C,
                                              init=self._bias.tolist())
-        m.submodules.h_copy = h_mem = Memory(shape=signed(fh.bits), depth=H, init=[])
-        w_rd, b_rd = read_port(w_mem, "weights_rd"), read_port(b_mem, "biases_rd")
-        h_rd, h_wr = read_port(h_mem, "h_copy_rd"), write_port(h_mem, "h_copy_wr")
+        b_rd = read_port(b_mem, "biases_rd")
 
         y_full = Signal()                     # y holds a result not yet taken
-        unit = Signal(range(max(H, 2)))       # copy: unit; MAC: unit of the product issued
+        unit = Signal(range(max(H, 2)))       # MAC: unit of the product issued
         klass = Signal(range(max(C, 2)))      # MAC: class of the product issued
-        addr = Signal(range(max(C * H, 2)))   # MAC: klass * H + unit
-        issue = Signal()
 
-        # copy a `last` step's h into h_copy, one unit per cycle (registered: the H-way select
-        # and the memory write are in different cycles); other steps are dropped at once
+        # states, one-hot and explicit: idle (waiting for a `last` step), issue (C*H products),
+        # drain (the last products go through the pipeline and the argmax)
+        idle, issue, drain = Signal(init=1), Signal(), Signal()
+        take = self.h.valid & self.h.payload.last & ~y_full
         # h.ready does not look at h.valid (only at the step's `last` bit and the head's own
         # state), so no combinational path runs from the core's valid back to its ready
-        copy_we = Signal()
-        m.d.sync += [h_wr.en.eq(copy_we), h_wr.addr.eq(unit),
-                     h_wr.data.eq(self.h.payload.h[unit])]
-        with m.FSM(name="head") as fsm:
-            with m.State("IDLE"):
-                with m.If(self.h.valid & self.h.payload.last & ~y_full):
-                    m.d.comb += copy_we.eq(1)
-                    m.d.sync += unit.eq(unit + 1)
-                    with m.If(unit == H - 1):
-                        m.d.sync += unit.eq(0)
-                        m.next = "SETTLE"
-            with m.State("SETTLE"):           # the last unit's write lands
-                m.next = "MAC"
-            with m.State("MAC"):
-                m.d.comb += issue.eq(1)
-                m.d.sync += [unit.eq(Mux(unit == H - 1, 0, unit + 1)), addr.eq(addr + 1)]
-                with m.If(unit == H - 1):
-                    m.d.sync += klass.eq(klass + 1)
-                    with m.If(klass == C - 1):
-                        m.d.sync += [klass.eq(0), addr.eq(0)]
-                        m.next = "DRAIN"
-            with m.State("DRAIN"):            # the last products go through the pipeline
-                with m.If(y_full):
-                    m.next = "IDLE"
+        m.d.comb += self.h.ready.eq(~self.h.payload.last | (idle & ~y_full))
+        # `at_end`: this is the last issue cycle, kept in a register (the compare of the
+        # counter is not on the path into the state and the rotation's controls)
+        at_end = Signal(init=int(C * H == 1))
+        m.d.sync += at_end.eq(Mux(issue, (addr == C * H - 2) if C * H >= 2 else 0, C * H == 1))
+        idle_next = Mux(idle, ~take, drain & y_full)
+        m.d.sync += [idle.eq(idle_next), issue.eq(Mux(issue, ~at_end, idle & take)),
+                     drain.eq(Mux(drain, ~y_full, issue & at_end))]
+        with m.If(issue):
+            m.d.sync += [unit.eq(Mux(unit == H - 1, 0, unit + 1)), addr.eq(addr + 1)]
+            with m.If(unit == H - 1):
+                m.d.sync += klass.eq(klass + 1)
+            with m.If(at_end):
+                m.d.sync += [unit.eq(0), klass.eq(0), addr.eq(0)]
 
-        m.d.comb += self.h.ready.eq(~self.h.payload.last
-                                    | (fsm.ongoing("IDLE") & ~y_full & (unit == H - 1)))
+        # the h of a `last` step, taken in one cycle into a rotating register: while idle it
+        # loads the input's h on every edge (what it holds then is never read), so the edge
+        # that takes the step leaves that step's h in it; afterwards it rotates by one unit per
+        # cycle, unit 0 is the product's operand. Its select is copies of the busy (not idle)
+        # bit, each driving a share of the register (nothing fans out to all H codes at once).
+        h_rot = Signal(data.ArrayLayout(signed(fh.bits), H), reset_less=True)
+        busy = register_copies(m, platform, ~idle_next, copies_for(H, fh.bits), "head_rotate")
+        for u in range(H):
+            rotate = busy[u * len(busy) // H]
+            m.d.sync += h_rot[u].eq(Mux(rotate, h_rot[(u + 1) % H], self.h.payload.h[u]))
 
-        # read: weight, bias of the class, h unit (memory read registers), then a register
-        # after each memory (a block RAM's clock-to-out leaves no time for the multiplier)
-        m.d.comb += [w_rd.addr.eq(addr), b_rd.addr.eq(klass), h_rd.addr.eq(unit)]
-        weight_q = delay(m, w_rd.data, 1, "weight_q")
-        h_q = delay(m, h_rd.data, 1, "h_q")
+        # read: weight (READ_LATENCY registers: rtl.lanemem), bias of the class (one memory
+        # read, then registers beside the product), h unit 0 delayed to meet the weight
+        m.d.comb += b_rd.addr.eq(klass)
+        h_q = delay(m, h_rot[0], READ_LATENCY, "h_q")
         first_u = delay(m, issue & (unit == 0), READ_LATENCY, "first_u", reset_less=False)
         last_u = delay(m, issue & (unit == H - 1), READ_LATENCY, "last_u", reset_less=False)
         klass_r = delay(m, klass, READ_LATENCY, "klass_r")
@@ -212,7 +211,7 @@ class ClassifierHead(wiring.Component):
         first_p = delay(m, first_u, lat, "first_p", reset_less=False)
         last_p = delay(m, last_u, lat, "last_p", reset_less=False)
         klass_p = delay(m, klass_r, lat, "klass_p")
-        bias_p = delay(m, b_rd.data, lat + 1, "bias_p")
+        bias_p = delay(m, b_rd.data, READ_LATENCY - 1 + lat, "bias_p")
 
         # accumulate: a class starts from its bias (both aligned to F_l fraction bits)
         acc = Signal(signed(self.logit_bits), reset_less=True)

@@ -185,8 +185,8 @@ def test_cycles_per_sequence_includes_the_head(sizes, lanes, multiplier):
     assert cycles["y"][0] - start == dut.cycles_per_sequence(T)
     assert cycles["y"][1] - cycles["x"][T] == dut.cycles_per_sequence(T)
     assert cycles["x"][T] - start == T * dut.cycles_per_step
-    assert dut.head.latency == (dut.head.n_hidden * (dut.head.n_classes + 1)
-                                + ClassifierHead.multiplier_latency(cfg, multiplier) + 4
+    assert dut.head.latency == (dut.head.n_hidden * dut.head.n_classes
+                                + ClassifierHead.multiplier_latency(cfg, multiplier) + 5
                                 + (dut.head.n_hidden >= 2))
 
 
