@@ -9,7 +9,7 @@ One serial multiply-accumulate does the C*H products, class by class, from a cop
 vector (a rotating register taken in one cycle) while the cell already runs the next sequence
 (docs/architecture.md, "The classifier head").
 """
-from amaranth.hdl import Const, Module, Mux, ResetSignal, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -153,8 +153,8 @@ class ClassifierHead(wiring.Component):
         # the weights in block RAM read through registers (DP16KD with its output register on
         # ECP5: rtl.lanemem), the biases in a small memory of their own
         addr = Signal(range(max(C * H, 2)))   # MAC: klass * H + unit of the product issued
-        weight_q = registered_memory(m, platform, signed(fw.bits), self._weight.reshape(-1).tolist(),
-                                     "weights", addr, Const(0, fw.bits), Const(0))
+        weight_q = registered_memory(m, platform, signed(fw.bits),
+                                     self._weight.reshape(-1).tolist(), "weights", addr)
         m.submodules.biases = b_mem = Memory(shape=signed(fb.bits), depth=C,
                                              init=self._bias.tolist())
         b_rd = read_port(b_mem, "biases_rd")

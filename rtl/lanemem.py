@@ -63,11 +63,13 @@ def _dp16kd(m, name, init, width, addr, write_data, write_en):
     return data[:width]
 
 
-def registered_memory(m, platform, shape, init, name: str, addr, write_data, write_en):
+def registered_memory(m, platform, shape, init, name: str, addr, write_data=None,
+                      write_en=None):
     """A ``len(init)``-word memory of ``shape``: ``addr``, ``write_data``, ``write_en``
     (registers of the caller) in cycle k; the word read at ``addr`` is the returned signal in
     cycle k + :data:`MEMORY_LATENCY`. A write in cycle k takes effect at the end of cycle k
-    (what the same address reads then is not specified: the caller never asks).
+    (what the same address reads then is not specified: the caller never asks). Without
+    ``write_data`` and ``write_en`` the memory is read-only (its initial contents).
 
     With a platform that has ``bram_output_register`` (:class:`rtl.pipeline.ECP5`) and words
     of at most 18 bits, the memory is ``ceil(depth / 1024)`` instantiated DP16KD blocks with
@@ -75,14 +77,19 @@ def registered_memory(m, platform, shape, init, name: str, addr, write_data, wri
     otherwise an Amaranth :class:`Memory` read into two registers. Same words, same cycles."""
     depth, width = len(init), shape.width
     out = Signal(shape, name=f"{name}_data", reset_less=True)
+    writable = write_en is not None
     if not (getattr(platform, "bram_output_register", False) and width <= BLOCK_BITS):
         mem = Memory(shape=shape, depth=depth, init=init)
         m.submodules[name] = mem
-        rd, wr = read_port(mem, f"{name}_rd"), write_port(mem, f"{name}_wr")
-        m.d.comb += [rd.addr.eq(addr), wr.addr.eq(addr), wr.data.eq(write_data),
-                     wr.en.eq(write_en)]
+        rd = read_port(mem, f"{name}_rd")
+        m.d.comb += rd.addr.eq(addr)
+        if writable:
+            wr = write_port(mem, f"{name}_wr")
+            m.d.comb += [wr.addr.eq(addr), wr.data.eq(write_data), wr.en.eq(write_en)]
         m.d.sync += out.eq(delay(m, rd.data, 1, f"{name}_rd"))
         return out
+    if not writable:
+        write_data, write_en = Const(0, width), Const(0)
     blocks = block_count(depth)
     low = addr[:min(len(addr), 10)]
     high = addr[10:] if blocks > 1 else Const(0, 1)
