@@ -19,8 +19,11 @@ For ECP5 the products are exported as ``MULT18X18D`` primitives with their outpu
 to a combinational ``MULT18X18D`` and leaves its register in the fabric, which alone limits
 speed grade 6 to about 146 MHz. ``--plain-dsp`` exports the plain Verilog instead.
 
-Yosys maps the activation units' small ROMs to logic; ``--rom-style block`` forces them into
-block RAM (fewer LUTs, more DP16KDs) to compare.
+The ECP5 export maps the activation units' small ROMs by hand onto ``LUT4``, ``PFUMX`` and
+``L6MUX21`` (``rtl.pipeline.lut_rom``). In the plain Verilog (``--plain-dsp``, ``--family
+ice40``) Yosys maps their coefficient ROMs (base, slope, intercept) itself, to logic;
+``--rom-style block`` forces them into block RAM (fewer LUTs, more block RAMs) to compare. (The
+index ROM is a constant lookup in two registered halves, always logic.)
 
 iCE40 (``--family ice40``) is synthesis only (``synth_ice40 -dsp``, counts checked against the
 iCE40UP5K): nextpnr-ice40 has no out-of-context mode and the stream ports exceed every package.
@@ -121,13 +124,21 @@ def yosys_script(family: str, netlist: str, rom_style: str = "auto", abc9: bool 
     if not abc9:    # Yosys 0.70's ABC9 step asserts on some narrow configs: the classic ABC flow
         synth += " -noabc9"
     force = ""
-    if rom_style != "auto":     # the activation units' index_rom and coef_rom
+    if rom_style != "auto":     # the activation units' base, slope and intercept ROMs
         force = f'setattr -set rom_style "{rom_style}" m:*_rom; '
     if family == "ice40":       # no LUT RAM on iCE40: the bias memory (asynchronous read) in logic
-        force += 'setattr -set ram_style "logic" m:*biases; '
+        force += 'setattr -set ram_style "logic" m:*biases*; '
     if force:
         force = f"hierarchy -top {TOP}; " + force
-    return (f"read_verilog {TOP}.v; {force}{synth} -top {TOP} -json {netlist}; "
+    if family == "ecp5":
+        # in two halves with the unused wires purged before the LUT mapping: Yosys 0.70's ABC9
+        # reintegration (abc_ops_reintegrate) asserts on some flattened designs otherwise
+        # ("GetSize(conn.first) == GetSize(conn.second)"); purging only drops names, not logic
+        synth = (f"{synth} -top {TOP} -run :map_luts; opt_clean -purge; "
+                 f"{synth} -top {TOP} -run map_luts:")
+    else:
+        synth = f"{synth} -top {TOP}"
+    return (f"read_verilog {TOP}.v; {force}{synth} -json {netlist}; "
             f"tee -q -o stat.json stat -json")
 
 
@@ -157,7 +168,15 @@ def parse_memories(log_text: str) -> dict:
         out[m.group(1)] = m.group(2).strip("$_").rstrip("_")
     for m in re.finditer(r"^using FF mapping for memory (\S+)", log_text, re.M):
         out[m.group(1)] = "logic"
-    return {name.removeprefix(TOP + "."): prim for name, prim in sorted(out.items())}
+    named = {}
+    for name, prim in sorted(out.items()):
+        if "$auto$proc_rom" in name:
+            # a constant lookup Yosys turned into a ROM (the activation units' index ROM
+            # parts): one entry per module, "<module>.index_parts"
+            module = name.split("$auto$proc_rom")[0].replace("$flatten", "").replace("\\", "")
+            name = module.strip(".") + ".index_parts"
+        named[name.removeprefix(TOP + ".")] = prim
+    return named
 
 
 def group_names(names) -> list[str]:
@@ -335,8 +354,9 @@ def build_parser() -> ArgumentParser:
                          "what it achieves)")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
     ap.add_argument("--rom-style", choices=("auto", "block", "logic"), default="auto",
-                    help="activation ROMs (index, coefficients): Yosys's choice (auto, it picks "
-                         "logic), or force block RAM or logic")
+                    help="activation coefficient ROMs (base, slope, intercept) of the plain "
+                         "Verilog (--plain-dsp, ice40; the ECP5 export maps them by hand): "
+                         "Yosys's choice (auto, it picks logic), or force block RAM or logic")
     ap.add_argument("--no-abc9", action="store_true",
                     help="map with Yosys's classic ABC flow instead of ABC9 (a workaround for an "
                          "internal Yosys assertion on some narrow configs; on the default design the figures are the same)")

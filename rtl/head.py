@@ -98,9 +98,9 @@ class ClassifierHead(wiring.Component):
         ``logits``: C codes of :func:`logit_format`; ``label``: the first class with the largest
         logit. One transfer per ``last`` step, held (valid and payload) until taken.
 
-    Latency: ``y`` is taken ``latency`` = C*H + L_mul + 6 cycles after the edge an
+    Latency: ``y`` is taken ``latency`` = C*H + L_mul + 7 cycles after the edge an
     always-ready consumer would have taken the ``last`` step's h (L_mul = 1 for ``"dsp"``;
-    + 5 when H = 1, where the argmax compare is not registered).
+    + 6 when H = 1, where the argmax compare is not registered).
     The head is busy for that long per sequence: throughput is the cell's while sequences take
     at least that many cycles (a stalled ``y`` or shorter sequences hold the cell's output).
     """
@@ -141,7 +141,7 @@ class ClassifierHead(wiring.Component):
     def latency(self) -> int:
         """Cycles from where an always-ready consumer takes the ``last`` h to ``y`` taken."""
         return (self.n_classes * self.n_hidden + READ_LATENCY
-                + self.multiplier_latency(self._config, self._multiplier) + 2
+                + self.multiplier_latency(self._config, self._multiplier) + 3
                 + (self.n_hidden >= 2))
 
     def elaborate(self, platform):
@@ -174,8 +174,11 @@ class ClassifierHead(wiring.Component):
         # counter is not on the path into the state and the rotation's controls)
         at_end = Signal(init=int(C * H == 1))
         m.d.sync += at_end.eq(Mux(issue, (addr == C * H - 2) if C * H >= 2 else 0, C * H == 1))
-        idle_next = Mux(idle, ~take, drain & y_full)
-        m.d.sync += [idle.eq(idle_next), issue.eq(Mux(issue, ~at_end, idle & take)),
+        # the take decides into two flip-flops, `idle` and `took`, and nothing wider: the
+        # products start on the cycle after `took`, from the h the take left in `h_in` (below)
+        took = Signal()
+        m.d.sync += [idle.eq(Mux(idle, ~take, drain & y_full)), took.eq(idle & take),
+                     issue.eq(Mux(issue, ~at_end, took)),
                      drain.eq(Mux(drain, ~y_full, issue & at_end))]
         with m.If(issue):
             m.d.sync += [unit.eq(Mux(unit == H - 1, 0, unit + 1)), addr.eq(addr + 1)]
@@ -184,16 +187,19 @@ class ClassifierHead(wiring.Component):
             with m.If(at_end):
                 m.d.sync += [unit.eq(0), klass.eq(0), addr.eq(0)]
 
-        # the h of a `last` step, taken in one cycle into a rotating register: while idle it
-        # loads the input's h on every edge (what it holds then is never read), so the edge
-        # that takes the step leaves that step's h in it; afterwards it rotates by one unit per
-        # cycle, unit 0 is the product's operand. Its select is copies of the busy (not idle)
-        # bit, each driving a share of the register (nothing fans out to all H codes at once).
+        # the h of a `last` step, taken in one cycle: `h_in` copies the input's h on every
+        # edge (no enable), so the edge that takes the step leaves that step's h in it; the
+        # rotating register `h_rot` loads `h_in` while the head is not issuing (what it holds
+        # then is never read), then rotates by one unit per cycle (unit 0 is the product's
+        # operand). Its select is copies of a register set from `took` or `issue` (registers
+        # only: the handshake never fans out to them), each driving a share of the register.
+        h_in = Signal(data.ArrayLayout(signed(fh.bits), H), reset_less=True)
+        m.d.sync += h_in.eq(self.h.payload.h)
         h_rot = Signal(data.ArrayLayout(signed(fh.bits), H), reset_less=True)
-        busy = register_copies(m, platform, ~idle_next, copies_for(H, fh.bits), "head_rotate")
+        busy = register_copies(m, platform, took | issue, copies_for(H, fh.bits), "head_rotate")
         for u in range(H):
             rotate = busy[u * len(busy) // H]
-            m.d.sync += h_rot[u].eq(Mux(rotate, h_rot[(u + 1) % H], self.h.payload.h[u]))
+            m.d.sync += h_rot[u].eq(Mux(rotate, h_rot[(u + 1) % H], h_in[u]))
 
         # read: weight (READ_LATENCY registers: rtl.lanemem), bias of the class (one memory
         # read, then registers beside the product), h unit 0 delayed to meet the weight
@@ -222,14 +228,23 @@ class ClassifierHead(wiring.Component):
 
         # a class's logit is final: store it, and keep the first largest (numpy's argmax). With
         # H >= 2 a logit is final at most every other cycle, so the compare against the best so
-        # far is registered on its own (one flip-flop) and the update of best and label, one
-        # cycle later, only reads it: the wide compare never drives the enables of ~40 flip-flops.
+        # far is registered (its two halves apart) and the update of best and label, one cycle
+        # later, reads those flags: the wide compare never drives the enables of ~40 flip-flops.
         logits = Signal(data.ArrayLayout(signed(self.logit_bits), C), reset_less=True)
         best = Signal(signed(self.logit_bits), reset_less=True)
         label = Signal.like(self.y.payload.label)
         if H >= 2:
-            take = Signal()
-            m.d.sync += take.eq((klass_a == 0) | (acc > best))
+            # the compare in two halves, each registered: signed high halves greater or equal,
+            # unsigned low halves greater; `take` is then one LUT of four flip-flops
+            half = self.logit_bits // 2
+            hi_gt, hi_eq, lo_gt, first_class = (Signal(name=n, reset_less=True) for n in
+                                                ("take_hi_gt", "take_hi_eq", "take_lo_gt",
+                                                 "take_first_class"))
+            m.d.sync += [hi_gt.eq(acc[half:].as_signed() > best[half:].as_signed()),
+                         hi_eq.eq(acc[half:] == best[half:]),
+                         lo_gt.eq(acc[:half] > best[:half]),
+                         first_class.eq(klass_a == 0)]
+            take = first_class | hi_gt | (hi_eq & lo_gt)
             final = delay(m, acc, 1, "logit_final")
             klass_f = delay(m, klass_a, 1, "klass_final")
             done_f = delay(m, done, 1, "logit_done_final", reset_less=False)

@@ -1,5 +1,5 @@
 """P multiply-accumulate lanes time-sharing the 4H x (X+H) weight matrix (docs/architecture.md)."""
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -16,6 +16,11 @@ LANE_GROUP = 8
 """Lanes per group: each group has its own registered copy of the memory address and of the
 load word, so no address or enable fans out to more than a group's memories."""
 
+BIAS_BANK_BITS = 5
+BIAS_BANK = 1 << BIAS_BANK_BITS
+"""Rows per bank of the bias memory: the read is a bank's LUT RAM word into a register, then a
+select among the banks into the next (at H = 128, 16 banks of 32 rows)."""
+
 ADDRESS_STAGES = 1
 """The memory address register of each group (t, or the load's address, one cycle late)."""
 
@@ -28,13 +33,17 @@ class MACArray(wiring.Component):
     vector register (rotate by P each cycle, free wiring) puts those entries in front of the
     lanes. With P <= X+H a cycle holds at most one row end; lanes before it finish the row, the
     rest start the next one (segmented accumulation), so no lane idles and a step takes exactly
-    ``issue_cycles`` = ceil(E / P) cycles, the MAC bound.
+    ``issue_cycles`` = ceil(E / P) cycles, the MAC bound. The vector is captured into a register
+    on every edge (so on the ``start`` edge); the rotating register and the lanes' counters
+    start from that copy a cycle after the memory addresses, so ``start`` drives one
+    flip-flop and no handshake fans out across the lanes.
 
     Pipeline, one carry chain, one multiplier or one block RAM register per stage: memory
     address register (1), weight memory read and its output register
     (:data:`rtl.lanemem.MEMORY_LATENCY` = 3: read, block RAM output register, weight register),
     products (1), alignment, mask and the lane sums (:attr:`tree_levels`, one adder level each),
-    accumulate (1), bias read (1), bias added (1): a row that ends at issue cycle t appears on
+    accumulate and the bias banks' read (1), the bias bank selected (1), bias added (1): a row
+    that ends at issue cycle t appears on
     ``row_acc`` at t + :attr:`latency`. With the :class:`rtl.pipeline.ECP5` platform the
     memories are DP16KD primitives read through their output register and the products
     MULT18X18D output registers; otherwise plain memories and products, same cycles.
@@ -47,7 +56,7 @@ class MACArray(wiring.Component):
     Members
     -------
     vector : ``In(ArrayLayout(signed(max(W_x, W_h)), X+H))``
-        [x_t; h_{t-1}] as raw codes, x then h (captured when ``start`` is high); the lanes align
+        [x_t; h_{t-1}] as raw codes, x then h (read on the ``start`` cycle); the lanes align
         each product to the accumulator after multiplying.
     start : ``In(1)``
         Begin a step (ignored while ``busy``).
@@ -114,12 +123,19 @@ class MACArray(wiring.Component):
         g = self._g
         P, N, M = g.lanes, g.n_columns, g.issue_cycles
 
-        # the bias memory (writable at run time)
-        m.submodules.biases = bias_mem = Memory(
-            shape=signed(g.bias_fmt.bits), depth=g.n_rows, init=g.bias_memory(),
-            attrs={"ram_style": "distributed"})       # LUT RAM: see the bias read below
-        bias_rd = read_port(bias_mem, "biases_rd", domain="comb")
-        bias_wr = write_port(bias_mem, "biases_wr")
+        # the bias memory (writable at run time) in banks of BIAS_BANK rows, each a LUT RAM
+        # (see the bias read below)
+        bias_init = g.bias_memory()
+        n_banks = -(-g.n_rows // BIAS_BANK)
+        bias_banks = []
+        for k in range(n_banks):
+            rows = bias_init[k * BIAS_BANK:(k + 1) * BIAS_BANK]
+            name = "biases" if n_banks == 1 else f"biases{k}"
+            bank = Memory(shape=signed(g.bias_fmt.bits), depth=len(rows), init=rows,
+                          attrs={"ram_style": "distributed"})
+            m.submodules[name] = bank
+            bias_banks.append((read_port(bank, f"{name}_rd", domain="comb"),
+                               write_port(bank, f"{name}_wr")))
 
         # runtime load: word counter -> (lane, address) for weights, then bias address. The
         # word's flags (the load's last word? a bias?) are registers kept beside the counter,
@@ -146,41 +162,48 @@ class MACArray(wiring.Component):
                          load_lane.eq(Mux(last_word | (w_lane == P - 1), 0, w_lane + 1)),
                          load_addr.eq(Mux(last_word, 0, w_addr + (w_lane == P - 1)))]
 
-        # issue: address t, column of lane 0, rotating vector register
+        # issue, in two halves one cycle apart. The address side (`busy`, t, `at_end`) starts
+        # on the `start` edge: `start` (the x handshake) drives one flip-flop, `busy`, and
+        # nothing else. The operand side (the rotating vector register, the lanes' column
+        # counters and the control word beside them) follows one cycle later, from copies of
+        # `busy` (a register into registers, no logic): no handshake fans out across the
+        # lanes. It catches up at the products, having one register fewer to wait through than
+        # the weights' address and memory (so the latency is the same).
         t = Signal(range(max(M, 2)))
-        # each lane's column (col0 + j mod N) in its own counter: the per-lane flags below
-        # are then constant compares, not adders
-        column = [Signal(range(N), name=f"column{j}", init=j % N) for j in range(P)]
-        vec = Signal(data.ArrayLayout(signed(g.operand_bits), N), reset_less=True)
-        # between steps the register follows `vector` (so it holds it after the `start` edge):
-        # its wide enable is then `busy`, a register, not the start logic
-        # (likewise t and the column counters sit at their start values: only `busy` waits
-        # for `start`)
-        # `busy` in copies (the same register), each the select of a share of the vector
-        # register and of the column counters: no register drives every lane's operand mux
         # `at_end`: t == M - 1 on this cycle, kept in a register (t's compare is not on the
-        # start path into the copies below)
+        # path into `busy`)
         at_end = Signal(init=int(M == 1))
         m.d.sync += at_end.eq(Mux(self.busy, (t == M - 2) if M >= 2 else 0, M == 1))
-        busy_next = Mux(self.busy, ~at_end, self.start)
-        m.d.sync += self.busy.eq(busy_next)
-        vec_busy = register_copies(m, platform, busy_next, copies_for(N, g.operand_bits),
+        m.d.sync += self.busy.eq(Mux(self.busy, ~at_end, self.start))
+        with m.If(self.busy):
+            m.d.sync += t.eq(t + 1)
+        with m.Else():
+            m.d.sync += t.eq(0)
+
+        # the operand side: `vector` captured on every edge (so on the `start` edge), the
+        # rotating register loaded from that copy while idle, rotated by P per cycle while
+        # `issuing` (busy one cycle late, in copies: each the select of a share of the vector
+        # register or of the column counters). Each lane's column (col0 + j mod N) is a counter
+        # of its own: the per-lane flags below are then constant compares, not adders.
+        vector_q = Signal(data.ArrayLayout(signed(g.operand_bits), N), reset_less=True)
+        m.d.sync += vector_q.eq(self.vector)
+        column = [Signal(range(N), name=f"column{j}", init=j % N) for j in range(P)]
+        vec = Signal(data.ArrayLayout(signed(g.operand_bits), N), reset_less=True)
+        vec_busy = register_copies(m, platform, self.busy, copies_for(N, g.operand_bits),
                                    "busy_vec")
-        lane_busy = register_copies(m, platform, busy_next, copies_for(P, 8), "busy_lane")
+        lane_busy = register_copies(m, platform, self.busy, copies_for(P, 8), "busy_lane")
+        issuing = Signal()                      # busy, one cycle late
+        m.d.sync += issuing.eq(self.busy)
         for n in range(N):
             with m.If(vec_busy[n * len(vec_busy) // N]):
                 m.d.sync += vec[n].eq(vec[(n + P) % N])
             with m.Else():
-                m.d.sync += vec[n].eq(self.vector[n])
+                m.d.sync += vec[n].eq(vector_q[n])
         for j in range(P):
             with m.If(lane_busy[j * len(lane_busy) // P]):
                 m.d.sync += column[j].eq(Mux(column[j] >= N - P, column[j] + P - N, column[j] + P))
             with m.Else():
                 m.d.sync += column[j].eq(j)
-        with m.If(self.busy):
-            m.d.sync += t.eq(t + 1)
-        with m.Else():
-            m.d.sync += t.eq(0)
 
         # the load word into registers (one cycle after the handshake): weight address, lane
         # and data, or the bias address. Bias writes happen on the next edge (LUT RAM).
@@ -193,8 +216,10 @@ class MACArray(wiring.Component):
         m.d.sync += [write_addr.eq(w_addr), write_lane.eq(w_lane), write_data.eq(self.load_data),
                      write_weight.eq(fire & ~is_bias), write_bias.eq(fire & is_bias),
                      bias_addr.eq(word - g.n_weights)]
-        m.d.comb += [bias_wr.addr.eq(bias_addr), bias_wr.data.eq(write_data),
-                     bias_wr.en.eq(write_bias)]
+        for k, (_, bias_wr) in enumerate(bias_banks):
+            m.d.comb += [bias_wr.addr.eq(bias_addr[:len(bias_wr.addr)]),
+                         bias_wr.data.eq(write_data),
+                         bias_wr.en.eq(write_bias & ((bias_addr >> BIAS_BANK_BITS) == k))]
 
         # weight memories, one per lane, in groups of LANE_GROUP lanes. Each group has its own
         # copy of the load word (a register), then its own memory address register, which
@@ -228,7 +253,7 @@ class MACArray(wiring.Component):
         # column (else h)? The row ends in this cycle when lane 0's column is N - P or later.
         ctl0 = {"mask": Cat(column[j] >= j for j in range(P)),
                 "is_x": Cat(column[j] < g.n_inputs for j in range(P)),
-                "ends": column[0] >= N - P, "valid": self.busy, "first": self.busy & (t == 0)}
+                "ends": column[0] >= N - P, "valid": issuing}
 
         def carry(ctl, stage):
             """The control word one stage further down the pipeline (only ``valid`` needs a
@@ -239,10 +264,11 @@ class MACArray(wiring.Component):
             return out
 
         # stage 1: memory address registers; stages 2-3: the memory and its output register;
-        # stage 4: the weight register. Lane operands and control wait beside them.
+        # stage 4: the weight register. Lane operands and control (already one cycle behind
+        # the addresses) wait beside them.
         operand = [vec[j] for j in range(P)]
         ctl = ctl0
-        for stage in range(1, 1 + ADDRESS_STAGES + MEMORY_LATENCY):
+        for stage in range(2, 1 + ADDRESS_STAGES + MEMORY_LATENCY):
             operand = [delay(m, operand[j], 1, f"operand{j}_s{stage}") for j in range(P)]
             ctl = carry(ctl, stage)
         weight = weight_data
@@ -258,7 +284,7 @@ class MACArray(wiring.Component):
                        product[j] << g.h_product_shift) for j in range(P)]
         this_row = [Mux(ctl["mask"][j], aligned[j], 0) for j in range(P)]
         next_row = [Mux(ctl["mask"][j], 0, aligned[j]) for j in range(P)]
-        ctl = {k: ctl[k] for k in ("ends", "valid", "first")}
+        ctl = {k: ctl[k] for k in ("ends", "valid")}
         for level in range(self.tree_levels):
             stage = 6 + level
             this_row = _register(m, _add_pairs(this_row), f"this_row{stage}")
@@ -272,9 +298,11 @@ class MACArray(wiring.Component):
         sum_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
         sum_row = Signal(range(g.n_rows), reset_less=True)
         sum_valid = Signal()
-        acc_in = Mux(ctl["first"], 0, acc)
-        row_in = Mux(ctl["first"], 0, acc_row)
-        total = acc_in + this_row
+        # acc and acc_row are cleared on every cycle without products (there are always some
+        # between two steps: the next accept waits for the commit), so a step's first row
+        # starts from 0 with no select in front of the 48-bit add
+        row_in = acc_row
+        total = acc + this_row
         m.d.sync += sum_valid.eq(ctl["valid"] & ctl["ends"])
         with m.If(ctl["valid"]):
             with m.If(ctl["ends"]):
@@ -282,13 +310,26 @@ class MACArray(wiring.Component):
                              acc.eq(next_row), acc_row.eq(row_in + 1)]
             with m.Else():
                 m.d.sync += [acc.eq(total), acc_row.eq(row_in)]
+        with m.Else():
+            m.d.sync += [acc.eq(0), acc_row.eq(0)]
 
-        # stage 7 + tree_levels: the bias read into a register (the bias memory is marked for
-        # LUT RAM: a block RAM's clock-to-out is most of a cycle at speed grade 6);
-        # stage 8 + tree_levels: the bias added, the row's result registered
-        m.d.comb += bias_rd.addr.eq(sum_row)
-        bias = Signal.like(bias_rd.data, reset_less=True)
-        m.d.sync += bias.eq(bias_rd.data)
+        # the bias of the row that ends in the accumulate stage, in two halves (LUT RAM, not
+        # block RAM: a block RAM's clock-to-out is most of a cycle at speed grade 6): each
+        # bank's word at the row's place in its bank is registered beside sum_row (stage
+        # 6 + tree_levels, with the accumulate); stage 7 + tree_levels: the row's bank
+        # selected (by sum_row's high bits) into the bias register; stage 8 + tree_levels: the
+        # bias added, the row's result registered
+        bank_words = []
+        for k, (bias_rd, _) in enumerate(bias_banks):
+            word = Signal.like(bias_rd.data, name=f"bias_bank{k}", reset_less=True)
+            m.d.comb += bias_rd.addr.eq(row_in[:len(bias_rd.addr)])
+            m.d.sync += word.eq(bias_rd.data)
+            bank_words.append(word)
+        bias = Signal.like(bank_words[0], reset_less=True)
+        if n_banks == 1:
+            m.d.sync += bias.eq(bank_words[0])
+        else:
+            m.d.sync += bias.eq(Array(bank_words)[sum_row >> BIAS_BANK_BITS])
         sum_acc2 = delay(m, sum_acc, 1, "sum_acc")
         sum_row2 = delay(m, sum_row, 1, "sum_row")
         sum_valid2 = delay(m, sum_valid, 1, "sum_valid", reset_less=False)

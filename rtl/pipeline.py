@@ -1,9 +1,10 @@
 """Pipeline registers shared by the components."""
-from amaranth.hdl import ClockSignal, Const, Instance, ResetSignal, Signal, signed
+from amaranth.hdl import Array, ClockSignal, Const, Instance, Mux, ResetSignal, Signal, signed
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.utils import ceil_log2
 
-__all__ = ["ECP5", "delay", "product_register", "read_port", "copies_for", "register_copies", "write_port"]
+__all__ = ["ECP5", "delay", "product_register", "read_port", "copies_for", "register_copies",
+           "register_word_copies", "lut_rom", "lut_pick", "write_port"]
 
 
 def delay(m, value, cycles: int, name: str, *, reset_less: bool = True):
@@ -41,12 +42,14 @@ class ECP5:
     nothing else on the chip). :func:`rtl.lanemem.registered_memory` likewise instantiates the
     lanes' weight memories as ``DP16KD`` with their output register (``REGMODE`` ``OUTREG``),
     which Yosys's block RAM mapping never enables, and :func:`register_copies` keeps copies of
-    a wide enable apart as ``TRELLIS_FF`` primitives. Simulation uses the plain Amaranth product
+    a wide enable apart as ``TRELLIS_FF`` primitives; :func:`lut_rom` maps the activation units'
+    small ROMs by hand onto ``LUT4``, ``PFUMX`` and ``L6MUX21``. Simulation uses the plain Amaranth product
     and memory, with the same latencies."""
 
     dsp_output_register = True
     bram_output_register = True
     replicate_enables = True
+    hand_mapped_roms = True
 
 
 def _fits_mult18(value) -> bool:
@@ -113,3 +116,107 @@ def register_copies(m, platform, next_value, copies: int, name: str, *, init: in
             p_REGSET="SET" if init else "RESET", p_SRMODE="LSR_OVER_CE",
             i_CLK=ClockSignal(), i_LSR=ResetSignal(), i_CE=Const(1), i_DI=d, o_Q=r)
     return regs
+
+
+def register_word_copies(m, platform, value, copies: int, name: str):
+    """``copies`` reset-less registers that all take ``value`` (any width) on every edge: the
+    same word, each copy driving its own share of the logic after it (an address that would
+    otherwise fan out to several ROMs). With the :class:`ECP5` platform each bit of each copy
+    is an instantiated ``TRELLIS_FF`` (Yosys would merge identical registers back into one);
+    elsewhere plain registers."""
+    width = len(value)
+    regs = [Signal(width, name=f"{name}{k}", reset_less=True) for k in range(copies)]
+    if not getattr(platform, "replicate_enables", False) or copies == 1:
+        m.d.sync += [r.eq(value) for r in regs]
+        return regs
+    d = Signal(width, name=f"{name}_next")
+    m.d.comb += d.eq(value)
+    for k, r in enumerate(regs):
+        for b in range(width):
+            m.submodules[f"{name}{k}_ff{b}"] = Instance(
+                "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR",
+                p_REGSET="RESET", p_SRMODE="LSR_OVER_CE",
+                i_CLK=ClockSignal(), i_LSR=Const(0), i_CE=Const(1), i_DI=d[b], o_Q=r[b])
+    return regs
+
+
+#: Address bits a hand-mapped ROM (:func:`lut_rom`) takes: one ECP5 slice pair's LUT6.
+LUT_ROM_BITS = 6
+
+
+def _lut4(m, name, init: int, inputs, out):
+    ports = {f"i_{pin}": (inputs[k] if k < len(inputs) else Const(0))
+             for k, pin in enumerate("ABCD")}
+    m.submodules[name] = Instance("LUT4", p_INIT=Const(init, 16), o_Z=out, **ports)
+
+
+def lut_rom(m, platform, words, addr, width: int, name: str):
+    """``words[addr]`` (``width`` bits, combinational; ``addr`` of at most
+    :data:`LUT_ROM_BITS` bits, ``words`` at most 2^len(addr) codes, missing ones 0).
+
+    With the :class:`ECP5` platform each output bit is mapped by hand: four ``LUT4`` over the
+    address's low 4 bits, two ``PFUMX`` on bit 4, one ``L6MUX21`` on bit 5 (fewer for a
+    shorter address), the slice's wide-function muxes: one LUT and two fast muxes deep,
+    whatever the contents. (Yosys's ABC9 maps such a ROM to as many as five LUT levels, each a
+    routed hop.) Elsewhere a plain lookup."""
+    k = len(addr)
+    words = [int(w) for w in words] + [0] * ((1 << k) - len(words))
+    out = Signal(width, name=f"{name}_data")
+    if not getattr(platform, "hand_mapped_roms", False) or k > LUT_ROM_BITS:
+        m.d.comb += out.eq(Array(Const(w, width) for w in words)[addr])
+        return out
+    low = [addr[j] for j in range(min(k, 4))]
+    for b in range(width):
+        luts = []
+        for j in range(1 << max(k - 4, 0)):
+            init = sum(((words[(j << 4) + i] >> b) & 1) << i for i in range(min(16, 1 << k)))
+            z = Signal(name=f"{name}_b{b}_l{j}")
+            _lut4(m, f"{name}_b{b}_lut{j}", init, low, z)
+            luts.append(z)
+        m.d.comb += out[b].eq(_wide_muxes(m, luts, [addr[j] for j in range(4, k)],
+                                          f"{name}_b{b}"))
+    return out
+
+
+def _wide_muxes(m, level, select, name):
+    """``level`` (1, 2 or 4 LUT outputs) selected by ``select`` (0, 1 or 2 bits): a ``PFUMX``
+    on the first select bit, an ``L6MUX21`` on the second."""
+    for depth, bit in enumerate(select):
+        nxt = []
+        for j in range(0, len(level), 2):
+            z = Signal(name=f"{name}_m{depth}_{j // 2}")
+            if depth == 0:
+                m.submodules[f"{name}_pfumx{j // 2}"] = Instance(
+                    "PFUMX", i_ALUT=level[j + 1], i_BLUT=level[j], i_C0=bit, o_Z=z)
+            else:
+                m.submodules[f"{name}_l6mux{j // 2}"] = Instance(
+                    "L6MUX21", i_D0=level[j], i_D1=level[j + 1], i_SD=bit, o_Z=z)
+            nxt.append(z)
+        level = nxt
+    return level[0]
+
+
+def lut_pick(m, platform, words, select, clamp, clamp_value: int, name: str):
+    """``clamp_value`` if ``clamp``, else ``words[select]`` (combinational; ``words``: 2, 4 or 8
+    signals of one width, ``select`` their index). With the :class:`ECP5` platform each output
+    bit is mapped by hand like :func:`lut_rom`: ``LUT4`` cells that each pick between two words on
+    the select's bit 0 (or give the clamp value), then ``PFUMX`` and ``L6MUX21`` on bits 1
+    and 2; elsewhere plain logic."""
+    width, n = len(words[0]), len(words)
+    out = Signal(width, name=f"{name}_data")
+    if not getattr(platform, "hand_mapped_roms", False) or n not in (2, 4, 8):
+        m.d.comb += out.eq(Mux(clamp, clamp_value, Array(words)[select]))
+        return out
+    for b in range(width):
+        fixed = (clamp_value >> b) & 1
+        # LUT4 inputs A = word 2j, B = word 2j+1, C = select bit 0, D = clamp
+        init = sum((fixed if i & 8 else (i >> 1) & 1 if i & 4 else i & 1) << i for i in range(16))
+        luts = []
+        for j in range(n // 2):
+            z = Signal(name=f"{name}_b{b}_l{j}")
+            _lut4(m, f"{name}_b{b}_lut{j}", init, [words[2 * j][b], words[2 * j + 1][b],
+                                                   select[0], clamp], z)
+            luts.append(z)
+        m.d.comb += out[b].eq(_wide_muxes(m, luts, [select[j] for j in range(1, ceil_log2(n))],
+                                          f"{name}_b{b}"))
+    return out

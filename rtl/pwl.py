@@ -1,5 +1,6 @@
 """Piecewise-linear activation unit: the model's integer table in ROM (docs/architecture.md)."""
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.utils import ceil_log2
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -8,9 +9,17 @@ from model.activations import Table
 
 from .cast import CAST_LATENCY, cast_registered
 from .geometry import refuse
-from .pipeline import delay, product_register, read_port
+from .pipeline import (LUT_ROM_BITS, delay, lut_pick, lut_rom, product_register, read_port,
+                       register_word_copies)
 
 __all__ = ["PWLUnit"]
+
+#: The index ROM is read in parts of 2^INDEX_PART_BITS entries (stage 2), then one part picked
+#: (stage 3).
+INDEX_PART_BITS = 6
+
+#: The coefficient ROMs of a unit and the fields each holds.
+COEFFICIENT_ROMS = {"base": ("base",), "slope": ("slope", "zero"), "intercept": ("intercept",)}
 
 
 class PWLUnit(wiring.Component):
@@ -21,9 +30,11 @@ class PWLUnit(wiring.Component):
     150 MHz, docs/architecture.md)::
 
         stage 1   a = |q|
-        stage 2   index ROM address = min(a >> index_shift, entries - 1)
-        stage 3   index ROM read: segment number
-        stage 4   coefficient ROM read: base, slope, intercept
+        stage 2   index ROM entry min(a >> index_shift, entries - 1), first half: each
+                  part of 64 entries read at the address's low bits
+        stage 3   index ROM, second half: the part picked by the high bits (segment number)
+        stage 4   coefficient ROM reads: base, slope, intercept (three ROMs, each from its
+                  own copy of the segment register)
         stage 5   offset = a - base, coefficients registered
         stage 6   slope * offset              (PLAN: a shift instead of the multiplier)
         stage 7   y = intercept + slope * offset
@@ -96,15 +107,22 @@ class PWLUnit(wiring.Component):
         spec = t.spec
         n_index = len(t.index)
 
-        # ROMs: segment index by |q| >> index_shift, then that segment's coefficients; both
-        # read through registered ports
+        # ROMs: segment index by |q| >> index_shift, then that segment's coefficients (three
+        # ROMs: base, slope, intercept, each addressed by its own copy of the segment register,
+        # so no segment bit fans out to every coefficient bit); all read through registers
         seg_bits = max((t.segments - 1).bit_length(), 1)
-        m.submodules.index_rom = index_rom = Memory(
-            shape=unsigned(seg_bits), depth=n_index, init=[int(k) for k in t.index])
         layout, init = self._coefficients()
-        m.submodules.coef_rom = coef_rom = Memory(shape=layout, depth=t.segments, init=init)
-        index_rd = read_port(index_rom, "index_rd")
-        coef_rd = read_port(coef_rom, "coef_rd")
+        hand_mapped = getattr(platform, "hand_mapped_roms", False) and seg_bits <= LUT_ROM_BITS
+        coef_roms = {}                  # field -> (sub-layout, its rows)
+        coef_rds = {}
+        for field, names in COEFFICIENT_ROMS.items():
+            shape = data.StructLayout({n: layout.members[n] for n in names})
+            rows = [{n: row[n] for n in names} for row in init]
+            coef_roms[field] = (shape, rows)
+            if not hand_mapped:
+                rom = Memory(shape=shape, depth=t.segments, init=rows)
+                m.submodules[f"{field}_rom"] = rom
+                coef_rds[field] = read_port(rom, f"{field}_rd")
 
         # datapath registers are reset-less: only the valid bits travelling beside them reset
         valid = [self.q_valid]
@@ -118,15 +136,47 @@ class PWLUnit(wiring.Component):
         a1 = Signal(unsigned(spec.input.fmt.bits), reset_less=True)  # |q| <= 2^(W-1)
         m.d.sync += a1.eq(abs(self.q))
 
-        # stage 2: index ROM address, clamped to the last entry
+        # stages 2-3: the index ROM, entry min(a >> index_shift, entries - 1), read in two
+        # halves. Stage 2: every part of 2^INDEX_PART_BITS entries read at the low address
+        # bits (a part's entries past the table's end repeat its last entry, which the clamp
+        # would give), the high bits and the clamp flag (an address past the parts) registered
+        # beside them; stage 3: the part picked by the high bits, the segment number into one
+        # register per coefficient ROM.
         coarse = a1 >> t.index_shift
-        address = Signal(range(n_index), reset_less=True)
-        m.d.sync += address.eq(Mux(coarse >= n_index - 1, n_index - 1, coarse))
+        a_bits = max(ceil_log2(n_index), 1)
+        low_bits = min(a_bits, INDEX_PART_BITS)
+        entries = [int(k) for k in t.index] + [int(t.index[-1])] * ((1 << a_bits) - n_index)
+        parts = []
+        for k in range(1 << (a_bits - low_bits)):
+            part = Signal(unsigned(seg_bits), name=f"index_part{k}", reset_less=True)
+            rows = entries[k << low_bits:(k + 1) << low_bits]
+            m.d.sync += part.eq(lut_rom(m, platform, rows, coarse[:low_bits], seg_bits,
+                                        f"index_part{k}_rom"))
+            parts.append(part)
+        high = Signal(max(a_bits - low_bits, 1), name="index_high", reset_less=True)
+        clamp = Signal(name="index_clamp", reset_less=True)
+        m.d.sync += [high.eq(coarse[low_bits:a_bits]),
+                     clamp.eq(coarse[a_bits:] != 0 if len(coarse) > a_bits else 0)]
+        if len(parts) > 1:
+            index = lut_pick(m, platform, parts, high, clamp, int(t.index[-1]), "index_pick")
+        else:
+            index = Mux(clamp, int(t.index[-1]), parts[0])
 
-        # stage 3: segment number (index ROM read); stage 4: its coefficients (coef ROM read)
-        m.d.comb += [index_rd.addr.eq(address), coef_rd.addr.eq(index_rd.data)]
+        # stage 4: the segment's coefficients (the coefficient ROMs' reads)
+        segment = register_word_copies(m, platform, index, len(coef_roms), "segment")
+        coef = Signal(layout)
+        for (field, (shape, rows)), seg in zip(coef_roms.items(), segment):
+            if hand_mapped:     # the ROM by hand (rtl.pipeline.lut_rom), then its register
+                words = [shape.const(row).as_value().value for row in rows]
+                word = Signal(shape, name=f"{field}_word", reset_less=True)
+                m.d.sync += word.eq(lut_rom(m, platform, words, seg, shape.size, f"{field}_rom"))
+            else:
+                rd = coef_rds[field]
+                m.d.comb += rd.addr.eq(seg)
+                word = rd.data
+            for n in COEFFICIENT_ROMS[field]:
+                m.d.comb += coef[n].eq(word[n])
         a4 = delay(m, a1, 3, "a")
-        coef = coef_rd.data
 
         # stage 5: offset in the segment (a >= base there); coefficients registered
         offset = Signal.like(a4, reset_less=True)

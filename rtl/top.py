@@ -200,6 +200,7 @@ class LSTMCell(wiring.Component):
                 c_out = Signal(data.ArrayLayout(wc, H), reset_less=True)
                 m.d.comb += self.h.payload.c.eq(c_out)
         done = Signal(range(H))               # units of this step shifted in so far
+        done_last = Signal(init=1 if H == 1 else 0)   # done == H - 1, kept in a register
         idle = Signal(init=1)                  # no step in flight
         output_full = Signal()                # the output register holds an untaken result
         words_left = Signal()                 # serial output: words of the result still to go
@@ -212,12 +213,15 @@ class LSTMCell(wiring.Component):
         m.d.comb += mac.start.eq(start)
         m.d.comb += [mac.vector[n].eq(self.x.payload.x[n]) for n in range(X)]
         m.d.comb += [mac.vector[X + u].eq(Mux(first, h_init[u], h_prev[u])) for u in range(H)]
-        # c_state takes the initial state one cycle after a `first` accept (it is first read
-        # by the cell update many cycles later): the wide load's enable is then a register,
-        # not the accept logic
-        # (in copies: each copy enables a share of the units, docs/architecture.md "Timing")
+        # c_state takes the initial state two cycles after a `first` accept (it is first read
+        # by the cell update many cycles later, and no state load is accepted while a step
+        # runs): the accept decides into one flip-flop, whose copies (each enabling a share of
+        # the units, docs/architecture.md "Timing") follow a cycle later, so the wide load's
+        # enable is never the accept logic and the accept never fans out to the copies
         c_copies = copies_for(H, wc.width)
-        load_c_init = register_copies(m, platform, start & first, c_copies, "load_c_init")
+        start_first = Signal()
+        m.d.sync += start_first.eq(start & first)
+        load_c_init = register_copies(m, platform, start_first, c_copies, "load_c_init")
         with m.If(start):
             m.d.sync += idle.eq(0)
         for u in range(H):
@@ -260,8 +264,9 @@ class LSTMCell(wiring.Component):
         shift_in = register_copies(m, platform, cell.out_valid_next, hc_copies, "shift_in")
         with m.If(cell.out_valid):
             m.d.sync += [h_next[H - 1].eq(cell.h), c_next[H - 1].eq(cell.c),
-                         done.eq(Mux(done == H - 1, 0, done + 1))]
-            with m.If(done == H - 1):
+                         done.eq(Mux(done_last, 0, done + 1)),
+                         done_last.eq(Mux(done_last, H == 1, done == H - 2))]
+            with m.If(done_last):
                 m.d.sync += finished.eq(1)
                 if self._serial:      # the step is done; its words leave from h_next, c_next
                     m.d.sync += idle.eq(1)
@@ -272,25 +277,27 @@ class LSTMCell(wiring.Component):
         # commit when all units are done and the output register is empty. Waiting for an
         # empty register (not for h.ready) keeps the consumer's ready off the enable of the
         # wide state registers; it costs a cycle only when a stalled output is taken on the
-        # very cycle the next result is ready.
+        # very cycle the next result is ready (or the cycle before).
         if self._serial:
             m.d.comb += words_left.eq(finished)
-            self._serial_output(m, h_next, c_next, c_state, done, finished, rst)
+            self._serial_output(m, h_next, c_next, c_state, done, done_last, finished, rst)
             return m
         m.d.comb += self.h.valid.eq(output_full & ~rst)
         taken = self.h.valid & self.h.ready
         with m.If(taken):
             m.d.sync += output_full.eq(0)
-        commit = finished & ~output_full
+        commit = Signal()       # equals the copies below: finished & empty, a cycle before
         # c_state takes c_t as soon as all units are in (it is read again only after the next
         # accept, which waits for the commit): its wide enable is then a register (copies of
         # `finished`), not the commit logic. The wide commit itself is enabled by copies of a
         # register that equals `commit`: its input is the next cycle's commit, computed from
-        # the next values of `finished` and `output_full`.
-        finished_next = Mux(commit, 0, finished | (cell.out_valid & (done == H - 1)))
-        full_next = Mux(commit, 1, Mux(taken, 0, output_full))
+        # the next value of `finished` and the output register's state before this cycle's
+        # transfer (an output taken now frees the register for the commit a cycle later), so
+        # the consumer's ready is not on the path into the copies.
+        finished_next = Mux(commit, 0, finished | (cell.out_valid & done_last))
+        full_held = commit | output_full
         finished_copies = register_copies(m, platform, finished_next, c_copies, "finished")
-        commit_copies = register_copies(m, platform, finished_next & ~full_next, hc_copies,
+        commit_copies = register_copies(m, platform, finished_next & ~full_held, hc_copies,
                                         "commit")
         for u in range(H):
             with m.If(finished_copies[u * c_copies // H]):
@@ -299,18 +306,19 @@ class LSTMCell(wiring.Component):
                 m.d.sync += h_prev[u].eq(h_next[u])
                 if self._output_c:
                     m.d.sync += c_out[u].eq(c_next[u])
+        m.d.sync += commit.eq(finished_next & ~full_held)
         with m.If(commit):
             m.d.sync += [finished.eq(0), idle.eq(1), output_full.eq(1)]
         return m
 
-    def _serial_output(self, m, h_next, c_next, c_state, count, finished, rst):
+    def _serial_output(self, m, h_next, c_next, c_state, count, count_last, finished, rst):
         """Word-serial output: when all units are in, offer unit 0 first, rotating h_next and
         c_next by one unit per word taken (``count`` numbers the words); the last word commits
         c_t (the rotation is back in unit order then). The step is no longer in flight once all
         units are in (loads are accepted while the words leave); the next x waits for the last
         word (``words_left``), as it reads h_{t-1} from h_next."""
         H = self._geometry.n_hidden
-        last = count == H - 1
+        last = count_last                     # count == H - 1
         m.d.comb += [self.h.valid.eq(finished & ~rst), self.h.payload.h.eq(h_next[0]),
                      self.h.payload.first.eq(count == 0), self.h.payload.last.eq(last)]
         if self._output_c:
@@ -318,7 +326,8 @@ class LSTMCell(wiring.Component):
         with m.If(self.h.valid & self.h.ready):
             m.d.sync += [h_next[u].eq(h_next[(u + 1) % H]) for u in range(H)]
             m.d.sync += [c_next[u].eq(c_next[(u + 1) % H]) for u in range(H)]
-            m.d.sync += count.eq(Mux(last, 0, count + 1))
+            m.d.sync += [count.eq(Mux(last, 0, count + 1)),
+                         count_last.eq(Mux(last, H == 1, count == H - 2))]
             with m.If(last):
                 m.d.sync += [c_state[u].eq(c_next[(u + 1) % H]) for u in range(H)]
                 m.d.sync += finished.eq(0)

@@ -114,6 +114,6 @@ def test_scale_says_what_cannot_fit_before_running_tools(tmp_path):
     assert rows["45k", 54]["reason"] == "needs bram 110 > 108"
     assert rows["45k", 52]["bram_needed"] == 106 and rows["45k", 52]["fits"] is None
     assert rows["85k", 64]["cycles_per_step"] == 79872 // 64 + LSTMCell.overhead_for(64) == 1293
-    assert rows["85k", 64]["head_latency"] == 10 * 128 + 7
-    assert rows["85k", 64]["latency_us"] == pytest.approx((28 * 1293 + 1287) / 150.0)
+    assert rows["85k", 64]["head_latency"] == 10 * 128 + 8
+    assert rows["85k", 64]["latency_us"] == pytest.approx((28 * 1293 + 1288) / 150.0)
     assert rows["85k", 64]["images_per_s"] == pytest.approx(150e6 / (28 * 1293))

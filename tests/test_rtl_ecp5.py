@@ -232,3 +232,70 @@ def test_register_copies_are_trellis_ff_on_ecp5_and_equal_the_register(tmp_path)
     assert len(rows) == 200
     for q, ref in rows:
         assert q == ("0" if ref == "1" else "1") + ref * 3, (q, ref)
+
+
+class _Activations(wiring.Component):
+    """The three activation units of the default config side by side (one input code)."""
+
+    def __init__(self, tables):
+        self._tables = tables
+        ports = {"q": In(signed(16))}
+        ports.update({f"y_{n}": Out(signed(16)) for n in tables})
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        from rtl.pwl import PWLUnit
+        m = Module()
+        for name, table in self._tables.items():
+            unit = PWLUnit(table)
+            m.submodules[name] = unit
+            m.d.comb += [unit.q.eq(self.q), unit.q_valid.eq(1),
+                         getattr(self, f"y_{name}").eq(unit.y)]
+        return m
+
+
+def test_hand_mapped_activation_roms_are_exact_on_every_code(tmp_path):
+    """With the ECP5 platform the activation units' ROMs are LUT4 / PFUMX / L6MUX21 primitives
+    (rtl.pipeline.lut_rom); that netlist, simulated in Icarus with Yosys's own models of the
+    cells, gives every unit's table value for every input code (all 2^16, the z and c formats
+    of the default config)."""
+    from bench.netlist import cell_library
+    from model.activations import build_table
+    from model.config import load_config
+    from rtl.pwl import PWLUnit
+    cfg = load_config()
+    tables = {n: build_table(s) for n, s in cfg.tables.items()}
+    assert all(t.spec.input.fmt.bits == 16 and t.spec.output.fmt.bits <= 16
+               for t in tables.values())
+    text = verilog.convert(_Activations(tables), name="acts", platform=ECP5(), emit_src=False)
+    for cell in ("LUT4", "PFUMX", "L6MUX21"):
+        assert cell in text, cell
+    assert "LUT4" not in verilog.convert(_Activations(tables), name="acts", emit_src=False)
+    names = list(tables)
+    lat = PWLUnit.latency - 1        # y after the edge ending cycle k is the input of k - lat
+    tb = ["`timescale 1ns / 1ps", "module tb;", "  reg clk = 0; reg rst = 1;",
+          "  reg signed [15:0] q = 0;", "  always #5 clk = ~clk;",
+          *[f"  wire signed [15:0] y_{n};" for n in names],
+          "  acts dut(.clk(clk), .rst(rst), .q(q), "
+          + ", ".join(f".y_{n}(y_{n})" for n in names) + ");",
+          "  integer k;", "  initial begin", "    @(posedge clk); #1 rst = 0;",
+          f"    for (k = 0; k < 65536 + {lat}; k = k + 1) begin",
+          "      q = k[15:0]; @(posedge clk); #1;",
+          f"      if (k >= {lat}) $display(\"%0d %0d %0d %0d\", k - {lat}, "
+          + ", ".join(f"y_{n}" for n in names) + ");",
+          "    end", "    $finish;", "  end", "endmodule"]
+    (tmp_path / "acts.v").write_text(text)
+    (tmp_path / "cells.v").write_text(cell_library({"LUT4", "PFUMX", "L6MUX21", "MULT18X18D",
+                                                    "TRELLIS_FF"}))
+    (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
+    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "acts.v", "cells.v"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, capture_output=True, text=True)
+    rows = np.array([[int(v) for v in line.split()] for line in r.stdout.splitlines()
+                     if len(line.split()) == 1 + len(names)])
+    assert len(rows) == 65536
+    codes = (rows[:, 0] + 32768) % 65536 - 32768          # k as a signed 16-bit code
+    for j, n in enumerate(names):
+        expected, _ = tables[n](codes.astype(np.int64))
+        assert np.array_equal(rows[:, 1 + j], expected), n

@@ -81,6 +81,23 @@ def test_argmax_ties_take_the_first_maximum():
     assert [label for _, label in _run_head(flat, h_rows, [1, 1])] == [0, 0]
 
 
+def test_argmax_when_logits_differ_only_in_their_low_bits():
+    """Logits within a few codes of each other (the compare's high halves equal, the low halves
+    decide), positive and negative, and a sign change across the halves: the label is still
+    numpy's argmax of the exact logits."""
+    cfg = load_config()
+    H = 2
+    weight = np.array([[3, 1], [3, 2], [3, 0], [-3, -1], [-3, -2]])
+    bias = np.zeros(5, int)
+    head = ClassifierHead(cfg, weight, bias)
+    h_rows = np.array([[1000, 1], [-1000, -1], [0, 1], [0, -1]])
+    got = _run_head(head, h_rows, [1, 1, 1, 1])
+    logits = [[int(w @ h) << (head.logit_frac - cfg.fmt("h").frac - cfg.fmt("weight").frac)
+               for w in weight] for h in h_rows]
+    assert [lg for lg, _ in got] == logits
+    assert [label for _, label in got] == [int(np.argmax(row)) for row in logits] == [1, 4, 1, 4]
+
+
 def test_head_parameters_are_checked():
     cfg = load_config()
     for kw, message in [
@@ -186,7 +203,7 @@ def test_cycles_per_sequence_includes_the_head(sizes, lanes, multiplier):
     assert cycles["y"][1] - cycles["x"][T] == dut.cycles_per_sequence(T)
     assert cycles["x"][T] - start == T * dut.cycles_per_step
     assert dut.head.latency == (dut.head.n_hidden * dut.head.n_classes
-                                + ClassifierHead.multiplier_latency(cfg, multiplier) + 5
+                                + ClassifierHead.multiplier_latency(cfg, multiplier) + 6
                                 + (dut.head.n_hidden >= 2))
 
 

@@ -94,6 +94,29 @@ def test_weight_load_with_a_gap_is_atomic():
     assert got == _golden(cfg, new, x, [1, 0, 0])
 
 
+@pytest.mark.parametrize("lanes", [3, 11])
+def test_weight_load_into_every_bias_bank(lanes):
+    """H = 9: 36 rows, so the bias memory has two banks (rtl.mac.BIAS_BANK = 32 rows); a load
+    of new weights must reach both (rows 32-35 in the second) and every row's bias must be the
+    one of its own row (at P = 11 = X+H rows end on every cycle)."""
+    from rtl.mac import BIAS_BANK
+    cfg, old, new, x = _case(2, 9, 4)
+    dut = LSTMCell(cfg, old, lanes=lanes)
+    assert dut.geometry.n_rows > BIAS_BANK
+    words = dut.geometry.load_words(new)
+    at, got, cycle = {}, [], [0]
+
+    async def weights(ctx):
+        for k, w in enumerate(words):
+            await stream_put(ctx, dut.weights,
+                             dict(data=w, first=int(k == 0), last=int(k == len(words) - 1)))
+
+    steps, outputs = _sequence(dut, x, at, got, cycle, wait=1)
+    _simulate(_Harness(dut), cycle, weights, steps, outputs)
+    assert got == _golden(cfg, new, x, [1, 0, 0])
+    assert not np.array_equal(new.bias, old.bias)
+
+
 def test_state_load_is_atomic():
     """State word 0, then an x with ``first``, then state words 1..H-1: the step must start
     from the whole loaded state (defect: it started from a half-shifted one)."""
