@@ -192,8 +192,7 @@ class MACArray(wiring.Component):
         vec_busy = register_copies(m, platform, self.busy, copies_for(N, g.operand_bits),
                                    "busy_vec")
         lane_busy = register_copies(m, platform, self.busy, copies_for(P, 8), "busy_lane")
-        issuing = Signal()                      # busy, one cycle late
-        m.d.sync += issuing.eq(self.busy)
+        issuing = delay(m, self.busy, 1, "issuing", reset_less=False)    # busy, a cycle late
         for n in range(N):
             with m.If(vec_busy[n * len(vec_busy) // N]):
                 m.d.sync += vec[n].eq(vec[(n + P) % N])
@@ -301,15 +300,14 @@ class MACArray(wiring.Component):
         # acc and acc_row are cleared on every cycle without products (there are always some
         # between two steps: the next accept waits for the commit), so a step's first row
         # starts from 0 with no select in front of the 48-bit add
-        row_in = acc_row
         total = acc + this_row
         m.d.sync += sum_valid.eq(ctl["valid"] & ctl["ends"])
         with m.If(ctl["valid"]):
             with m.If(ctl["ends"]):
-                m.d.sync += [sum_acc.eq(total), sum_row.eq(row_in),
-                             acc.eq(next_row), acc_row.eq(row_in + 1)]
+                m.d.sync += [sum_acc.eq(total), sum_row.eq(acc_row),
+                             acc.eq(next_row), acc_row.eq(acc_row + 1)]
             with m.Else():
-                m.d.sync += [acc.eq(total), acc_row.eq(row_in)]
+                m.d.sync += acc.eq(total)
         with m.Else():
             m.d.sync += [acc.eq(0), acc_row.eq(0)]
 
@@ -322,7 +320,7 @@ class MACArray(wiring.Component):
         bank_words = []
         for k, (bias_rd, _) in enumerate(bias_banks):
             word = Signal.like(bias_rd.data, name=f"bias_bank{k}", reset_less=True)
-            m.d.comb += bias_rd.addr.eq(row_in[:len(bias_rd.addr)])
+            m.d.comb += bias_rd.addr.eq(acc_row[:len(bias_rd.addr)])
             m.d.sync += word.eq(bias_rd.data)
             bank_words.append(word)
         bias = Signal.like(bank_words[0], reset_less=True)

@@ -111,11 +111,17 @@ def register_copies(m, platform, next_value, copies: int, name: str, *, init: in
     d = Signal(name=f"{name}_next")
     m.d.comb += d.eq(next_value)
     for k, r in enumerate(regs):
-        m.submodules[f"{name}{k}_ff"] = Instance(
-            "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR",
-            p_REGSET="SET" if init else "RESET", p_SRMODE="LSR_OVER_CE",
-            i_CLK=ClockSignal(), i_LSR=ResetSignal(), i_CE=Const(1), i_DI=d, o_Q=r)
+        _trellis_ff(m, f"{name}{k}_ff", d, r, reset=ResetSignal(), init=init)
     return regs
+
+
+def _trellis_ff(m, name, d, q, *, reset, init=0):
+    """One instantiated ECP5 ``TRELLIS_FF``: ``q`` takes ``d`` on every edge, synchronous
+    ``reset`` to ``init`` (``Const(0)``: none)."""
+    m.submodules[name] = Instance(
+        "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR",
+        p_REGSET="SET" if init else "RESET", p_SRMODE="LSR_OVER_CE",
+        i_CLK=ClockSignal(), i_LSR=reset, i_CE=Const(1), i_DI=d, o_Q=q)
 
 
 def register_word_copies(m, platform, value, copies: int, name: str):
@@ -133,10 +139,7 @@ def register_word_copies(m, platform, value, copies: int, name: str):
     m.d.comb += d.eq(value)
     for k, r in enumerate(regs):
         for b in range(width):
-            m.submodules[f"{name}{k}_ff{b}"] = Instance(
-                "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR",
-                p_REGSET="RESET", p_SRMODE="LSR_OVER_CE",
-                i_CLK=ClockSignal(), i_LSR=Const(0), i_CE=Const(1), i_DI=d[b], o_Q=r[b])
+            _trellis_ff(m, f"{name}{k}_ff{b}", d[b], r[b], reset=Const(0))
     return regs
 
 

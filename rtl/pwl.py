@@ -1,5 +1,5 @@
 """Piecewise-linear activation unit: the model's integer table in ROM (docs/architecture.md)."""
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.utils import ceil_log2
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory

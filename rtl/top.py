@@ -40,6 +40,12 @@ def stream_layouts(config: Config, n_inputs: int, n_hidden: int, output_c: bool 
     return step, data.StructLayout(out), state_layout(config)
 
 
+def _wrap_count(count, last, n: int):
+    """Assignments that advance ``count`` (0 .. n-1, wrapping) and keep ``last`` (a register)
+    equal to ``count == n - 1``, so no compare of the counter lies on the paths ``last`` feeds."""
+    return [count.eq(Mux(last, 0, count + 1)), last.eq(Mux(last, n == 1, count == n - 2))]
+
+
 class LSTMCell(wiring.Component):
     """A fixed-point LSTM cell that computes exactly :class:`model.cell.FixedLSTM`'s integers.
 
@@ -264,8 +270,7 @@ class LSTMCell(wiring.Component):
         shift_in = register_copies(m, platform, cell.out_valid_next, hc_copies, "shift_in")
         with m.If(cell.out_valid):
             m.d.sync += [h_next[H - 1].eq(cell.h), c_next[H - 1].eq(cell.c),
-                         done.eq(Mux(done_last, 0, done + 1)),
-                         done_last.eq(Mux(done_last, H == 1, done == H - 2))]
+                         *_wrap_count(done, done_last, H)]
             with m.If(done_last):
                 m.d.sync += finished.eq(1)
                 if self._serial:      # the step is done; its words leave from h_next, c_next
@@ -295,10 +300,9 @@ class LSTMCell(wiring.Component):
         # transfer (an output taken now frees the register for the commit a cycle later), so
         # the consumer's ready is not on the path into the copies.
         finished_next = Mux(commit, 0, finished | (cell.out_valid & done_last))
-        full_held = commit | output_full
+        commit_next = finished_next & ~(commit | output_full)
         finished_copies = register_copies(m, platform, finished_next, c_copies, "finished")
-        commit_copies = register_copies(m, platform, finished_next & ~full_held, hc_copies,
-                                        "commit")
+        commit_copies = register_copies(m, platform, commit_next, hc_copies, "commit")
         for u in range(H):
             with m.If(finished_copies[u * c_copies // H]):
                 m.d.sync += c_state[u].eq(c_next[u])
@@ -306,7 +310,7 @@ class LSTMCell(wiring.Component):
                 m.d.sync += h_prev[u].eq(h_next[u])
                 if self._output_c:
                     m.d.sync += c_out[u].eq(c_next[u])
-        m.d.sync += commit.eq(finished_next & ~full_held)
+        m.d.sync += commit.eq(commit_next)
         with m.If(commit):
             m.d.sync += [finished.eq(0), idle.eq(1), output_full.eq(1)]
         return m
@@ -326,8 +330,7 @@ class LSTMCell(wiring.Component):
         with m.If(self.h.valid & self.h.ready):
             m.d.sync += [h_next[u].eq(h_next[(u + 1) % H]) for u in range(H)]
             m.d.sync += [c_next[u].eq(c_next[(u + 1) % H]) for u in range(H)]
-            m.d.sync += [count.eq(Mux(last, 0, count + 1)),
-                         count_last.eq(Mux(last, H == 1, count == H - 2))]
+            m.d.sync += _wrap_count(count, count_last, H)
             with m.If(last):
                 m.d.sync += [c_state[u].eq(c_next[(u + 1) % H]) for u in range(H)]
                 m.d.sync += finished.eq(0)
