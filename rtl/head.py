@@ -27,6 +27,9 @@ from .pipeline import copies_for, delay, product_register, read_port, register_c
 __all__ = ["ClassifierHead", "ClassifiedLSTM", "Fork", "logit_format", "head_layouts"]
 
 MULTIPLIERS = ("dsp", "lut")
+#: most bits per chunk of the argmax's registered compare (a carry chain of 7 CCU2C on ECP5;
+#: a logit of 37 to 39 bits is compared in three chunks)
+COMPARE_CHUNK = 13
 #: cycles from a weight's address to the weight (rtl.lanemem.MEMORY_LATENCY)
 READ_LATENCY = MEMORY_LATENCY
 
@@ -234,17 +237,28 @@ class ClassifierHead(wiring.Component):
         best = Signal(signed(self.logit_bits), reset_less=True)
         label = Signal.like(self.y.payload.label)
         if H >= 2:
-            # the compare in two halves, each registered: signed high halves greater or equal,
-            # unsigned low halves greater; `take` is then one LUT of four flip-flops
-            half = self.logit_bits // 2
-            hi_gt, hi_eq, lo_gt, first_class = (Signal(name=n, reset_less=True) for n in
-                                                ("take_hi_gt", "take_hi_eq", "take_lo_gt",
-                                                 "take_first_class"))
-            m.d.sync += [hi_gt.eq(acc[half:].as_signed() > best[half:].as_signed()),
-                         hi_eq.eq(acc[half:] == best[half:]),
-                         lo_gt.eq(acc[:half] > best[:half]),
-                         first_class.eq(klass_a == 0)]
-            take = first_class | hi_gt | (hi_eq & lo_gt)
+            # the compare in chunks of at most COMPARE_CHUNK bits, each registered: the signed
+            # top chunk and the unsigned rest greater, all but the lowest equal; `take` is then
+            # one LUT level (two LUT4s and a mux) of those flip-flops
+            n_chunks = -(-self.logit_bits // COMPARE_CHUNK)
+            bounds = [k * self.logit_bits // n_chunks for k in range(n_chunks + 1)]
+            chunks = list(zip(bounds[:-1], bounds[1:]))
+            take = 0
+            for k, (lo, hi) in enumerate(chunks):
+                signed_chunk = hi == self.logit_bits
+                a = acc[lo:hi].as_signed() if signed_chunk else acc[lo:hi]
+                b = best[lo:hi].as_signed() if signed_chunk else best[lo:hi]
+                gt = Signal(name=f"take_gt{k}", reset_less=True)
+                m.d.sync += gt.eq(a > b)
+                if k == 0:
+                    take = gt
+                else:
+                    eq = Signal(name=f"take_eq{k}", reset_less=True)
+                    m.d.sync += eq.eq(a == b)
+                    take = gt | (eq & take)
+            first_class = Signal(name="take_first_class", reset_less=True)
+            m.d.sync += first_class.eq(klass_a == 0)
+            take = first_class | take
             final = delay(m, acc, 1, "logit_final")
             klass_f = delay(m, klass_a, 1, "klass_final")
             done_f = delay(m, done, 1, "logit_done_final", reset_less=False)

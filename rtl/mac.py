@@ -41,12 +41,13 @@ class MACArray(wiring.Component):
     Pipeline, one carry chain, one multiplier or one block RAM register per stage: memory
     address register (1), weight memory read and its output register
     (:data:`rtl.lanemem.MEMORY_LATENCY` = 3: read, block RAM output register, weight register),
-    products (1), alignment, mask and the lane sums (:attr:`tree_levels`, one adder level each),
+    products (1), the products' fabric registers (1), alignment, mask and the lane sums (:attr:`tree_levels`, one adder level each),
     accumulate and the bias banks' read (1), the bias bank selected (1), bias added (1): a row
     that ends at issue cycle t appears on
     ``row_acc`` at t + :attr:`latency`. With the :class:`rtl.pipeline.ECP5` platform the
     memories are DP16KD primitives read through their output register and the products
-    MULT18X18D output registers; otherwise plain memories and products, same cycles.
+    MULT18X18D output registers, each followed by a fabric register; otherwise plain
+    memories and products (the extra register before the multiplier), same cycles.
 
     Parameters
     ----------
@@ -71,8 +72,8 @@ class MACArray(wiring.Component):
         Runtime weight load: one code of :meth:`Geometry.load_words`, sign-extended.
     load_write : ``In(1)``
         Write ``load_data`` as the next word of the load (the top level writes only between
-        steps, and only words of a framed packet). A bias is written on the next edge, a weight
-        3 edges later (through its lane group's registers); ``start`` may come on the next
+        steps, and only words of a framed packet). A bias is written 2 edges later, a weight
+        4 edges later (through its lane group's registers); ``start`` may come on the next
         edge (the weights come before the 4H biases, so no read overtakes a write).
     load_restart : ``In(1)``
         This word is word 0 of a load (with ``load_write``).
@@ -88,8 +89,8 @@ class MACArray(wiring.Component):
 
     @staticmethod
     def latency_for(lanes: int) -> int:
-        """:attr:`latency` of a MACArray with P = ``lanes``: 8 + ceil(log2 P) (11 at P = 8)."""
-        return 2 + ADDRESS_STAGES + MEMORY_LATENCY + 2 + MACArray.tree_levels_for(lanes)
+        """:attr:`latency` of a MACArray with P = ``lanes``: 9 + ceil(log2 P) (12 at P = 8)."""
+        return 3 + ADDRESS_STAGES + MEMORY_LATENCY + 2 + MACArray.tree_levels_for(lanes)
 
     @property
     def tree_levels(self) -> int:
@@ -137,30 +138,55 @@ class MACArray(wiring.Component):
             bias_banks.append((read_port(bank, f"{name}_rd", domain="comb"),
                                write_port(bank, f"{name}_wr")))
 
-        # runtime load: word counter -> (lane, address) for weights, then bias address. The
-        # word's flags (the load's last word? a bias?) are registers kept beside the counter,
-        # so no compare of the counter lies on the path into the packet logic or the lanes.
-        load_count = Signal(range(g.n_words))
+        # runtime load, in two halves one cycle apart. On the handshake (`fire`) only the word
+        # counter and its flags (the load's last word? a bias?) move: what `load_at_end` and
+        # the packet logic need for the next word. The word itself (data, restart, last, bias)
+        # goes into registers, and a cycle later (`fire_q`) the lane, the address within the
+        # lane and the bias address move: the handshake reaches a few flip-flops, not every
+        # counter. Every next value is a select among registers and constants on (last word?
+        # restart?): the increments, the compares and the flags are registers kept beside the
+        # counters, so no adder or compare lies behind the restart select. The bias address
+        # is a counter of its own (the biases are the load's last 4H words).
+        count_inc = Signal(range(g.n_words + 2), init=1)  # the number of the word after this
+        at_last = Signal(init=int(g.n_words == 1))      # this word is number N - 1
+        in_bias = Signal()                               # this word's number >= n_weights
+        restart = self.load_restart
+        fire = self.load_write
+        m.d.comb += self.load_at_end.eq(Mux(restart, g.n_words == 1, at_last))
+
+        def after(last_word, restart, from_last, from_restart, otherwise):
+            """The next value: after the last word, after word 0, after any other."""
+            return Mux(last_word, from_last, Mux(restart, from_restart, otherwise))
+
+        with m.If(fire):
+            step = lambda *values: after(self.load_at_end, restart, *values)  # noqa: E731
+            m.d.sync += [count_inc.eq(step(1, 2, count_inc + 1)),
+                         at_last.eq(step(g.n_words == 1, g.n_words == 2,
+                                         count_inc == g.n_words - 1)),
+                         in_bias.eq(step(0, g.n_weights == 1,
+                                         in_bias | (count_inc == g.n_weights)))]
+        fire_q = Signal()
+        restart_q, last_q, bias_q = (Signal(name=n, reset_less=True)
+                                     for n in ("restart_q", "last_q", "bias_q"))
+        data_q = Signal.like(self.load_data, name="load_data_q", reset_less=True)
+        m.d.sync += [fire_q.eq(fire), restart_q.eq(restart), last_q.eq(self.load_at_end),
+                     bias_q.eq(~restart & in_bias), data_q.eq(self.load_data)]
+
         load_lane = Signal(range(P))
+        lane_at_end = Signal(init=int(P == 1))          # load_lane == P - 1
         load_addr = Signal(range(max(M, 2)))
-        at_last = Signal(init=int(g.n_words == 1))      # load_count == N - 1
-        in_bias = Signal()                               # load_count >= n_weights
-        word = Signal(range(g.n_words))         # this word's number in the load
+        bias_count = Signal(range(g.n_rows))
         w_lane = Signal(range(P))
         w_addr = Signal(range(max(M, 2)))
-        restart = self.load_restart
-        is_bias = ~restart & in_bias
-        m.d.comb += [word.eq(Mux(restart, 0, load_count)), w_lane.eq(Mux(restart, 0, load_lane)),
-                     w_addr.eq(Mux(restart, 0, load_addr)),
-                     self.load_at_end.eq(Mux(restart, g.n_words == 1, at_last))]
-        fire = self.load_write
-        with m.If(fire):
-            last_word = self.load_at_end
-            m.d.sync += [load_count.eq(Mux(last_word, 0, word + 1)),
-                         at_last.eq(Mux(last_word, g.n_words == 1, word == g.n_words - 2)),
-                         in_bias.eq(~last_word & (is_bias | (word == g.n_weights - 1))),
-                         load_lane.eq(Mux(last_word | (w_lane == P - 1), 0, w_lane + 1)),
-                         load_addr.eq(Mux(last_word, 0, w_addr + (w_lane == P - 1)))]
+        m.d.comb += [w_lane.eq(Mux(restart_q, 0, load_lane)),
+                     w_addr.eq(Mux(restart_q, 0, load_addr))]
+        with m.If(fire_q):
+            step = lambda *values: after(last_q, restart_q, *values)  # noqa: E731
+            m.d.sync += [bias_count.eq(Mux(last_q | ~bias_q, 0, bias_count + 1)),
+                         load_lane.eq(step(0, int(P > 1), Mux(lane_at_end, 0, load_lane + 1))),
+                         lane_at_end.eq(step(P == 1, P <= 2,
+                                             Mux(lane_at_end, P == 1, load_lane == P - 2))),
+                         load_addr.eq(step(0, int(P == 1), load_addr + lane_at_end))]
 
         # issue, in two halves one cycle apart. The address side (`busy`, t, `at_end`) starts
         # on the `start` edge: `start` (the x handshake) drives one flip-flop, `busy`, and
@@ -204,7 +230,7 @@ class MACArray(wiring.Component):
             with m.Else():
                 m.d.sync += column[j].eq(j)
 
-        # the load word into registers (one cycle after the handshake): weight address, lane
+        # the load word into registers (two cycles after the handshake): weight address, lane
         # and data, or the bias address. Bias writes happen on the next edge (LUT RAM).
         write_addr = Signal.like(w_addr, reset_less=True)
         write_lane = Signal.like(w_lane, reset_less=True)
@@ -212,9 +238,9 @@ class MACArray(wiring.Component):
         write_weight = Signal()
         write_bias = Signal()
         bias_addr = Signal(range(g.n_rows), reset_less=True)
-        m.d.sync += [write_addr.eq(w_addr), write_lane.eq(w_lane), write_data.eq(self.load_data),
-                     write_weight.eq(fire & ~is_bias), write_bias.eq(fire & is_bias),
-                     bias_addr.eq(word - g.n_weights)]
+        m.d.sync += [write_addr.eq(w_addr), write_lane.eq(w_lane), write_data.eq(data_q),
+                     write_weight.eq(fire_q & ~bias_q), write_bias.eq(fire_q & bias_q),
+                     bias_addr.eq(bias_count)]
         for k, (_, bias_wr) in enumerate(bias_banks):
             m.d.comb += [bias_wr.addr.eq(bias_addr[:len(bias_wr.addr)]),
                          bias_wr.data.eq(write_data),
@@ -225,7 +251,7 @@ class MACArray(wiring.Component):
         # takes t during a step and the load's address between steps (a block RAM then needs
         # no read-during-write bypass: loads and steps never overlap), beside the data and a
         # write enable per lane decoded from the group's copy: nothing fans out to every lane
-        # in one cycle. A weight word is written 3 edges after the handshake; weights precede
+        # in one cycle. A weight word is written 4 edges after the handshake; weights precede
         # the 4H biases in a load, so every weight is in memory before a step reads it.
         lane_init = g.lane_memories()
         weight_data = []
@@ -272,12 +298,25 @@ class MACArray(wiring.Component):
             ctl = carry(ctl, stage)
         weight = weight_data
 
-        # stage 5: products, operand x weight (one DSP multiplier between registers)
-        product = [product_register(m, platform, weight[j], operand[j], f"product{j}")
-                   for j in range(P)]
+        # stage 5: products, operand x weight (one DSP multiplier between registers); stage 6:
+        # each product into a fabric register (the route out of a DSP block, often across the
+        # chip, is all of this stage: nothing else lies behind it). Without the ECP5 platform
+        # the extra register goes before the multiplier instead (same cycles, same integers):
+        # Yosys's iCE40 DSP mapping (synth_ice40 -dsp, Yosys 0.70) takes a product followed by
+        # two registers into an SB_MAC16 with the high bits tied to 0, and discards the lanes.
+        if getattr(platform, "dsp_output_register", False):
+            product = [product_register(m, platform, weight[j], operand[j], f"product{j}")
+                       for j in range(P)]
+            product = [delay(m, product[j], 1, f"product{j}_q") for j in range(P)]
+        else:
+            weight = [delay(m, weight[j], 1, f"weight{j}_q") for j in range(P)]
+            operand = [delay(m, operand[j], 1, f"operand{j}_s5") for j in range(P)]
+            product = [product_register(m, platform, weight[j], operand[j], f"product{j}")
+                       for j in range(P)]
         ctl = carry(ctl, 5)
+        ctl = carry(ctl, 6)
 
-        # stages 6 .. 5 + tree_levels: align x and h products to the accumulator and sum the
+        # stages 7 .. 6 + tree_levels: align x and h products to the accumulator and sum the
         # lanes before (this row) and after (next row) the row end, one adder level per stage
         aligned = [Mux(ctl["is_x"][j], product[j] << g.x_product_shift,
                        product[j] << g.h_product_shift) for j in range(P)]
@@ -285,13 +324,13 @@ class MACArray(wiring.Component):
         next_row = [Mux(ctl["mask"][j], 0, aligned[j]) for j in range(P)]
         ctl = {k: ctl[k] for k in ("ends", "valid")}
         for level in range(self.tree_levels):
-            stage = 6 + level
+            stage = 7 + level
             this_row = _register(m, _add_pairs(this_row), f"this_row{stage}")
             next_row = _register(m, _add_pairs(next_row), f"next_row{stage}")
             ctl = carry(ctl, stage)
         this_row, next_row = this_row[0], next_row[0]
 
-        # stage 6 + tree_levels: accumulate; a finished row leaves, the next row begins
+        # stage 7 + tree_levels: accumulate; a finished row leaves, the next row begins
         acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
         acc_row = Signal(range(g.n_rows), reset_less=True)        # the row acc belongs to
         sum_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
@@ -314,8 +353,8 @@ class MACArray(wiring.Component):
         # the bias of the row that ends in the accumulate stage, in two halves (LUT RAM, not
         # block RAM: a block RAM's clock-to-out is most of a cycle at speed grade 6): each
         # bank's word at the row's place in its bank is registered beside sum_row (stage
-        # 6 + tree_levels, with the accumulate); stage 7 + tree_levels: the row's bank
-        # selected (by sum_row's high bits) into the bias register; stage 8 + tree_levels: the
+        # 7 + tree_levels, with the accumulate); stage 8 + tree_levels: the row's bank
+        # selected (by sum_row's high bits) into the bias register; stage 9 + tree_levels: the
         # bias added, the row's result registered
         bank_words = []
         for k, (bias_rd, _) in enumerate(bias_banks):

@@ -115,6 +115,21 @@ def register_copies(m, platform, next_value, copies: int, name: str, *, init: in
     return regs
 
 
+def register_copies_tree(m, platform, ahead_value, copies: int, name: str):
+    """:func:`register_copies` in two levels, for copies spread over a whole large design:
+    ``ahead_value`` is the signal's value *two* cycles ahead; a few first-level copies (about
+    the square root of ``copies``) take it, and each drives the ``copies`` second-level copies
+    of its share, which then equal the signal on every cycle. No single register or gate
+    fans out to all of them, and each route is a part of the way.
+    Returns (second-level copies, first-level copies: the signal one cycle ahead)."""
+    first = max(1, round(copies ** 0.5))
+    ahead = register_copies(m, platform, ahead_value, first, f"{name}_ahead")
+    regs = []
+    for k in range(copies):
+        regs += register_copies(m, platform, ahead[k * first // copies], 1, f"{name}{k}")
+    return regs, ahead
+
+
 def _trellis_ff(m, name, d, q, *, reset, init=0):
     """One instantiated ECP5 ``TRELLIS_FF``: ``q`` takes ``d`` on every edge, synchronous
     ``reset`` to ``init`` (``Const(0)``: none)."""

@@ -12,7 +12,7 @@ from .cast import CAST_LATENCY, cast_registered
 from .cell import CellUpdate
 from .geometry import Geometry, RTLError, refuse, state_layout
 from .mac import MACArray
-from .pipeline import copies_for, delay, register_copies
+from .pipeline import copies_for, delay, register_copies, register_copies_tree
 from .pwl import PWLUnit
 
 __all__ = ["LSTMCell", "stream_layouts"]
@@ -57,10 +57,10 @@ class LSTMCell(wiring.Component):
 
         cycles_per_step = ceil(4H (X+H) / P) + overhead        (+ H - 1 with serial_output)
         overhead = 2 + MACArray.latency + CAST_LATENCY + PWLUnit.latency + CellUpdate.latency
-                 = 2 + (8 + ceil(log2 P)) + 2 + 10 + 17 = 39 + ceil(log2 P)
+                 = 2 + (9 + ceil(log2 P)) + 2 + 10 + 17 = 40 + ceil(log2 P)
 
     (accept and commit, lane pipeline, z cast, gate activations, cell update of the last unit;
-    ceil(log2 P) is at least 1: 40 at P <= 2, 42 at P = 8). Every stage of these pipelines
+    ceil(log2 P) is at least 1: 41 at P <= 2, 43 at P = 8). Every stage of these pipelines
     holds at most one carry chain, one multiplier or one ROM read (docs/architecture.md).
     A sequence of T steps takes T * cycles_per_step from the first accept to its last output.
     Output h_t is taken ``cycles_per_step`` cycles after x_t is accepted. With
@@ -294,15 +294,26 @@ class LSTMCell(wiring.Component):
         commit = Signal()       # equals the copies below: finished & empty, a cycle before
         # c_state takes c_t as soon as all units are in (it is read again only after the next
         # accept, which waits for the commit): its wide enable is then a register (copies of
-        # `finished`), not the commit logic. The wide commit itself is enabled by copies of a
-        # register that equals `commit`: its input is the next cycle's commit, computed from
-        # the next value of `finished` and the output register's state before this cycle's
-        # transfer (an output taken now frees the register for the commit a cycle later), so
-        # the consumer's ready is not on the path into the copies.
-        finished_next = Mux(commit, 0, finished | (cell.out_valid & done_last))
-        commit_next = finished_next & ~(commit | output_full)
-        finished_copies = register_copies(m, platform, finished_next, c_copies, "finished")
-        commit_copies = register_copies(m, platform, commit_next, hc_copies, "commit")
+        # `finished`), not the commit logic. Both sets of copies span the whole state, so each
+        # is a two-level tree of registers (rtl.pipeline.register_copies_tree) whose input is
+        # the signal two cycles ahead: the cell's "last result arrives in the next cycle"
+        # (out_valid_next and done_last, which stays put between results, 4 cycles or more
+        # apart) and the output register's state before this cycle's transfer (an output taken
+        # now frees the register for a commit two cycles later), so neither the cell's valid
+        # nor the consumer's ready is on a path into the copies.
+        arrive = cell.out_valid & done_last              # the last result arrives now
+        arrive_next = cell.out_valid_next & done_last    # ... in the next cycle
+        finished_next = Mux(commit, 0, finished | arrive)
+        commit_ahead2 = Signal()
+        commit_copies, commit_ahead = register_copies_tree(m, platform, commit_ahead2,
+                                                           hc_copies, "commit")
+        commit_soon = commit_ahead[0]                    # commit in the next cycle
+        # all units in on the next cycle and the register empty: a commit two cycles ahead
+        m.d.comb += commit_ahead2.eq((finished_next | arrive_next)
+                                     & ~(commit_soon | commit | output_full))
+        finished_ahead2 = Mux(commit_soon, 0, finished_next | arrive_next)
+        finished_copies, _ = register_copies_tree(m, platform, finished_ahead2, c_copies,
+                                                  "finished")
         for u in range(H):
             with m.If(finished_copies[u * c_copies // H]):
                 m.d.sync += c_state[u].eq(c_next[u])
@@ -310,7 +321,7 @@ class LSTMCell(wiring.Component):
                 m.d.sync += h_prev[u].eq(h_next[u])
                 if self._output_c:
                     m.d.sync += c_out[u].eq(c_next[u])
-        m.d.sync += commit.eq(commit_next)
+        m.d.sync += commit.eq(commit_soon)
         with m.If(commit):
             m.d.sync += [finished.eq(0), idle.eq(1), output_full.eq(1)]
         return m

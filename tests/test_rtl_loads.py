@@ -117,6 +117,33 @@ def test_weight_load_into_every_bias_bank(lanes):
     assert not np.array_equal(new.bias, old.bias)
 
 
+@pytest.mark.parametrize("lanes", [1, 2, 5])
+def test_weight_load_restarted_and_repeated(lanes):
+    """The load counters' restart select: a packet cut short in its biases by a new word 0
+    (the restart), a whole packet, the cut again, a whole packet, all back to back with no gap;
+    the last one's weights are used, its word 0 (a weight, offered where the cut packet's next
+    bias would be) included (P = 1 and 2 are the lane counter's edge cases: it wraps on every
+    word, or after word 0)."""
+    cfg, old, new, x = _case(2, 3, 7)
+    other = quantize_weights(random_weights(np.random.default_rng(8), 2, 3, scale=1.5), cfg)
+    dut = LSTMCell(cfg, old, lanes=lanes)
+    cut = dut.geometry.load_words(other)[:dut.geometry.n_weights + 2]   # into the biases
+    packets = [cut, dut.geometry.load_words(other), cut, dut.geometry.load_words(new)]
+    at, got, cycle = {}, [], [0]
+
+    async def weights(ctx):
+        for n, words in enumerate(packets):
+            for k, w in enumerate(words):
+                last = int(n > 0 and k == len(words) - 1)
+                await stream_put(ctx, dut.weights, dict(data=w, first=int(k == 0), last=last))
+        at["error"] = ctx.get(dut.error)
+
+    steps, outputs = _sequence(dut, x, at, got, cycle, wait=1)
+    _simulate(_Harness(dut), cycle, weights, steps, outputs)
+    assert at["error"] == 1, "the packet cut short by a restart did not set error"
+    assert got == _golden(cfg, new, x, [1, 0, 0])
+
+
 def test_state_load_is_atomic():
     """State word 0, then an x with ``first``, then state words 1..H-1: the step must start
     from the whole loaded state (defect: it started from a half-shifted one)."""
