@@ -242,9 +242,7 @@ class ClassifierHead(wiring.Component):
             # one LUT level (two LUT4s and a mux) of those flip-flops
             n_chunks = -(-self.logit_bits // COMPARE_CHUNK)
             bounds = [k * self.logit_bits // n_chunks for k in range(n_chunks + 1)]
-            chunks = list(zip(bounds[:-1], bounds[1:]))
-            take = 0
-            for k, (lo, hi) in enumerate(chunks):
+            for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
                 signed_chunk = hi == self.logit_bits
                 a = acc[lo:hi].as_signed() if signed_chunk else acc[lo:hi]
                 b = best[lo:hi].as_signed() if signed_chunk else best[lo:hi]

@@ -1,4 +1,6 @@
 """P multiply-accumulate lanes time-sharing the 4H x (X+H) weight matrix (docs/architecture.md)."""
+from functools import partial
+
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
@@ -41,7 +43,8 @@ class MACArray(wiring.Component):
     Pipeline, one carry chain, one multiplier or one block RAM register per stage: memory
     address register (1), weight memory read and its output register
     (:data:`rtl.lanemem.MEMORY_LATENCY` = 3: read, block RAM output register, weight register),
-    products (1), the products' fabric registers (1), alignment, mask and the lane sums (:attr:`tree_levels`, one adder level each),
+    products (1), the products' fabric registers (1), alignment, mask and the lane sums
+    (:attr:`tree_levels`, one adder level each),
     accumulate and the bias banks' read (1), the bias bank selected (1), bias added (1): a row
     that ends at issue cycle t appears on
     ``row_acc`` at t + :attr:`latency`. With the :class:`rtl.pipeline.ECP5` platform the
@@ -159,7 +162,7 @@ class MACArray(wiring.Component):
             return Mux(last_word, from_last, Mux(restart, from_restart, otherwise))
 
         with m.If(fire):
-            step = lambda *values: after(self.load_at_end, restart, *values)  # noqa: E731
+            step = partial(after, self.load_at_end, restart)
             m.d.sync += [count_inc.eq(step(1, 2, count_inc + 1)),
                          at_last.eq(step(g.n_words == 1, g.n_words == 2,
                                          count_inc == g.n_words - 1)),
@@ -181,7 +184,7 @@ class MACArray(wiring.Component):
         m.d.comb += [w_lane.eq(Mux(restart_q, 0, load_lane)),
                      w_addr.eq(Mux(restart_q, 0, load_addr))]
         with m.If(fire_q):
-            step = lambda *values: after(last_q, restart_q, *values)  # noqa: E731
+            step = partial(after, last_q, restart_q)
             m.d.sync += [bias_count.eq(Mux(last_q | ~bias_q, 0, bias_count + 1)),
                          load_lane.eq(step(0, int(P > 1), Mux(lane_at_end, 0, load_lane + 1))),
                          lane_at_end.eq(step(P == 1, P <= 2,
@@ -304,15 +307,14 @@ class MACArray(wiring.Component):
         # the extra register goes before the multiplier instead (same cycles, same integers):
         # Yosys's iCE40 DSP mapping (synth_ice40 -dsp, Yosys 0.70) takes a product followed by
         # two registers into an SB_MAC16 with the high bits tied to 0, and discards the lanes.
-        if getattr(platform, "dsp_output_register", False):
-            product = [product_register(m, platform, weight[j], operand[j], f"product{j}")
-                       for j in range(P)]
-            product = [delay(m, product[j], 1, f"product{j}_q") for j in range(P)]
-        else:
+        ecp5_dsp = getattr(platform, "dsp_output_register", False)
+        if not ecp5_dsp:
             weight = [delay(m, weight[j], 1, f"weight{j}_q") for j in range(P)]
             operand = [delay(m, operand[j], 1, f"operand{j}_s5") for j in range(P)]
-            product = [product_register(m, platform, weight[j], operand[j], f"product{j}")
-                       for j in range(P)]
+        product = [product_register(m, platform, weight[j], operand[j], f"product{j}")
+                   for j in range(P)]
+        if ecp5_dsp:
+            product = [delay(m, product[j], 1, f"product{j}_q") for j in range(P)]
         ctl = carry(ctl, 5)
         ctl = carry(ctl, 6)
 
