@@ -362,9 +362,11 @@ class LSTMCell(wiring.Component):
         state_write = Signal()
         # x opens on the second cycle after the last load word or reset, from registers only:
         # its ready then depends on no load handshake of the same cycle (`state_wait`: a
-        # state word is shifted in on the edge after it is accepted, so x waits for that edge)
+        # state word is shifted in on the second edge after it is accepted, so x waits for
+        # that edge: the third cycle after a state word)
         x_open = Signal(init=1, reset_less=True)
         state_wait = Signal()
+        state_write_q = Signal()              # a state word was accepted in the last cycle
         m.d.comb += [mac.load_data.eq(w.payload.data),
                      mac.load_restart.eq(w.payload.first),
                      state_word.eq(Mux(s.payload.first, 0, state_count))]
@@ -420,21 +422,23 @@ class LSTMCell(wiring.Component):
                     packet_word(s.payload.first, s.payload.last, state_at_end, state_ok,
                                 "LOAD_STATE", True)
 
-        m.d.comb += state_wait.eq(s_fire)
+        m.d.sync += state_write_q.eq(state_write)
+        m.d.comb += state_wait.eq(s_fire | state_write_q)
         m.d.sync += x_open.eq(Mux(rst, weights_ok,
                                   fsm.ongoing("IDLE") & weights_ok & state_ok & ~w_fire
                                   & ~state_wait))
 
-        # a state word is shifted in (unit 0 first) on the edge after it is accepted, so the
-        # wide shift's enable is a register (x waits for that edge: `state_wait` above)
-        state_h = Signal.like(s.payload.h, reset_less=True)
-        state_c = Signal.like(s.payload.c, reset_less=True)
-        m.d.sync += [state_h.eq(s.payload.h), state_c.eq(s.payload.c)]
+        # a state word is shifted in (unit 0 first) on the second edge after it is accepted:
+        # the wide shift's enable is the second level of a tree of register copies (it spans
+        # the whole initial state), so neither the handshake nor one register fans out to it
+        # (x waits for that edge: `state_wait` above)
+        state_h = delay(m, s.payload.h, 2, "state_h")
+        state_c = delay(m, s.payload.c, 2, "state_c")
         with m.If(state_write):
             m.d.sync += state_count.eq(Mux(state_at_end, 0, state_word + 1))
         cfg = self._geometry.config
         copies = copies_for(H, cfg.fmt("h").bits + cfg.fmt("c").bits)
-        shift = register_copies(m, platform, state_write, copies, "state_shift")
+        shift, _ = register_copies_tree(m, platform, state_write, copies, "state_shift")
         for u in range(H):
             with m.If(shift[u * copies // H]):
                 if u == H - 1:

@@ -125,6 +125,16 @@ def _ecp5_head():
              f"{res['lut4']} / {res['ff']} / {res['dsp']} / {res['bram']} / {r['fmax_mhz']:.1f} MHz")]
 
 
+def _notebook_85f():
+    rows = [r for r in record("bench/results/scale.json")["rows"]
+            if r["device"] == "85k" and r["lanes"] == 64]
+    assert len(rows) == 1 and rows[0].get("fits"), "no measured 85k P=64 row"
+    r = rows[0]
+    return [("bench/results/scale.json 85k P=64: lut/ff/dsp/bram/fmax, latency, images/s",
+             f"{r['lut']} / {r['ff']} / {r['dsp']} / {r['bram']} / {r['fmax_mhz']:.1f} MHz / "
+             f"{r['latency_us']:.1f} us to the label, {thousands(r['images_per_s'])} images/s")]
+
+
 def _golden_speed():
     r = record("bench/results/golden.json")
     assert r["bit_exact"]
@@ -159,6 +169,8 @@ FIGURES = {
     "ECP5 Fmax / steps per second, the cell without the head": _ecp5_speed,
     "ECP5 LFE5U-25F-6, the default design with its head: LUT4 / flip-flops / DSP / block RAM / Fmax":
         _ecp5_head,
+    "ECP5 LFE5U-85F-6, the notebook network (X=28, H=128, P=64) with its head: LUT4 / flip-flops / "
+    "DSP / block RAM / Fmax / per image": _notebook_85f,
     "golden model time / plain float64 numpy LSTM (B=256, T=28, X=28, H=128)": _golden_speed,
     "formal runs in `make formal` (proofs, mutants that must fail, covers)": _formal_runs,
 }

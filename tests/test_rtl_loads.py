@@ -169,6 +169,50 @@ def test_state_load_is_atomic():
     assert got == _golden(cfg, w, x, [1, 0, 0], h0, c0)
 
 
+def test_x_waits_one_cycle_after_weights_and_two_after_state():
+    """docs/protocol.md: x's ready is low for the cycle after a weight packet's last word and
+    for the two cycles after a state packet's (the state word is shifted in on the second edge
+    after it is taken); an x offered right after the packet is taken on the first cycle it may
+    be, and its step starts from the whole new weights and state (defect: x taken a cycle
+    after a state word read the initial state before that word's shift)."""
+    cfg, old, new, x = _case(2, 3, 6)
+    rng = np.random.default_rng(7)
+    h0 = rng.integers(-1 << 14, 1 << 14, 3)
+    c0 = rng.integers(-2 << 12, 2 << 12, 3)
+    dut = LSTMCell(cfg, old, lanes=3)
+    taken_in, got = {}, []
+
+    async def x_at_once(ctx, kind, t):
+        """Offer x[t] (first) right after a packet; the cycle (1 = the one after the packet's
+        last word was taken) in which it is taken."""
+        ctx.set(dut.x.payload, {"x": [int(v) for v in x[t]], "first": 1})
+        ctx.set(dut.x.valid, 1)
+        n = 0
+        while True:
+            _, _, ready = await ctx.tick().sample(dut.x.ready)
+            n += 1
+            if ready:
+                break
+        ctx.set(dut.x.valid, 0)
+        taken_in[kind] = n
+
+    async def bench(ctx):
+        for word in dut.geometry.load_packet(new):
+            await stream_put(ctx, dut.weights, word)
+        await x_at_once(ctx, "weights", 0)
+        got.append([int(v) for v in (await stream_get(ctx, dut.h)).h])
+        for u in range(3):
+            await stream_put(ctx, dut.state, dict(h=int(h0[u]), c=int(c0[u]),
+                                                   first=int(u == 0), last=int(u == 2)))
+        await x_at_once(ctx, "state", 1)
+        got.append([int(v) for v in (await stream_get(ctx, dut.h)).h])
+
+    _simulate(_Harness(dut), [0], bench)
+    assert taken_in == {"weights": 2, "state": 3}
+    assert got[0] == _golden(cfg, new, x[:1], [1])[0]
+    assert got[1] == _golden(cfg, new, x[1:2], [1], h0, c0)[0]
+
+
 def test_nothing_is_accepted_during_reset():
     """Every input offered while rst is high: all readies read 0, and afterwards the design
     computes with the weights and state it had (defect: readies were 1, a weight word
