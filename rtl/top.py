@@ -366,7 +366,6 @@ class LSTMCell(wiring.Component):
         # that edge: the third cycle after a state word)
         x_open = Signal(init=1, reset_less=True)
         state_wait = Signal()
-        state_write_q = Signal()              # a state word was accepted in the last cycle
         m.d.comb += [mac.load_data.eq(w.payload.data),
                      mac.load_restart.eq(w.payload.first),
                      state_word.eq(Mux(s.payload.first, 0, state_count))]
@@ -422,23 +421,24 @@ class LSTMCell(wiring.Component):
                     packet_word(s.payload.first, s.payload.last, state_at_end, state_ok,
                                 "LOAD_STATE", True)
 
-        m.d.sync += state_write_q.eq(state_write)
-        m.d.comb += state_wait.eq(s_fire | state_write_q)
+        # a state word is shifted in (unit 0 first) on the second edge after it is accepted:
+        # the wide shift's enable is the second level of a tree of register copies (it spans
+        # the whole initial state), so neither the handshake nor one register fans out to it.
+        # x waits for that edge: `state_wait` is the handshake or the tree's first level (a
+        # state word was accepted in the last cycle)
+        cfg = self._geometry.config
+        copies = copies_for(H, cfg.fmt("h").bits + cfg.fmt("c").bits)
+        shift, shift_ahead = register_copies_tree(m, platform, state_write, copies,
+                                                  "state_shift")
+        m.d.comb += state_wait.eq(s_fire | shift_ahead[0])
         m.d.sync += x_open.eq(Mux(rst, weights_ok,
                                   fsm.ongoing("IDLE") & weights_ok & state_ok & ~w_fire
                                   & ~state_wait))
 
-        # a state word is shifted in (unit 0 first) on the second edge after it is accepted:
-        # the wide shift's enable is the second level of a tree of register copies (it spans
-        # the whole initial state), so neither the handshake nor one register fans out to it
-        # (x waits for that edge: `state_wait` above)
         state_h = delay(m, s.payload.h, 2, "state_h")
         state_c = delay(m, s.payload.c, 2, "state_c")
         with m.If(state_write):
             m.d.sync += state_count.eq(Mux(state_at_end, 0, state_word + 1))
-        cfg = self._geometry.config
-        copies = copies_for(H, cfg.fmt("h").bits + cfg.fmt("c").bits)
-        shift, _ = register_copies_tree(m, platform, state_write, copies, "state_shift")
         for u in range(H):
             with m.If(shift[u * copies // H]):
                 if u == H - 1:
