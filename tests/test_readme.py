@@ -235,6 +235,14 @@ def doc_figures():
                f"| {thousands(d['mac_bound_cycles_per_step'])} |", f"rtl.json design X={d['X']} P={d['lanes']}")
     for shape in golden["shapes"]:
         yield ("docs/speed.md", f"**{shape['golden_vs_float_time_ratio']:.2f}x**", f"golden.json {shape['name']}")
+    for row in record("bench/results/scale.json")["rows"]:
+        if row["device"] == "85k" and row["lanes"] == 32:
+            yield ("docs/speed.md",
+                   f"{thousands(row['lut'])} LUT4, {thousands(row['ff'])} flip-flops, {row['dsp']}\n"
+                   f"MULT18X18D, {row['bram']} DP16KD, **{row['fmax_mhz']:.1f} MHz**: "
+                   f"{thousands(row['cycles_per_step'])} cycles per step, {row['cell_us']:.1f} us per "
+                   f"image for the cell\n({thousands(row['images_per_s'])} images per second), "
+                   f"{row['latency_us']:.1f} us to the label", "scale.json 85k P=32")
     sim = record("bench/results/sim.json")
     yield ("docs/speed.md", f"**{thousands(sim['checked_cycles_per_second'])}** ({sim['cpu_seconds']:.2f} s of CPU",
            "sim.json checked_cycles_per_second, cpu_seconds")
