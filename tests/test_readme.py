@@ -235,6 +235,12 @@ def doc_figures():
                f"| {thousands(d['mac_bound_cycles_per_step'])} |", f"rtl.json design X={d['X']} P={d['lanes']}")
     for shape in golden["shapes"]:
         yield ("docs/speed.md", f"**{shape['golden_vs_float_time_ratio']:.2f}x**", f"golden.json {shape['name']}")
+    stack = record("bench/results/synth-ecp5-stack2.json")
+    yield ("docs/speed.md", f"{thousands(stack['resources']['lut4'])} LUT4, "
+           f"{thousands(stack['resources']['ff'])} flip-flops, **{stack['resources']['dsp']} DSP**",
+           "synth-ecp5-stack2.json resources")
+    yield ("docs/speed.md", f"**{stack['fmax_mhz']:.1f} MHz**, {thousands(stack['cycles_per_step'])} "
+           "cycles per step", "synth-ecp5-stack2.json fmax_mhz, cycles_per_step")
     for row in record("bench/results/scale.json")["rows"]:
         if row["device"] == "85k" and row["lanes"] == 32:
             yield ("docs/speed.md",
