@@ -235,6 +235,12 @@ def doc_figures():
                f"| {thousands(d['mac_bound_cycles_per_step'])} |", f"rtl.json design X={d['X']} P={d['lanes']}")
     for shape in golden["shapes"]:
         yield ("docs/speed.md", f"**{shape['golden_vs_float_time_ratio']:.2f}x**", f"golden.json {shape['name']}")
+    serial = record("bench/results/synth-ecp5-serial.json")
+    yield ("docs/speed.md", f"{serial['resources']['lut4']} LUT4,\n**{serial['resources']['ff']} flip-flops, "
+           f"{res['ff'] - serial['resources']['ff']} fewer** than the cell alone, for "
+           f"{serial['resources']['lut4'] - res['lut4']} more LUT4s", "synth-ecp5-serial.json resources")
+    yield ("docs/speed.md", f"per step ({serial['cycles_per_step']}):\n**{serial['fmax_mhz']:.1f} MHz**",
+           "synth-ecp5-serial.json cycles_per_step, fmax_mhz")
     stack = record("bench/results/synth-ecp5-stack2.json")
     yield ("docs/speed.md", f"{thousands(stack['resources']['lut4'])} LUT4, "
            f"{thousands(stack['resources']['ff'])} flip-flops, **{stack['resources']['dsp']} DSP**",
