@@ -248,7 +248,7 @@ def doc_figures():
     yield ("docs/speed.md", f"**{stack['fmax_mhz']:.1f} MHz**, {thousands(stack['cycles_per_step'])} "
            "cycles per step", "synth-ecp5-stack2.json fmax_mhz, cycles_per_step")
     for row in record("bench/results/scale.json")["rows"]:
-        if row["device"] == "85k" and row["lanes"] in (32, 78):
+        if row["device"] == "85k" and row["lanes"] in (16, 32, 78):
             yield ("docs/speed.md",
                    f"{thousands(row['lut'])} LUT4, {thousands(row['ff'])} flip-flops, {row['dsp']}\n"
                    f"MULT18X18D, {row['bram']} DP16KD, **{row['fmax_mhz']:.1f} MHz**: "
