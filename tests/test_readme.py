@@ -248,6 +248,11 @@ def doc_figures():
     yield ("docs/speed.md", f"**{stack['fmax_mhz']:.1f} MHz**, {thousands(stack['cycles_per_step'])} "
            "cycles per step", "synth-ecp5-stack2.json fmax_mhz, cycles_per_step")
     for row in record("bench/results/scale.json")["rows"]:
+        if row["device"] == "45k" and row["lanes"] == 16:
+            yield ("docs/speed.md",
+                   f"at **{row['fmax_mhz']:.1f} MHz**: {row['cell_us']:.1f} us per image for the cell "
+                   f"({thousands(row['images_per_s'])} images\nper second), {row['latency_us']:.1f} us "
+                   "to the label", "scale.json 45k P=16")
         if row["device"] == "85k" and row["lanes"] in (16, 32, 78):
             yield ("docs/speed.md",
                    f"{thousands(row['lut'])} LUT4, {thousands(row['ff'])} flip-flops, {row['dsp']}\n"
