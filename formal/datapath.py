@@ -170,9 +170,10 @@ class DatapathDesign:
         return all(np.array_equal(want[n], got[n]) for n in ("h", "c"))
 
     def depth(self, dut) -> int:
-        """Reset, the loads, ``steps`` steps and two cycles of slack."""
+        """Reset, the loads, the initial state's shift (x waits for it) and ``steps`` steps."""
+        from rtl.top import STATE_SHIFT_LATENCY
         words = dut.geometry.n_words if self.load_weights else 0
-        return 2 + words + self.n_hidden + self.steps * dut.cycles_per_step + 2
+        return 2 + words + self.n_hidden + STATE_SHIFT_LATENCY + self.steps * dut.cycles_per_step
 
     def describe(self) -> str:
         c = self.config

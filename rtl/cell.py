@@ -48,6 +48,8 @@ class CellUpdate(wiring.Component):
     out_valid_next : ``Out(1)``
         What ``out_valid`` will be in the next cycle (its register's input), for registers
         that must equal ``out_valid`` (copies of a wide enable).
+    out_valid_next2 : ``Out(1)``
+        What ``out_valid`` will be two cycles from now (for a two-level tree of such copies).
     """
 
     latency = 3 + 2 * CAST_LATENCY + PWLUnit.latency
@@ -60,7 +62,7 @@ class CellUpdate(wiring.Component):
             "i": In(signed(gate.bits)), "f": In(signed(gate.bits)), "o": In(signed(gate.bits)),
             "g": In(signed(cand.bits)), "c_prev": In(signed(c.bits)), "valid": In(1),
             "c": Out(signed(c.bits)), "h": Out(signed(h.bits)), "out_valid": Out(1),
-            "out_valid_next": Out(1),
+            "out_valid_next": Out(1), "out_valid_next2": Out(1),
         })
 
     def elaborate(self, platform):
@@ -94,8 +96,9 @@ class CellUpdate(wiring.Component):
         oh = product_register(m, platform, o_wait, tanh_c.y, "oh")
         h_out = cast_registered(m, oh, f_h, cfg.spec("h"), "h_new")
         c_out = delay(m, c_new, L + 1 + CAST_LATENCY, "c")
-        valid_next = delay(m, tanh_c.y_valid, CAST_LATENCY, "out_valid", reset_less=False)
+        valid_next2 = delay(m, tanh_c.y_valid, CAST_LATENCY - 1, "out_valid", reset_less=False)
+        valid_next = delay(m, valid_next2, 1, "out_valid_next", reset_less=False)
         out_valid = delay(m, valid_next, 1, "out_valid_last", reset_less=False)
         m.d.comb += [self.h.eq(h_out), self.c.eq(c_out), self.out_valid.eq(out_valid),
-                     self.out_valid_next.eq(valid_next)]
+                     self.out_valid_next.eq(valid_next), self.out_valid_next2.eq(valid_next2)]
         return m

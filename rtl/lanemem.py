@@ -1,7 +1,7 @@
 """A lane's weight memory read through registers: ECP5 ``DP16KD`` block RAMs with their output
 register for synthesis, the same read latency from a plain Amaranth memory everywhere else
 (docs/architecture.md, "Timing")."""
-from amaranth.hdl import ClockSignal, Const, Instance, Mux, Signal
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Mux, Signal
 from amaranth.lib.memory import Memory
 
 from .pipeline import delay, read_port, write_port
@@ -70,6 +70,10 @@ def registered_memory(m, platform, shape, init, name: str, addr, write_data=None
     cycle k + :data:`MEMORY_LATENCY`. A write in cycle k takes effect at the end of cycle k
     (what the same address reads then is not specified: the caller never asks). Without
     ``write_data`` and ``write_en`` the memory is read-only (its initial contents).
+    ``write_en`` is one enable, or a list of :func:`block_count` enables, one per block of
+    1024 words (block b: the addresses from 1024 b on; the caller decodes them into registers
+    of its own, so no decode lies between a register and a block's write enable); an enable
+    that is high with an address outside its block is not allowed.
 
     With a platform that has ``bram_output_register`` (:class:`rtl.pipeline.ECP5`) and words
     of at most 18 bits, the memory is ``ceil(depth / 1024)`` instantiated DP16KD blocks with
@@ -78,6 +82,10 @@ def registered_memory(m, platform, shape, init, name: str, addr, write_data=None
     depth, width = len(init), shape.width
     out = Signal(shape, name=f"{name}_data", reset_less=True)
     writable = write_en is not None
+    blocks = block_count(depth)
+    per_block = isinstance(write_en, (list, tuple))
+    if per_block and len(write_en) != blocks:
+        raise ValueError(f"{name}: {len(write_en)} write enables for {blocks} blocks")
     if not (getattr(platform, "bram_output_register", False) and width <= BLOCK_BITS):
         mem = Memory(shape=shape, depth=depth, init=init)
         m.submodules[name] = mem
@@ -85,17 +93,20 @@ def registered_memory(m, platform, shape, init, name: str, addr, write_data=None
         m.d.comb += rd.addr.eq(addr)
         if writable:
             wr = write_port(mem, f"{name}_wr")
-            m.d.comb += [wr.addr.eq(addr), wr.data.eq(write_data), wr.en.eq(write_en)]
+            en = Cat(*write_en).any() if per_block else write_en
+            m.d.comb += [wr.addr.eq(addr), wr.data.eq(write_data), wr.en.eq(en)]
         m.d.sync += out.eq(delay(m, rd.data, 1, f"{name}_rd"))
         return out
     if not writable:
         write_data, write_en = Const(0, width), Const(0)
-    blocks = block_count(depth)
     low = addr[:min(len(addr), 10)]
     high = addr[10:] if blocks > 1 else Const(0, 1)
     reads = []
     for b in range(blocks):
-        enable = write_en & (high == b) if blocks > 1 else write_en
+        if per_block:
+            enable = write_en[b]
+        else:
+            enable = write_en & (high == b) if blocks > 1 else write_en
         reads.append(_dp16kd(m, f"{name}_bram{b}", init[b * BLOCK_WORDS:(b + 1) * BLOCK_WORDS],
                              width, low, write_data[:width], enable))
     picked = reads[0]

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .geometry import Geometry
-from .lanemem import MEMORY_LATENCY, registered_memory
+from .lanemem import BLOCK_WORDS, MEMORY_LATENCY, block_count, registered_memory
 from .pipeline import (copies_for, delay, product_register, read_port, register_copies,
                        write_port)
 
@@ -22,6 +22,14 @@ BIAS_BANK_BITS = 5
 BIAS_BANK = 1 << BIAS_BANK_BITS
 """Rows per bank of the bias memory: the read is a bank's LUT RAM word into a register, then a
 select among the banks into the next (at H = 128, 16 banks of 32 rows)."""
+
+BLOCK_ADDRESS_BITS = BLOCK_WORDS.bit_length() - 1
+"""Address bits within one block of a lane's memory (the bits above pick the block)."""
+
+BIAS_GROUP = 4
+BIAS_GROUP_BITS = BIAS_BANK_BITS + 2
+"""Banks per group of the bias read: a group's select, then the groups' select, each at most
+BIAS_GROUP words wide (rows of a group: 1 << BIAS_GROUP_BITS)."""
 
 ADDRESS_STAGES = 1
 """The memory address register of each group (t, or the load's address, one cycle late)."""
@@ -44,9 +52,9 @@ class MACArray(wiring.Component):
     address register (1), weight memory read and its output register
     (:data:`rtl.lanemem.MEMORY_LATENCY` = 3: read, block RAM output register, weight register),
     products (1), the products' fabric registers (1), alignment, mask and the lane sums
-    (:attr:`tree_levels`, one adder level each),
-    accumulate and the bias banks' read (1), the bias bank selected (1), bias added (1): a row
-    that ends at issue cycle t appears on
+    (:attr:`tree_levels`, one adder level each; the bias banks read in the last), accumulate
+    and the bias banks' groups selected (1), the bias group selected (1), bias added (1): a
+    row that ends at issue cycle t appears on
     ``row_acc`` at t + :attr:`latency`. With the :class:`rtl.pipeline.ECP5` platform the
     memories are DP16KD primitives read through their output register and the products
     MULT18X18D output registers, each followed by a fabric register; otherwise plain
@@ -76,7 +84,7 @@ class MACArray(wiring.Component):
     load_write : ``In(1)``
         Write ``load_data`` as the next word of the load (the top level writes only between
         steps, and only words of a framed packet). A bias is written 2 edges later, a weight
-        4 edges later (through its lane group's registers); ``start`` may come on the next
+        5 edges later (through its lane group's registers); ``start`` may come on the next
         edge (the weights come before the 4H biases, so no read overtakes a write).
     load_restart : ``In(1)``
         This word is word 0 of a load (with ``load_write``).
@@ -250,32 +258,47 @@ class MACArray(wiring.Component):
                          bias_wr.en.eq(write_bias & ((bias_addr >> BIAS_BANK_BITS) == k))]
 
         # weight memories, one per lane, in groups of LANE_GROUP lanes. Each group has its own
-        # copy of the load word (a register), then its own memory address register, which
-        # takes t during a step and the load's address between steps (a block RAM then needs
-        # no read-during-write bypass: loads and steps never overlap), beside the data and a
-        # write enable per lane decoded from the group's copy: nothing fans out to every lane
-        # in one cycle. A weight word is written 4 edges after the handshake; weights precede
-        # the 4H biases in a load, so every weight is in memory before a step reads it.
+        # copy of the load word (registers: the address, the data, the lane within the group
+        # and whether the word is the group's), then a second copy beside the lanes' write
+        # enables, then its own memory address register, which takes t during a step and the
+        # load's address between steps (a block RAM then needs no read-during-write bypass:
+        # loads and steps never overlap), beside the data. Each lane's write enable is decoded
+        # (the group's word, this lane, this block of the lane's memory) into a register of the
+        # lane's own, then copied into the register that drives the block's enable: nothing fans
+        # out to every lane in one cycle, and no decode lies between a register and a block
+        # RAM. A weight word is written 5 edges after the handshake; weights precede the 4H
+        # biases in a load, so every weight is in memory before a step reads it.
         lane_init = g.lane_memories()
+        blocks = block_count(M)
         weight_data = []
         for first_lane in range(0, P, LANE_GROUP):
             k = first_lane // LANE_GROUP
             lanes = range(first_lane, min(P, first_lane + LANE_GROUP))
             group_addr = Signal.like(w_addr, name=f"group{k}_load_addr", reset_less=True)
-            group_lane = Signal.like(w_lane, name=f"group{k}_load_lane", reset_less=True)
+            group_sub = Signal(range(LANE_GROUP), name=f"group{k}_load_lane", reset_less=True)
             group_data = Signal.like(write_data, name=f"group{k}_load_data", reset_less=True)
             group_write = Signal(name=f"group{k}_load_write")
-            m.d.sync += [group_addr.eq(write_addr), group_lane.eq(write_lane),
-                         group_data.eq(write_data), group_write.eq(write_weight)]
+            mine = (write_lane // LANE_GROUP == k) if P > LANE_GROUP else 1
+            m.d.sync += [group_addr.eq(write_addr), group_sub.eq(write_lane % LANE_GROUP),
+                         group_data.eq(write_data), group_write.eq(write_weight & mine)]
+            group_addr2 = delay(m, group_addr, 1, f"group{k}_load_addr2")
+            group_data2 = delay(m, group_data, 1, f"group{k}_load_data2")
             mem_addr = Signal.like(w_addr, name=f"group{k}_addr", reset_less=True)
             mem_data = Signal(signed(g.weight_fmt.bits), name=f"group{k}_data", reset_less=True)
-            m.d.sync += [mem_addr.eq(Mux(self.busy, t, group_addr)), mem_data.eq(group_data)]
+            m.d.sync += [mem_addr.eq(Mux(self.busy, t, group_addr2)), mem_data.eq(group_data2)]
             for j in lanes:
-                write_en = Signal(name=f"write_lane{j}")
-                m.d.sync += write_en.eq(group_write & (group_lane == j))
+                enables = []
+                for b in range(blocks):
+                    hit = group_write & (group_sub == j % LANE_GROUP)
+                    if blocks > 1:
+                        hit = hit & (group_addr[BLOCK_ADDRESS_BITS:] == b)
+                    decoded = Signal(name=f"write_lane{j}_block{b}")
+                    m.d.sync += decoded.eq(hit)
+                    enables.append(delay(m, decoded, 1, f"write_lane{j}_block{b}",
+                                         reset_less=False))
                 weight_data.append(registered_memory(
                     m, platform, signed(g.weight_fmt.bits), lane_init[j], f"weights{j}",
-                    mem_addr, mem_data, write_en))
+                    mem_addr, mem_data, enables))
 
         # per lane: still in the current row (col0 + j < N, i.e. no wrap: column >= j)? an x
         # column (else h)? The row ends in this cycle when lane 0's column is N - P or later.
@@ -329,7 +352,7 @@ class MACArray(wiring.Component):
             stage = 7 + level
             this_row = _register(m, _add_pairs(this_row), f"this_row{stage}")
             next_row = _register(m, _add_pairs(next_row), f"next_row{stage}")
-            ctl = carry(ctl, stage)
+            ctl_before, ctl = ctl, carry(ctl, stage)
         this_row, next_row = this_row[0], next_row[0]
 
         # stage 7 + tree_levels: accumulate; a finished row leaves, the next row begins
@@ -352,23 +375,42 @@ class MACArray(wiring.Component):
         with m.Else():
             m.d.sync += [acc.eq(0), acc_row.eq(0)]
 
-        # the bias of the row that ends in the accumulate stage, in two halves (LUT RAM, not
-        # block RAM: a block RAM's clock-to-out is most of a cycle at speed grade 6): each
-        # bank's word at the row's place in its bank is registered beside sum_row (stage
-        # 7 + tree_levels, with the accumulate); stage 8 + tree_levels: the row's bank
-        # selected (by sum_row's high bits) into the bias register; stage 9 + tree_levels: the
-        # bias added, the row's result registered
+        # the bias of the row that ends in the accumulate stage, in three steps (LUT RAM, not
+        # block RAM: a block RAM's clock-to-out is most of a cycle at speed grade 6), none
+        # with a select wider than BIAS_GROUP words: `row_ahead` is acc_row one cycle ahead (a
+        # counter of its own, moved by the control of the stage before the accumulate), so
+        # each bank's word at the row's place in its bank is read in the lane sums' last stage
+        # (6 + tree_levels) and registered; in the accumulate stage (7 + tree_levels) each
+        # group of BIAS_GROUP banks selects the row's bank (acc_row's bits) into the group's
+        # register; stage 8 + tree_levels: the row's group selected (sum_row's high bits) into
+        # the bias register; stage 9 + tree_levels: the bias added, the row's result
+        # registered (the same cycles as one select of all the banks).
+        row_ahead = Signal(range(g.n_rows), reset_less=True)
+        with m.If(ctl_before["valid"]):
+            with m.If(ctl_before["ends"]):
+                m.d.sync += row_ahead.eq(row_ahead + 1)
+        with m.Else():
+            m.d.sync += row_ahead.eq(0)
         bank_words = []
         for k, (bias_rd, _) in enumerate(bias_banks):
             word = Signal.like(bias_rd.data, name=f"bias_bank{k}", reset_less=True)
-            m.d.comb += bias_rd.addr.eq(acc_row[:len(bias_rd.addr)])
+            m.d.comb += bias_rd.addr.eq(row_ahead[:len(bias_rd.addr)])
             m.d.sync += word.eq(bias_rd.data)
             bank_words.append(word)
+        group_words = []
+        for k in range(0, n_banks, BIAS_GROUP):
+            words = bank_words[k:k + BIAS_GROUP]
+            word = Signal.like(words[0], name=f"bias_group{k // BIAS_GROUP}", reset_less=True)
+            if len(words) == 1:
+                m.d.sync += word.eq(words[0])
+            else:
+                m.d.sync += word.eq(Array(words)[acc_row[BIAS_BANK_BITS:BIAS_GROUP_BITS]])
+            group_words.append(word)
         bias = Signal.like(bank_words[0], reset_less=True)
-        if n_banks == 1:
-            m.d.sync += bias.eq(bank_words[0])
+        if len(group_words) == 1:
+            m.d.sync += bias.eq(group_words[0])
         else:
-            m.d.sync += bias.eq(Array(bank_words)[sum_row >> BIAS_BANK_BITS])
+            m.d.sync += bias.eq(Array(group_words)[sum_row >> BIAS_GROUP_BITS])
         sum_acc2 = delay(m, sum_acc, 1, "sum_acc")
         sum_row2 = delay(m, sum_row, 1, "sum_row")
         sum_valid2 = delay(m, sum_valid, 1, "sum_valid", reset_less=False)

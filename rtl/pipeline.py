@@ -4,7 +4,7 @@ from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.utils import ceil_log2
 
 __all__ = ["ECP5", "delay", "product_register", "read_port", "copies_for", "register_copies",
-           "register_word_copies", "lut_rom", "lut_pick", "write_port"]
+           "register_copies_tree", "register_word_copies", "lut_rom", "lut_pick", "write_port"]
 
 
 def delay(m, value, cycles: int, name: str, *, reset_less: bool = True):
@@ -90,10 +90,11 @@ def product_register(m, platform, a, b, name: str):
 ENABLE_SHARE = 128
 
 
-def copies_for(units: int, bits_per_unit: int) -> int:
-    """Copies of an enable for ``units`` fields of ``bits_per_unit`` bits: one per
-    :data:`ENABLE_SHARE` bits (at least one); field u takes copy ``u * copies // units``."""
-    return max(1, -(-units * bits_per_unit // ENABLE_SHARE))
+def copies_for(units: int, bits_per_unit: int, share: int = ENABLE_SHARE) -> int:
+    """Copies of an enable for ``units`` fields of ``bits_per_unit`` bits: one per ``share``
+    bits (:data:`ENABLE_SHARE` unless given; at least one); field u takes copy
+    ``u * copies // units``."""
+    return max(1, -(-units * bits_per_unit // share))
 
 
 def register_copies(m, platform, next_value, copies: int, name: str, *, init: int = 0):
@@ -115,19 +116,34 @@ def register_copies(m, platform, next_value, copies: int, name: str, *, init: in
     return regs
 
 
-def register_copies_tree(m, platform, ahead_value, copies: int, name: str):
-    """:func:`register_copies` in two levels, for copies spread over a whole large design:
-    ``ahead_value`` is the signal's value *two* cycles ahead; a few first-level copies (about
-    the square root of ``copies``) take it, and each drives the ``copies`` second-level copies
-    of its share, which then equal the signal on every cycle. No single register or gate
-    fans out to all of them, and each route is a part of the way.
-    Returns (second-level copies, first-level copies: the signal one cycle ahead)."""
-    first = max(1, round(copies ** 0.5))
-    ahead = register_copies(m, platform, ahead_value, first, f"{name}_ahead")
-    regs = []
-    for k in range(copies):
-        regs += register_copies(m, platform, ahead[k * first // copies], 1, f"{name}{k}")
-    return regs, ahead
+#: Bits that one last-level copy of a :func:`register_copies_tree` drives.
+TREE_SHARE = 32
+
+
+def register_copies_tree(m, platform, ahead_value, copies: int, name: str, *, levels: int = 2):
+    """:func:`register_copies` in ``levels`` levels, for copies spread over a whole large
+    design: ``ahead_value`` is the signal's value ``levels`` cycles ahead; a few first-level
+    copies take it (about ``copies ** (1 / levels)``), each drives its share of the next
+    level (about ``copies ** (2 / levels)`` in all), and so on down to the ``copies`` copies
+    of the last level, which then equal the signal on every cycle. No single register or gate
+    fans out to many of them, and each route is a part of the way.
+
+    Returns (the last level's copies, the levels before it: element k lists the copies that
+    are the signal k + 1 cycles ahead). Logic that needs the signal a cycle or two ahead keeps
+    registers of its own beside it: the tree's copies are placed where their shares are."""
+    sizes = [max(1, round(copies ** ((k + 1) / levels))) for k in range(levels - 1)] + [copies]
+    level = [ahead_value]
+    earlier = []
+    for depth, size in enumerate(sizes):
+        last = depth == levels - 1
+        tag = f"{name}" if last else f"{name}_ahead{levels - 1 - depth}_"
+        nxt = []
+        for k in range(size):
+            nxt += register_copies(m, platform, level[k * len(level) // size], 1, f"{tag}{k}")
+        level = nxt
+        if not last:
+            earlier.insert(0, level)
+    return level, earlier
 
 
 def _trellis_ff(m, name, d, q, *, reset, init=0):

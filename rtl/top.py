@@ -1,6 +1,6 @@
 """Top level: the LSTM cell with stream interfaces and the packet protocol of its loads
 (docs/protocol.md)."""
-from amaranth.hdl import Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,10 +12,14 @@ from .cast import CAST_LATENCY, cast_registered
 from .cell import CellUpdate
 from .geometry import Geometry, RTLError, refuse, state_layout
 from .mac import MACArray
-from .pipeline import copies_for, delay, register_copies, register_copies_tree
+from .pipeline import TREE_SHARE, copies_for, delay, register_copies, register_copies_tree
 from .pwl import PWLUnit
 
-__all__ = ["LSTMCell", "stream_layouts"]
+__all__ = ["LSTMCell", "STATE_SHIFT_LATENCY", "stream_layouts"]
+
+STATE_SHIFT_LATENCY = 3
+"""A state word is shifted into the initial state on this edge after it is taken (the levels of
+its enable's copy tree); x is accepted from the cycle after that edge on."""
 
 
 def stream_layouts(config: Config, n_inputs: int, n_hidden: int, output_c: bool = True,
@@ -266,8 +270,11 @@ class LSTMCell(wiring.Component):
         # results arrive unit by unit: shift them in; `finished` (a register, so the commit
         # below is one gate from registers) rises as the last unit's result is shifted in
         finished = Signal()
-        hc_copies = copies_for(H, wh.width + wc.width)
-        shift_in = register_copies(m, platform, cell.out_valid_next, hc_copies, "shift_in")
+        # the shift-in's enable spans the whole of h_next and c_next: a two-level tree fed two
+        # cycles ahead, one copy per TREE_SHARE bits
+        shift_in, _ = register_copies_tree(
+            m, platform, cell.out_valid_next2, copies_for(H, wh.width + wc.width, TREE_SHARE),
+            "shift_in")
         with m.If(cell.out_valid):
             m.d.sync += [h_next[H - 1].eq(cell.h), c_next[H - 1].eq(cell.c),
                          *_wrap_count(done, done_last, H)]
@@ -276,7 +283,7 @@ class LSTMCell(wiring.Component):
                 if self._serial:      # the step is done; its words leave from h_next, c_next
                     m.d.sync += idle.eq(1)
         for u in range(H - 1):
-            with m.If(shift_in[u * hc_copies // H]):
+            with m.If(shift_in[u * len(shift_in) // H]):
                 m.d.sync += [h_next[u].eq(h_next[u + 1]), c_next[u].eq(c_next[u + 1])]
 
         # commit when all units are done and the output register is empty. Waiting for an
@@ -291,33 +298,41 @@ class LSTMCell(wiring.Component):
         taken = self.h.valid & self.h.ready
         with m.If(taken):
             m.d.sync += output_full.eq(0)
-        commit = Signal()       # equals the copies below: finished & empty, a cycle before
+        commit = Signal()       # equals the copies below: a commit now
         # c_state takes c_t as soon as all units are in (it is read again only after the next
         # accept, which waits for the commit): its wide enable is then a register (copies of
         # `finished`), not the commit logic. Both sets of copies span the whole state, so each
-        # is a two-level tree of registers (rtl.pipeline.register_copies_tree) whose input is
-        # the signal two cycles ahead: the cell's "last result arrives in the next cycle"
-        # (out_valid_next and done_last, which stays put between results, 4 cycles or more
-        # apart) and the output register's state before this cycle's transfer (an output taken
-        # now frees the register for a commit two cycles later), so neither the cell's valid
-        # nor the consumer's ready is on a path into the copies.
+        # is a tree of registers (rtl.pipeline.register_copies_tree) whose input is the signal
+        # as many cycles ahead as the tree has levels: the commit's three (one copy per
+        # TREE_SHARE bits in the last level), `finished`'s two. The cell says a result arrives
+        # in one or two cycles (out_valid_next, out_valid_next2; done_last stays put between
+        # results, 4 cycles or more apart), and the output register's state before this
+        # cycle's transfer stands for the next ones (an output taken now frees the register
+        # for a commit three cycles later), so neither the cell's valid nor the consumer's
+        # ready is on a path into the copies. The control keeps its own registers of the
+        # commit one and two cycles ahead (`commit_soon`, `commit_soon2`): the trees' copies
+        # are placed beside the state they enable, across the chip.
         arrive = cell.out_valid & done_last              # the last result arrives now
         arrive_next = cell.out_valid_next & done_last    # ... in the next cycle
+        arrive_next2 = cell.out_valid_next2 & done_last  # ... in two cycles
+        commit_soon = Signal()                           # commit in the next cycle
+        commit_soon2 = Signal()                          # ... in two cycles
         finished_next = Mux(commit, 0, finished | arrive)
-        commit_ahead2 = Signal()
-        commit_copies, commit_ahead = register_copies_tree(m, platform, commit_ahead2,
-                                                           hc_copies, "commit")
-        commit_soon = commit_ahead[0]                    # commit in the next cycle
-        # all units in on the next cycle and the register empty: a commit two cycles ahead
-        m.d.comb += commit_ahead2.eq((finished_next | arrive_next)
-                                     & ~(commit_soon | commit | output_full))
+        # all units in within two cycles and the register empty: a commit three cycles ahead
+        commit_ahead3 = Signal()
+        m.d.comb += commit_ahead3.eq((finished | arrive | arrive_next | arrive_next2)
+                                     & ~(commit | commit_soon | commit_soon2 | output_full))
+        m.d.sync += [commit_soon2.eq(commit_ahead3), commit_soon.eq(commit_soon2)]
+        commit_copies, _ = register_copies_tree(
+            m, platform, commit_ahead3, copies_for(H, wh.width + wc.width, TREE_SHARE),
+            "commit", levels=3)
         finished_ahead2 = Mux(commit_soon, 0, finished_next | arrive_next)
         finished_copies, _ = register_copies_tree(m, platform, finished_ahead2, c_copies,
                                                   "finished")
         for u in range(H):
             with m.If(finished_copies[u * c_copies // H]):
                 m.d.sync += c_state[u].eq(c_next[u])
-            with m.If(commit_copies[u * hc_copies // H]):
+            with m.If(commit_copies[u * len(commit_copies) // H]):
                 m.d.sync += h_prev[u].eq(h_next[u])
                 if self._output_c:
                     m.d.sync += c_out[u].eq(c_next[u])
@@ -362,8 +377,8 @@ class LSTMCell(wiring.Component):
         state_write = Signal()
         # x opens on the second cycle after the last load word or reset, from registers only:
         # its ready then depends on no load handshake of the same cycle (`state_wait`: a
-        # state word is shifted in on the second edge after it is accepted, so x waits for
-        # that edge: the third cycle after a state word)
+        # state word is shifted in on the third edge after it is accepted, so x waits for
+        # that edge: the fourth cycle after a state word)
         x_open = Signal(init=1, reset_less=True)
         state_wait = Signal()
         m.d.comb += [mac.load_data.eq(w.payload.data),
@@ -421,22 +436,27 @@ class LSTMCell(wiring.Component):
                     packet_word(s.payload.first, s.payload.last, state_at_end, state_ok,
                                 "LOAD_STATE", True)
 
-        # a state word is shifted in (unit 0 first) on the second edge after it is accepted:
-        # the wide shift's enable is the second level of a tree of register copies (it spans
-        # the whole initial state), so neither the handshake nor one register fans out to it.
-        # x waits for that edge: `state_wait` is the handshake or the tree's first level (a
-        # state word was accepted in the last cycle)
+        # a state word is shifted in (unit 0 first) on the third edge after it is accepted: the
+        # wide shift's enable is the last level of a three-level tree of register copies (it
+        # spans the whole initial state, one copy per TREE_SHARE bits), so neither the
+        # handshake nor one register fans out to it. x waits for that edge: `state_wait` is
+        # the handshake or a state word accepted in one of the two cycles before (registers of
+        # the control's own beside the tree)
         cfg = self._geometry.config
-        copies = copies_for(H, cfg.fmt("h").bits + cfg.fmt("c").bits)
-        shift, shift_ahead = register_copies_tree(m, platform, state_write, copies,
-                                                  "state_shift")
-        m.d.comb += state_wait.eq(s_fire | shift_ahead[0])
+        copies = copies_for(H, cfg.fmt("h").bits + cfg.fmt("c").bits, TREE_SHARE)
+        shift, _ = register_copies_tree(m, platform, state_write, copies, "state_shift",
+                                        levels=STATE_SHIFT_LATENCY)
+        waits = [s_fire]
+        for k in range(1, STATE_SHIFT_LATENCY):
+            waits.append(delay(m, waits[-1] if k > 1 else state_write, 1, f"state_write{k}",
+                               reset_less=False))
+        m.d.comb += state_wait.eq(Cat(*waits).any())
         m.d.sync += x_open.eq(Mux(rst, weights_ok,
                                   fsm.ongoing("IDLE") & weights_ok & state_ok & ~w_fire
                                   & ~state_wait))
 
-        state_h = delay(m, s.payload.h, 2, "state_h")
-        state_c = delay(m, s.payload.c, 2, "state_c")
+        state_h = delay(m, s.payload.h, STATE_SHIFT_LATENCY, "state_h")
+        state_c = delay(m, s.payload.c, STATE_SHIFT_LATENCY, "state_c")
         with m.If(state_write):
             m.d.sync += state_count.eq(Mux(state_at_end, 0, state_word + 1))
         for u in range(H):

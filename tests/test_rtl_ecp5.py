@@ -100,8 +100,8 @@ def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path):
 class _LaneMemory(wiring.Component):
     """registered_memory behind registered ports (as the MAC lanes drive it)."""
 
-    def __init__(self, init, width):
-        self._init, self._width = init, width
+    def __init__(self, init, width, per_block=False):
+        self._init, self._width, self._per_block = init, width, per_block
         abits = max(1, (len(init) - 1).bit_length())
         super().__init__({"addr": In(abits), "wdata": In(signed(width)), "we": In(1),
                           "rdata": Out(signed(width))})
@@ -109,12 +109,15 @@ class _LaneMemory(wiring.Component):
     def elaborate(self, platform):
         from amaranth.hdl import Signal
 
-        from rtl.lanemem import registered_memory
+        from rtl.lanemem import BLOCK_WORDS, block_count, registered_memory
         m = Module()
         addr = Signal.like(self.addr)
         wdata = Signal.like(self.wdata)
         we = Signal()
         m.d.sync += [addr.eq(self.addr), wdata.eq(self.wdata), we.eq(self.we)]
+        if self._per_block:             # one enable per block, decoded into registers
+            we = [Signal(name=f"we{b}") for b in range(block_count(len(self._init)))]
+            m.d.sync += [e.eq(self.we & (self.addr // BLOCK_WORDS == b)) for b, e in enumerate(we)]
         data = registered_memory(m, platform, signed(self._width), self._init, "mem", addr, wdata, we)
         m.d.comb += self.rdata.eq(data)
         return m
@@ -145,16 +148,19 @@ def _simulate_memory(tmp_path, text, extra, ops, name):
     return [int(v) if v.lstrip("-").isdigit() else None for v in r.stdout.split()]
 
 
-@pytest.mark.parametrize("depth", [640, 1500])
-def test_ecp5_weight_memory_is_dp16kd_outreg_and_reads_like_the_plain_memory(tmp_path, depth):
-    """Reads and writes (random, including both blocks of a 1500-word memory): the DP16KD
-    netlist and the plain memory give the same word in the same cycle, MEMORY_LATENCY cycles
-    after the address, and the initial contents come back from INITVAL."""
+@pytest.mark.parametrize("depth,per_block", [(640, False), (1500, False), (1500, True)])
+def test_ecp5_weight_memory_is_dp16kd_outreg_and_reads_like_the_plain_memory(tmp_path, depth,
+                                                                            per_block):
+    """Reads and writes (random, including both blocks of a 1500-word memory, with one write
+    enable or one per block as the MAC lanes drive it): the DP16KD netlist and the plain memory
+    give the same word in the same cycle, MEMORY_LATENCY cycles after the address, and the
+    initial contents come back from INITVAL."""
     from rtl.lanemem import MEMORY_LATENCY, block_count
     rng = np.random.default_rng(depth)
     init = [int(v) for v in rng.integers(-(1 << 15), 1 << 15, depth)]
-    ecp5 = verilog.convert(_LaneMemory(init, 16), name="mem", platform=ECP5(), emit_src=False)
-    plain = verilog.convert(_LaneMemory(init, 16), name="mem", emit_src=False)
+    ecp5 = verilog.convert(_LaneMemory(init, 16, per_block), name="mem", platform=ECP5(),
+                           emit_src=False)
+    plain = verilog.convert(_LaneMemory(init, 16, per_block), name="mem", emit_src=False)
     assert ecp5.count("DP16KD") == block_count(depth) and "DP16KD" not in plain
     assert 'REGMODE_A("OUTREG")' in ecp5.replace(" ", "")
     ops = [(a, 0, 0) for a in range(depth)]                          # every initial word
@@ -232,6 +238,64 @@ def test_register_copies_are_trellis_ff_on_ecp5_and_equal_the_register(tmp_path)
     assert len(rows) == 200
     for q, ref in rows:
         assert q == ("0" if ref == "1" else "1") + ref * 3, (q, ref)
+
+
+class _CopiesTree(wiring.Component):
+    d: In(1)
+    q: Out(10)
+    ahead: Out(2)
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Cat
+
+        from rtl.pipeline import register_copies_tree
+        m = Module()
+        last, earlier = register_copies_tree(m, platform, self.d, 10, "tree", levels=3)
+        m.d.comb += [self.q.eq(Cat(*last)), self.ahead.eq(Cat(earlier[0][-1], earlier[1][-1]))]
+        return m
+
+
+@pytest.mark.parametrize("ecp5", [True, False])
+def test_register_copies_tree_equals_its_input_delayed_by_its_levels(tmp_path, ecp5):
+    """A three-level tree of 10 copies (2, 5, then 10 registers): every last-level copy is the
+    input three cycles late, the levels before it two and one cycle late, on every cycle and
+    through resets (0 in every copy on the cycle after a reset edge, as each copy's own reset);
+    on ECP5 every copy is a TRELLIS_FF."""
+    from bench.netlist import cell_library
+    plat = ECP5() if ecp5 else None
+    text = verilog.convert(_CopiesTree(), name="tree", platform=plat, emit_src=False)
+    assert text.count("TRELLIS_FF") == (17 if ecp5 else 0)
+    rng = np.random.default_rng(9)
+    ds = [int(rng.integers(0, 2)) for _ in range(200)]
+    rsts = [int(k in (0, 1, 2, 90, 140)) for k in range(200)]
+    lines = []
+    for k in range(200):
+        lines += [f"    d = {ds[k]}; rst = {rsts[k]};", "    @(posedge clk); #1;",
+                  '    $display("%b %b", q, ahead);']
+    tb = ["module tb;", "  reg clk = 0; reg rst = 1; reg d = 0;", "  always #5 clk = ~clk;",
+          "  wire [9:0] q; wire [1:0] ahead;",
+          "  tree dut(.clk(clk), .rst(rst), .d(d), .q(q), .ahead(ahead));",
+          "  initial begin", *lines, "    $finish;", "  end", "endmodule"]
+    (tmp_path / "tree.v").write_text(text)
+    (tmp_path / "ff.v").write_text(cell_library({"TRELLIS_FF"}))
+    (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
+    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "tree.v", "ff.v"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, capture_output=True, text=True)
+    rows = [line.split() for line in r.stdout.splitlines() if len(line.split()) == 2]
+    assert len(rows) == 200
+
+    def late(k, n):
+        """The input n edges before the edge that ended cycle k (0 when a reset came since)."""
+        level = [0] * 3
+        for j in range(k + 1):                 # each register level takes the one before it
+            level = [0] * 3 if rsts[j] else [ds[j], level[0], level[1]]
+        return level[n - 1]
+
+    for k, (q, ahead) in enumerate(rows):
+        assert q == str(late(k, 3)) * 10, (k, q)
+        assert ahead == f"{late(k, 1)}{late(k, 2)}", (k, ahead)
 
 
 class _Activations(wiring.Component):

@@ -169,9 +169,9 @@ def test_state_load_is_atomic():
     assert got == _golden(cfg, w, x, [1, 0, 0], h0, c0)
 
 
-def test_x_waits_one_cycle_after_weights_and_two_after_state():
+def test_x_waits_one_cycle_after_weights_and_three_after_state():
     """docs/protocol.md: x's ready is low for the cycle after a weight packet's last word and
-    for the two cycles after a state packet's (the state word is shifted in on the second edge
+    for the three cycles after a state packet's (the state word is shifted in on the third edge
     after it is taken); an x offered right after the packet is taken on the first cycle it may
     be, and its step starts from the whole new weights and state (defect: x taken a cycle
     after a state word read the initial state before that word's shift)."""
@@ -208,7 +208,7 @@ def test_x_waits_one_cycle_after_weights_and_two_after_state():
         got.append([int(v) for v in (await stream_get(ctx, dut.h)).h])
 
     _simulate(_Harness(dut), [0], bench)
-    assert taken_in == {"weights": 2, "state": 3}
+    assert taken_in == {"weights": 2, "state": 4}
     assert got[0] == _golden(cfg, new, x[:1], [1])[0]
     assert got[1] == _golden(cfg, new, x[1:2], [1], h0, c0)[0]
 

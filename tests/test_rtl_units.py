@@ -150,7 +150,8 @@ def _mac_rows(cfg, qw, lanes, vectors):
     return g, results
 
 
-@pytest.mark.parametrize("X,H,lanes", [(5, 7, 3), (3, 4, 7), (2, 3, 1), (4, 2, 5), (8, 32, 8)])
+@pytest.mark.parametrize("X,H,lanes", [(5, 7, 3), (3, 4, 7), (2, 3, 1), (4, 2, 5), (8, 32, 8),
+                                       (2, 41, 43), (3, 40, 5)])
 def test_mac_rows_equal_model_accumulator(X, H, lanes):
     rng = np.random.default_rng(X * 100 + H * 10 + lanes)
     cfg = load_config()
