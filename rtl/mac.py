@@ -10,7 +10,7 @@ from amaranth.utils import ceil_log2
 from .geometry import Geometry
 from .lanemem import BLOCK_WORDS, MEMORY_LATENCY, block_count, registered_memory
 from .pipeline import (copies_for, delay, product_register, read_port, register_copies,
-                       write_port)
+                       register_word_copies, write_port)
 
 __all__ = ["LANE_GROUP", "MACArray"]
 
@@ -339,15 +339,19 @@ class MACArray(wiring.Component):
         if ecp5_dsp:
             product = [delay(m, product[j], 1, f"product{j}_q") for j in range(P)]
         ctl = carry(ctl, 5)
-        ctl = carry(ctl, 6)
+        # stage 6: the lanes' mask and x flags in two copies, one for each lane sum (each bit
+        # drives the first adder of its own tree, so the placer can put it there: one register
+        # feeding both trees sat between them, the longest route of a stack's lane sums)
+        mask_this, mask_next = register_word_copies(m, platform, ctl["mask"], 2, "mask6_")
+        is_x_this, is_x_next = register_word_copies(m, platform, ctl["is_x"], 2, "is_x6_")
+        ctl = carry({k: ctl[k] for k in ("ends", "valid")}, 6)
 
         # stages 7 .. 6 + tree_levels: align x and h products to the accumulator and sum the
         # lanes before (this row) and after (next row) the row end, one adder level per stage
-        aligned = [Mux(ctl["is_x"][j], product[j] << g.x_product_shift,
-                       product[j] << g.h_product_shift) for j in range(P)]
-        this_row = [Mux(ctl["mask"][j], aligned[j], 0) for j in range(P)]
-        next_row = [Mux(ctl["mask"][j], 0, aligned[j]) for j in range(P)]
-        ctl = {k: ctl[k] for k in ("ends", "valid")}
+        def aligned(j, is_x):
+            return Mux(is_x[j], product[j] << g.x_product_shift, product[j] << g.h_product_shift)
+        this_row = [Mux(mask_this[j], aligned(j, is_x_this), 0) for j in range(P)]
+        next_row = [Mux(mask_next[j], 0, aligned(j, is_x_next)) for j in range(P)]
         for level in range(self.tree_levels):
             stage = 7 + level
             this_row = _register(m, _add_pairs(this_row), f"this_row{stage}")
