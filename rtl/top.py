@@ -1,7 +1,8 @@
 """Top level: the LSTM cell with stream interfaces and the packet protocol of its loads
 (docs/protocol.md)."""
-from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from model.activations import build_table
@@ -12,10 +13,14 @@ from .cast import CAST_LATENCY, cast_registered
 from .cell import CellUpdate
 from .geometry import Geometry, RTLError, refuse, state_layout
 from .mac import MACArray
-from .pipeline import TREE_SHARE, copies_for, delay, register_copies, register_copies_tree
+from .pipeline import (TREE_SHARE, copies_for, delay, read_port, register_copies,
+                       register_copies_tree, write_port)
 from .pwl import PWLUnit
 
 __all__ = ["LSTMCell", "STATE_SHIFT_LATENCY", "stream_layouts"]
+
+SERIAL_BUFFER = 4
+"""Words of the word-serial output's buffer (:meth:`LSTMCell._serial_output`)."""
 
 STATE_SHIFT_LATENCY = 3
 """A state word is shifted into the initial state on this edge after it is taken (the levels of
@@ -68,9 +73,10 @@ class LSTMCell(wiring.Component):
     holds at most one carry chain, one multiplier or one ROM read (docs/architecture.md).
     A sequence of T steps takes T * cycles_per_step from the first accept to its last output.
     Output h_t is taken ``cycles_per_step`` cycles after x_t is accepted. With
-    ``serial_output``, word k (unit k) is taken ``cycles_per_step - H + k`` cycles after (the
-    first one edge before the parallel result would be, the last on ``cycles_per_step - 1``),
-    so a sequence takes T * cycles_per_step - 1 (:meth:`cycles_per_sequence`).
+    ``serial_output``, word k (unit k) is taken ``cycles_per_step - H + k + 1`` cycles after
+    (the first on the edge the parallel result would be, the last on ``cycles_per_step``, the
+    edge the next x is accepted on), so a sequence also takes T * cycles_per_step
+    (:meth:`cycles_per_sequence`).
 
     Parameters
     ----------
@@ -86,9 +92,10 @@ class LSTMCell(wiring.Component):
         Word-serial h stream (off by default): one unit per transfer (``h``, ``c`` when
         ``output_c``, ``first`` on unit 0, ``last`` on unit H-1; with c, the state stream's
         layout). Saves the output's copies of h and c (2 x 16H flip-flops at the default
-        formats); the next step starts after the last word is taken, so
-        ``cycles_per_step`` grows by H - 1. Loads are accepted while the words leave (the step
-        is no longer in flight), so the h stream may be wired straight into ``state``.
+        formats; a 4-word buffer instead); the next step starts after the last word has
+        entered the buffer, so ``cycles_per_step`` grows by H - 1. Loads are accepted while
+        the words leave (the step is no longer in flight), so the h stream may be wired
+        straight into ``state``.
 
     Members
     -------
@@ -164,15 +171,15 @@ class LSTMCell(wiring.Component):
     def cycles_per_step(self) -> int:
         """Cycles per step with x waiting and h always ready; a word-serial output adds H - 1
         (its first word leaves on the edge the parallel result would; the next step starts
-        after the last word)."""
+        after the last word has entered the output buffer)."""
         return (self._geometry.issue_cycles + self.overhead
                 + (self._geometry.n_hidden - 1 if self._serial else 0))
 
     def cycles_per_sequence(self, steps: int) -> int:
         """Cycles from a sequence's first accept to its last output, inputs waiting and the
-        output always ready: T * cycles_per_step, one less with ``serial_output`` (the last
-        word is taken on the edge before the next x could be accepted)."""
-        return steps * self.cycles_per_step - (1 if self._serial else 0)
+        output always ready: T * cycles_per_step (with ``serial_output`` too: its last word is
+        taken on the edge the next x could be accepted on)."""
+        return steps * self.cycles_per_step
 
     @property
     def mac_efficiency(self) -> float:
@@ -189,13 +196,23 @@ class LSTMCell(wiring.Component):
         m.submodules.cell = cell = CellUpdate(cfg, self._tables["tanh_c"])
         rst = ResetSignal()
 
-        # state: the initial state (loaded through `state`), h_{t-1} (it is also the output
-        # register's h: no second copy) and c_{t-1}, which shifts out unit by unit into the
-        # cell update. The output's c is a reset-less copy of c_t (c_state holds the state).
+        # state: the initial h (loaded through `state`) and h_{t-1} (it is also the output
+        # register's h: no second copy) are registers, as the lanes read all of h at once.
+        # c is read one unit at a time, in unit order, by the cell update: c_{t-1} and the
+        # initial c are small memories (`c_state`, `c_init`; LUT RAM), written unit by unit
+        # and read through a register one unit ahead (see below), so no wide enable or
+        # select spans them. The output's c is a reset-less copy of c_t.
         wh, wc = signed(cfg.fmt("h").bits), signed(cfg.fmt("c").bits)
         h_init = Signal(data.ArrayLayout(wh, H))
-        c_init = Signal(data.ArrayLayout(wc, H))
-        c_state = Signal(data.ArrayLayout(wc, H))
+        c_state = Memory(shape=wc, depth=H, init=[], attrs={"ram_style": "distributed"})
+        c_init = Memory(shape=wc, depth=H, init=[], attrs={"ram_style": "distributed"})
+        m.submodules.c_state = c_state
+        m.submodules.c_init = c_init
+        # reset zeroes c_{t-1} and the initial c: flags that stand for the memories' zeros
+        # until a step writes all of c_state (cleared when a step starts: it writes every
+        # unit before the next one starts) or a state word is written into c_init
+        c_state_zero = Signal(init=1)
+        c_init_zero = Signal(init=1)
         # results of this step, shifted in unit by unit (datapath: read only when all are in)
         h_next = Signal(data.ArrayLayout(wh, H), reset_less=not self._serial)
         c_next = Signal(data.ArrayLayout(wc, H), reset_less=True)
@@ -213,9 +230,9 @@ class LSTMCell(wiring.Component):
         done_last = Signal(init=1 if H == 1 else 0)   # done == H - 1, kept in a register
         idle = Signal(init=1)                  # no step in flight
         output_full = Signal()                # the output register holds an untaken result
-        words_left = Signal()                 # serial output: words of the result still to go
+        words_left = Signal()                 # serial output: words of the result still to push
 
-        self._load_control(m, platform, mac, h_init, c_init, idle, words_left, rst)
+        self._load_control(m, platform, mac, h_init, c_init, c_init_zero, idle, words_left, rst)
 
         # accept x_t: start the lanes on [x; h_{t-1}], or [x; h0] for a `first` step
         first = self.x.payload.first
@@ -223,20 +240,14 @@ class LSTMCell(wiring.Component):
         m.d.comb += mac.start.eq(start)
         m.d.comb += [mac.vector[n].eq(self.x.payload.x[n]) for n in range(X)]
         m.d.comb += [mac.vector[X + u].eq(Mux(first, h_init[u], h_prev[u])) for u in range(H)]
-        # c_state takes the initial state two cycles after a `first` accept (it is first read
-        # by the cell update many cycles later, and no state load is accepted while a step
-        # runs): the accept decides into one flip-flop, whose copies (each enabling a share of
-        # the units, docs/architecture.md "Timing") follow a cycle later, so the wide load's
-        # enable is never the accept logic and the accept never fans out to the copies
-        c_copies = copies_for(H, wc.width)
-        start_first = Signal()
-        m.d.sync += start_first.eq(start & first)
-        load_c_init = register_copies(m, platform, start_first, c_copies, "load_c_init")
+        # where this step's c_{t-1} comes from, decided on the accept: c_init for a `first`
+        # step, else c_state; zero in place of either memory after reset
+        c_from_zero = Signal()
+        c_from_init = Signal()
         with m.If(start):
-            m.d.sync += idle.eq(0)
-        for u in range(H):
-            with m.If(load_c_init[u * c_copies // H]):
-                m.d.sync += c_state[u].eq(c_init[u])
+            m.d.sync += [idle.eq(0), c_state_zero.eq(0),
+                         c_from_init.eq(first),
+                         c_from_zero.eq(Mux(first, c_init_zero, c_state_zero))]
 
         # each finished row: cast to z, then both activations (the gate picks one)
         z = cast_registered(m, mac.row_acc, cfg.fmt("accumulator").frac, cfg.spec("z"), "z")
@@ -258,14 +269,24 @@ class LSTMCell(wiring.Component):
                     m.d.sync += f_gate.eq(sigmoid.y)
                 with m.Case(2):
                     m.d.sync += candidate.eq(tanh.y)
+        # c_{t-1} of the next unit to launch: its number (`c_unit`) moves on the edge after a
+        # launch; both memories are read at it on every edge, and the word of this step's
+        # source is registered into `c_prev` on the next: two edges after the launch, and the
+        # next launch is at least 4 rows later. A unit's c_t is written into c_state when its
+        # result arrives (its c_{t-1} was read long before; later units' are at other
+        # addresses), so c_state holds c_{t-1} whenever a step starts.
+        c_unit = Signal(range(H))
+        c_unit_last = Signal(init=1 if H == 1 else 0)
+        with m.If(launch):
+            m.d.sync += _wrap_count(c_unit, c_unit_last, H)
+        c_state_rd = read_port(c_state, "c_state_rd")
+        c_init_rd = read_port(c_init, "c_init_rd")
+        c_prev = Signal(wc, reset_less=True)
+        m.d.comb += [c_state_rd.addr.eq(c_unit), c_init_rd.addr.eq(c_unit)]
+        m.d.sync += c_prev.eq(Mux(c_from_zero, 0,
+                                  Mux(c_from_init, c_init_rd.data, c_state_rd.data)))
         m.d.comb += [cell.i.eq(i_gate), cell.f.eq(f_gate), cell.g.eq(candidate),
-                     cell.o.eq(sigmoid.y), cell.c_prev.eq(c_state[0]), cell.valid.eq(launch)]
-        # c_state shifts unit by unit on the edge after a launch (the next launch is at least
-        # 4 rows later), the enable in copies of a register
-        shift_c = register_copies(m, platform, launch, c_copies, "shift_c")
-        for u in range(H - 1):
-            with m.If(shift_c[u * c_copies // H]):
-                m.d.sync += c_state[u].eq(c_state[u + 1])
+                     cell.o.eq(sigmoid.y), cell.c_prev.eq(c_prev), cell.valid.eq(launch)]
 
         # results arrive unit by unit: shift them in; `finished` (a register, so the commit
         # below is one gate from registers) rises as the last unit's result is shifted in
@@ -275,12 +296,16 @@ class LSTMCell(wiring.Component):
         shift_in, _ = register_copies_tree(
             m, platform, cell.out_valid_next2, copies_for(H, wh.width + wc.width, TREE_SHARE),
             "shift_in")
+        c_state_wr = write_port(c_state, "c_state_wr")
+        m.d.comb += [c_state_wr.addr.eq(done), c_state_wr.data.eq(cell.c),
+                     c_state_wr.en.eq(cell.out_valid)]
         with m.If(cell.out_valid):
             m.d.sync += [h_next[H - 1].eq(cell.h), c_next[H - 1].eq(cell.c),
                          *_wrap_count(done, done_last, H)]
             with m.If(done_last):
                 m.d.sync += finished.eq(1)
                 if self._serial:      # the step is done; its words leave from h_next, c_next
+                    # (through the output buffer)
                     m.d.sync += idle.eq(1)
         for u in range(H - 1):
             with m.If(shift_in[u * len(shift_in) // H]):
@@ -292,19 +317,17 @@ class LSTMCell(wiring.Component):
         # very cycle the next result is ready (or the cycle before).
         if self._serial:
             m.d.comb += words_left.eq(finished)
-            self._serial_output(m, h_next, c_next, c_state, done, done_last, finished, rst)
+            self._serial_output(m, platform, h_next, c_next, done, done_last, finished,
+                                cell.out_valid & done_last, rst)
             return m
         m.d.comb += self.h.valid.eq(output_full & ~rst)
         taken = self.h.valid & self.h.ready
         with m.If(taken):
             m.d.sync += output_full.eq(0)
         commit = Signal()       # equals the copies below: a commit now
-        # c_state takes c_t as soon as all units are in (it is read again only after the next
-        # accept, which waits for the commit): its wide enable is then a register (copies of
-        # `finished`), not the commit logic. Both sets of copies span the whole state, so each
-        # is a tree of registers (rtl.pipeline.register_copies_tree) whose input is the signal
-        # as many cycles ahead as the tree has levels: the commit's three (one copy per
-        # TREE_SHARE bits in the last level), `finished`'s two. The cell says a result arrives
+        # the commit's enable spans h_prev and the output's c, so it is a three-level tree of
+        # registers (rtl.pipeline.register_copies_tree, one copy per TREE_SHARE bits in the
+        # last level) whose input is the commit three cycles ahead. The cell says a result arrives
         # in one or two cycles (out_valid_next, out_valid_next2; done_last stays put between
         # results, 4 cycles or more apart), and the output register's state before this
         # cycle's transfer stands for the next ones (an output taken now frees the register
@@ -317,7 +340,6 @@ class LSTMCell(wiring.Component):
         arrive_next2 = cell.out_valid_next2 & done_last  # ... in two cycles
         commit_soon = Signal()                           # commit in the next cycle
         commit_soon2 = Signal()                          # ... in two cycles
-        finished_next = Mux(commit, 0, finished | arrive)
         # all units in within two cycles and the register empty: a commit three cycles ahead
         commit_ahead3 = Signal()
         m.d.comb += commit_ahead3.eq((finished | arrive | arrive_next | arrive_next2)
@@ -326,12 +348,7 @@ class LSTMCell(wiring.Component):
         commit_copies, _ = register_copies_tree(
             m, platform, commit_ahead3, copies_for(H, wh.width + wc.width, TREE_SHARE),
             "commit", levels=3)
-        finished_ahead2 = Mux(commit_soon, 0, finished_next | arrive_next)
-        finished_copies, _ = register_copies_tree(m, platform, finished_ahead2, c_copies,
-                                                  "finished")
         for u in range(H):
-            with m.If(finished_copies[u * c_copies // H]):
-                m.d.sync += c_state[u].eq(c_next[u])
             with m.If(commit_copies[u * len(commit_copies) // H]):
                 m.d.sync += h_prev[u].eq(h_next[u])
                 if self._output_c:
@@ -341,27 +358,57 @@ class LSTMCell(wiring.Component):
             m.d.sync += [finished.eq(0), idle.eq(1), output_full.eq(1)]
         return m
 
-    def _serial_output(self, m, h_next, c_next, c_state, count, count_last, finished, rst):
-        """Word-serial output: when all units are in, offer unit 0 first, rotating h_next and
-        c_next by one unit per word taken (``count`` numbers the words); the last word commits
-        c_t (the rotation is back in unit order then). The step is no longer in flight once all
-        units are in (loads are accepted while the words leave); the next x waits for the last
-        word (``words_left``), as it reads h_{t-1} from h_next."""
-        H = self._geometry.n_hidden
-        last = count_last                     # count == H - 1
-        m.d.comb += [self.h.valid.eq(finished & ~rst), self.h.payload.h.eq(h_next[0]),
-                     self.h.payload.first.eq(count == 0), self.h.payload.last.eq(last)]
-        if self._output_c:
-            m.d.comb += self.h.payload.c.eq(c_next[0])
-        with m.If(self.h.valid & self.h.ready):
-            m.d.sync += [h_next[u].eq(h_next[(u + 1) % H]) for u in range(H)]
-            m.d.sync += [c_next[u].eq(c_next[(u + 1) % H]) for u in range(H)]
-            m.d.sync += _wrap_count(count, count_last, H)
-            with m.If(last):
-                m.d.sync += [c_state[u].eq(c_next[(u + 1) % H]) for u in range(H)]
-                m.d.sync += finished.eq(0)
+    def _serial_output(self, m, platform, h_next, c_next, count, count_last, finished, arrive,
+                       rst):
+        """Word-serial output: when all units are in (``arrive``: the last one arrives now;
+        ``finished``: all are in and words are left to push), push unit 0 first into a small
+        output buffer (:data:`SERIAL_BUFFER` words), rotating h_next and c_next by one unit per
+        word pushed (``count`` numbers the words); the consumer takes the words from the
+        buffer. After H pushes h_next is back in unit order: it is h_{t-1} for the next step.
 
-    def _load_control(self, m, platform, mac, h_init, c_init, idle, words_left, rst):
+        The rotation's enable spans all of h_next and c_next, so it is copies of a register
+        (``push``), decided a cycle ahead from registers only: a word is pushed on the next
+        edge if one is left and the buffer has room even if nothing is taken meanwhile
+        (``level + push < SERIAL_BUFFER``). The consumer's ready moves only the buffer's read
+        side. The step is no longer in flight once all units are in (loads are accepted while
+        the words leave); the next x waits for the last push (``words_left``)."""
+        H = self._geometry.n_hidden
+        cfg = self._geometry.config
+        depth = SERIAL_BUFFER
+        words = [Signal(self.output_layout, name=f"out_word{k}", reset_less=True)
+                 for k in range(depth)]
+        write_at = Signal(range(depth))
+        read_at = Signal(range(depth))
+        level = Signal(range(depth + 1))           # words in the buffer
+        nonempty = Signal()                        # level != 0, a register
+        push = Signal()                            # a word enters the buffer on this edge
+        taken = self.h.valid & self.h.ready
+        m.d.comb += [self.h.valid.eq(nonempty & ~rst), self.h.payload.eq(Array(words)[read_at])]
+
+        word = Signal(self.output_layout)
+        m.d.comb += [word.h.eq(h_next[0]), word.first.eq(count == 0), word.last.eq(count_last)]
+        if self._output_c:
+            m.d.comb += word.c.eq(c_next[0])
+        level_next = level + push - taken
+        m.d.sync += [level.eq(level_next), nonempty.eq(level_next != 0)]
+        with m.If(taken):
+            m.d.sync += read_at.eq(read_at + 1)
+        with m.If(push):
+            m.d.sync += [Array(words)[write_at].eq(word), write_at.eq(write_at + 1),
+                         *_wrap_count(count, count_last, H)]
+            with m.If(count_last):
+                m.d.sync += finished.eq(0)
+        pushing_next = Mux(push & count_last, 0, finished | arrive)
+        push_next = pushing_next & (level + push < depth)
+        m.d.sync += push.eq(push_next)
+        rotate = register_copies(m, platform, push_next,
+                                 copies_for(H, cfg.fmt("h").bits + cfg.fmt("c").bits), "rotate")
+        for u in range(H):
+            with m.If(rotate[u * len(rotate) // H]):
+                m.d.sync += [h_next[u].eq(h_next[(u + 1) % H]), c_next[u].eq(c_next[(u + 1) % H])]
+
+    def _load_control(self, m, platform, mac, h_init, c_init, c_init_zero, idle, words_left,
+                      rst):
         """The ``weights`` and ``state`` packets and the readies of all three inputs (x also
         waits for a serial output's last word, ``words_left``)."""
         H = self._geometry.n_hidden
@@ -443,7 +490,7 @@ class LSTMCell(wiring.Component):
         # the handshake or a state word accepted in one of the two cycles before (registers of
         # the control's own beside the tree)
         cfg = self._geometry.config
-        copies = copies_for(H, cfg.fmt("h").bits + cfg.fmt("c").bits, TREE_SHARE)
+        copies = copies_for(H, cfg.fmt("h").bits, TREE_SHARE)
         shift, _ = register_copies_tree(m, platform, state_write, copies, "state_shift",
                                         levels=STATE_SHIFT_LATENCY)
         waits = [s_fire]
@@ -456,12 +503,19 @@ class LSTMCell(wiring.Component):
                                   & ~state_wait))
 
         state_h = delay(m, s.payload.h, STATE_SHIFT_LATENCY, "state_h")
-        state_c = delay(m, s.payload.c, STATE_SHIFT_LATENCY, "state_c")
         with m.If(state_write):
             m.d.sync += state_count.eq(Mux(state_at_end, 0, state_word + 1))
+        # a state word's c is written into c_init (at its unit) on the second edge after it is
+        # accepted, from registers
+        c_init_wr = write_port(c_init, "c_init_wr")
+        m.d.comb += [c_init_wr.addr.eq(delay(m, state_word, 1, "c_init_addr")),
+                     c_init_wr.data.eq(delay(m, s.payload.c, 1, "c_init_data")),
+                     c_init_wr.en.eq(delay(m, state_write, 1, "c_init_write", reset_less=False))]
+        with m.If(c_init_wr.en):
+            m.d.sync += c_init_zero.eq(0)
         for u in range(H):
             with m.If(shift[u * copies // H]):
                 if u == H - 1:
-                    m.d.sync += [h_init[u].eq(state_h), c_init[u].eq(state_c)]
+                    m.d.sync += h_init[u].eq(state_h)
                 else:
-                    m.d.sync += [h_init[u].eq(h_init[u + 1]), c_init[u].eq(c_init[u + 1])]
+                    m.d.sync += h_init[u].eq(h_init[u + 1])

@@ -350,3 +350,18 @@ def test_refused_state_packet_blocks_x_until_a_good_one_or_reset():
                         ("state", good[:2]), ("blocked", x0, 60), ("reset", 2),
                         ("steps", x[:1], [1])])
     assert got == [_golden(cfg, w, x[:1], [1], h0, c0)[0], _golden(cfg, w, x[:1], [1])[0]]
+
+
+def test_step_without_first_after_reset_starts_from_zero():
+    """Reset zeroes h_{t-1} and c_{t-1} (docs/protocol.md "Reset"): a step without `first`
+    after reset computes from zero state, although the steps before the reset wrote c into the
+    cell's c memory and a state packet loaded a nonzero initial state."""
+    cfg, w, _, x = _case(2, 3, 11)
+    dut = LSTMCell(cfg, w, lanes=2)
+    h0, c0 = [100, -200, 300], [-4000, 5000, 6000]
+    got = _script(dut, [("state", dut.geometry.state_packet(h0, c0)),
+                        ("steps", x[:2], [1, 0]), ("reset", 2),
+                        ("steps", x[2:], [0]), ("steps", x[:1], [1])])
+    before = _golden(cfg, w, x[:2], [1, 0], h0, c0)
+    assert before[1] != _golden(cfg, w, x[1:2], [1])[0]     # the state mattered
+    assert got == before + _golden(cfg, w, x[2:], [1]) + _golden(cfg, w, x[:1], [1])

@@ -184,9 +184,10 @@ def test_serial_result_waiting_does_not_block_loads():
 
 
 def test_serial_word_cycles_match_the_closed_forms():
-    """(c) word k of a step is taken CPS - H + k cycles after its x (the last on CPS - 1),
-    and a sequence of T steps takes cycles_per_sequence(T) = T * CPS - 1 cycles from its first
-    accept to its last word, with the consumer always ready."""
+    """(c) word k of a step is taken CPS - H + k + 1 cycles after its x (the last on CPS,
+    the edge the next x is accepted on), and a sequence of T steps takes
+    cycles_per_sequence(T) = T * CPS cycles from its first accept to its last word, with the
+    consumer always ready."""
     cfg, golden, x_raw, dut = _serial_cell(T=3)
     H, cps = dut.geometry.n_hidden, dut.cycles_per_step
     cycle, taken, accepted = [0], [], []
@@ -207,5 +208,5 @@ def test_serial_word_cycles_match_the_closed_forms():
 
     simulate(dut, driver, monitor, background=[clock])
     for k, start in enumerate(accepted):
-        assert taken[k * H:(k + 1) * H] == [start + cps - H + u for u in range(H)], f"step {k}"
+        assert taken[k * H:(k + 1) * H] == [start + cps - H + u + 1 for u in range(H)], f"step {k}"
     assert taken[-1] - accepted[0] == dut.cycles_per_sequence(len(x_raw))
