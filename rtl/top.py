@@ -304,9 +304,6 @@ class LSTMCell(wiring.Component):
                          *_wrap_count(done, done_last, H)]
             with m.If(done_last):
                 m.d.sync += finished.eq(1)
-                if self._serial:      # the step is done; its words leave from h_next, c_next
-                    # (through the output buffer)
-                    m.d.sync += idle.eq(1)
         for u in range(H - 1):
             with m.If(shift_in[u * len(shift_in) // H]):
                 m.d.sync += [h_next[u].eq(h_next[u + 1]), c_next[u].eq(c_next[u + 1])]
@@ -318,7 +315,7 @@ class LSTMCell(wiring.Component):
         if self._serial:
             m.d.comb += words_left.eq(finished)
             self._serial_output(m, platform, h_next, c_next, done, done_last, finished,
-                                cell.out_valid & done_last, rst)
+                                cell.out_valid & done_last, idle, rst)
             return m
         m.d.comb += self.h.valid.eq(output_full & ~rst)
         taken = self.h.valid & self.h.ready
@@ -359,7 +356,7 @@ class LSTMCell(wiring.Component):
         return m
 
     def _serial_output(self, m, platform, h_next, c_next, count, count_last, finished, arrive,
-                       rst):
+                       idle, rst):
         """Word-serial output: when all units are in (``arrive``: the last one arrives now;
         ``finished``: all are in and words are left to push), push unit 0 first into a small
         output buffer (:data:`SERIAL_BUFFER` words), rotating h_next and c_next by one unit per
@@ -370,8 +367,10 @@ class LSTMCell(wiring.Component):
         (``push``), decided a cycle ahead from registers only: a word is pushed on the next
         edge if one is left and the buffer has room even if nothing is taken meanwhile
         (``level + push < SERIAL_BUFFER``). The consumer's ready moves only the buffer's read
-        side. The step is no longer in flight once all units are in (loads are accepted while
-        the words leave); the next x waits for the last push (``words_left``)."""
+        side. The step is no longer in flight once its first word is offered (``idle`` rises:
+        loads are accepted while the words leave); the next x waits only for the last push
+        (``words_left``), so with a stalled consumer a step's words may wait in the buffer
+        while the next step runs."""
         H = self._geometry.n_hidden
         cfg = self._geometry.config
         depth = SERIAL_BUFFER
@@ -396,8 +395,24 @@ class LSTMCell(wiring.Component):
         with m.If(push):
             m.d.sync += [Array(words)[write_at].eq(word), write_at.eq(write_at + 1),
                          *_wrap_count(count, count_last, H)]
+
             with m.If(count_last):
                 m.d.sync += finished.eq(0)
+        # the step is done (``idle``) once its first word is offered: at once if it enters an
+        # empty buffer (or one emptied on the same edge), else when the words before it (the
+        # last step's, with a stalled consumer) have been taken
+        ahead = Signal(range(depth))              # words still before this step's first word
+        queued = Signal()                         # that first word waits behind them
+        older = level - taken                     # words left before a word pushed now
+        with m.If(push & (count == 0)):
+            with m.If(older == 0):
+                m.d.sync += idle.eq(1)
+            with m.Else():
+                m.d.sync += [queued.eq(1), ahead.eq(older)]
+        with m.If(queued & taken):
+            m.d.sync += ahead.eq(ahead - 1)
+            with m.If(ahead == 1):
+                m.d.sync += [idle.eq(1), queued.eq(0)]
         pushing_next = Mux(push & count_last, 0, finished | arrive)
         push_next = pushing_next & (level + push < depth)
         m.d.sync += push.eq(push_next)

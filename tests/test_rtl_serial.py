@@ -210,3 +210,40 @@ def test_serial_word_cycles_match_the_closed_forms():
     for k, start in enumerate(accepted):
         assert taken[k * H:(k + 1) * H] == [start + cps - H + u + 1 for u in range(H)], f"step {k}"
     assert taken[-1] - accepted[0] == dut.cycles_per_sequence(len(x_raw))
+
+
+def test_serial_loads_wait_for_the_first_word_behind_a_stalled_result():
+    """The next step may run while the last step's words wait in the output buffer (the
+    consumer stalled); its own first word then waits behind them, and the step counts as in
+    flight (no load taken) until that word is offered (docs/protocol.md). Found by the formal
+    `loads_between_steps` on `words`: loads were taken as soon as the word entered the buffer."""
+    from amaranth.sim import Simulator
+    cfg, golden, x_raw, dut = _serial_cell(H=3, T=2)
+    H, cps = dut.geometry.n_hidden, dut.cycles_per_step
+    seen = {"ready_while_queued": [], "after": None, "words": []}
+
+    async def tb(ctx):
+        ctx.set(dut.h.ready, 0)
+        ctx.set(dut.weights.valid, 0)
+        for k, x in enumerate(x_raw):
+            await stream_put(ctx, dut.x, {"x": [int(v) for v in x], "first": int(k == 0)})
+        for _ in range(cps + 20):              # step 2 done, its first word queued behind
+            _, _, ready = await ctx.tick().sample(dut.weights.ready)
+            seen["ready_while_queued"].append(ready)
+        ctx.set(dut.h.ready, 1)
+        for _ in range(H):                       # take step 1's words
+            _, _, payload = await ctx.tick().sample(dut.h.payload)
+            seen["words"].append(int(payload.h))
+        ctx.set(dut.h.ready, 0)
+        seen["after"] = ctx.get(dut.weights.ready)
+        seen["first"] = (ctx.get(dut.h.valid), ctx.get(dut.h.payload.first))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    *_, h, _ = _golden_steps(cfg, 3, H, 3, B=1, T=2)
+    assert seen["words"] == [int(v) for v in h[0]]
+    assert not any(seen["ready_while_queued"]), "a load was taken while step 2 was in flight"
+    assert seen["first"] == (1, 1), "step 2's first word should be offered now"
+    assert seen["after"], "loads should be taken once step 2's first word is offered"
