@@ -204,8 +204,12 @@ class LSTMCell(wiring.Component):
         # select spans them. The output's c is a reset-less copy of c_t.
         wh, wc = signed(cfg.fmt("h").bits), signed(cfg.fmt("c").bits)
         h_init = Signal(data.ArrayLayout(wh, H))
-        c_state = Memory(shape=wc, depth=H, init=[], attrs={"ram_style": "distributed"})
-        c_init = Memory(shape=wc, depth=H, init=[], attrs={"ram_style": "distributed"})
+        # LUT RAM on ECP5 (a block RAM read without its output register would cost most of a
+        # cycle); elsewhere the synthesis tool's choice (iCE40 has no LUT RAM: block RAM there)
+        lut_ram = ({"ram_style": "distributed"}
+                   if getattr(platform, "bram_output_register", False) else {})
+        c_state = Memory(shape=wc, depth=H, init=[], attrs=lut_ram)
+        c_init = Memory(shape=wc, depth=H, init=[], attrs=lut_ram)
         m.submodules.c_state = c_state
         m.submodules.c_init = c_init
         # reset zeroes c_{t-1} and the initial c: flags that stand for the memories' zeros

@@ -49,9 +49,11 @@ def test_tiny_design_synthesizes(tiny_run):
     assert (d["n_inputs"], d["n_hidden"], d["lanes"]) == (2, 2, 2)
     assert res["lut4"] > 0 and res["ff"] > 0 and res["dsp"] > 0
     assert result["cycles_per_step"] == -(-4 * 2 * 4 // 2) + LSTMCell.overhead_for(2)   # closed form
-    # every memory is accounted for: 2 weight lanes and the biases (the activation units' ROMs
-    # are LUT4 / PFUMX / L6MUX21 mapped by hand for ECP5: rtl.pipeline.lut_rom)
-    assert set(result["memories"]) == {"mac.weights0", "mac.weights1", "mac.biases"}
+    # every memory is accounted for: 2 weight lanes, the biases, c_{t-1} and the initial c (the
+    # activation units' ROMs are LUT4 / PFUMX / L6MUX21 mapped by hand for ECP5:
+    # rtl.pipeline.lut_rom)
+    assert set(result["memories"]) == {"mac.weights0", "mac.weights1", "mac.biases", "c_state",
+                                       "c_init"}
     assert result["fits_device"] and result["device"] == "LFE5U-25F"
     assert result["pnr"] is None and result["fmax_mhz"] is None
     assert (build / "ecp5-X2-H2-P2" / "lstm_cell.v").exists()
