@@ -206,7 +206,7 @@ def mutate_rtlil(text: str, mutant: str | None) -> str:
 
     ``x_right_after_state``: the inverter of ``state_wait`` (the x-open register's wait for a
     state word's shift) reads 0. ``row_split_lane_off``: the MAC's last-stage lane muxes of lane P-1
-    select on ``mask<k>[P-2]`` instead of ``mask<k>[P-1]``.
+    select on ``mask<k>[P-2]`` instead of ``mask<k>[P-1]`` (in each copy ``mask<k>_<j>``).
     """
     if mutant not in _RTLIL_MUTANTS:
         return text
@@ -215,13 +215,18 @@ def mutate_rtlil(text: str, mutant: str | None) -> str:
                              r"\\state_wait \[0\]\n")
         new, n = pattern.subn(r"\g<1>1'0\n", text)
     else:
-        selects = re.findall(r"connect \\S \\(mask\d+) \[(\d+)\]\n", text)
+        # the mask of the last stage, mask<k> or its copies mask<k>_<j> (one per lane sum)
+        selects = re.findall(r"connect \\S \\(mask(\d+)(?:_\d+)?) \[(\d+)\]\n", text)
         if not selects:
             raise ValueError("mutant row_split_lane_off: no lane mask (mask<k>) in the design")
-        wire = max(w for w, _ in selects)
-        lane = max(int(b) for w, b in selects if w == wire)
-        new, n = re.subn(rf"connect \\S \\{wire} \[{lane}\]\n",
-                         rf"connect \\S \\{wire} [{lane - 1}]\n", text)
+        stage = max(int(k) for _, k, _ in selects)
+        wires = sorted({w for w, k, _ in selects if int(k) == stage})
+        lane = max(int(b) for w, k, b in selects if int(k) == stage)
+        new, n = text, 0
+        for wire in wires:
+            new, m = re.subn(rf"connect \\S \\{wire} \[{lane}\]\n",
+                             rf"connect \\S \\{wire} [{lane - 1}]\n", new)
+            n += m
     if n == 0:
         raise ValueError(f"mutant {mutant}: its signal is not in the design (renamed?)")
     return new
