@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Const, Module, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.pipeline import ECP5, product_register
+from rtl.pipeline import ECP5, product_register, register_copies, register_copies_tree
 
 #: the behavioural models of the primitives (sim/verilog/ecp5/, tested alone in test_ecp5_models)
 MODELS = Path(__file__).resolve().parent.parent / "sim" / "verilog" / "ecp5"
@@ -198,9 +198,6 @@ class _Copies(wiring.Component):
     ref: Out(1)
 
     def elaborate(self, platform):
-        from amaranth.hdl import Cat, Signal
-
-        from rtl.pipeline import register_copies
         m = Module()
         ref = Signal(init=1)
         m.d.sync += ref.eq(self.d)
@@ -215,7 +212,6 @@ def test_register_copies_are_trellis_ff_on_ecp5_and_equal_the_register(tmp_path)
     primitives (sync reset: the documented LSR_OVER_CE mode; Yosys's own ECP5 simulation model
     of the cell, as the netlist simulation uses it) equal the plain register on every cycle,
     resets included."""
-    from bench.netlist import cell_library
     text = verilog.convert(_Copies(), name="copies", platform=ECP5(), emit_src=False)
     assert text.count("TRELLIS_FF") == 4
     assert "TRELLIS_FF" not in verilog.convert(_Copies(), name="copies", emit_src=False)
@@ -224,31 +220,37 @@ def test_register_copies_are_trellis_ff_on_ecp5_and_equal_the_register(tmp_path)
     for k in range(200):
         lines += [f"    d = {int(rng.integers(0, 2))}; rst = {int(k in (0, 77, 78, 150))};",
                   "    @(posedge clk); #1;", '    $display("%b %b", q, ref);']
-    tb = ["module tb;", "  reg clk = 0; reg rst = 1; reg d = 0;", "  always #5 clk = ~clk;",
-          "  wire [3:0] q; wire ref;", "  copies dut(.clk(clk), .rst(rst), .d(d), .q(q), .ref(ref));",
-          "  initial begin", *lines, "    $finish;", "  end", "endmodule"]
-    (tmp_path / "copies.v").write_text(text)
-    (tmp_path / "ff.v").write_text(cell_library({"TRELLIS_FF"}))
-    (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
-    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "copies.v", "ff.v"],
-                       cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    r = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, capture_output=True, text=True)
-    rows = [line.split() for line in r.stdout.splitlines() if len(line.split()) == 2]
+    rows = _two_column_run(tmp_path, "copies", text, "wire [3:0] q; wire ref;", ".q(q), .ref(ref)",
+                           lines)
     assert len(rows) == 200
     for q, ref in rows:
         assert q == ("0" if ref == "1" else "1") + ref * 3, (q, ref)
 
 
+def _two_column_run(tmp_path, module, text, wires, outputs, lines):
+    """Icarus on ``module`` (Verilog ``text``, TRELLIS_FF cells modelled) driven by a testbench
+    of ``lines`` with inputs clk, rst and d; the rows it displays, as pairs of strings."""
+    from bench.netlist import cell_library
+    tb = ["module tb;", "  reg clk = 0; reg rst = 1; reg d = 0;", "  always #5 clk = ~clk;",
+          f"  {wires}", f"  {module} dut(.clk(clk), .rst(rst), .d(d), {outputs});",
+          "  initial begin", *lines, "    $finish;", "  end", "endmodule"]
+    (tmp_path / f"{module}.v").write_text(text)
+    (tmp_path / "ff.v").write_text(cell_library({"TRELLIS_FF"}))
+    (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
+    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", f"{module}.v", "ff.v"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, capture_output=True, text=True)
+    return [line.split() for line in r.stdout.splitlines() if len(line.split()) == 2]
+
+
 class _CopiesTree(wiring.Component):
-    d: In(1)
-    q: Out(10)
-    ahead: Out(2)
+    """d in, the tree's 10 last-level copies (q) and one copy of each earlier level (ahead)."""
+
+    def __init__(self):
+        super().__init__({"d": In(1), "q": Out(10), "ahead": Out(2)})
 
     def elaborate(self, platform):
-        from amaranth.hdl import Cat
-
-        from rtl.pipeline import register_copies_tree
         m = Module()
         last, earlier = register_copies_tree(m, platform, self.d, 10, "tree", levels=3)
         m.d.comb += [self.q.eq(Cat(*last)), self.ahead.eq(Cat(earlier[0][-1], earlier[1][-1]))]
@@ -261,7 +263,6 @@ def test_register_copies_tree_equals_its_input_delayed_by_its_levels(tmp_path, e
     input three cycles late, the levels before it two and one cycle late, on every cycle and
     through resets (0 in every copy on the cycle after a reset edge, as each copy's own reset);
     on ECP5 every copy is a TRELLIS_FF."""
-    from bench.netlist import cell_library
     plat = ECP5() if ecp5 else None
     text = verilog.convert(_CopiesTree(), name="tree", platform=plat, emit_src=False)
     assert text.count("TRELLIS_FF") == (17 if ecp5 else 0)
@@ -272,18 +273,8 @@ def test_register_copies_tree_equals_its_input_delayed_by_its_levels(tmp_path, e
     for k in range(200):
         lines += [f"    d = {ds[k]}; rst = {rsts[k]};", "    @(posedge clk); #1;",
                   '    $display("%b %b", q, ahead);']
-    tb = ["module tb;", "  reg clk = 0; reg rst = 1; reg d = 0;", "  always #5 clk = ~clk;",
-          "  wire [9:0] q; wire [1:0] ahead;",
-          "  tree dut(.clk(clk), .rst(rst), .d(d), .q(q), .ahead(ahead));",
-          "  initial begin", *lines, "    $finish;", "  end", "endmodule"]
-    (tmp_path / "tree.v").write_text(text)
-    (tmp_path / "ff.v").write_text(cell_library({"TRELLIS_FF"}))
-    (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
-    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "tree.v", "ff.v"],
-                       cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    r = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, capture_output=True, text=True)
-    rows = [line.split() for line in r.stdout.splitlines() if len(line.split()) == 2]
+    rows = _two_column_run(tmp_path, "tree", text, "wire [9:0] q; wire [1:0] ahead;",
+                           ".q(q), .ahead(ahead)", lines)
     assert len(rows) == 200
 
     def late(k, n):
