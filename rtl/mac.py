@@ -27,7 +27,7 @@ BLOCK_ADDRESS_BITS = BLOCK_WORDS.bit_length() - 1
 """Address bits within one block of a lane's memory (the bits above pick the block)."""
 
 BIAS_GROUP = 4
-BIAS_GROUP_BITS = BIAS_BANK_BITS + 2
+BIAS_GROUP_BITS = BIAS_BANK_BITS + (BIAS_GROUP - 1).bit_length()
 """Banks per group of the bias read: a group's select, then the groups' select, each at most
 BIAS_GROUP words wide (rows of a group: 1 << BIAS_GROUP_BITS)."""
 

@@ -399,7 +399,6 @@ class LSTMCell(wiring.Component):
         with m.If(push):
             m.d.sync += [Array(words)[write_at].eq(word), write_at.eq(write_at + 1),
                          *_wrap_count(count, count_last, H)]
-
             with m.If(count_last):
                 m.d.sync += finished.eq(0)
         # the step is done (``idle``) once its first word is offered: at once if it enters an
