@@ -51,14 +51,15 @@ class MACArray(wiring.Component):
     Pipeline, one carry chain, one multiplier or one block RAM register per stage: memory
     address register (1), weight memory read and its output register
     (:data:`rtl.lanemem.MEMORY_LATENCY` = 3: read, block RAM output register, weight register),
-    products (1), the products' fabric registers (1), alignment, mask and the lane sums
+    the DSP blocks' input registers (1), products (1), the products' fabric registers (1),
+    alignment, mask and the lane sums
     (:attr:`tree_levels`, one adder level each; the bias banks read in the last), accumulate
     and the bias banks' groups selected (1), the bias group selected (1), bias added (1): a
     row that ends at issue cycle t appears on
     ``row_acc`` at t + :attr:`latency`. With the :class:`rtl.pipeline.ECP5` platform the
     memories are DP16KD primitives read through their output register and the products
-    MULT18X18D output registers, each followed by a fabric register; otherwise plain
-    memories and products (the extra register before the multiplier), same cycles.
+    MULT18X18D input and output registers, each followed by a fabric register; otherwise plain
+    memories and products (the products' fabric register before the multiplier), same cycles.
 
     Parameters
     ----------
@@ -100,8 +101,8 @@ class MACArray(wiring.Component):
 
     @staticmethod
     def latency_for(lanes: int) -> int:
-        """:attr:`latency` of a MACArray with P = ``lanes``: 9 + ceil(log2 P) (12 at P = 8)."""
-        return 3 + ADDRESS_STAGES + MEMORY_LATENCY + 2 + MACArray.tree_levels_for(lanes)
+        """:attr:`latency` of a MACArray with P = ``lanes``: 10 + ceil(log2 P) (13 at P = 8)."""
+        return 3 + ADDRESS_STAGES + MEMORY_LATENCY + 3 + MACArray.tree_levels_for(lanes)
 
     @property
     def tree_levels(self) -> int:
@@ -324,42 +325,47 @@ class MACArray(wiring.Component):
             ctl = carry(ctl, stage)
         weight = weight_data
 
-        # stage 5: products, operand x weight (one DSP multiplier between registers); stage 6:
-        # each product into a fabric register (the route out of a DSP block, often across the
-        # chip, is all of this stage: nothing else lies behind it). Without the ECP5 platform
-        # the extra register goes before the multiplier instead (same cycles, same integers):
-        # Yosys's iCE40 DSP mapping (synth_ice40 -dsp, Yosys 0.70) takes a product followed by
-        # two registers into an SB_MAC16 with the high bits tied to 0, and discards the lanes.
+        # stage 5: the operands into the DSP block's input registers (the route from a lane's
+        # weight register, by its block RAMs, ends at a register inside the DSP block, not at
+        # the multiplier's input, whose setup is most of a cycle); stage 6: products, operand
+        # x weight (one DSP multiplier between its input and output registers); stage 7: each
+        # product into a fabric register (the route out of a DSP block, often across the chip,
+        # is all of this stage: nothing else lies behind it). Without the ECP5 platform the
+        # product's fabric register goes before the multiplier instead (same cycles, same
+        # integers): Yosys's iCE40 DSP mapping (synth_ice40 -dsp, Yosys 0.70) takes a product
+        # followed by two registers into an SB_MAC16 with the high bits tied to 0, and
+        # discards the lanes.
         ecp5_dsp = getattr(platform, "dsp_output_register", False)
         if not ecp5_dsp:
             weight = [delay(m, weight[j], 1, f"weight{j}_q") for j in range(P)]
             operand = [delay(m, operand[j], 1, f"operand{j}_s5") for j in range(P)]
-        product = [product_register(m, platform, weight[j], operand[j], f"product{j}")
-                   for j in range(P)]
+        product = [product_register(m, platform, weight[j], operand[j], f"product{j}",
+                                    input_registers=True) for j in range(P)]
         if ecp5_dsp:
             product = [delay(m, product[j], 1, f"product{j}_q") for j in range(P)]
         ctl = carry(ctl, 5)
-        # stage 6: the lanes' mask and x flags in two copies, one for each lane sum (each bit
+        ctl = carry(ctl, 6)
+        # stage 7: the lanes' mask and x flags in two copies, one for each lane sum (each bit
         # drives the first adder of its own tree, so the placer can put it there: one register
         # feeding both trees sat between them, the longest route of a stack's lane sums)
-        mask_this, mask_next = register_word_copies(m, platform, ctl["mask"], 2, "mask6_")
-        is_x_this, is_x_next = register_word_copies(m, platform, ctl["is_x"], 2, "is_x6_")
-        ctl = carry({k: ctl[k] for k in ("ends", "valid")}, 6)
+        mask_this, mask_next = register_word_copies(m, platform, ctl["mask"], 2, "mask7_")
+        is_x_this, is_x_next = register_word_copies(m, platform, ctl["is_x"], 2, "is_x7_")
+        ctl = carry({k: ctl[k] for k in ("ends", "valid")}, 7)
 
-        # stages 7 .. 6 + tree_levels: align x and h products to the accumulator and sum the
+        # stages 8 .. 7 + tree_levels: align x and h products to the accumulator and sum the
         # lanes before (this row) and after (next row) the row end, one adder level per stage
         def aligned(j, is_x):
             return Mux(is_x[j], product[j] << g.x_product_shift, product[j] << g.h_product_shift)
         this_row = [Mux(mask_this[j], aligned(j, is_x_this), 0) for j in range(P)]
         next_row = [Mux(mask_next[j], 0, aligned(j, is_x_next)) for j in range(P)]
         for level in range(self.tree_levels):
-            stage = 7 + level
+            stage = 8 + level
             this_row = _register(m, _add_pairs(this_row), f"this_row{stage}")
             next_row = _register(m, _add_pairs(next_row), f"next_row{stage}")
             ctl_before, ctl = ctl, carry(ctl, stage)
         this_row, next_row = this_row[0], next_row[0]
 
-        # stage 7 + tree_levels: accumulate; a finished row leaves, the next row begins
+        # stage 8 + tree_levels: accumulate; a finished row leaves, the next row begins
         acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
         acc_row = Signal(range(g.n_rows), reset_less=True)        # the row acc belongs to
         sum_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
@@ -384,10 +390,10 @@ class MACArray(wiring.Component):
         # with a select wider than BIAS_GROUP words: `row_ahead` is acc_row one cycle ahead (a
         # counter of its own, moved by the control of the stage before the accumulate), so
         # each bank's word at the row's place in its bank is read in the lane sums' last stage
-        # (6 + tree_levels) and registered; in the accumulate stage (7 + tree_levels) each
+        # (7 + tree_levels) and registered; in the accumulate stage (8 + tree_levels) each
         # group of BIAS_GROUP banks selects the row's bank (acc_row's bits) into the group's
-        # register; stage 8 + tree_levels: the row's group selected (sum_row's high bits) into
-        # the bias register; stage 9 + tree_levels: the bias added, the row's result
+        # register; stage 9 + tree_levels: the row's group selected (sum_row's high bits) into
+        # the bias register; stage 10 + tree_levels: the bias added, the row's result
         # registered (the same cycles as one select of all the banks).
         row_ahead = Signal(range(g.n_rows), reset_less=True)
         with m.If(ctl_before["valid"]):

@@ -57,18 +57,28 @@ def _fits_mult18(value) -> bool:
     return shape.width <= (18 if shape.signed else 17)
 
 
-def product_register(m, platform, a, b, name: str):
-    """``a * b`` (exact) in a reset-less register, one cycle after ``a`` and ``b``.
+def product_register(m, platform, a, b, name: str, *, input_registers: bool = False):
+    """``a * b`` (exact) in a reset-less register, one cycle after ``a`` and ``b`` (two with
+    ``input_registers``: ``a`` and ``b`` registered first).
 
     With the :class:`ECP5` platform and both operands within 18 signed bits, the register is
     the output register of a ``MULT18X18D`` (signed mode; operands sign- or zero-extended to
-    18 bits, the low bits of the 36-bit product kept): same integers, same latency."""
+    18 bits, the low bits of the 36-bit product kept), and ``input_registers`` are its input
+    registers (``REG_INPUTA_CLK``, ``REG_INPUTB_CLK``): the route from the operands' registers
+    then ends at a register inside the DSP block, not at the multiplier's input, whose setup
+    is most of a cycle. Same integers, same latency."""
     exact = a * b
     out = Signal(exact.shape(), name=name, reset_less=True)
     if not (getattr(platform, "dsp_output_register", False) and _fits_mult18(a)
             and _fits_mult18(b)):
-        m.d.sync += out.eq(exact)
+        if input_registers:
+            a, b = delay(m, a, 1, f"{name}_a"), delay(m, b, 1, f"{name}_b")
+        m.d.sync += out.eq(a * b)
         return out
+    inputs = {}
+    if input_registers:
+        inputs = {f"p_REG_INPUT{port}_{what}": value for port in "AB"
+                  for what, value in (("CLK", "CLK0"), ("CE", "CE0"), ("RST", "RST0"))}
     ports = {"i_CLK0": ClockSignal(), "i_CE0": Const(1), "i_RST0": Const(0),
              "i_SIGNEDA": Const(1), "i_SIGNEDB": Const(1),
              "i_SOURCEA": Const(0), "i_SOURCEB": Const(0)}
@@ -81,7 +91,7 @@ def product_register(m, platform, a, b, name: str):
     ports.update({f"o_P{k}": p[k] for k in range(36)})
     m.submodules[f"{name}_dsp"] = Instance(
         "MULT18X18D", p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
-        p_GSR="DISABLED", p_RESETMODE="SYNC", **ports)
+        p_GSR="DISABLED", p_RESETMODE="SYNC", **inputs, **ports)
     m.d.comb += out.eq(p[:len(out)])
     return out
 

@@ -161,7 +161,7 @@ class StackedLSTM(wiring.Component):
     and lane count P_k; layer k+1's x is layer k's h cast into layer k+1's x format.
 
     Closed forms (inputs waiting, output not stalled), with CPS_k = layer k's
-    :attr:`LSTMCell.cycles_per_step` (ceil(4H_k(X_k+H_k)/P_k) + 40 + ceil(log2 P_k))::
+    :attr:`LSTMCell.cycles_per_step` (ceil(4H_k(X_k+H_k)/P_k) + 41 + ceil(log2 P_k))::
 
         cycles_per_step = max_k CPS_k           (steady-state step period: the slowest layer)
         latency         = sum_k CPS_k           (from accepting x_t to h_t of the last layer)

@@ -66,10 +66,10 @@ class LSTMCell(wiring.Component):
 
         cycles_per_step = ceil(4H (X+H) / P) + overhead        (+ H - 1 with serial_output)
         overhead = 2 + MACArray.latency + CAST_LATENCY + PWLUnit.latency + CellUpdate.latency
-                 = 2 + (9 + ceil(log2 P)) + 2 + 10 + 17 = 40 + ceil(log2 P)
+                 = 2 + (10 + ceil(log2 P)) + 2 + 10 + 17 = 41 + ceil(log2 P)
 
     (accept and commit, lane pipeline, z cast, gate activations, cell update of the last unit;
-    ceil(log2 P) is at least 1: 41 at P <= 2, 43 at P = 8). Every stage of these pipelines
+    ceil(log2 P) is at least 1: 42 at P <= 2, 44 at P = 8). Every stage of these pipelines
     holds at most one carry chain, one multiplier or one ROM read (docs/architecture.md).
     A sequence of T steps takes T * cycles_per_step from the first accept to its last output.
     Output h_t is taken ``cycles_per_step`` cycles after x_t is accepted. With
@@ -438,6 +438,7 @@ class LSTMCell(wiring.Component):
         weights_ok = Signal(init=1, reset_less=True)
         state_ok = Signal(init=1)
         state_count = Signal(range(H))
+        state_last = Signal(init=int(H == 1))          # state_count == H - 1, a register
         state_word = Signal(range(H))
         state_write = Signal()
         # x opens on the second cycle after the last load word or reset, from registers only:
@@ -449,7 +450,10 @@ class LSTMCell(wiring.Component):
         m.d.comb += [mac.load_data.eq(w.payload.data),
                      mac.load_restart.eq(w.payload.first),
                      state_word.eq(Mux(s.payload.first, 0, state_count))]
-        state_at_end = state_word == H - 1
+        # the word offered now is the packet's last, H-1: a select between a constant and a
+        # register (state_last is kept beside the counter, so its compare is not on the path
+        # into the FSM's next state)
+        state_at_end = Mux(s.payload.first, H == 1, state_last)
 
         def packet_word(first, last, at_end, ok, open_state, is_open):
             """A word of a packet was written: close the packet on its last word (commit on a
@@ -522,7 +526,10 @@ class LSTMCell(wiring.Component):
 
         state_h = delay(m, s.payload.h, STATE_SHIFT_LATENCY, "state_h")
         with m.If(state_write):
-            m.d.sync += state_count.eq(Mux(state_at_end, 0, state_word + 1))
+            m.d.sync += [state_count.eq(Mux(state_at_end, 0, state_word + 1)),
+                         state_last.eq(Mux(state_at_end, H == 1,
+                                           Mux(s.payload.first, H == 2,
+                                               state_count == H - 2)))]
         # a state word's c is written into c_init (at its unit) on the second edge after it is
         # accepted, from registers
         c_init_wr = write_port(c_init, "c_init_wr")

@@ -42,7 +42,7 @@ def _load_make_timing():
 
 def test_timing_diagram_simulation_matches_the_closed_form():
     """Two steps of X=2, H=2, P=4 (the script itself checks h against the golden model):
-    h_0 is valid cycles_per_step cycles after x_0 is accepted, and that is ceil(32/4) + overhead (42 at P = 4)."""
+    h_0 is valid cycles_per_step cycles after x_0 is accepted, and that is ceil(32/4) + overhead (43 at P = 4)."""
     pytest.importorskip("amaranth")
     timing = _load_make_timing()
     samples, dut = timing.simulate_two_steps()
@@ -52,7 +52,7 @@ def test_timing_diagram_simulation_matches_the_closed_form():
     h_valid = np.flatnonzero(np.diff(col["h.valid"]) == 1) + 1
     assert len(accepted) == 2 and len(taken) == 2
     assert col["x.first"][accepted[0]] == 1 and col["x.first"][accepted[1]] == 0
-    assert dut.cycles_per_step == -(-4 * 2 * (2 + 2) // 4) + dut.overhead == 8 + 42
+    assert dut.cycles_per_step == -(-4 * 2 * (2 + 2) // 4) + dut.overhead == 8 + 43
     assert h_valid[0] - accepted[0] == dut.cycles_per_step
     # h_0 waits for the stalled consumer; x_1 is accepted before h_0 is taken
     assert taken[0] - h_valid[0] == timing.STALL + 1 and accepted[1] < taken[0]
