@@ -137,9 +137,11 @@ def map_netlist(verilog_text: str, workdir: Path, *, abc9: bool = True) -> Netli
 
 def primitive_modes(netlist_text: str) -> dict:
     """How the netlist's block RAMs and multipliers are configured: DP16KD port A's REGMODE and
-    MULT18X18D's output-register clock, counted (e.g. {"DP16KD REGMODE_A": {"OUTREG": 8}})."""
+    MULT18X18D's input- and output-register clocks (the input registers only where they are
+    used: the MAC lanes'), counted (e.g. {"DP16KD REGMODE_A": {"OUTREG": 8}})."""
     out = {}
     for label, pattern in (("DP16KD REGMODE_A", r'\.REGMODE_A\("(\w+)"\)'),
+                           ("MULT18X18D REG_INPUTA_CLK", r'\.REG_INPUTA_CLK\("(\w+)"\)'),
                            ("MULT18X18D REG_OUTPUT_CLK", r'\.REG_OUTPUT_CLK\("(\w+)"\)')):
         found = re.findall(pattern, netlist_text)
         if found:

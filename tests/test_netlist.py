@@ -50,9 +50,11 @@ def test_the_netlist_holds_the_ecp5_primitives(case):
         assert cells.get(cell, 0) > 0, (cell, cells)
     assert instantiated_cells(netlist.text) == set(cells)
     # the primitives the chip runs: block RAMs read through their output register (the RTL
-    # instantiates them so), multipliers with their output register
+    # instantiates them so), multipliers with their output register, the lanes' also with
+    # their input registers
     assert primitive_modes(netlist.text) == {
         "DP16KD REGMODE_A": {"OUTREG": cells["DP16KD"]},
+        "MULT18X18D REG_INPUTA_CLK": {"CLK0": LANES},          # the lanes' input registers
         "MULT18X18D REG_OUTPUT_CLK": {"CLK0": cells["MULT18X18D"]}}
     assert "MULT18X18D" not in export_verilog(
         LSTMCell(load_config(), case[1].qweights, lanes=LANES), "lstm_cell")   # plain export

@@ -1,7 +1,8 @@
 """The ECP5 flavour of the products (rtl.pipeline.product_register with the ECP5 platform):
-the exported Verilog instantiates MULT18X18D with its output register, and that netlist,
-simulated in Icarus with the behavioural MULT18X18D of sim/verilog/ecp5/ (the documented signed
-18x18 multiply, output register on CLK0), gives the exact products one cycle after the operands."""
+the exported Verilog instantiates MULT18X18D with its output register (and, for the MAC lanes,
+its input registers), and that netlist, simulated in Icarus with the behavioural MULT18X18D of
+sim/verilog/ecp5/ (the documented signed 18x18 multiply, registers on CLK0), gives the exact
+products one cycle after the operands (two with the input registers)."""
 import shutil
 import subprocess
 from pathlib import Path
@@ -31,7 +32,8 @@ def _product_shape(sa, sb):
 
 
 class _Products(wiring.Component):
-    def __init__(self):
+    def __init__(self, input_registers=False):
+        self._input_registers = input_registers
         ports = {}
         for name, (sa, sb) in SHAPES.items():
             ports[f"{name}_a"] = In(sa)
@@ -43,17 +45,24 @@ class _Products(wiring.Component):
         m = Module()
         for name in SHAPES:
             p = product_register(m, platform, getattr(self, f"{name}_a"),
-                                 getattr(self, f"{name}_b"), f"p_{name}")
+                                 getattr(self, f"{name}_b"), f"p_{name}",
+                                 input_registers=self._input_registers)
             m.d.comb += getattr(self, f"{name}_p").eq(p)
         return m
 
 
-def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path):
-    dut = _Products()
+@pytest.mark.parametrize("input_registers", [False, True])
+def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path, input_registers):
+    """With ``input_registers`` (the MAC lanes) the operands also pass the DSP's input
+    registers, so each product appears one cycle later: row k of the output is row k-1's."""
+    dut = _Products(input_registers)
     text = verilog.convert(dut, name="products", platform=ECP5(), emit_src=False)
     assert text.count("MULT18X18D") == len(SHAPES)
-    assert 'REG_OUTPUT_CLK("CLK0")' in text.replace(" ", "")
-    plain = verilog.convert(_Products(), name="products", emit_src=False)
+    flat = text.replace(" ", "")
+    assert 'REG_OUTPUT_CLK("CLK0")' in flat
+    assert flat.count('REG_INPUTA_CLK("CLK0")') == flat.count('REG_INPUTB_CLK("CLK0")') \
+        == (len(SHAPES) if input_registers else 0)
+    plain = verilog.convert(_Products(input_registers), name="products", emit_src=False)
     assert "MULT18X18D" not in plain
     rng = np.random.default_rng(3)
     n = 200
@@ -91,8 +100,9 @@ def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path):
     got = np.array([[int(v) for v in line.split()] for line in r.stdout.splitlines()
                     if line and line[0] in "-0123456789"])
     assert got.shape == (n, len(SHAPES))
+    lag = int(input_registers)
     for col, (name, (a, b)) in enumerate(vectors.items()):
-        assert got[:, col].tolist() == (a * b).tolist(), name
+        assert got[lag:, col].tolist() == (a * b)[:n - lag].tolist(), name
 
 
 # ---- DP16KD weight memories (rtl.lanemem.registered_memory) ----------------------------------
