@@ -54,7 +54,8 @@ def test_the_netlist_holds_the_ecp5_primitives(case):
     # their input registers
     assert primitive_modes(netlist.text) == {
         "DP16KD REGMODE_A": {"OUTREG": cells["DP16KD"]},
-        "MULT18X18D REG_INPUTA_CLK": {"CLK0": LANES},          # the lanes' input registers
+        # the lanes' input registers, and the cell update's f * c and i * g (loaded operands)
+        "MULT18X18D REG_INPUTA_CLK": {"CLK0": LANES + 2},
         "MULT18X18D REG_OUTPUT_CLK": {"CLK0": cells["MULT18X18D"]}}
     assert "MULT18X18D" not in export_verilog(
         LSTMCell(load_config(), case[1].qweights, lanes=LANES), "lstm_cell")   # plain export
