@@ -117,6 +117,30 @@ def test_weight_load_into_every_bias_bank(lanes):
     assert not np.array_equal(new.bias, old.bias)
 
 
+@pytest.mark.parametrize("X,H,lanes", [(4, 16, 1), (48, 32, 9)])
+def test_weight_load_into_every_block_of_a_lane_memory(X, H, lanes):
+    """A lane's memory of more than 1024 words spans several blocks (rtl.lanemem.BLOCK_WORDS),
+    each with its own write enable decoded from the lane within its group and the address's
+    block bits: 1,280 words per lane (two blocks, one lane), and 1,138 per lane over two lane
+    groups (P = 9). A load must reach every block of every lane (defect: the block bits taken
+    from the wrong place in the group's register lost the words of the second block)."""
+    from rtl.lanemem import BLOCK_WORDS
+    cfg, old, new, x = _case(X, H, 6)
+    dut = LSTMCell(cfg, old, lanes=lanes)
+    assert dut.geometry.issue_cycles > BLOCK_WORDS
+    words = dut.geometry.load_words(new)
+    at, got, cycle = {}, [], [0]
+
+    async def weights(ctx):
+        for k, w in enumerate(words):
+            await stream_put(ctx, dut.weights,
+                             dict(data=w, first=int(k == 0), last=int(k == len(words) - 1)))
+
+    steps, outputs = _sequence(dut, x[:2], at, got, cycle, wait=1)
+    _simulate(_Harness(dut), cycle, weights, steps, outputs)
+    assert got == _golden(cfg, new, x[:2], [1, 0])
+
+
 @pytest.mark.parametrize("lanes", [1, 2, 5])
 def test_weight_load_restarted_and_repeated(lanes):
     """The load counters' restart select: a packet cut short in its biases by a new word 0
