@@ -32,13 +32,6 @@ class CellUpdate(wiring.Component):
     config : :class:`model.config.Config`
     tanh_c : :class:`model.activations.Table`
         The table for tanh(c) (input format c, output format tanh_c).
-    operand_registers : bool
-        Hold i, f, g and c_{t-1} in registers of the unit's own: then ``i``, ``f``, ``g`` and
-        ``c_prev`` are those registers' next values, taken on edges where ``i_load``,
-        ``f_load``, ``g_load`` are high (``c_prev`` on every edge), and ``valid`` launches the
-        update with the registers' values (what the caller would otherwise keep in registers
-        of its own and pass in). With the ECP5 platform these are the f * c and i * g
-        multipliers' input registers, so no route ends at a multiplier's input. Same cycles.
 
     Members
     -------
@@ -46,8 +39,6 @@ class CellUpdate(wiring.Component):
         Write, keep and read gates in the gate format.
     g : ``In(signed(W_candidate))``
     c_prev : ``In(signed(W_c))``
-    i_load, f_load, g_load : ``In(1)``
-        With ``operand_registers`` only: load ``i``, ``f``, ``g``.
     valid : ``In(1)``
     c : ``Out(signed(W_c))``
         New cell state, c format.
@@ -63,20 +54,16 @@ class CellUpdate(wiring.Component):
 
     latency = 3 + 2 * CAST_LATENCY + PWLUnit.latency
 
-    def __init__(self, config: Config, tanh_c: Table, *, operand_registers: bool = False):
+    def __init__(self, config: Config, tanh_c: Table):
         self._config, self._tanh_c = config, tanh_c
-        self._operand_registers = operand_registers
         gate, cand = config.fmt("gate"), config.fmt("candidate")
         c, h = config.fmt("c"), config.fmt("h")
-        ports = {
+        super().__init__({
             "i": In(signed(gate.bits)), "f": In(signed(gate.bits)), "o": In(signed(gate.bits)),
             "g": In(signed(cand.bits)), "c_prev": In(signed(c.bits)), "valid": In(1),
             "c": Out(signed(c.bits)), "h": Out(signed(h.bits)), "out_valid": Out(1),
             "out_valid_next": Out(1), "out_valid_next2": Out(1),
-        }
-        if operand_registers:
-            ports.update({"i_load": In(1), "f_load": In(1), "g_load": In(1)})
-        super().__init__(ports)
+        })
 
     def elaborate(self, platform):
         m = Module()
@@ -89,16 +76,8 @@ class CellUpdate(wiring.Component):
         f_ig = cfg.fmt("gate").frac + cfg.fmt("candidate").frac
         f_sum = max(f_fc, f_ig)
         # datapath registers are reset-less: only the valid bits beside them reset
-        if self._operand_registers:
-            fc = product_register(m, platform, self.f, self.c_prev, "fc",
-                                  input_registers=(self.f_load, None),
-                                  register_names=("f_gate", "c_prev"))
-            ig = product_register(m, platform, self.i, self.g, "ig",
-                                  input_registers=(self.i_load, self.g_load),
-                                  register_names=("i_gate", "candidate"))
-        else:
-            fc = product_register(m, platform, self.f, self.c_prev, "fc")
-            ig = product_register(m, platform, self.i, self.g, "ig")
+        fc = product_register(m, platform, self.f, self.c_prev, "fc")
+        ig = product_register(m, platform, self.i, self.g, "ig")
 
         # stage 2: aligned sum; stages 3-4: one cast into c
         total = Signal(signed(max(len(fc) + f_sum - f_fc, len(ig) + f_sum - f_ig) + 1),

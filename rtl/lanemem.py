@@ -93,12 +93,7 @@ def registered_memory(m, platform, shape, init, name: str, addr, write_data=None
         m.d.comb += rd.addr.eq(addr)
         if writable:
             wr = write_port(mem, f"{name}_wr")
-            en = write_en
-            if per_block:
-                # block b's enable writes only inside block b (a DP16KD would write its own
-                # array at the low address bits): a wrong block decode loses the word here too
-                high = addr[10:] if blocks > 1 else Const(0, 1)
-                en = Cat(e & (high == b) for b, e in enumerate(write_en)).any()
+            en = Cat(*write_en).any() if per_block else write_en
             m.d.comb += [wr.addr.eq(addr), wr.data.eq(write_data), wr.en.eq(en)]
         m.d.sync += out.eq(delay(m, rd.data, 1, f"{name}_rd"))
         return out

@@ -1,7 +1,7 @@
 """P multiply-accumulate lanes time-sharing the 4H x (X+H) weight matrix (docs/architecture.md)."""
 from functools import partial
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -272,27 +272,16 @@ class MACArray(wiring.Component):
         lane_init = g.lane_memories()
         blocks = block_count(M)
         weight_data = []
-        # the lane within its group and the block of its memory, which every lane's write
-        # enables decode: one copy per group, kept apart (instantiated flip-flops on ECP5: Yosys
-        # would merge identical registers into one, whose route to every lane's decode across
-        # the chip limited the 85F)
-        n_groups = -(-P // LANE_GROUP)
-        sub_bits = (LANE_GROUP - 1).bit_length()
-        sub = Signal(sub_bits, name="write_sub")            # write_lane % LANE_GROUP
-        m.d.comb += sub.eq(write_lane % LANE_GROUP)
-        where = Cat(sub, write_addr[BLOCK_ADDRESS_BITS:] if blocks > 1 else Const(0, 0))
-        group_where = register_word_copies(m, platform, where, n_groups, "group_load_where")
         for first_lane in range(0, P, LANE_GROUP):
             k = first_lane // LANE_GROUP
             lanes = range(first_lane, min(P, first_lane + LANE_GROUP))
             group_addr = Signal.like(w_addr, name=f"group{k}_load_addr", reset_less=True)
-            group_sub = group_where[k][:sub_bits]
-            group_block = group_where[k][sub_bits:]
+            group_sub = Signal(range(LANE_GROUP), name=f"group{k}_load_lane", reset_less=True)
             group_data = Signal.like(write_data, name=f"group{k}_load_data", reset_less=True)
             group_write = Signal(name=f"group{k}_load_write")
             mine = (write_lane // LANE_GROUP == k) if P > LANE_GROUP else 1
-            m.d.sync += [group_addr.eq(write_addr), group_data.eq(write_data),
-                         group_write.eq(write_weight & mine)]
+            m.d.sync += [group_addr.eq(write_addr), group_sub.eq(write_lane % LANE_GROUP),
+                         group_data.eq(write_data), group_write.eq(write_weight & mine)]
             group_addr2 = delay(m, group_addr, 1, f"group{k}_load_addr2")
             group_data2 = delay(m, group_data, 1, f"group{k}_load_data2")
             mem_addr = Signal.like(w_addr, name=f"group{k}_addr", reset_less=True)
@@ -303,7 +292,7 @@ class MACArray(wiring.Component):
                 for b in range(blocks):
                     hit = group_write & (group_sub == j % LANE_GROUP)
                     if blocks > 1:
-                        hit = hit & (group_block == b)
+                        hit = hit & (group_addr[BLOCK_ADDRESS_BITS:] == b)
                     decoded = Signal(name=f"write_lane{j}_block{b}")
                     m.d.sync += decoded.eq(hit)
                     enables.append(delay(m, decoded, 1, f"write_lane{j}_block{b}",

@@ -57,56 +57,31 @@ def _fits_mult18(value) -> bool:
     return shape.width <= (18 if shape.signed else 17)
 
 
-def product_register(m, platform, a, b, name: str, *, input_registers=False,
-                     register_names=None):
+def product_register(m, platform, a, b, name: str, *, input_registers: bool = False):
     """``a * b`` (exact) in a reset-less register, one cycle after ``a`` and ``b`` (two with
     ``input_registers``: ``a`` and ``b`` registered first).
-
-    ``input_registers`` is ``False``, ``True`` (both operands registered on every edge) or a
-    pair of loads ``(a_load, b_load)``: then ``a`` and ``b`` are the next values of two
-    registers that take them only on edges where their load is high (the registers a caller
-    would otherwise keep, e.g. operands gathered over several cycles), and the product of the
-    registers' values is registered on every edge. ``register_names`` names those two
-    registers where they are fabric registers (the plain Verilog).
 
     With the :class:`ECP5` platform and both operands within 18 signed bits, the register is
     the output register of a ``MULT18X18D`` (signed mode; operands sign- or zero-extended to
     18 bits, the low bits of the 36-bit product kept), and ``input_registers`` are its input
-    registers (``REG_INPUTA_CLK``, ``REG_INPUTB_CLK``; the loads are its clock enables CE1 and
-    CE2): the route from the operands' source then ends at a register inside the DSP block,
-    not at the multiplier's input, whose setup is most of a cycle. Same integers, same
-    latency."""
-    loads = None
-    if isinstance(input_registers, tuple):
-        loads = tuple(Const(1) if x is None else x for x in input_registers)
+    registers (``REG_INPUTA_CLK``, ``REG_INPUTB_CLK``): the route from the operands' registers
+    then ends at a register inside the DSP block, not at the multiplier's input, whose setup
+    is most of a cycle. Same integers, same latency."""
     exact = a * b
     out = Signal(exact.shape(), name=name, reset_less=True)
     if not (getattr(platform, "dsp_output_register", False) and _fits_mult18(a)
             and _fits_mult18(b)):
-        if loads is not None:
-            regs = []
-            names = register_names or (f"{name}_a_q", f"{name}_b_q")
-            for value, load, reg_name in ((a, loads[0], names[0]), (b, loads[1], names[1])):
-                reg = Signal(value.shape(), name=reg_name, reset_less=True)
-                with m.If(load):
-                    m.d.sync += reg.eq(value)
-                regs.append(reg)
-            a, b = regs
-        elif input_registers:
+        if input_registers:
             a, b = delay(m, a, 1, f"{name}_a"), delay(m, b, 1, f"{name}_b")
         m.d.sync += out.eq(a * b)
         return out
     inputs = {}
+    if input_registers:
+        inputs = {f"p_REG_INPUT{port}_{what}": value for port in "AB"
+                  for what, value in (("CLK", "CLK0"), ("CE", "CE0"), ("RST", "RST0"))}
     ports = {"i_CLK0": ClockSignal(), "i_CE0": Const(1), "i_RST0": Const(0),
              "i_SIGNEDA": Const(1), "i_SIGNEDB": Const(1),
              "i_SOURCEA": Const(0), "i_SOURCEB": Const(0)}
-    if input_registers is not False:
-        enables = ("CE1", "CE2") if loads is not None else ("CE0", "CE0")
-        for port, enable in zip("AB", enables):
-            inputs.update({f"p_REG_INPUT{port}_CLK": "CLK0", f"p_REG_INPUT{port}_CE": enable,
-                           f"p_REG_INPUT{port}_RST": "RST0"})
-        if loads is not None:
-            ports.update({"i_CE1": loads[0], "i_CE2": loads[1]})
     for port, value in (("A", a), ("B", b)):
         wide = Signal(signed(18), name=f"{name}_{port.lower()}")
         m.d.comb += wide.eq(value)                      # sign- or zero-extends

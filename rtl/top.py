@@ -193,7 +193,7 @@ class LSTMCell(wiring.Component):
         m.submodules.mac = mac = MACArray(g)
         m.submodules.sigmoid = sigmoid = PWLUnit(self._tables["sigmoid"])
         m.submodules.tanh = tanh = PWLUnit(self._tables["tanh"])
-        m.submodules.cell = cell = CellUpdate(cfg, self._tables["tanh_c"], operand_registers=True)
+        m.submodules.cell = cell = CellUpdate(cfg, self._tables["tanh_c"])
         rst = ResetSignal()
 
         # state: the initial h (loaded through `state`) and h_{t-1} (it is also the output
@@ -259,18 +259,24 @@ class LSTMCell(wiring.Component):
         m.d.comb += [sigmoid.q.eq(z), sigmoid.q_valid.eq(z_valid), tanh.q.eq(z), tanh.q_valid.eq(z_valid)]
         gate = delay(m, mac.row[:2], CAST_LATENCY + PWLUnit.latency, "gate")
 
-        # collect i, f, g of a unit into the cell update's operand registers (the multipliers'
-        # input registers on ECP5); its o launches the cell update with c_{t-1}
+        # collect i, f, g of a unit; its o launches the cell update with c_{t-1}
+        i_gate = Signal.like(sigmoid.y, reset_less=True)
+        f_gate = Signal.like(sigmoid.y, reset_less=True)
+        candidate = Signal.like(tanh.y, reset_less=True)
         launch = Signal()
         m.d.comb += launch.eq(sigmoid.y_valid & (gate == 3))
-        m.d.comb += [cell.i.eq(sigmoid.y), cell.f.eq(sigmoid.y), cell.g.eq(tanh.y),
-                     cell.i_load.eq(sigmoid.y_valid & (gate == 0)),
-                     cell.f_load.eq(sigmoid.y_valid & (gate == 1)),
-                     cell.g_load.eq(sigmoid.y_valid & (gate == 2))]
+        with m.If(sigmoid.y_valid):
+            with m.Switch(gate):
+                with m.Case(0):
+                    m.d.sync += i_gate.eq(sigmoid.y)
+                with m.Case(1):
+                    m.d.sync += f_gate.eq(sigmoid.y)
+                with m.Case(2):
+                    m.d.sync += candidate.eq(tanh.y)
         # c_{t-1} of the next unit to launch: its number (`c_unit`) moves on the edge after a
         # launch; both memories are read at it on every edge, and the word of this step's
-        # source is registered into the cell update's c_{t-1} register on the next: two edges
-        # after the launch, and the next launch is at least 4 rows later. A unit's c_t is written into c_state when its
+        # source is registered into `c_prev` on the next: two edges after the launch, and the
+        # next launch is at least 4 rows later. A unit's c_t is written into c_state when its
         # result arrives (its c_{t-1} was read long before; later units' are at other
         # addresses), so c_state holds c_{t-1} whenever a step starts.
         c_unit = Signal(range(H))
@@ -279,10 +285,12 @@ class LSTMCell(wiring.Component):
             m.d.sync += _wrap_count(c_unit, c_unit_last, H)
         c_state_rd = read_port(c_state, "c_state_rd")
         c_init_rd = read_port(c_init, "c_init_rd")
+        c_prev = Signal(wc, reset_less=True)
         m.d.comb += [c_state_rd.addr.eq(c_unit), c_init_rd.addr.eq(c_unit)]
-        m.d.comb += [cell.c_prev.eq(Mux(c_from_zero, 0,
-                                        Mux(c_from_init, c_init_rd.data, c_state_rd.data))),
-                     cell.o.eq(sigmoid.y), cell.valid.eq(launch)]
+        m.d.sync += c_prev.eq(Mux(c_from_zero, 0,
+                                  Mux(c_from_init, c_init_rd.data, c_state_rd.data)))
+        m.d.comb += [cell.i.eq(i_gate), cell.f.eq(f_gate), cell.g.eq(candidate),
+                     cell.o.eq(sigmoid.y), cell.c_prev.eq(c_prev), cell.valid.eq(launch)]
 
         # results arrive unit by unit: shift them in; `finished` (a register, so the commit
         # below is one gate from registers) rises as the last unit's result is shifted in

@@ -105,66 +105,6 @@ def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path, i
         assert got[lag:, col].tolist() == (a * b)[:n - lag].tolist(), name
 
 
-class _LoadedProduct(wiring.Component):
-    """product_register with loaded input registers (as the cell update's i * g and f * c)."""
-
-    def __init__(self):
-        super().__init__({"a": In(signed(16)), "a_load": In(1), "b": In(signed(16)),
-                          "b_load": In(1), "p": Out(signed(32))})
-
-    def elaborate(self, platform):
-        m = Module()
-        p = product_register(m, platform, self.a, self.b, "p",
-                             input_registers=(self.a_load, self.b_load))
-        m.d.comb += self.p.eq(p)
-        return m
-
-
-def test_ecp5_product_with_loaded_input_registers(tmp_path):
-    """The operands enter the MULT18X18D's input registers only on their loads (clock enables
-    CE1, CE2); the output register takes their product on every edge: the same integers, in
-    the same cycles, as two fabric registers with enables and a product register (computed
-    here in Python)."""
-    text = verilog.convert(_LoadedProduct(), name="loaded", platform=ECP5(), emit_src=False)
-    flat = text.replace(" ", "")
-    assert text.count("MULT18X18D") == 1
-    assert 'REG_INPUTA_CE("CE1")' in flat and 'REG_INPUTB_CE("CE2")' in flat
-    rng = np.random.default_rng(5)
-    n = 300
-    a, b = rng.integers(-(1 << 15), 1 << 15, n), rng.integers(-(1 << 15), 1 << 15, n)
-    a_load, b_load = rng.integers(0, 2, n), rng.integers(0, 2, n)
-    lines = []
-    for k in range(n):
-        lines.append(f"    a = {int(a[k])}; b = {int(b[k])}; a_load = {int(a_load[k])}; "
-                     f"b_load = {int(b_load[k])};")
-        lines.append("    @(posedge clk); #1;")
-        lines.append('    $display("%0d", p);')
-    tb = ["module tb;", "  reg clk = 0; reg rst = 1;", "  always #5 clk = ~clk;",
-          "  reg signed [15:0] a, b; reg a_load, b_load; wire signed [31:0] p;",
-          "  loaded dut(.clk(clk), .rst(rst), .a(a), .a_load(a_load), .b(b), .b_load(b_load), .p(p));",
-          "  initial begin", "    rst = 0;", *lines, "    $finish;", "  end", "endmodule"]
-    (tmp_path / "loaded.v").write_text(text)
-    shutil.copy(MULT_MODEL, tmp_path / "mult.v")
-    (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
-    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "loaded.v", "mult.v"],
-                       cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    r = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    got = [int(v) for v in r.stdout.split() if v.lstrip("-").isdigit()]
-    # the model: after edge k the registers hold the last loaded values (0 before any load),
-    # and p after edge k is the product of the registers' values before edge k
-    a_q = b_q = 0
-    expect = []
-    for k in range(n):
-        expect.append(a_q * b_q)
-        a_q = int(a[k]) if a_load[k] else a_q
-        b_q = int(b[k]) if b_load[k] else b_q
-    assert len(got) == n
-    assert got[1:] == expect[1:]       # the output register's first value is its reset value
-    assert sum(a_load[:-1] & b_load[:-1]) > 50        # the loads were exercised both ways
-
-
 # ---- DP16KD weight memories (rtl.lanemem.registered_memory) ----------------------------------
 
 class _LaneMemory(wiring.Component):
