@@ -35,7 +35,7 @@ help:
 	@echo "make sweep          precision sweep of the shipped model -> $(BUILD)/narrow.toml, $(BUILD)/sweep/"
 	@echo "make train-record   retrain into data/ (rewrites the shipped model: tracked files)"
 	@echo "make train-notebook-record  retrain the notebook's network into data/ (tracked files)"
-	@echo "make bench-record   golden, rtl, sim and synth figures into bench/results/ (tracked; synth takes minutes)"
+	@echo "make bench-record   golden, rtl, sim, synth and mapped-netlist figures into bench/results/ (tracked; synth and the netlist take minutes)"
 	@echo "make synth-record   FPGA cost into bench/results/synth-<family>.json (tracked)"
 	@echo "make regress-record regression, then its log into bench/results/regress-<sim>.jsonl (tracked)"
 	@echo "make deploy-sim     the host driver on the simulated board (Verilator, bit-level UART on a TCP socket): held-out digits vs the golden model -> $(BUILD)/deploy-sim.json (BOARD=$(BOARD))"
@@ -128,6 +128,7 @@ bench-record:
 	$(PY) -m bench sim --out bench/results/sim.json --cocotb 20
 	$(PY) -m bench synth --out bench/results/synth.json --details-dir bench/results
 	$(PY) -m bench.synth --no-head --build-dir $(BUILD)/synth-nohead --out bench/results/synth-ecp5-nohead.json
+	$(PY) -m bench.netlist --sim $(SIM) --build-dir $(BUILD)/netlist --out bench/results/netlist.json
 
 synth:
 	@mkdir -p $(BUILD)/synth

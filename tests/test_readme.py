@@ -98,6 +98,26 @@ def _head_on_chip():
             ("data/digits_lstm.json heldout_accuracy_fixed", f"design's labels {pct(acc)}")]
 
 
+def _mapped_netlist():
+    """make sim-netlist (bench.netlist) on the whole held-out set: the ECP5 cells Yosys maps,
+    weights from the netlist's initial contents, then loaded through the ports."""
+    r = record("bench/results/netlist.json")
+    runs = {run["load"]: run for run in r["runs"]}
+    assert r["passed"] and set(runs) == {False, True}
+    for run in runs.values():
+        assert run["passed"] and run["compared"] == run["compared_c"] > 0
+        assert run["mismatches"] == run["logits_mismatches"] == run["labels_mismatches"] == 0
+    codes = {thousands(run["compared"]) for run in runs.values()}
+    assert len(codes) == 1
+    cells = r["cells"]
+    return [("bench/results/netlist.json runs: codes compared, both weight paths",
+             f"{codes.pop()} h and c codes each, weights from the initial contents and loaded "
+             f"through the ports: 0 mismatches"),
+            ("bench/results/netlist.json cells",
+             f"{thousands(cells['TRELLIS_FF'])} TRELLIS_FF, {thousands(cells['LUT4'])} LUT4, "
+             f"{cells['MULT18X18D']} MULT18X18D, {cells['DP16KD']} DP16KD")]
+
+
 def _cycles():
     r = record("bench/results/rtl.json")
     return [("bench/results/rtl.json cycles_per_step / mac_efficiency",
@@ -163,6 +183,8 @@ FIGURES = {
     "h error against float: max abs / SQNR": _h_error,
     "RTL against golden, whole held-out set": _rtl_vs_golden,
     "random regression (odd sizes, formats, 1-3 layers, loads, resets)": _regression,
+    "mapped ECP5 netlist (Yosys's `synth_ecp5` cells) against golden, whole held-out set":
+        _mapped_netlist,
     "cycles per step / MAC efficiency": _cycles,
     "classifier head on chip, whole held-out set": _head_on_chip,
     "ECP5 LFE5U-25F-6, the cell without the head: LUT4 / flip-flops / DSP / block RAM": _ecp5_area,
