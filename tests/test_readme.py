@@ -275,7 +275,8 @@ def doc_figures():
                    f"at **{row['fmax_mhz']:.1f} MHz**: {row['cell_us']:.1f} us per image for the cell "
                    f"({thousands(row['images_per_s'])} images per second), {row['latency_us']:.1f} us "
                    "to the label", "scale.json 45k P=16")
-        if row["device"] == "85k" and row["lanes"] in (16, 32, 78):
+        if (row["device"], row["lanes"]) in {("85k", 16), ("85k", 32), ("85k", 78), ("85k", 149),
+                                             ("45k", 32), ("45k", 52)}:
             yield ("docs/speed.md",
                    f"{thousands(row['lut'])} LUT4, {thousands(row['ff'])} flip-flops, {row['dsp']} "
                    f"MULT18X18D, {row['bram']} DP16KD, **{row['fmax_mhz']:.1f} MHz**: "
