@@ -145,14 +145,20 @@ def _ecp5_head():
              f"{res['lut4']} / {res['ff']} / {res['dsp']} / {res['bram']} / {r['fmax_mhz']:.1f} MHz")]
 
 
-def _notebook_85f():
+def _scale_row(device: str, lanes: int) -> dict:
     rows = [r for r in record("bench/results/scale.json")["rows"]
-            if r["device"] == "85k" and r["lanes"] == 64]
-    assert len(rows) == 1 and rows[0].get("fits"), "no measured 85k P=64 row"
-    r = rows[0]
+            if r["device"] == device and r["lanes"] == lanes]
+    assert len(rows) == 1 and rows[0].get("fits"), f"no measured {device} P={lanes} row"
+    return rows[0]
+
+
+def _notebook_85f():
+    r, every_dsp = _scale_row("85k", 64), _scale_row("85k", 149)
     return [("bench/results/scale.json 85k P=64: lut/ff/dsp/bram/fmax, latency, images/s",
              f"{r['lut']} / {r['ff']} / {r['dsp']} / {r['bram']} / {r['fmax_mhz']:.1f} MHz / "
-             f"{r['latency_us']:.1f} us to the label, {thousands(r['images_per_s'])} images/s")]
+             f"{r['latency_us']:.1f} us to the label, {thousands(r['images_per_s'])} images/s"),
+            ("bench/results/scale.json 85k P=149: fmax, latency",
+             f"P=149, {every_dsp['fmax_mhz']:.1f} MHz and {every_dsp['latency_us']:.1f} us to the label")]
 
 
 def _golden_speed():
@@ -275,8 +281,8 @@ def doc_figures():
                    f"at **{row['fmax_mhz']:.1f} MHz**: {row['cell_us']:.1f} us per image for the cell "
                    f"({thousands(row['images_per_s'])} images per second), {row['latency_us']:.1f} us "
                    "to the label", "scale.json 45k P=16")
-        if (row["device"], row["lanes"]) in {("85k", 16), ("85k", 32), ("85k", 78), ("85k", 149),
-                                             ("45k", 32), ("45k", 52)}:
+        if (row["device"], row["lanes"]) in {("85k", 16), ("85k", 32), ("85k", 78), ("85k", 128),
+                                             ("85k", 149), ("45k", 32), ("45k", 52)}:
             yield ("docs/speed.md",
                    f"{thousands(row['lut'])} LUT4, {thousands(row['ff'])} flip-flops, {row['dsp']} "
                    f"MULT18X18D, {row['bram']} DP16KD, **{row['fmax_mhz']:.1f} MHz**: "
