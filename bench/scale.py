@@ -1,4 +1,4 @@
-"""python -m bench scale [--weights W] [--devices 45k,85k] [--lanes P,P,...] [--steps T] [--reuse] [--dry-run] [--no-pnr] [--json]
+"""python -m bench scale [--weights W] [--devices 45k,85k] [--lanes P,P,...] [--head-lanes K] [--head-multiplier dsp|lut] [--steps T] [--reuse] [--dry-run] [--no-pnr] [--json]
 
 How the design scales with its lane count P on the ECP5 devices: one ``python -m bench.synth``
 run per (device, P) (Yosys, then nextpnr at 150 MHz, speed grade 6, out of context), tabled as
@@ -10,7 +10,10 @@ classifier head works on one image's last h while the cell runs the next image, 
     images per second = Fmax / (T * cycles_per_step)
     latency (first x accepted to its label) = (T * cycles_per_step + head latency) / Fmax
 
-(``head latency`` = ``rtl.head.ClassifierHead.latency``: C*H + 7 cycles, 0 without a head).
+(``head latency`` = ``rtl.head.ClassifierHead.latency``: C*H + 7 cycles with one head lane,
+about H + 2C + 7 with ``--head-lanes C``; 0 without a head). ``--head-lanes`` and
+``--head-multiplier`` choose the head of every row (``python -m rtl --head-lanes``): K
+multipliers, in DSP blocks or in logic (``lut``, for the designs that spend every DSP on lanes).
 ``step_us`` = T * cycles_per_step / Fmax is the time per image of the cell alone.
 
 Before any tool runs, each configuration's DSP and block RAM needs are computed from the design
@@ -37,10 +40,11 @@ DEFAULT_LANES = (16, 32, 52, 64, 78, 128, 149)
 STEPS = 28
 
 
-def needs(config, stack, lanes: int) -> dict:
+def needs(config, stack, lanes: int, head_lanes: int = 1, head_multiplier: str = "dsp") -> dict:
     """DSP and block RAM of one cell at P = ``lanes`` (counted from the design, before any
     synthesis): lanes' multipliers plus those of the activation units and cell update; each
-    lane's memory in whole DP16KD blocks."""
+    lane's memory in whole DP16KD blocks; the head's K multipliers (none in logic) and K
+    memories of ceil(C/K) * H words."""
     from rtl.geometry import Geometry
     from rtl.lanemem import BLOCK_BITS, block_count
     from rtl.top import LSTMCell
@@ -56,9 +60,11 @@ def needs(config, stack, lanes: int) -> dict:
         import numpy as np
         from rtl.head import ClassifierHead
         n_classes, n_hidden = stack.head_weight.shape      # the latency depends on shapes only
-        head = ClassifierHead(config, np.zeros((n_classes, n_hidden), int), np.zeros(n_classes, int))
-        head_dsp, head_latency = 1, head.latency
-        blocks_head = block_count(head.n_classes * head.n_hidden)
+        head = ClassifierHead(config, np.zeros((n_classes, n_hidden), int), np.zeros(n_classes, int),
+                              multiplier=head_multiplier, lanes=head_lanes)
+        head_dsp = head_lanes if head_multiplier == "dsp" else 0
+        head_latency = head.latency
+        blocks_head = head_lanes * block_count(head.rounds * head.n_hidden)
     else:
         blocks_head = 0
     return {"dsp": lanes + multipliers + pwl + head_dsp, "bram": lanes * blocks + blocks_head,
@@ -69,7 +75,8 @@ def needs(config, stack, lanes: int) -> dict:
 
 def _run_synth(args, device: str, lanes: int, report: Path) -> dict:
     argv = [sys.executable, "-m", "bench.synth", "--weights", args.weights, "--lanes", str(lanes),
-            "--device", device, "--json", "--out", str(report),
+            "--device", device, "--head-lanes", str(args.head_lanes),
+            "--head-multiplier", args.head_multiplier, "--json", "--out", str(report),
             "--build-dir", str(Path(args.build_dir) / "synth")]
     if args.no_pnr:
         argv.append("--no-pnr")
@@ -80,8 +87,10 @@ def _run_synth(args, device: str, lanes: int, report: Path) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def row(device: str, lanes: int, need: dict, report: dict | None, steps: int, reason=None) -> dict:
-    out = {"device": device, "lanes": lanes, "dsp_needed": need["dsp"], "bram_needed": need["bram"],
+def row(device: str, lanes: int, need: dict, report: dict | None, steps: int, reason=None,
+        head=(1, "dsp")) -> dict:
+    out = {"device": device, "lanes": lanes, "head_lanes": head[0], "head_multiplier": head[1],
+           "dsp_needed": need["dsp"], "bram_needed": need["bram"],
            "words_per_lane": need["words_per_lane"], "blocks_per_lane": need["blocks_per_lane"],
            "cycles_per_step": need["cycles_per_step"], "steps": steps}
     if reason:
@@ -108,6 +117,7 @@ def cmd_scale(args) -> int:
     out = target(args, "scale")
     from model.cli import load_model
     from bench.synth import ECP5_DEVICES
+    from rtl.geometry import RTLError
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
     for d in devices:
         if d not in ECP5_DEVICES:
@@ -119,6 +129,14 @@ def cmd_scale(args) -> int:
     if args.steps < 1:
         raise UsageError(f"--steps must be at least 1, not {args.steps}")
     config, stack = load_model(args)
+    if args.head_lanes != 1 or args.head_multiplier != "dsp":
+        n_classes = stack.head_weight.shape[0] if stack.has_head else 0
+        if not 1 <= args.head_lanes <= n_classes:
+            raise UsageError(f"--head-lanes must be from 1 to the model's {n_classes} classes, "
+                             f"not {args.head_lanes}" if n_classes else
+                             "--head-lanes and --head-multiplier need a model with a classifier head")
+    head = (args.head_lanes, args.head_multiplier)
+    suffix = "" if head == (1, "dsp") else f"-head{head[0]}{head[1]}"
     if stack.n_layers != 1:
         raise UsageError("bench scale takes a one-layer model")
     n_columns = stack.layers[0].n_inputs + stack.layers[0].n_hidden
@@ -131,16 +149,21 @@ def cmd_scale(args) -> int:
     for device in devices:
         dev = ECP5_DEVICES[device]
         for p in lanes:
-            need = needs(config, stack, p)
+            try:
+                need = needs(config, stack, p, *head)
+            except RTLError as e:
+                raise UsageError(e) from None
             over = [f"{k} {need[k]} > {dev[k]}" for k in ("dsp", "bram") if need[k] > dev[k]]
             if over:
-                rows.append(row(device, p, need, None, args.steps, "needs " + ", ".join(over)))
+                rows.append(row(device, p, need, None, args.steps, "needs " + ", ".join(over),
+                                head=head))
                 continue
-            report_file = reports / f"{device}-P{p}.json"
+            report_file = reports / f"{device}-P{p}{suffix}.json"
             if args.reuse and report_file.exists():
                 report = json.loads(report_file.read_text())
             elif args.dry_run:
-                rows.append(row(device, p, need, {"error": "not run (--dry-run)"}, args.steps))
+                rows.append(row(device, p, need, {"error": "not run (--dry-run)"}, args.steps,
+                                head=head))
                 continue
             else:
                 if not args.json:
@@ -148,7 +171,7 @@ def cmd_scale(args) -> int:
                           f"tens of minutes)", flush=True)
                 report = _run_synth(args, device, p, report_file)
             report["_file"] = shown(report_file)
-            rows.append(row(device, p, need, report, args.steps))
+            rows.append(row(device, p, need, report, args.steps, head=head))
     result = {"benchmark": "scale", "command": " ".join(["python -m bench scale", *args.argv]),
               "machine": machine(), "weights": shown(args.weights), "steps": args.steps,
               "target_mhz": 150, "speed_grade": 6, "rows": rows}
@@ -157,10 +180,11 @@ def cmd_scale(args) -> int:
 
 def print_scale(r: dict) -> None:
     print(f"{r['weights']}, T = {r['steps']} steps per image, ECP5 speed grade 6, out of context")
-    print(f"  {'device':6s} {'P':>4s} {'LUT4':>7s} {'FF':>7s} {'DSP':>4s} {'BRAM':>5s} "
+    print(f"  {'device':6s} {'P':>4s} {'head':>6s} {'LUT4':>7s} {'FF':>7s} {'DSP':>4s} {'BRAM':>5s} "
           f"{'Fmax':>7s} {'cyc/step':>8s} {'latency':>10s} {'images/s':>9s}")
     for x in r["rows"]:
-        head = f"  {x['device']:6s} {x['lanes']:4d}"
+        kind = f"{x.get('head_lanes', 1)} {x.get('head_multiplier', 'dsp')}"
+        head = f"  {x['device']:6s} {x['lanes']:4d} {kind:>6s}"
         if "lut" not in x:
             what = "does not fit" if x["fits"] is False else "not run"
             print(f"{head}   {what}: {x['reason']} ({x['cycles_per_step']} cycles per step)")
@@ -184,6 +208,10 @@ def build_parser():
                     help=f"ECP5 devices (default {','.join(DEFAULT_DEVICES)})")
     ap.add_argument("--lanes", default=",".join(map(str, DEFAULT_LANES)),
                     help=f"lane counts (default {','.join(map(str, DEFAULT_LANES))})")
+    ap.add_argument("--head-lanes", type=int, default=1, metavar="K",
+                    help="classes the classifier head works on at once, 1 (default) to C")
+    ap.add_argument("--head-multiplier", choices=("dsp", "lut"), default="dsp",
+                    help="the head's products in DSP blocks (default) or in logic")
     ap.add_argument("--steps", type=int, default=STEPS, help=f"steps per image (default {STEPS})")
     ap.add_argument("--no-pnr", action="store_true", help="synthesis only (no Fmax, no latency)")
     ap.add_argument("--dry-run", action="store_true",

@@ -362,6 +362,12 @@ def build_parser() -> ArgumentParser:
                          "internal Yosys assertion on some narrow configs; on the default design the figures are the same)")
     ap.add_argument("--no-head", action="store_true",
                     help="without the model's classifier head (python -m rtl --no-head)")
+    ap.add_argument("--head-multiplier", choices=("dsp", "lut"), default="dsp",
+                    help="the classifier head's products in DSP blocks (default) or in logic "
+                         "(python -m rtl --head-multiplier)")
+    ap.add_argument("--head-lanes", type=int, default=1, metavar="K",
+                    help="classes the head works on at once, 1 (default) to C; K multipliers "
+                         "(python -m rtl --head-lanes)")
     ap.add_argument("--serial-output", action="store_true",
                     help="word-serial h stream (LSTMCell(serial_output=True))")
     ap.add_argument("--axis", action="store_true",
@@ -413,7 +419,8 @@ def cmd_synth(args) -> int:
     try:
         dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
                            serial_output=args.serial_output,
-                           head=False if args.no_head else None)
+                           head=False if args.no_head else None,
+                           head_multiplier=args.head_multiplier, head_lanes=args.head_lanes)
         top = AxisWrapper(dut, width=args.axis_width) if args.axis else dut
     except RTLError as e:
         raise UsageError(e) from None
@@ -427,6 +434,8 @@ def cmd_synth(args) -> int:
                        + ("-noc" if args.no_c else "") + ("-plaindsp" if args.plain_dsp else "")
                        + ("-serial" if args.serial_output else "")
                        + (f"-head{head.n_classes}" if head is not None else "")
+                       + (f"x{head.lanes}" if head is not None and head.lanes > 1 else "")
+                       + ("lut" if head is not None and args.head_multiplier == "lut" else "")
                        + ("" if args.rom_style == "auto" else f"-rom{args.rom_style}")
                        + ("-noabc9" if args.no_abc9 else "")
                        + ("-noflatten" if args.no_flatten else "")
@@ -448,6 +457,8 @@ def cmd_synth(args) -> int:
                    "output_c": not args.no_c, "dsp_output_register": dsp_register,
                    "serial_output": args.serial_output,
                    "head_classes": head.n_classes if head is not None else None,
+                   "head_lanes": head.lanes if head is not None else None,
+                   "head_multiplier": args.head_multiplier if head is not None else None,
                    "axis_width": args.axis_width if args.axis else None,
                    "config": shown(config.source),
                    "weights": shown(args.weights or DEFAULT_WEIGHTS)},

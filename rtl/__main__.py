@@ -1,4 +1,4 @@
-"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--no-c] [--serial-output] [--no-head] [--no-h] [--head-multiplier dsp|lut] [--axis [--axis-width N]] [--ecp5-dsp] --out FILE.v
+"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--no-c] [--serial-output] [--no-head] [--no-h] [--head-multiplier dsp|lut] [--head-lanes K] [--axis [--axis-width N]] [--ecp5-dsp] --out FILE.v
 
 Exports the LSTM cell (or, for a stacked model, one cell per layer chained as a pipeline), with
 the quantized weights in its memories, and the model's classifier head with its argmax when it
@@ -39,6 +39,9 @@ def build_parser() -> ArgumentParser:
                     help="leave the h stream out: only y (logits and label) leaves the design")
     ap.add_argument("--head-multiplier", choices=("dsp", "lut"), default="dsp",
                     help="the head's product in a DSP block (default) or in logic")
+    ap.add_argument("--head-lanes", type=int, default=1, metavar="K",
+                    help="classes the head works on at once, 1 (default: one MAC, C*H cycles) to "
+                         "C (C MACs, H cycles); K multipliers")
     ap.add_argument("--axis", action="store_true",
                     help="wrap the design in AXI4-Stream ports (aclk, aresetn, s_axis_x_*, "
                          "m_axis_h_*, m_axis_y_*, s_axis_load_* with tdest; docs/axis.md)")
@@ -69,7 +72,8 @@ def cmd_export(args) -> int:
     note_default_lanes(config, stack, args.lanes)
     dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
                        serial_output=args.serial_output, head=False if args.no_head else None,
-                       output_h=not args.no_h, head_multiplier=args.head_multiplier)
+                       output_h=not args.no_h, head_multiplier=args.head_multiplier,
+                       head_lanes=args.head_lanes)
     core = getattr(dut, "core", dut)
     top = dut
     if args.axis:
@@ -109,7 +113,8 @@ def describe(dut) -> str:
                 f"{core.mac_efficiency:.3f}")
     if head is None:
         return text + "; no classifier head"
-    return (text + f"; classifier head C={head.n_classes} ({head.logit_bits}-bit logits), y "
+    lanes = f", {head.lanes} classes at once" if head.lanes > 1 else ""
+    return (text + f"; classifier head C={head.n_classes}{lanes} ({head.logit_bits}-bit logits), y "
             f"{head.latency} cycles after the last h{'' if dut.output_h else ', no h stream'}")
 
 

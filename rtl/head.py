@@ -74,7 +74,7 @@ def lut_product(m, a, b, name: str):
 
 
 class ClassifierHead(wiring.Component):
-    """C logits and the label of the h of each ``last`` step, in one serial MAC.
+    """C logits and the label of the h of each ``last`` step, in K serial MACs side by side.
 
     Parameters
     ----------
@@ -89,6 +89,12 @@ class ClassifierHead(wiring.Component):
         The product in a multiplier block (``MULT18X18D`` on ECP5, with its output register) or
         in logic (:func:`lut_product`, ceil(log2 W_weight) registered adder levels), for
         designs whose DSPs are all spent.
+    lanes : int
+        K multiply-accumulates, 1 to C: in round r (R = ceil(C/K) rounds of H cycles) MAC k
+        works on class r*K + k, all of them on the same unit of h, each from a memory of its
+        own classes' rows. K = 1 is one serial MAC (C*H cycles); K = C finishes every logit in
+        H cycles and costs C multipliers. With 1 < K < C a round's K logits leave for the argmax
+        one every other cycle, so H >= 2K is required.
 
     Members
     -------
@@ -101,14 +107,16 @@ class ClassifierHead(wiring.Component):
         ``logits``: C codes of :func:`logit_format`; ``label``: the first class with the largest
         logit. One transfer per ``last`` step, held (valid and payload) until taken.
 
-    Latency: ``y`` is taken ``latency`` = C*H + L_mul + 7 cycles after the edge an
+    Latency: ``y`` is taken ``latency`` = R*H + L_mul + 7 cycles after the edge an
     always-ready consumer would have taken the ``last`` step's h (L_mul = 1 for ``"dsp"``;
-    + 6 when H = 1, where the argmax compare is not registered).
+    + 6 when H = 1 and K = 1, where the argmax compare is not registered), + 2n - 1 with
+    K > 1 (n = C - (R-1)K logits of the last round pass to the argmax one every other cycle).
     The head is busy for that long per sequence: throughput is the cell's while sequences take
     at least that many cycles (a stalled ``y`` or shorter sequences hold the cell's output).
     """
 
-    def __init__(self, config: Config, head_weight, head_bias, *, multiplier: str = "dsp"):
+    def __init__(self, config: Config, head_weight, head_bias, *, multiplier: str = "dsp",
+                 lanes: int = 1):
         head_weight = np.asarray(head_weight, np.int64)
         head_bias = np.asarray(head_bias, np.int64)
         try:
@@ -124,11 +132,20 @@ class ClassifierHead(wiring.Component):
                 if codes.min() < fmt.min_code or codes.max() > fmt.max_code:
                     raise RTLError(f"head {name} codes must fit the {name} format "
                                    f"({fmt.bits} bits)")
+            C, H = head_weight.shape
+            if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= C:
+                raise RTLError(f"head lanes must be an integer from 1 to the {C} classes, "
+                               f"not {lanes!r}")
+            if 1 < lanes < C and H < 2 * lanes:
+                raise RTLError(f"{lanes} head lanes over {C} classes need H >= {2 * lanes} "
+                               f"(a round's logits leave one every other cycle), not H = {H}: "
+                               f"use 1 or {C} lanes")
         except RTLError as e:
             refuse(self, e)
-        self._config, self._multiplier = config, multiplier
+        self._config, self._multiplier, self.lanes = config, multiplier, lanes
         self._weight, self._bias = head_weight, head_bias
         self.n_classes, self.n_hidden = head_weight.shape
+        self.rounds = -(-self.n_classes // lanes)
         self.logit_bits, self.logit_frac = logit_format(config, self.n_hidden)
         self.h_layout, self.y_layout = head_layouts(config, self.n_hidden, self.n_classes)
         super().__init__({"h": In(stream.Signature(self.h_layout)),
@@ -143,9 +160,11 @@ class ClassifierHead(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from where an always-ready consumer takes the ``last`` h to ``y`` taken."""
-        return (self.n_classes * self.n_hidden + READ_LATENCY
+        K, R = self.lanes, self.rounds
+        feed = 2 * (self.n_classes - (R - 1) * K) - 1 if K > 1 else 0
+        return (R * self.n_hidden + READ_LATENCY
                 + self.multiplier_latency(self._config, self._multiplier) + 3
-                + (self.n_hidden >= 2))
+                + (self.n_hidden >= 2 or K > 1) + feed)
 
     def elaborate(self, platform):
         m = Module()
@@ -154,19 +173,29 @@ class ClassifierHead(wiring.Component):
         s_w, s_b = self.logit_frac - fh.frac - fw.frac, self.logit_frac - fb.frac
 
         # the weights in block RAM read through registers (DP16KD with its output register on
-        # ECP5: rtl.lanemem), the biases in a small memory of their own
-        addr = Signal(range(max(C * H, 2)))   # MAC: klass * H + unit of the product issued
-        weight_q = registered_memory(m, platform, signed(fw.bits),
-                                     self._weight.reshape(-1).tolist(), "weights", addr)
-        m.submodules.biases = b_mem = Memory(shape=signed(fb.bits), depth=C,
-                                             init=self._bias.tolist())
-        b_rd = read_port(b_mem, "biases_rd")
+        # ECP5: rtl.lanemem), the biases in small memories of their own: MAC k holds the rows of
+        # classes k, K + k, 2K + k, ... (zeros past the last class), all read at one address
+        K, R = self.lanes, self.rounds
+        addr = Signal(range(max(R * H, 2)))   # MAC: round * H + unit of the products issued
+        rows = np.zeros((R * K, H), np.int64)
+        rows[:C] = self._weight
+        biases = np.zeros(R * K, np.int64)
+        biases[:C] = self._bias
+        weight_q, b_rd = [], []
+        for k in range(K):
+            suffix = "" if K == 1 else str(k)
+            weight_q.append(registered_memory(m, platform, signed(fw.bits),
+                                              rows[k::K].reshape(-1).tolist(),
+                                              f"weights{suffix}", addr))
+            m.submodules[f"biases{suffix}"] = b_mem = Memory(
+                shape=signed(fb.bits), depth=R, init=biases[k::K].tolist())
+            b_rd.append(read_port(b_mem, f"biases{suffix}_rd"))
 
         y_full = Signal()                     # y holds a result not yet taken
         unit = Signal(range(max(H, 2)))       # MAC: unit of the product issued
-        klass = Signal(range(max(C, 2)))      # MAC: class of the product issued
+        klass = Signal(range(max(R, 2)))      # MAC: round of the products issued (class if K = 1)
 
-        # states, one-hot and explicit: idle (waiting for a `last` step), issue (C*H products),
+        # states, one-hot and explicit: idle (waiting for a `last` step), issue (R*H cycles),
         # drain (the last products go through the pipeline and the argmax)
         idle, issue, drain = Signal(init=1), Signal(), Signal()
         take = self.h.valid & self.h.payload.last & ~y_full
@@ -175,8 +204,8 @@ class ClassifierHead(wiring.Component):
         m.d.comb += self.h.ready.eq(~self.h.payload.last | (idle & ~y_full))
         # `at_end`: this is the last issue cycle, kept in a register (the compare of the
         # counter is not on the path into the state and the rotation's controls)
-        at_end = Signal(init=int(C * H == 1))
-        m.d.sync += at_end.eq(Mux(issue, (addr == C * H - 2) if C * H >= 2 else 0, C * H == 1))
+        at_end = Signal(init=int(R * H == 1))
+        m.d.sync += at_end.eq(Mux(issue, (addr == R * H - 2) if R * H >= 2 else 0, R * H == 1))
         # the take decides into two flip-flops, `idle` and `took`, and nothing wider: the
         # products start on the cycle after `took`, from the h the take left in `h_in` (below)
         took = Signal()
@@ -204,39 +233,76 @@ class ClassifierHead(wiring.Component):
             rotate = busy[u * len(busy) // H]
             m.d.sync += h_rot[u].eq(Mux(rotate, h_rot[(u + 1) % H], h_in[u]))
 
-        # read: weight (READ_LATENCY registers: rtl.lanemem), bias of the class (one memory
-        # read, then registers beside the product), h unit 0 delayed to meet the weight
-        m.d.comb += b_rd.addr.eq(klass)
+        # read: weights (READ_LATENCY registers: rtl.lanemem), biases of the round (one memory
+        # read, then registers beside the products), h unit 0 delayed to meet the weights
         h_q = delay(m, h_rot[0], READ_LATENCY, "h_q")
         first_u = delay(m, issue & (unit == 0), READ_LATENCY, "first_u", reset_less=False)
         last_u = delay(m, issue & (unit == H - 1), READ_LATENCY, "last_u", reset_less=False)
         klass_r = delay(m, klass, READ_LATENCY, "klass_r")
 
-        # product (a multiplier block with its output register, or logic)
-        if self._multiplier == "dsp":
-            product, lat = product_register(m, platform, h_q, weight_q, "head_product"), 1
-        else:
-            product, lat = lut_product(m, h_q, weight_q, "head_product")
+        # products (multiplier blocks with their output register, or logic), one per MAC
+        products = []
+        for k in range(K):
+            suffix = "" if K == 1 else str(k)
+            m.d.comb += b_rd[k].addr.eq(klass)
+            if self._multiplier == "dsp":
+                product, lat = product_register(m, platform, h_q, weight_q[k],
+                                                f"head_product{suffix}"), 1
+            else:
+                product, lat = lut_product(m, h_q, weight_q[k], f"head_product{suffix}")
+            products.append(product)
         first_p = delay(m, first_u, lat, "first_p", reset_less=False)
         last_p = delay(m, last_u, lat, "last_p", reset_less=False)
         klass_p = delay(m, klass_r, lat, "klass_p")
-        bias_p = delay(m, b_rd.data, READ_LATENCY - 1 + lat, "bias_p")
 
         # accumulate: a class starts from its bias (both aligned to F_l fraction bits)
-        acc = Signal(signed(self.logit_bits), reset_less=True)
-        term = product.as_signed() << s_w
-        m.d.sync += acc.eq(Mux(first_p, bias_p << s_b, acc) + term)
+        accs = []
+        for k in range(K):
+            suffix = "" if K == 1 else str(k)
+            bias_p = delay(m, b_rd[k].data, READ_LATENCY - 1 + lat, f"bias{suffix}_p")
+            acc = Signal(signed(self.logit_bits), name=f"acc{suffix}", reset_less=True)
+            term = products[k].as_signed() << s_w
+            m.d.sync += acc.eq(Mux(first_p, bias_p << s_b, acc) + term)
+            accs.append(acc)
         done = delay(m, last_p, 1, "logit_done", reset_less=False)
         klass_a = delay(m, klass_p, 1, "klass_a")
 
+        if K == 1:
+            # one logit final at a time, straight into the argmax
+            acc = accs[0]
+        else:
+            # a round's K logits final together: the first goes to the argmax on the next
+            # edge, the rest wait in a shift register and follow one every other cycle (the
+            # last round's n = C - (R-1)K; the rows past the last class are never sent)
+            acc = Signal(signed(self.logit_bits), name="feed_logit", reset_less=True)
+            klass_f0 = Signal(range(max(R * K, 2)), name="feed_class", reset_less=True)
+            sent = Signal(name="feed_valid")
+            bank = [Signal(signed(self.logit_bits), name=f"feed_bank{k}", reset_less=True)
+                    for k in range(1, K)]
+            left = Signal(range(K), name="feed_left")
+            wait = Signal(name="feed_wait")
+            m.d.sync += sent.eq(0)
+            with m.If(done):
+                n = Mux(klass_a == R - 1, C - (R - 1) * K, K)
+                m.d.sync += [acc.eq(accs[0]), klass_f0.eq(klass_a * K), sent.eq(1),
+                             left.eq(n - 1), wait.eq(1)]
+                m.d.sync += [b.eq(a) for b, a in zip(bank, accs[1:])]
+            with m.Elif(left != 0):
+                m.d.sync += wait.eq(~wait)
+                with m.If(~wait):
+                    m.d.sync += [acc.eq(bank[0]), klass_f0.eq(klass_f0 + 1), sent.eq(1),
+                                 left.eq(left - 1)]
+                    m.d.sync += [b.eq(a) for b, a in zip(bank, bank[1:])]
+            done, klass_a = sent, klass_f0
+
         # a class's logit is final: store it, and keep the first largest (numpy's argmax). With
-        # H >= 2 a logit is final at most every other cycle, so the compare against the best so
+        # H >= 2 or K > 1 a logit arrives at most every other cycle, so the compare against the best so
         # far is registered (its two halves apart) and the update of best and label, one cycle
         # later, reads those flags: the wide compare never drives the enables of ~40 flip-flops.
         logits = Signal(data.ArrayLayout(signed(self.logit_bits), C), reset_less=True)
         best = Signal(signed(self.logit_bits), reset_less=True)
         label = Signal.like(self.y.payload.label)
-        if H >= 2:
+        if H >= 2 or K > 1:
             # the compare in chunks of at most COMPARE_CHUNK bits, each registered: the signed
             # top chunk and the unsigned rest greater, all but the lowest equal; `take` is then
             # one LUT level (two LUT4s and a mux) of those flip-flops

@@ -302,7 +302,7 @@ def lanes_per_layer(lanes, n_layers: int):
 
 
 def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_output=False,
-                 head=None, output_h=True, head_multiplier="dsp"):
+                 head=None, output_h=True, head_multiplier="dsp", head_lanes=1):
     """The hardware for a model (an :class:`model.weights.LSTMStack`): an :class:`LSTMCell` for
     one layer, a :class:`StackedLSTM` for more; layer k quantized with ``config.for_layer(k)``.
 
@@ -310,6 +310,8 @@ def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_out
     (:class:`rtl.head.ClassifiedLSTM`, its weights cast with the last layer's config); None:
     when the model has one and the output is parallel (the head reads whole h vectors).
     ``output_h`` False leaves the h stream out (only ``y``; needs the head).
+    ``head_multiplier`` and ``head_lanes``: the head's multipliers (``"dsp"`` or ``"lut"``) and
+    how many classes it works on at once (:class:`rtl.head.ClassifierHead`).
 
     A model file's stored initial state is refused: the hardware takes its initial state through
     the ``state`` port(s) at run time.
@@ -345,7 +347,8 @@ def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_out
     q = quantize_weights(LSTMWeights(last.weight_ih, last.weight_hh, last.bias,
                                      stack.head_weight, stack.head_bias), configs[-1])
     try:
-        unit = ClassifierHead(configs[-1], q.head_weight, q.head_bias, multiplier=head_multiplier)
+        unit = ClassifierHead(configs[-1], q.head_weight, q.head_bias, multiplier=head_multiplier,
+                              lanes=head_lanes)
     except RTLError:
         core._MustUse__silence = True
         raise

@@ -57,6 +57,9 @@ def build_parser() -> ArgumentParser:
                          "loaded again halfway while steps run")
     ap.add_argument("--axis-width", type=int, default=32, metavar="N",
                     help="tdata bits with --axis: a power of two from 8 to 1024 (default 32)")
+    ap.add_argument("--head-lanes", type=int, default=1, metavar="K",
+                    help="the classifier head works on K classes at once (python -m rtl "
+                         "--head-lanes; batch mode)")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--fast", action="store_true",
                       help="batch mode: plain Verilog testbench, checks in the HDL (default on "
@@ -151,7 +154,7 @@ def cmd_batch(args, config, weights, x, labels) -> int:
     from .batch import run_vectors, summary_json
     golden = run_golden(config, weights, x)
     design = build_design(config, golden.stack, lanes=args.lanes,
-                          serial_output=args.serial_output)
+                          serial_output=args.serial_output, head_lanes=args.head_lanes)
     lanes = lanes_per_layer(args.lanes, golden.stack.n_layers)
     head = getattr(design, "head", None) is not None
     vectors = vectors_of_run(golden, lanes=None if lanes is None else lanes[-1],
@@ -210,6 +213,8 @@ def cmd_sim(args) -> int:
     config, weights, x, labels = _load(args)
     if _batch_mode(args):
         return cmd_batch(args, config, weights, x, labels)
+    if args.head_lanes != 1:
+        raise FixedPointError("--head-lanes runs in batch mode (add --fast)")
     golden = run_golden(config, weights, x)
     layers = [(layer.config, layer.qweights) for layer in golden.layers]
     if args.axis:          # the design starts blank: the model goes in through s_axis_load

@@ -73,6 +73,8 @@ def test_synth_summary_is_read_from_the_full_report():
     (["scale", "--devices", "99k", "--dry-run"], "--devices: each must be one of 25k, 45k, 85k, not 99k"),
     (["scale", "--lanes", "a", "--dry-run"], "--lanes must be comma-separated integers, not a"),
     (["scale", "--lanes", "157", "--dry-run"], "--lanes must be from 1 to X+H = 156, not 157"),
+    (["scale", "--head-lanes", "11", "--dry-run"],
+     "--head-lanes must be from 1 to the model's 10 classes, not 11"),
 ])
 def test_bad_input_is_one_line(args, message):
     one_line_error(bench(*args), message)
@@ -117,3 +119,34 @@ def test_scale_says_what_cannot_fit_before_running_tools(tmp_path):
     assert rows["85k", 64]["head_latency"] == 10 * 128 + 8
     assert rows["85k", 64]["latency_us"] == pytest.approx((28 * 1295 + 1288) / 150.0)
     assert rows["85k", 64]["images_per_s"] == pytest.approx(150e6 / (28 * 1295))
+
+
+def test_scale_counts_the_heads_lanes(tmp_path):
+    """--head-lanes 10 --head-multiplier lut: the head's ten products in logic (no DSP) from ten
+    memories of one DP16KD each, all ten classes in H cycles: at P=149 the 85F's DSPs are the
+    lanes' 149 and the cell's 6, and the latency to a label is the cell's plus the head's
+    H + 2C + 7 + L_mul - 1 = 158 cycles (L_mul = 4 adder levels); with the products in DSP
+    blocks P=149 cannot fit. The report files of such rows are named after the head."""
+    from rtl.head import ClassifierHead
+    from model.config import load_config
+    build = tmp_path / "scale"
+    build.mkdir()
+    fake = {"resources": {"lut4": 1, "ff": 2, "dsp": 155, "bram": 159}, "fmax_mhz": 125.0,
+            "cycles_per_step": 586, "head_latency": 158, "fits_device": True,
+            "device": "LFE5U-85F-6CABGA381", "pnr": None}
+    (build / "85k-P149-head10lut.json").write_text(json.dumps(fake))
+    r = bench("scale", "--devices", "85k", "--lanes", "64,149", "--head-lanes", "10",
+              "--head-multiplier", "lut", "--dry-run", "--reuse", "--build-dir", build, "--json",
+              "--out", tmp_path / "s.json")
+    assert r.returncode == 0, r.stderr
+    rows = {x["lanes"]: x for x in json.loads(r.stdout)["rows"]}
+    assert (rows[149]["dsp_needed"], rows[149]["bram_needed"]) == (155, 159)
+    assert rows[149]["head_lanes"] == 10 and rows[149]["head_multiplier"] == "lut"
+    assert rows[149]["head_latency"] == 158 == ClassifierHead.multiplier_latency(
+        load_config(), "lut") + 128 + 2 * 10 + 6
+    assert rows[149]["latency_us"] == pytest.approx((28 * 586 + 158) / 125.0)
+    assert rows[64]["fits"] is None and rows[64]["dsp_needed"] == 64 + 6
+    r = bench("scale", "--devices", "85k", "--lanes", "149", "--head-lanes", "10", "--dry-run",
+              "--build-dir", build, "--json", "--out", tmp_path / "s2.json")
+    row = json.loads(r.stdout)["rows"][0]
+    assert row["fits"] is False and row["reason"] == "needs dsp 165 > 156"

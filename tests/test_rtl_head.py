@@ -45,11 +45,14 @@ def _random_qweights(rng, cfg, X, H, C, scale=1.5):
     return quantize_weights(random_weights(rng, X, H, scale=scale, head_classes=C), cfg)
 
 
-@pytest.mark.parametrize("seed, H, C, multiplier", [
-    (0, 5, 3, "dsp"), (1, 7, 4, "lut"), (2, 3, 1, "dsp"), (3, 2, 7, "lut"), (4, 1, 2, "dsp")])
-def test_head_equals_the_golden_integers(seed, H, C, multiplier):
+@pytest.mark.parametrize("seed, H, C, multiplier, lanes", [
+    (0, 5, 3, "dsp", 1), (1, 7, 4, "lut", 1), (2, 3, 1, "dsp", 1), (3, 2, 7, "lut", 1),
+    (4, 1, 2, "dsp", 1), (5, 6, 4, "dsp", 4), (6, 7, 5, "lut", 3), (7, 1, 3, "dsp", 3),
+    (8, 9, 10, "dsp", 4), (9, 2, 1, "lut", 1)])
+def test_head_equals_the_golden_integers(seed, H, C, multiplier, lanes):
     """Random formats (any h, weight, bias widths and fractions), random h codes at any value of
-    their format, steps without `last` dropped; C = 1 and C > H included."""
+    their format, steps without `last` dropped; C = 1 and C > H included; K = C head lanes (H
+    = 1 too) and 1 < K < C, whose last round is partly empty (C = 5, K = 3; C = 10, K = 4)."""
     rng = np.random.default_rng(seed)
     cfg = helpers_model.random_config(rng, 2, H) if seed else load_config()
     qw = _random_qweights(rng, cfg, 2, H, C)
@@ -59,7 +62,7 @@ def test_head_equals_the_golden_integers(seed, H, C, multiplier):
     h_rows[1] = fmt.max_code
     last = rng.random(9) < 0.6
     last[:2] = True
-    head = ClassifierHead(cfg, qw.head_weight, qw.head_bias, multiplier=multiplier)
+    head = ClassifierHead(cfg, qw.head_weight, qw.head_bias, multiplier=multiplier, lanes=lanes)
     got = _run_head(head, h_rows, last, gap=0.3, stall=0.4, seed=seed)
     assert got == _golden_head(cfg, qw, h_rows[last])
     assert head.logit_bits == logit_format(cfg, H)[0]
@@ -106,7 +109,14 @@ def test_head_parameters_are_checked():
             (dict(head_weight=np.zeros((2, 3), int), head_bias=np.zeros(3, int)),
              "head_weight must be (C, H) and head_bias (C,), not (2, 3) and (3,)"),
             (dict(head_weight=np.full((2, 3), 1 << 20), head_bias=np.zeros(2, int)),
-             "head weight codes must fit the weight format (16 bits)")]:
+             "head weight codes must fit the weight format (16 bits)"),
+            (dict(head_weight=np.zeros((2, 3), int), head_bias=np.zeros(2, int), lanes=3),
+             "head lanes must be an integer from 1 to the 2 classes, not 3"),
+            (dict(head_weight=np.zeros((2, 3), int), head_bias=np.zeros(2, int), lanes=0),
+             "head lanes must be an integer from 1 to the 2 classes, not 0"),
+            (dict(head_weight=np.zeros((5, 3), int), head_bias=np.zeros(5, int), lanes=2),
+             "2 head lanes over 5 classes need H >= 4 (a round's logits leave one every other "
+             "cycle), not H = 3: use 1 or 5 lanes")]:
         with pytest.raises(RTLError, match=message.replace("(", r"\(").replace(")", r"\)")):
             ClassifierHead(cfg, **kw)
 
@@ -183,9 +193,10 @@ def test_classified_designs_equal_the_golden_run(sizes, C, lanes, T, output_h):
         assert hs == golden.layers[-1].fixed["h"].reshape(B * T, -1).tolist()
 
 
-@pytest.mark.parametrize("sizes, lanes, multiplier", [
-    ([3, 4], 2, "dsp"), ([2, 3, 2], [1, 2], "lut")])
-def test_cycles_per_sequence_includes_the_head(sizes, lanes, multiplier):
+@pytest.mark.parametrize("sizes, lanes, multiplier, head_lanes", [
+    ([3, 4], 2, "dsp", 1), ([2, 3, 2], [1, 2], "lut", 1), ([3, 4], 2, "lut", 3),
+    ([3, 6], 3, "dsp", 2)])
+def test_cycles_per_sequence_includes_the_head(sizes, lanes, multiplier, head_lanes):
     """One sequence, inputs waiting, outputs always ready: y is taken cycles_per_sequence(T)
     cycles after the first accept, and the h of every step at the core's pace; a second
     sequence right behind it is not slowed (the head overlaps its steps)."""
@@ -194,7 +205,8 @@ def test_cycles_per_sequence_includes_the_head(sizes, lanes, multiplier):
     cfg = load_config()
     T = 3
     golden = run_golden(cfg, model, rng.normal(0, 1, (2, T, sizes[0])))
-    dut = build_design(cfg, model, lanes=lanes, head_multiplier=multiplier)
+    dut = build_design(cfg, model, lanes=lanes, head_multiplier=multiplier,
+                       head_lanes=head_lanes)
     x, first, last = _sequences(golden, 2, T)
     _, ys, cycles = run_classified(dut, x, first, last)
     assert ys == _expected_y(golden)
@@ -202,9 +214,11 @@ def test_cycles_per_sequence_includes_the_head(sizes, lanes, multiplier):
     assert cycles["y"][0] - start == dut.cycles_per_sequence(T)
     assert cycles["y"][1] - cycles["x"][T] == dut.cycles_per_sequence(T)
     assert cycles["x"][T] - start == T * dut.cycles_per_step
-    assert dut.head.latency == (dut.head.n_hidden * dut.head.n_classes
-                                + ClassifierHead.multiplier_latency(cfg, multiplier) + 6
-                                + (dut.head.n_hidden >= 2))
+    H, C, K = dut.head.n_hidden, dut.head.n_classes, head_lanes
+    R = -(-C // K)
+    assert dut.head.latency == (H * R + ClassifierHead.multiplier_latency(cfg, multiplier) + 6
+                                + (H >= 2 or K > 1)
+                                + (2 * (C - (R - 1) * K) - 1 if K > 1 else 0))
 
 
 def test_build_design_choices_and_refusals():
@@ -253,3 +267,8 @@ def test_cli_head_options(tmp_path):
     assert r.returncode == 0 and "no classifier head" in r.stdout and "y__payload" not in text
     r, _ = export("--no-head", "--no-h")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "needs a classifier head" in r.stderr
+    r, text = export("--head-lanes", "10", "--head-multiplier", "lut")
+    assert r.returncode == 0 and "y__payload" in text
+    r, _ = export("--head-lanes", "11")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and \
+        "head lanes must be an integer from 1 to the 10 classes, not 11" in r.stderr

@@ -240,6 +240,18 @@ def test_cli_whole_heldout_set_on_verilator():
     assert out["cycles_per_step"] == 640 + LSTMCell.overhead_for(8)    # the closed form
 
 
+def test_cli_head_lanes_in_the_exported_verilog():
+    """The shipped digits model with its head working on 4 classes at once (3 rounds, the last
+    half empty), on Icarus in batch mode: every h, c, logit and label equals the golden model's."""
+    r = _sim_cli("--limit", "4", "--fast", "--head-lanes", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["simulator"] == "icarus" and out["mismatches"] == 0 and out["missing"] == 0
+    assert out["compared"] == 4 * 8 * 32
+    assert out["logits_compared"] == 40 and out["labels_compared"] == 4
+    assert out["logits_mismatches"] == out["labels_mismatches"] == 0
+
+
 def test_cli_waves(tmp_path):
     r = _sim_cli("--limit", "1", "--waves")
     assert r.returncode == 0, r.stderr
@@ -254,6 +266,9 @@ def test_cli_waves(tmp_path):
     (["--gap", "1.5"], "--gap must be a probability in [0, 1), not 1.5"),
     (["--lanes", "99"], "lanes must be at most X+H = 40"),
     (["--labels", "y.npy"], "--labels goes with --inputs"),
+    (["--head-lanes", "3", "--cocotb", "--limit", "1"], "--head-lanes runs in batch mode (add --fast)"),
+    (["--head-lanes", "11", "--fast", "--limit", "1"],
+     "head lanes must be an integer from 1 to the 10 classes, not 11"),
 ])
 def test_cli_bad_input(args, message):
     r = _sim_cli(*args)
