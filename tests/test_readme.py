@@ -289,6 +289,14 @@ def doc_figures():
                    f"{thousands(row['cycles_per_step'])} cycles per step, {row['cell_us']:.1f} us per "
                    f"image for the cell ({thousands(row['images_per_s'])} images per second), "
                    f"{row['latency_us']:.1f} us to the label", f"scale.json 85k P={row['lanes']}")
+    row = record("bench/results/scale-head10lut.json")["rows"][0]
+    assert (row["lanes"], row["head_lanes"], row["head_multiplier"]) == (149, 10, "lut")
+    yield ("docs/speed.md",
+           f"{thousands(row['lut'])} LUT4, {thousands(row['ff'])} flip-flops, {row['dsp']} "
+           f"MULT18X18D, {row['bram']} DP16KD, **{row['fmax_mhz']:.1f} MHz**: "
+           f"{thousands(row['cycles_per_step'])}\ncycles per step, {row['cell_us']:.1f} us per "
+           f"image for the cell ({thousands(row['images_per_s'])} images per second), "
+           f"{row['latency_us']:.1f} us to the\nlabel", "scale-head10lut.json 85k P=149")
     sim = record("bench/results/sim.json")
     yield ("docs/speed.md", f"**{thousands(sim['checked_cycles_per_second'])}** ({sim['cpu_seconds']:.2f} s of CPU",
            "sim.json checked_cycles_per_second, cpu_seconds")
