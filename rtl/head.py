@@ -172,24 +172,16 @@ class ClassifierHead(wiring.Component):
         fh, fw, fb = (cfg.fmt(n) for n in ("h", "weight", "bias"))
         s_w, s_b = self.logit_frac - fh.frac - fw.frac, self.logit_frac - fb.frac
 
-        # the weights in block RAM read through registers (DP16KD with its output register on
-        # ECP5: rtl.lanemem), the biases in small memories of their own: MAC k holds the rows of
-        # classes k, K + k, 2K + k, ... (zeros past the last class), all read at one address
+        # MAC k holds the rows (and biases) of classes k, K + k, 2K + k, ... (zeros past the
+        # last class), all MACs read at one address: the weights in block RAM read through
+        # registers (DP16KD with its output register on ECP5: rtl.lanemem), the biases in small
+        # memories of their own (built with each MAC, below)
         K, R = self.lanes, self.rounds
         addr = Signal(range(max(R * H, 2)))   # MAC: round * H + unit of the products issued
         rows = np.zeros((R * K, H), np.int64)
         rows[:C] = self._weight
         biases = np.zeros(R * K, np.int64)
         biases[:C] = self._bias
-        weight_q, b_rd = [], []
-        for k in range(K):
-            suffix = "" if K == 1 else str(k)
-            weight_q.append(registered_memory(m, platform, signed(fw.bits),
-                                              rows[k::K].reshape(-1).tolist(),
-                                              f"weights{suffix}", addr))
-            m.submodules[f"biases{suffix}"] = b_mem = Memory(
-                shape=signed(fb.bits), depth=R, init=biases[k::K].tolist())
-            b_rd.append(read_port(b_mem, f"biases{suffix}_rd"))
 
         y_full = Signal()                     # y holds a result not yet taken
         unit = Signal(range(max(H, 2)))       # MAC: unit of the product issued
@@ -240,29 +232,32 @@ class ClassifierHead(wiring.Component):
         last_u = delay(m, issue & (unit == H - 1), READ_LATENCY, "last_u", reset_less=False)
         klass_r = delay(m, klass, READ_LATENCY, "klass_r")
 
-        # products (multiplier blocks with their output register, or logic), one per MAC
-        products = []
-        for k in range(K):
-            suffix = "" if K == 1 else str(k)
-            m.d.comb += b_rd[k].addr.eq(klass)
-            if self._multiplier == "dsp":
-                product, lat = product_register(m, platform, h_q, weight_q[k],
-                                                f"head_product{suffix}"), 1
-            else:
-                product, lat = lut_product(m, h_q, weight_q[k], f"head_product{suffix}")
-            products.append(product)
+        lat = self.multiplier_latency(self._config, self._multiplier)
         first_p = delay(m, first_u, lat, "first_p", reset_less=False)
         last_p = delay(m, last_u, lat, "last_p", reset_less=False)
         klass_p = delay(m, klass_r, lat, "klass_p")
 
-        # accumulate: a class starts from its bias (both aligned to F_l fraction bits)
+        # each MAC: its weights and biases, its product (a multiplier block with its output
+        # register, or logic) and its accumulator, which starts a class from its bias (both
+        # aligned to F_l fraction bits)
         accs = []
         for k in range(K):
             suffix = "" if K == 1 else str(k)
-            bias_p = delay(m, b_rd[k].data, READ_LATENCY - 1 + lat, f"bias{suffix}_p")
+            weight_q = registered_memory(m, platform, signed(fw.bits),
+                                         rows[k::K].reshape(-1).tolist(), f"weights{suffix}",
+                                         addr)
+            m.submodules[f"biases{suffix}"] = b_mem = Memory(
+                shape=signed(fb.bits), depth=R, init=biases[k::K].tolist())
+            b_rd = read_port(b_mem, f"biases{suffix}_rd")
+            m.d.comb += b_rd.addr.eq(klass)
+            if self._multiplier == "dsp":
+                product = product_register(m, platform, h_q, weight_q, f"head_product{suffix}")
+            else:
+                product, levels = lut_product(m, h_q, weight_q, f"head_product{suffix}")
+                assert levels == lat
+            bias_p = delay(m, b_rd.data, READ_LATENCY - 1 + lat, f"bias{suffix}_p")
             acc = Signal(signed(self.logit_bits), name=f"acc{suffix}", reset_less=True)
-            term = products[k].as_signed() << s_w
-            m.d.sync += acc.eq(Mux(first_p, bias_p << s_b, acc) + term)
+            m.d.sync += acc.eq(Mux(first_p, bias_p << s_b, acc) + (product.as_signed() << s_w))
             accs.append(acc)
         done = delay(m, last_p, 1, "logit_done", reset_less=False)
         klass_a = delay(m, klass_p, 1, "klass_a")
@@ -296,9 +291,10 @@ class ClassifierHead(wiring.Component):
             done, klass_a = sent, klass_f0
 
         # a class's logit is final: store it, and keep the first largest (numpy's argmax). With
-        # H >= 2 or K > 1 a logit arrives at most every other cycle, so the compare against the best so
-        # far is registered (its two halves apart) and the update of best and label, one cycle
-        # later, reads those flags: the wide compare never drives the enables of ~40 flip-flops.
+        # H >= 2 or K > 1 a logit arrives at most every other cycle, so the compare against the
+        # best so far is registered (its two halves apart) and the update of best and label, one
+        # cycle later, reads those flags: the wide compare never drives the enables of ~40
+        # flip-flops.
         logits = Signal(data.ArrayLayout(signed(self.logit_bits), C), reset_less=True)
         best = Signal(signed(self.logit_bits), reset_less=True)
         label = Signal.like(self.y.payload.label)
