@@ -370,6 +370,9 @@ def build_parser() -> ArgumentParser:
                          "(python -m rtl --head-lanes)")
     ap.add_argument("--serial-output", action="store_true",
                     help="word-serial h stream (LSTMCell(serial_output=True))")
+    ap.add_argument("--logic-lanes", type=int, default=0, metavar="L",
+                    help="of the P lanes, the last L multiply in logic, not in DSP blocks "
+                         "(python -m rtl --logic-lanes; one-layer models)")
     ap.add_argument("--axis", action="store_true",
                     help="the design behind its AXI4-Stream wrapper (python -m rtl --axis; clock aclk)")
     ap.add_argument("--axis-width", type=int, default=32, metavar="N",
@@ -420,7 +423,8 @@ def cmd_synth(args) -> int:
         dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
                            serial_output=args.serial_output,
                            head=False if args.no_head else None,
-                           head_multiplier=args.head_multiplier, head_lanes=args.head_lanes)
+                           head_multiplier=args.head_multiplier, head_lanes=args.head_lanes,
+                           logic_lanes=args.logic_lanes)
         top = AxisWrapper(dut, width=args.axis_width) if args.axis else dut
     except RTLError as e:
         raise UsageError(e) from None
@@ -429,6 +433,7 @@ def cmd_synth(args) -> int:
     cells = getattr(core, "layers", (core,))     # a stacked design: one cell per layer
     lanes = [c.geometry.lanes for c in cells]
     shape = "-".join(f"X{c.geometry.n_inputs}-H{c.geometry.n_hidden}-P{c.geometry.lanes}"
+                     + (f"L{c.geometry.logic_lanes}" if c.geometry.logic_lanes else "")
                      for c in cells)
     workdir = build / (f"{args.family}-{shape}"
                        + ("-noc" if args.no_c else "") + ("-plaindsp" if args.plain_dsp else "")
@@ -454,6 +459,7 @@ def cmd_synth(args) -> int:
         "design": {"module": TOP, "n_inputs": cells[0].geometry.n_inputs,
                    "n_hidden": cells[-1].geometry.n_hidden,
                    "lanes": lanes[0] if len(cells) == 1 else lanes, "layers": len(cells),
+                   "logic_lanes": cells[0].geometry.logic_lanes if len(cells) == 1 else 0,
                    "output_c": not args.no_c, "dsp_output_register": dsp_register,
                    "serial_output": args.serial_output,
                    "head_classes": head.n_classes if head is not None else None,
@@ -539,7 +545,8 @@ def print_table(r: dict) -> None:
     pnr = r["pnr"]
     where = pnr["device"] + ", out of context" if pnr else r["device"] + " (synthesis only)"
     layers = f" {d['layers']} layers" if d.get("layers", 1) > 1 else ""
-    print(f"{d['module']}{layers} X={d['n_inputs']} H={d['n_hidden']} P={d['lanes']} "
+    logic = f" ({d['logic_lanes']} in logic)" if d.get("logic_lanes") else ""
+    print(f"{d['module']}{layers} X={d['n_inputs']} H={d['n_hidden']} P={d['lanes']}{logic} "
           f"({d['config']}, {d['weights']}) on {fam.upper()} {where}")
     util = pnr["utilization"] if pnr else {}
     cap = r["capacity"]

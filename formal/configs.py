@@ -78,9 +78,12 @@ CONFIGS = {c.name: c for c in (
     DatapathDesign("dp_plan", 1, 1, 2, method="plan", bits=3),
     DatapathDesign("dp_load", 1, 1, 1, bits=2, load_weights=True, weight_gaps=False),
     DatapathDesign("dp_serial", 1, 2, 3, bits=3, serial_output=True),
+    # more lanes than columns (X+H = 2 < P): two row ends per cycle, rows on two ports
+    DesignConfig("wide", 1, 1, 3),
+    DatapathDesign("dp_wide", 1, 1, 3, bits=3),
 )}
 FAST = ("small", "odd", "dp_tiny")
 #: dp_serial is left out: its proof did not finish in 17 minutes (docs/formal.md); run it with
 #: ``python -m formal --full --config dp_serial``
-FULL = ("small", "odd", "tall", "serial", "words", "stack", "default",
-        "dp_tiny", "dp_split", "dp_plan", "dp_load")
+FULL = ("small", "odd", "tall", "serial", "words", "stack", "default", "wide",
+        "dp_tiny", "dp_split", "dp_plan", "dp_load", "dp_wide")

@@ -411,9 +411,9 @@ def cmd_vectors(args) -> int:
     weights = single_layer(stack, "python -m model vectors")
     note_default_lanes(config, weights, args.lanes)
     lanes = config.lanes_for(weights.n_inputs, weights.n_hidden) if args.lanes is None else args.lanes
-    if not 1 <= lanes <= weights.n_inputs + weights.n_hidden:
-        raise UsageError(f"--lanes must be from 1 to X+H = {weights.n_inputs + weights.n_hidden}, "
-                         f"not {lanes}")
+    if not 1 <= lanes <= 2 * (weights.n_inputs + weights.n_hidden):
+        raise UsageError(f"--lanes must be from 1 to 2(X+H) = "
+                         f"{2 * (weights.n_inputs + weights.n_hidden)}, not {lanes}")
     qweights = quantize_weights(weights, config)
     x_raw, _ = quantize_inputs(config, x)
     h0 = c0 = None

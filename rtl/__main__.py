@@ -1,4 +1,4 @@
-"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--no-c] [--serial-output] [--no-head] [--no-h] [--head-multiplier dsp|lut] [--head-lanes K] [--axis [--axis-width N]] [--ecp5-dsp] --out FILE.v
+"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--logic-lanes L] [--no-c] [--serial-output] [--no-head] [--no-h] [--head-multiplier dsp|lut] [--head-lanes K] [--axis [--axis-width N]] [--ecp5-dsp] --out FILE.v
 
 Exports the LSTM cell (or, for a stacked model, one cell per layer chained as a pipeline), with
 the quantized weights in its memories, and the model's classifier head with its argmax when it
@@ -30,6 +30,9 @@ def build_parser() -> ArgumentParser:
     add_weights_options(ap)
     ap.add_argument("--lanes", metavar="P", help="MAC lanes: P, or P0,P1,... one per layer of a "
                     "stacked model (default: the config's [rtl] lanes)")
+    ap.add_argument("--logic-lanes", type=int, default=0, metavar="L",
+                    help="of the P lanes, the last L multiply in logic instead of a multiplier "
+                         "block (one-layer models; for more lanes than the chip has multipliers)")
     ap.add_argument("--no-c", action="store_true", help="leave c_t off the output stream")
     ap.add_argument("--serial-output", action="store_true",
                     help="word-serial h stream: one unit per transfer (h, c, first, last)")
@@ -73,7 +76,7 @@ def cmd_export(args) -> int:
     dut = build_design(config, stack, lanes=args.lanes, output_c=not args.no_c,
                        serial_output=args.serial_output, head=False if args.no_head else None,
                        output_h=not args.no_h, head_multiplier=args.head_multiplier,
-                       head_lanes=args.head_lanes)
+                       head_lanes=args.head_lanes, logic_lanes=args.logic_lanes)
     core = getattr(dut, "core", dut)
     top = dut
     if args.axis:
@@ -102,7 +105,8 @@ def describe(dut) -> str:
     core = dut.core if head is not None else dut
     if isinstance(core, LSTMCell):
         g = core.geometry
-        text = (f"X={g.n_inputs} H={g.n_hidden} P={g.lanes}, {core.cycles_per_step} cycles/step "
+        logic = f" ({g.logic_lanes} in logic)" if g.logic_lanes else ""
+        text = (f"X={g.n_inputs} H={g.n_hidden} P={g.lanes}{logic}, {core.cycles_per_step} cycles/step "
                 f"(MAC bound {g.issue_cycles}, efficiency {core.mac_efficiency:.3f})")
     else:
         layers = "; ".join(f"layer {k}: X={c.geometry.n_inputs} H={c.geometry.n_hidden} "

@@ -12,6 +12,8 @@ from model.config import Config, check_sizes
 from model.fixed import Format
 from model.weights import QuantizedWeights
 
+from .pipeline import booth_levels
+
 __all__ = ["Geometry", "RTLError", "framed", "load_layout", "refuse", "state_layout"]
 
 GATES = 4   # i, f, g, o
@@ -53,16 +55,19 @@ class Geometry:
     config: Config
     weights: QuantizedWeights
     lanes: int
+    logic_lanes: int = 0
 
     def __post_init__(self):
-        P, w = self.lanes, self.weights
+        P, L, w = self.lanes, self.logic_lanes, self.weights
         if not isinstance(P, int) or isinstance(P, bool):
             raise RTLError(f"lanes must be an integer, not {P!r}")
         if P < 1:
-            raise RTLError(f"lanes must be from 1 to X+H = {self.n_columns}, not {P}")
-        if P > self.n_columns:
-            raise RTLError(f"lanes must be at most X+H = {self.n_columns} (one row end per "
-                           f"cycle), not {P}")
+            raise RTLError(f"lanes must be from 1 to 2(X+H) = {2 * self.n_columns}, not {P}")
+        if P > 2 * self.n_columns:
+            raise RTLError(f"lanes must be at most 2(X+H) = {2 * self.n_columns} (two row ends "
+                           f"per cycle), not {P}")
+        if not isinstance(L, int) or isinstance(L, bool) or not 0 <= L <= P:
+            raise RTLError(f"logic lanes must be from 0 to the {P} lanes, not {L!r}")
         try:
             check_sizes(self.config, self.n_inputs, self.n_hidden)
         except ValueError as e:
@@ -78,10 +83,11 @@ class Geometry:
                 raise RTLError(f"{name} codes do not fit the {name.split('_')[0]} format {fmt}")
 
     @classmethod
-    def of(cls, config: Config, weights: QuantizedWeights, lanes: int | None = None) -> "Geometry":
+    def of(cls, config: Config, weights: QuantizedWeights, lanes: int | None = None,
+           logic_lanes: int = 0) -> "Geometry":
         if lanes is None:
             lanes = config.lanes_for(weights.n_inputs, weights.n_hidden)
-        return cls(config, weights, lanes)
+        return cls(config, weights, lanes, logic_lanes)
 
     # -- sizes ---------------------------------------------------------------------------------
     @property
@@ -113,6 +119,27 @@ class Geometry:
     def issue_cycles(self) -> int:
         """The MAC bound: ceil(4H(X+H) / P) cycles per step."""
         return -(-self.n_weights // self.lanes)
+
+    @property
+    def wide(self) -> bool:
+        """More lanes than columns (X+H < P <= 2(X+H)): up to two rows end in one cycle, and
+        the MAC emits the even and the odd rows on two ports."""
+        return self.lanes > self.n_columns
+
+    @property
+    def logic_product_levels(self) -> int:
+        """Registered adder levels of a logic lane's product (radix-4 Booth,
+        :func:`rtl.pipeline.booth_product`): ceil(log2 ceil(W_weight / 2)), at least 1 (3 at
+        16-bit weights)."""
+        return booth_levels(self.weight_fmt.bits)
+
+    @property
+    def logic_delay(self) -> int:
+        """Cycles every lane's product waits beyond a multiplier block's 3 (input register,
+        product, fabric register) so that the logic lanes' products, ``logic_product_levels``
+        cycles from the same registers, arrive with them: 0 without logic lanes, and 0 for
+        weights of up to 16 bits."""
+        return max(0, self.logic_product_levels - 3) if self.logic_lanes else 0
 
     # -- formats -------------------------------------------------------------------------------
     def fmt(self, name: str) -> Format:
@@ -189,7 +216,7 @@ class Geometry:
     def load_words(self, weights: QuantizedWeights) -> list[int]:
         """The codes of a runtime weight load of ``weights``: every weight in memory order, then
         every bias in memory order (:meth:`load_packet` adds the framing)."""
-        other = Geometry(self.config, weights, self.lanes)
+        other = Geometry(self.config, weights, self.lanes, self.logic_lanes)
         if (other.n_inputs, other.n_hidden) != (self.n_inputs, self.n_hidden):
             raise RTLError(f"weights for X={other.n_inputs}, H={other.n_hidden} cannot load into "
                            f"a design built for X={self.n_inputs}, H={self.n_hidden}")

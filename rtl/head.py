@@ -22,7 +22,7 @@ from model.config import Config
 
 from .geometry import RTLError, refuse
 from .lanemem import MEMORY_LATENCY, registered_memory
-from .pipeline import copies_for, delay, product_register, read_port, register_copies
+from .pipeline import copies_for, delay, lut_product, product_register, read_port, register_copies
 
 __all__ = ["ClassifierHead", "ClassifiedLSTM", "Fork", "logit_format", "head_layouts"]
 
@@ -50,27 +50,6 @@ def head_layouts(config: Config, n_hidden: int, n_classes: int):
     y = data.StructLayout({"logits": data.ArrayLayout(signed(bits), n_classes),
                            "label": unsigned(max(1, ceil_log2(n_classes)))})
     return h_in, y
-
-
-def lut_product(m, a, b, name: str):
-    """``a * b`` (exact, signed ``b``) as shift-and-add in logic, no multiplier block: the
-    partial products (``a`` shifted, selected by a bit of ``b``; the sign bit's subtracted) in a
-    tree of adders, one registered level per stage. Returns (product, latency in cycles)."""
-    wb = len(b)
-    width = len(a) + wb
-    terms = []
-    for k in range(wb):
-        term = Mux(b[k], a.as_signed() << k, 0)
-        terms.append(-term if k == wb - 1 and b.shape().signed else term)
-    level = 0
-    while len(terms) > 1 or level == 0:
-        nxt = []
-        for j in range(0, len(terms), 2):
-            s = Signal(signed(width), name=f"{name}_l{level}_{j // 2}", reset_less=True)
-            m.d.sync += s.eq(terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j])
-            nxt.append(s)
-        terms, level = nxt, level + 1
-    return terms[0], level
 
 
 class ClassifierHead(wiring.Component):

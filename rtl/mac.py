@@ -1,7 +1,7 @@
 """P multiply-accumulate lanes time-sharing the 4H x (X+H) weight matrix (docs/architecture.md)."""
 from functools import partial
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -9,8 +9,8 @@ from amaranth.utils import ceil_log2
 
 from .geometry import Geometry
 from .lanemem import BLOCK_WORDS, MEMORY_LATENCY, block_count, registered_memory
-from .pipeline import (copies_for, delay, product_register, read_port, register_copies,
-                       register_word_copies, write_port)
+from .pipeline import (booth_product, copies_for, delay, product_register, read_port,
+                       register_copies, register_word_copies, write_port)
 
 __all__ = ["LANE_GROUP", "MACArray"]
 
@@ -43,7 +43,11 @@ class MACArray(wiring.Component):
     vector register (rotate by P each cycle, free wiring) puts those entries in front of the
     lanes. With P <= X+H a cycle holds at most one row end; lanes before it finish the row, the
     rest start the next one (segmented accumulation), so no lane idles and a step takes exactly
-    ``issue_cycles`` = ceil(E / P) cycles, the MAC bound. The vector is captured into a register
+    ``issue_cycles`` = ceil(E / P) cycles, the MAC bound. With X+H < P <= 2(X+H)
+    (:attr:`Geometry.wide`) a cycle holds one or two row ends: three lane sums, and the rows
+    leave on two ports, even rows on ``row_acc`` and odd rows on ``row_acc1``
+    (docs/architecture.md). The last :attr:`Geometry.logic_lanes` lanes multiply in logic
+    (:func:`rtl.pipeline.booth_product`). The vector is captured into a register
     on every edge (so on the ``start`` edge); the rotating register and the lanes' counters
     start from that copy a cycle after the memory addresses, so ``start`` drives one
     flip-flop and no handshake fans out across the lanes.
@@ -80,6 +84,9 @@ class MACArray(wiring.Component):
     row : ``Out(range(4H))``
         Its row number in memory order (row 4u + gate holds unit u's gate i, f, g, o).
     row_valid : ``Out(1)``
+        (wide: the even rows only)
+    row_acc1, row1, row_valid1 : the odd rows, when :attr:`Geometry.wide` (a row per port per
+        cycle at most; the two rows of a cycle leave together)
     load_data : ``In(signed(max(W_weight, W_bias)))``
         Runtime weight load: one code of :meth:`Geometry.load_words`, sign-extended.
     load_write : ``In(1)``
@@ -100,9 +107,11 @@ class MACArray(wiring.Component):
         return max(1, ceil_log2(lanes))
 
     @staticmethod
-    def latency_for(lanes: int) -> int:
-        """:attr:`latency` of a MACArray with P = ``lanes``: 10 + ceil(log2 P) (13 at P = 8)."""
-        return 3 + ADDRESS_STAGES + MEMORY_LATENCY + 3 + MACArray.tree_levels_for(lanes)
+    def latency_for(lanes: int, logic_delay: int = 0) -> int:
+        """:attr:`latency` of a MACArray with P = ``lanes``: 10 + ceil(log2 P) (13 at P = 8),
+        + :attr:`Geometry.logic_delay` with logic lanes (1 at 16-bit weights)."""
+        return (3 + ADDRESS_STAGES + MEMORY_LATENCY + 3 + MACArray.tree_levels_for(lanes)
+                + logic_delay)
 
     @property
     def tree_levels(self) -> int:
@@ -110,11 +119,11 @@ class MACArray(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return self.latency_for(self._g.lanes)
+        return self.latency_for(self._g.lanes, self._g.logic_delay)
 
     def __init__(self, geometry: Geometry):
         self._g = g = geometry
-        super().__init__({
+        ports = {
             "vector": In(data.ArrayLayout(signed(g.operand_bits), g.n_columns)),
             "start": In(1),
             "busy": Out(1),
@@ -125,7 +134,11 @@ class MACArray(wiring.Component):
             "load_write": In(1),
             "load_restart": In(1),
             "load_at_end": Out(1),
-        })
+        }
+        if g.wide:
+            ports.update({"row_acc1": Out(signed(g.acc_fmt.bits)), "row1": Out(range(g.n_rows)),
+                          "row_valid1": Out(1)})
+        super().__init__(ports)
 
     @property
     def geometry(self) -> Geometry:
@@ -135,6 +148,10 @@ class MACArray(wiring.Component):
         m = Module()
         g = self._g
         P, N, M = g.lanes, g.n_columns, g.issue_cycles
+        wide = g.wide
+        # the lanes' column numbers move by S per cycle (P mod N: P - N with more lanes than
+        # columns, N itself at P = 2N, which leaves them in place)
+        S = P - N if wide else P
 
         # the bias memory (writable at run time) in banks of BIAS_BANK rows, each a LUT RAM
         # (see the bias read below)
@@ -147,8 +164,11 @@ class MACArray(wiring.Component):
             bank = Memory(shape=signed(g.bias_fmt.bits), depth=len(rows), init=rows,
                           attrs={"ram_style": "distributed"})
             m.submodules[name] = bank
-            bias_banks.append((read_port(bank, f"{name}_rd", domain="comb"),
-                               write_port(bank, f"{name}_wr")))
+            # with two rows per cycle (wide), a second read port: the second row's bias
+            reads = [read_port(bank, f"{name}_rd", domain="comb")]
+            if wide:
+                reads.append(read_port(bank, f"{name}_rd1", domain="comb"))
+            bias_banks.append((reads, write_port(bank, f"{name}_wr")))
 
         # runtime load, in two halves one cycle apart. On the handshake (`fire`) only the word
         # counter and its flags (the load's last word? a bias?) move: what `load_at_end` and
@@ -238,9 +258,9 @@ class MACArray(wiring.Component):
                 m.d.sync += vec[n].eq(vector_q[n])
         for j in range(P):
             with m.If(lane_busy[j * len(lane_busy) // P]):
-                m.d.sync += column[j].eq(Mux(column[j] >= N - P, column[j] + P - N, column[j] + P))
+                m.d.sync += column[j].eq(Mux(column[j] >= N - S, column[j] + S - N, column[j] + S))
             with m.Else():
-                m.d.sync += column[j].eq(j)
+                m.d.sync += column[j].eq(j % N)
 
         # the load word into registers (two cycles after the handshake): weight address, lane
         # and data, or the bias address. Bias writes happen on the next edge (LUT RAM).
@@ -303,14 +323,25 @@ class MACArray(wiring.Component):
 
         # per lane: still in the current row (col0 + j < N, i.e. no wrap: column >= j)? an x
         # column (else h)? The row ends in this cycle when lane 0's column is N - P or later.
-        ctl0 = {"mask": Cat(column[j] >= j for j in range(P)),
-                "is_x": Cat(column[j] < g.n_inputs for j in range(P)),
-                "ends": column[0] >= N - P, "valid": issuing}
+        # With more lanes than columns (wide) a cycle spans the current row, the next and the
+        # one after (col0 + j < N, < 2N, else): lanes j < N are in the current row when
+        # column >= j (else the next), lanes j >= N in the row after next when column < j - N
+        # (else the next); the current row always ends, the next one too when lane 0's column
+        # is 2N - P or later.
+        if wide:
+            ctl0 = {"s0": Cat(column[j] >= j for j in range(N)),
+                    "s2": Cat(column[j] < j - N for j in range(N, P)),
+                    "is_x": Cat(column[j] < g.n_inputs for j in range(P)),
+                    "ends": 1, "ends2": column[0] >= 2 * N - P, "valid": issuing}
+        else:
+            ctl0 = {"mask": Cat(column[j] >= j for j in range(P)),
+                    "is_x": Cat(column[j] < g.n_inputs for j in range(P)),
+                    "ends": column[0] >= N - P, "valid": issuing}
 
         def carry(ctl, stage):
             """The control word one stage further down the pipeline (only ``valid`` needs a
             reset: the rest is read only when it is high)."""
-            out = {k: Signal(len(v), name=f"{k}{stage}", reset_less=(k != "valid"))
+            out = {k: Signal(len(Value.cast(v)), name=f"{k}{stage}", reset_less=(k != "valid"))
                    for k, v in ctl.items()}
             m.d.sync += [out[k].eq(v) for k, v in ctl.items()]
             return out
@@ -318,11 +349,19 @@ class MACArray(wiring.Component):
         # stage 1: memory address registers; stages 2-3: the memory and its output register;
         # stage 4: the weight register. Lane operands and control (already one cycle behind
         # the addresses) wait beside them.
-        operand = [vec[j] for j in range(P)]
+        operand = [vec[j % N] for j in range(P)]
         ctl = ctl0
         for stage in range(2, 1 + ADDRESS_STAGES + MEMORY_LATENCY):
+            before = operand
             operand = [delay(m, operand[j], 1, f"operand{j}_s{stage}") for j in range(P)]
             ctl = carry(ctl, stage)
+        first_logic = P - g.logic_lanes
+        # a logic lane's negated operand, beside its operand (the Booth products select it)
+        neg_operand = {}
+        for j in range(first_logic, P):
+            neg_operand[j] = Signal(signed(g.operand_bits + 1), name=f"neg_operand{j}",
+                                    reset_less=True)
+            m.d.sync += neg_operand[j].eq(-before[j])
         weight = weight_data
 
         # stage 5: the operands into the DSP block's input registers (the route from a lane's
@@ -335,35 +374,67 @@ class MACArray(wiring.Component):
         # integers): Yosys's iCE40 DSP mapping (synth_ice40 -dsp, Yosys 0.70) takes a product
         # followed by two registers into an SB_MAC16 with the high bits tied to 0, and
         # discards the lanes.
+        #
+        # Logic lanes (the last ``logic_lanes``, for more lanes than the chip has multiplier
+        # blocks) multiply in adder levels from the same stage-4 registers (radix-4 Booth,
+        # :func:`rtl.pipeline.booth_product`, ``logic_product_levels`` stages: 3 at 16-bit
+        # weights, as many as a multiplier block's); with more levels the products of every
+        # lane wait ``logic_delay`` stages more so that they all arrive together.
         ecp5_dsp = getattr(platform, "dsp_output_register", False)
-        if not ecp5_dsp:
-            weight = [delay(m, weight[j], 1, f"weight{j}_q") for j in range(P)]
-            operand = [delay(m, operand[j], 1, f"operand{j}_s5") for j in range(P)]
-        product = [product_register(m, platform, weight[j], operand[j], f"product{j}",
-                                    input_registers=True) for j in range(P)]
-        if ecp5_dsp:
-            product = [delay(m, product[j], 1, f"product{j}_q") for j in range(P)]
+        d = g.logic_delay
+        product = []
+        for j in range(P):
+            if j >= first_logic:
+                p = booth_product(m, operand[j], neg_operand[j], weight[j], f"product{j}_booth")
+                product.append(delay(m, p, 3 + d - g.logic_product_levels, f"product{j}_booth"))
+                continue
+            w, a = weight[j], operand[j]
+            if not ecp5_dsp:
+                w, a = delay(m, w, 1, f"weight{j}_q"), delay(m, a, 1, f"operand{j}_s5")
+            p = product_register(m, platform, w, a, f"product{j}", input_registers=True)
+            if ecp5_dsp:
+                p = delay(m, p, 1, f"product{j}_q")
+            product.append(delay(m, p, d, f"product{j}_wait"))
         ctl = carry(ctl, 5)
         ctl = carry(ctl, 6)
+        for k in range(d):
+            ctl = carry(ctl, f"6_{k + 1}")
         # stage 7: the lanes' mask and x flags in two copies, one for each lane sum (each bit
         # drives the first adder of its own tree, so the placer can put it there: one register
-        # feeding both trees sat between them, the longest route of a stack's lane sums)
-        mask_this, mask_next = register_word_copies(m, platform, ctl["mask"], 2, "mask7_")
-        is_x_this, is_x_next = register_word_copies(m, platform, ctl["is_x"], 2, "is_x7_")
-        ctl = carry({k: ctl[k] for k in ("ends", "valid")}, 7)
+        # feeding both trees sat between them, the longest route of a stack's lane sums). Wide:
+        # three sums (the current row, the next, the one after), each with its own copies.
+        if wide:
+            s0_this, s0_mid = register_word_copies(m, platform, ctl["s0"], 2, "s0_7_")
+            s2_mid, s2_next = register_word_copies(m, platform, ctl["s2"], 2, "s2_7_")
+            is_x_this, is_x_mid, is_x_next = register_word_copies(m, platform, ctl["is_x"], 3,
+                                                                  "is_x7_")
+            ctl = carry({k: ctl[k] for k in ("ends", "ends2", "valid")}, 7)
+        else:
+            mask_this, mask_next = register_word_copies(m, platform, ctl["mask"], 2, "mask7_")
+            is_x_this, is_x_next = register_word_copies(m, platform, ctl["is_x"], 2, "is_x7_")
+            ctl = carry({k: ctl[k] for k in ("ends", "valid")}, 7)
 
         # stages 8 .. 7 + tree_levels: align x and h products to the accumulator and sum the
         # lanes before (this row) and after (next row) the row end, one adder level per stage
+        # (wide: the lanes of the current row, of the next and of the one after)
         def aligned(j, is_x):
             return Mux(is_x[j], product[j] << g.x_product_shift, product[j] << g.h_product_shift)
-        this_row = [Mux(mask_this[j], aligned(j, is_x_this), 0) for j in range(P)]
-        next_row = [Mux(mask_next[j], 0, aligned(j, is_x_next)) for j in range(P)]
+        if wide:
+            this_row = [Mux(s0_this[j], aligned(j, is_x_this), 0) for j in range(N)]
+            mid_row = ([Mux(s0_mid[j], 0, aligned(j, is_x_mid)) for j in range(N)]
+                       + [Mux(s2_mid[j - N], 0, aligned(j, is_x_mid)) for j in range(N, P)])
+            next_row = [Mux(s2_next[j - N], aligned(j, is_x_next), 0) for j in range(N, P)]
+            sums = {"this_row": this_row, "mid_row": mid_row, "next_row": next_row}
+        else:
+            this_row = [Mux(mask_this[j], aligned(j, is_x_this), 0) for j in range(P)]
+            next_row = [Mux(mask_next[j], 0, aligned(j, is_x_next)) for j in range(P)]
+            sums = {"this_row": this_row, "next_row": next_row}
         for level in range(self.tree_levels):
             stage = 8 + level
-            this_row = _register(m, _add_pairs(this_row), f"this_row{stage}")
-            next_row = _register(m, _add_pairs(next_row), f"next_row{stage}")
+            sums = {k: _register(m, _add_pairs(v), f"{k}{stage}") for k, v in sums.items()}
             ctl_before, ctl = ctl, carry(ctl, stage)
-        this_row, next_row = this_row[0], next_row[0]
+        this_row, next_row = sums["this_row"][0], sums["next_row"][0]
+        mid_row = sums["mid_row"][0] if wide else None
 
         # stage 8 + tree_levels: accumulate; a finished row leaves, the next row begins
         acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
@@ -376,14 +447,36 @@ class MACArray(wiring.Component):
         # starts from 0 with no select in front of the 48-bit add
         total = acc + this_row
         m.d.sync += sum_valid.eq(ctl["valid"] & ctl["ends"])
-        with m.If(ctl["valid"]):
-            with m.If(ctl["ends"]):
+        if wide:
+            # wide: the current row always ends (acc + this_row); the next one ends too when
+            # `ends2` (mid_row is then all of it), and the row after next begins. A second end
+            # in a step's last cycle past the last row (the zero padding of the lanes' last
+            # words) is no row: its valid stays low. acc_row1 is acc_row + 1, a register.
+            acc_row1 = Signal(range(g.n_rows + 1), reset_less=True)
+            sum_acc1 = Signal(signed(g.acc_fmt.bits), reset_less=True)
+            sum_row1 = Signal(range(g.n_rows + 1), reset_less=True)
+            sum_valid1 = Signal()
+            m.d.sync += sum_valid1.eq(ctl["valid"] & ctl["ends2"] & (acc_row1 < g.n_rows))
+            with m.If(ctl["valid"]):
                 m.d.sync += [sum_acc.eq(total), sum_row.eq(acc_row),
-                             acc.eq(next_row), acc_row.eq(acc_row + 1)]
+                             sum_acc1.eq(mid_row), sum_row1.eq(acc_row1)]
+                with m.If(ctl["ends2"]):
+                    m.d.sync += [acc.eq(next_row), acc_row.eq(acc_row + 2),
+                                 acc_row1.eq(acc_row1 + 2)]
+                with m.Else():
+                    m.d.sync += [acc.eq(mid_row), acc_row.eq(acc_row + 1),
+                                 acc_row1.eq(acc_row1 + 1)]
             with m.Else():
-                m.d.sync += acc.eq(total)
-        with m.Else():
-            m.d.sync += [acc.eq(0), acc_row.eq(0)]
+                m.d.sync += [acc.eq(0), acc_row.eq(0), acc_row1.eq(1)]
+        else:
+            with m.If(ctl["valid"]):
+                with m.If(ctl["ends"]):
+                    m.d.sync += [sum_acc.eq(total), sum_row.eq(acc_row),
+                                 acc.eq(next_row), acc_row.eq(acc_row + 1)]
+                with m.Else():
+                    m.d.sync += acc.eq(total)
+            with m.Else():
+                m.d.sync += [acc.eq(0), acc_row.eq(0)]
 
         # the bias of the row that ends in the accumulate stage, in three steps (LUT RAM, not
         # block RAM: a block RAM's clock-to-out is most of a cycle at speed grade 6), none
@@ -394,38 +487,74 @@ class MACArray(wiring.Component):
         # group of BIAS_GROUP banks selects the row's bank (acc_row's bits) into the group's
         # register; stage 9 + tree_levels: the row's group selected (sum_row's high bits) into
         # the bias register; stage 10 + tree_levels: the bias added, the row's result
-        # registered (the same cycles as one select of all the banks).
-        row_ahead = Signal(range(g.n_rows), reset_less=True)
-        with m.If(ctl_before["valid"]):
-            with m.If(ctl_before["ends"]):
-                m.d.sync += row_ahead.eq(row_ahead + 1)
-        with m.Else():
-            m.d.sync += row_ahead.eq(0)
-        bank_words = []
-        for k, (bias_rd, _) in enumerate(bias_banks):
-            word = Signal.like(bias_rd.data, name=f"bias_bank{k}", reset_less=True)
-            m.d.comb += bias_rd.addr.eq(row_ahead[:len(bias_rd.addr)])
-            m.d.sync += word.eq(bias_rd.data)
-            bank_words.append(word)
-        group_words = []
-        for k in range(0, n_banks, BIAS_GROUP):
-            words = bank_words[k:k + BIAS_GROUP]
-            word = Signal.like(words[0], name=f"bias_group{k // BIAS_GROUP}", reset_less=True)
-            if len(words) == 1:
-                m.d.sync += word.eq(words[0])
-            else:
-                m.d.sync += word.eq(Array(words)[acc_row[BIAS_BANK_BITS:BIAS_GROUP_BITS]])
-            group_words.append(word)
-        bias = Signal.like(bank_words[0], reset_less=True)
-        if len(group_words) == 1:
-            m.d.sync += bias.eq(group_words[0])
-        else:
-            m.d.sync += bias.eq(Array(group_words)[sum_row >> BIAS_GROUP_BITS])
-        sum_acc2 = delay(m, sum_acc, 1, "sum_acc")
-        sum_row2 = delay(m, sum_row, 1, "sum_row")
-        sum_valid2 = delay(m, sum_valid, 1, "sum_valid", reset_less=False)
+        # registered (the same cycles as one select of all the banks). Wide: the same again
+        # through the banks' second read ports for the second row (acc_row + 1).
+        step = (1 + ctl_before["ends2"]) if wide else 1
+
+        def bias_groups(port, ahead_init, row_now, suffix):
+            row_ahead = Signal(range(g.n_rows + wide), name=f"row_ahead{suffix}",
+                               init=ahead_init, reset_less=True)
+            with m.If(ctl_before["valid"]):
+                with m.If(ctl_before["ends"]):
+                    m.d.sync += row_ahead.eq(row_ahead + step)
+            with m.Else():
+                m.d.sync += row_ahead.eq(ahead_init)
+            bank_words = []
+            for k, (reads, _) in enumerate(bias_banks):
+                bias_rd = reads[port]
+                word = Signal.like(bias_rd.data, name=f"bias_bank{k}{suffix}", reset_less=True)
+                m.d.comb += bias_rd.addr.eq(row_ahead[:len(bias_rd.addr)])
+                m.d.sync += word.eq(bias_rd.data)
+                bank_words.append(word)
+            group_words = []
+            for k in range(0, n_banks, BIAS_GROUP):
+                words = bank_words[k:k + BIAS_GROUP]
+                word = Signal.like(words[0], name=f"bias_group{k // BIAS_GROUP}{suffix}",
+                                   reset_less=True)
+                if len(words) == 1:
+                    m.d.sync += word.eq(words[0])
+                else:
+                    m.d.sync += word.eq(Array(words)[row_now[BIAS_BANK_BITS:BIAS_GROUP_BITS]])
+                group_words.append(word)
+            return group_words
+
+        def bias_select(group_words, row):
+            """The row's group (combinational: the caller registers it)."""
+            if len(group_words) == 1:
+                return group_words[0]
+            return Array(group_words)[row >> BIAS_GROUP_BITS]
+
+        groups = bias_groups(0, 0, acc_row, "")
+        bias = Signal(signed(g.bias_fmt.bits), reset_less=True)
+        sum_acc2 = Signal.like(sum_acc, name="sum_acc_d1")
+        sum_row2 = Signal.like(sum_row, name="sum_row_d1")
+        sum_valid2 = Signal(name="sum_valid_d1")
         out_acc = Signal(signed(g.acc_fmt.bits), reset_less=True)
         out_row = Signal(range(g.n_rows), reset_less=True)
+        if not wide:
+            m.d.sync += [bias.eq(bias_select(groups, sum_row)), sum_acc2.eq(sum_acc),
+                         sum_row2.eq(sum_row), sum_valid2.eq(sum_valid)]
+        else:
+            # the two rows of a cycle are neighbours, so one is even and one odd: in the
+            # bias-select stage each goes (with its bias) to the port of its parity, even rows
+            # to row_acc, odd rows to row_acc1, each port one row per cycle at most
+            groups1 = bias_groups(1, 1, acc_row1, "_1")
+            bias1 = Signal(signed(g.bias_fmt.bits), reset_less=True)
+            sum_acc2_1 = Signal.like(sum_acc, name="sum_acc1_d1")
+            sum_row2_1 = Signal.like(sum_row, name="sum_row1_d1")
+            sum_valid2_1 = Signal(name="sum_valid1_d1")
+            odd = sum_row[0]
+            first = (bias_select(groups, sum_row), sum_acc, sum_row, sum_valid)
+            second = (bias_select(groups1, sum_row1), sum_acc1, sum_row1, sum_valid1)
+            for reg, a, b in zip((bias, sum_acc2, sum_row2, sum_valid2), first, second):
+                m.d.sync += reg.eq(Mux(odd, b, a))
+            for reg, a, b in zip((bias1, sum_acc2_1, sum_row2_1, sum_valid2_1), first, second):
+                m.d.sync += reg.eq(Mux(odd, a, b))
+            out_acc1 = Signal(signed(g.acc_fmt.bits), reset_less=True)
+            out_row1 = Signal(range(g.n_rows), reset_less=True)
+            m.d.sync += [out_acc1.eq(sum_acc2_1 + (bias1 << g.bias_shift)),
+                         out_row1.eq(sum_row2_1), self.row_valid1.eq(sum_valid2_1)]
+            m.d.comb += [self.row_acc1.eq(out_acc1), self.row1.eq(out_row1)]
         m.d.sync += [out_acc.eq(sum_acc2 + (bias << g.bias_shift)), out_row.eq(sum_row2),
                      self.row_valid.eq(sum_valid2)]
         m.d.comb += [self.row_acc.eq(out_acc), self.row.eq(out_row)]

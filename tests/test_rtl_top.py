@@ -149,10 +149,12 @@ def test_default_model_efficiency():
 def test_bad_parameters_raise_at_construction():
     cfg = load_config()
     golden = run_golden(cfg, random_weights(np.random.default_rng(0), 5, 7), np.zeros((1, 1, 5)))
-    with pytest.raises(RTLError, match=r"lanes must be from 1 to X\+H = 12, not 0"):
+    with pytest.raises(RTLError, match=r"lanes must be from 1 to 2\(X\+H\) = 24, not 0"):
         LSTMCell(cfg, golden.qweights, lanes=0)
-    with pytest.raises(RTLError, match=r"lanes must be at most X\+H = 12"):
-        LSTMCell(cfg, golden.qweights, lanes=20)
+    with pytest.raises(RTLError, match=r"lanes must be at most 2\(X\+H\) = 24"):
+        LSTMCell(cfg, golden.qweights, lanes=25)
+    with pytest.raises(RTLError, match=r"logic lanes must be from 0 to the 4 lanes, not 5"):
+        LSTMCell(cfg, golden.qweights, lanes=4, logic_lanes=5)
 
 
 # ---- Verilog export -----------------------------------------------------------------------
@@ -219,8 +221,9 @@ def test_verilog_signals_are_named(exported):
 
 @pytest.mark.parametrize("args,message", [
     (["--weights", "nope.npz"], "weights file not found: nope.npz"),
-    (["--lanes", "0"], "lanes must be from 1 to X+H = 40, not 0"),
-    (["--lanes", "41"], "lanes must be at most X+H = 40"),
+    (["--lanes", "0"], "lanes must be from 1 to 2(X+H) = 80, not 0"),
+    (["--lanes", "81"], "lanes must be at most 2(X+H) = 80"),
+    (["--lanes", "8", "--logic-lanes", "9"], "logic lanes must be from 0 to the 8 lanes, not 9"),
     (["--config", "nope.toml"], "config file not found: nope.toml"),
 ])
 def test_cli_bad_input(args, message, tmp_path):

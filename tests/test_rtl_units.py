@@ -211,10 +211,12 @@ def test_cell_update_matches_model_step(seed):
 def test_geometry_rejects_bad_parameters():
     cfg = load_config()
     qw = quantize_weights(random_weights(np.random.default_rng(0), 5, 7), cfg)
-    with pytest.raises(RTLError, match=r"lanes must be from 1 to X\+H = \d+, not 0"):
+    with pytest.raises(RTLError, match=r"lanes must be from 1 to 2\(X\+H\) = \d+, not 0"):
         Geometry.of(cfg, qw, 0)
-    with pytest.raises(RTLError, match=r"lanes must be at most X\+H = 12 .*not 13"):
-        Geometry.of(cfg, qw, 13)
+    with pytest.raises(RTLError, match=r"lanes must be at most 2\(X\+H\) = 24 .*not 25"):
+        Geometry.of(cfg, qw, 25)
+    with pytest.raises(RTLError, match=r"logic lanes must be from 0 to the 3 lanes, not 4"):
+        Geometry.of(cfg, qw, 3, 4)
     narrow = cfg.replace(accumulator=TensorSpec(Format(30, 27)))
     with pytest.raises(RTLError, match="accumulator .* could overflow"):
         Geometry.of(narrow, qw, 3)

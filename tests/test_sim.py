@@ -252,6 +252,20 @@ def test_cli_head_lanes_in_the_exported_verilog():
     assert out["logits_mismatches"] == out["labels_mismatches"] == 0
 
 
+def test_cli_wide_and_logic_lanes_in_the_exported_verilog():
+    """The shipped digits model at P = 51 > X+H = 40 (two row ends per cycle, the last
+    cycle's second end past the last row) with 9 lanes multiplying in logic, on Icarus in batch
+    mode: every h, c, logit and label equals the golden model's, and the steps take the closed
+    form's cycles."""
+    r = _sim_cli("--limit", "3", "--fast", "--lanes", "51", "--logic-lanes", "9", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["simulator"] == "icarus" and out["mismatches"] == 0 and out["missing"] == 0
+    assert out["compared"] == 3 * 8 * 32 and out["logits_mismatches"] == 0
+    # ceil(5120 / 51) + 41 + ceil(log2 51) + 1 (two rows per cycle); Booth products: no wait
+    assert out["cycles_per_step"] == 101 + 41 + 6 + 1
+
+
 def test_cli_waves(tmp_path):
     r = _sim_cli("--limit", "1", "--waves")
     assert r.returncode == 0, r.stderr
@@ -264,9 +278,10 @@ def test_cli_waves(tmp_path):
     (["--inputs", "nope.npy"], "inputs file not found: nope.npy"),
     (["--limit", "0"], "--limit must be at least 1, not 0"),
     (["--gap", "1.5"], "--gap must be a probability in [0, 1), not 1.5"),
-    (["--lanes", "99"], "lanes must be at most X+H = 40"),
+    (["--lanes", "99"], "lanes must be at most 2(X+H) = 80"),
     (["--labels", "y.npy"], "--labels goes with --inputs"),
     (["--head-lanes", "3", "--cocotb", "--limit", "1"], "--head-lanes runs in batch mode (add --fast)"),
+    (["--logic-lanes", "2", "--cocotb", "--limit", "1"], "--logic-lanes runs in batch mode (add --fast)"),
     (["--head-lanes", "11", "--fast", "--limit", "1"],
      "head lanes must be an integer from 1 to the 10 classes, not 11"),
 ])

@@ -54,7 +54,8 @@ def test_rtl_exports_a_stack(stacked, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--lanes", "4,3,2"], "lanes must give one P per layer (2), not 3"),
     (["--lanes", "4,x"], "lanes must be P or P0,P1,... (one per layer), not '4,x'"),
-    (["--lanes", "4,20"], "layer 1: lanes must be at most X+H = 14"),
+    (["--lanes", "4,29"], "layer 1: lanes must be at most 2(X+H) = 28"),
+    (["--logic-lanes", "2"], "logic lanes are for a one-layer model; this one has 2 layers"),
 ])
 def test_rtl_bad_lanes_for_a_stack(stacked, tmp_path, args, message):
     out = tmp_path / "stack.v"

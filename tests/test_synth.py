@@ -119,8 +119,9 @@ def test_parsers():
 
 @pytest.mark.parametrize("args,message", [
     (["--weights", "nope.npz"], "weights file not found: nope.npz"),
-    (["--lanes", "0"], "lanes must be from 1 to X+H = 40, not 0"),
-    (["--lanes", "41"], "lanes must be at most X+H = 40"),
+    (["--lanes", "0"], "lanes must be from 1 to 2(X+H) = 80, not 0"),
+    (["--lanes", "81"], "lanes must be at most 2(X+H) = 80"),
+    (["--lanes", "8", "--logic-lanes", "9"], "logic lanes must be from 0 to the 8 lanes, not 9"),
     (["--device", "99k"], "--device for ecp5 must be one of 25k, 45k, 85k, not 99k"),
     (["--freq", "0"], "--freq must be positive, not 0"),
     (["--family", "xc7"], "argument --family: invalid choice"),
