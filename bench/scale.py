@@ -1,4 +1,4 @@
-"""python -m bench scale [--weights W] [--devices 45k,85k] [--lanes P,P,...] [--head-lanes K] [--head-multiplier dsp|lut] [--steps T] [--reuse] [--dry-run] [--no-pnr] [--json]
+"""python -m bench scale [--weights W] [--devices 45k,85k] [--lanes P,P,...] [--logic-lanes L] [--head-lanes K] [--head-multiplier dsp|lut] [--steps T] [--reuse] [--dry-run] [--no-pnr] [--json]
 
 How the design scales with its lane count P on the ECP5 devices: one ``python -m bench.synth``
 run per (device, P) (Yosys, then nextpnr at 150 MHz, speed grade 6, out of context), tabled as
@@ -15,6 +15,8 @@ about H + 2C + 7 with ``--head-lanes C``; 0 without a head). ``--head-lanes`` an
 ``--head-multiplier`` choose the head of every row (``python -m rtl --head-lanes``): K
 multipliers, in DSP blocks or in logic (``lut``, for the designs that spend every DSP on lanes).
 ``step_us`` = T * cycles_per_step / Fmax is the time per image of the cell alone.
+``--logic-lanes L``: in every row the last L lanes multiply in logic (``python -m rtl
+--logic-lanes``), so a row may have more lanes than the device has DSPs, up to 2(X+H).
 
 Before any tool runs, each configuration's DSP and block RAM needs are computed from the design
 (``rtl.lanemem.block_count``: a lane's memory is ceil(ceil(4H(X+H)/P) / 1024) DP16KD; DSPs: one
@@ -40,19 +42,20 @@ DEFAULT_LANES = (16, 32, 52, 64, 78, 128, 149)
 STEPS = 28
 
 
-def needs(config, stack, lanes: int, head_lanes: int = 1, head_multiplier: str = "dsp") -> dict:
+def needs(config, stack, lanes: int, head_lanes: int = 1, head_multiplier: str = "dsp",
+          logic_lanes: int = 0) -> dict:
     """DSP and block RAM of one cell at P = ``lanes`` (counted from the design, before any
-    synthesis): lanes' multipliers plus those of the activation units and cell update; each
-    lane's memory in whole DP16KD blocks; the head's K multipliers (none in logic) and K
-    memories of ceil(C/K) * H words."""
+    synthesis): lanes' multipliers (but the ``logic_lanes``) plus those of the activation units
+    (a second sigmoid unit when P > X+H) and cell update; each lane's memory in whole DP16KD
+    blocks; the head's K multipliers (none in logic) and K memories of ceil(C/K) * H words."""
     from rtl.geometry import Geometry
     from rtl.lanemem import BLOCK_BITS, block_count
     from rtl.top import LSTMCell
     from model.weights import quantize_weights
     weights = quantize_weights(stack.layers[0], config)
-    g = Geometry.of(config, weights, lanes)
+    g = Geometry.of(config, weights, lanes, logic_lanes)
     multipliers = 3                                      # f*c, i*g, o*tanh(c)
-    pwl = sum(1 for name in ("sigmoid", "tanh", "tanh_c")
+    pwl = sum(1 for name in ("sigmoid", "tanh", "tanh_c") + ("sigmoid",) * g.wide
               if config.tables[name].method != "plan")
     blocks = block_count(g.issue_cycles) * (1 if g.weight_fmt.bits <= BLOCK_BITS else 2)
     head_dsp, head_latency = 0, 0
@@ -67,16 +70,18 @@ def needs(config, stack, lanes: int, head_lanes: int = 1, head_multiplier: str =
         blocks_head = head_lanes * block_count(head.rounds * head.n_hidden)
     else:
         blocks_head = 0
-    return {"dsp": lanes + multipliers + pwl + head_dsp, "bram": lanes * blocks + blocks_head,
-            "head_latency": head_latency,
+    return {"dsp": lanes - logic_lanes + multipliers + pwl + head_dsp,
+            "bram": lanes * blocks + blocks_head, "head_latency": head_latency,
             "words_per_lane": g.issue_cycles, "blocks_per_lane": blocks,
-            "cycles_per_step": g.issue_cycles + LSTMCell.overhead_for(lanes)}
+            "cycles_per_step": g.issue_cycles + LSTMCell.overhead_for(lanes, g.wide,
+                                                                     g.logic_delay)}
 
 
 def _run_synth(args, device: str, lanes: int, report: Path) -> dict:
     argv = [sys.executable, "-m", "bench.synth", "--weights", args.weights, "--lanes", str(lanes),
             "--device", device, "--head-lanes", str(args.head_lanes),
-            "--head-multiplier", args.head_multiplier, "--json", "--out", str(report),
+            "--head-multiplier", args.head_multiplier, "--logic-lanes", str(args.logic_lanes),
+            "--json", "--out", str(report),
             "--build-dir", str(Path(args.build_dir) / "synth")]
     if args.no_pnr:
         argv.append("--no-pnr")
@@ -88,8 +93,9 @@ def _run_synth(args, device: str, lanes: int, report: Path) -> dict:
 
 
 def row(device: str, lanes: int, need: dict, report: dict | None, steps: int, reason=None,
-        head=(1, "dsp")) -> dict:
-    out = {"device": device, "lanes": lanes, "head_lanes": head[0], "head_multiplier": head[1],
+        head=(1, "dsp"), logic_lanes: int = 0) -> dict:
+    out = {"device": device, "lanes": lanes, "logic_lanes": logic_lanes,
+           "head_lanes": head[0], "head_multiplier": head[1],
            "dsp_needed": need["dsp"], "bram_needed": need["bram"],
            "words_per_lane": need["words_per_lane"], "blocks_per_lane": need["blocks_per_lane"],
            "cycles_per_step": need["cycles_per_step"], "steps": steps}
@@ -136,13 +142,18 @@ def cmd_scale(args) -> int:
                              f"not {args.head_lanes}" if n_classes else
                              "--head-lanes and --head-multiplier need a model with a classifier head")
     head = (args.head_lanes, args.head_multiplier)
-    suffix = "" if head == (1, "dsp") else f"-head{head[0]}{head[1]}"
+    suffix = (("" if head == (1, "dsp") else f"-head{head[0]}{head[1]}")
+              + (f"-L{args.logic_lanes}" if args.logic_lanes else ""))
     if stack.n_layers != 1:
         raise UsageError("bench scale takes a one-layer model")
     n_columns = stack.layers[0].n_inputs + stack.layers[0].n_hidden
-    bad = [p for p in lanes if not 1 <= p <= n_columns]
+    bad = [p for p in lanes if not 1 <= p <= 2 * n_columns]
     if bad:
-        raise UsageError(f"--lanes must be from 1 to X+H = {n_columns}, not {bad[0]}")
+        raise UsageError(f"--lanes must be from 1 to 2(X+H) = {2 * n_columns}, not {bad[0]}")
+    bad = [p for p in lanes if not 0 <= args.logic_lanes <= p]
+    if bad:
+        raise UsageError(f"--logic-lanes must be from 0 to the lane count, not {args.logic_lanes} "
+                         f"with P = {bad[0]}")
     reports = Path(args.build_dir)
     reports.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -150,20 +161,20 @@ def cmd_scale(args) -> int:
         dev = ECP5_DEVICES[device]
         for p in lanes:
             try:
-                need = needs(config, stack, p, *head)
+                need = needs(config, stack, p, *head, args.logic_lanes)
             except RTLError as e:
                 raise UsageError(e) from None
             over = [f"{k} {need[k]} > {dev[k]}" for k in ("dsp", "bram") if need[k] > dev[k]]
             if over:
                 rows.append(row(device, p, need, None, args.steps, "needs " + ", ".join(over),
-                                head=head))
+                                head=head, logic_lanes=args.logic_lanes))
                 continue
             report_file = reports / f"{device}-P{p}{suffix}.json"
             if args.reuse and report_file.exists():
                 report = json.loads(report_file.read_text())
             elif args.dry_run:
                 rows.append(row(device, p, need, {"error": "not run (--dry-run)"}, args.steps,
-                                head=head))
+                                head=head, logic_lanes=args.logic_lanes))
                 continue
             else:
                 if not args.json:
@@ -171,7 +182,8 @@ def cmd_scale(args) -> int:
                           f"tens of minutes)", flush=True)
                 report = _run_synth(args, device, p, report_file)
             report["_file"] = shown(report_file)
-            rows.append(row(device, p, need, report, args.steps, head=head))
+            rows.append(row(device, p, need, report, args.steps, head=head,
+                            logic_lanes=args.logic_lanes))
     result = {"benchmark": "scale", "command": " ".join(["python -m bench scale", *args.argv]),
               "machine": machine(), "weights": shown(args.weights), "steps": args.steps,
               "target_mhz": 150, "speed_grade": 6, "rows": rows}
@@ -180,11 +192,12 @@ def cmd_scale(args) -> int:
 
 def print_scale(r: dict) -> None:
     print(f"{r['weights']}, T = {r['steps']} steps per image, ECP5 speed grade 6, out of context")
-    print(f"  {'device':6s} {'P':>4s} {'head':>6s} {'LUT4':>7s} {'FF':>7s} {'DSP':>4s} {'BRAM':>5s} "
+    print(f"  {'device':6s} {'P':>7s} {'head':>6s} {'LUT4':>7s} {'FF':>7s} {'DSP':>4s} {'BRAM':>5s} "
           f"{'Fmax':>7s} {'cyc/step':>8s} {'latency':>10s} {'images/s':>9s}")
     for x in r["rows"]:
         kind = f"{x.get('head_lanes', 1)} {x.get('head_multiplier', 'dsp')}"
-        head = f"  {x['device']:6s} {x['lanes']:4d} {kind:>6s}"
+        lanes = f"{x['lanes']}" + (f"/{x['logic_lanes']}L" if x.get("logic_lanes") else "")
+        head = f"  {x['device']:6s} {lanes:>7s} {kind:>6s}"
         if "lut" not in x:
             what = "does not fit" if x["fits"] is False else "not run"
             print(f"{head}   {what}: {x['reason']} ({x['cycles_per_step']} cycles per step)")
@@ -208,6 +221,9 @@ def build_parser():
                     help=f"ECP5 devices (default {','.join(DEFAULT_DEVICES)})")
     ap.add_argument("--lanes", default=",".join(map(str, DEFAULT_LANES)),
                     help=f"lane counts (default {','.join(map(str, DEFAULT_LANES))})")
+    ap.add_argument("--logic-lanes", type=int, default=0, metavar="L",
+                    help="in every row, the last L lanes multiply in logic, not in DSP blocks "
+                         "(default 0)")
     ap.add_argument("--head-lanes", type=int, default=1, metavar="K",
                     help="classes the classifier head works on at once, 1 (default) to C")
     ap.add_argument("--head-multiplier", choices=("dsp", "lut"), default="dsp",

@@ -148,15 +148,19 @@ def _response(m, t):
     # only steps accepted while the output register will be free at commit: either empty or
     # taken on this very edge (otherwise the commit waits for the consumer, by design)
     armed, age = Signal(name="response_armed"), Signal(range(cps + 3), name="response_age")
+    # (with resets free, `make formal-full`: a reset abandons the step, and drops its output
+    # even on the bound's cycle)
     fresh = t.fresh_output()
-    with m.If(t.x.fire & ~t.rst & (~t.h.valid | t.h.ready)):
+    with m.If(t.rst):
+        m.d.sync += armed.eq(0)
+    with m.Elif(t.x.fire & (~t.h.valid | t.h.ready)):
         m.d.sync += [armed.eq(1), age.eq(1)]
     with m.Elif(armed & fresh):
         m.d.sync += armed.eq(0)
     with m.Elif(armed & (age <= bound)):
         m.d.sync += age.eq(age + 1)
     t.require(~fresh, "no_output_before_bound", when=armed & (age < bound))
-    t.require(fresh, "output_at_bound", when=armed & (age == bound))
+    t.require(fresh, "output_at_bound", when=armed & (age == bound) & ~t.rst)
     t.require(~armed | (age <= bound), "armed_step_never_outlives_bound")
     if not t.loads:
         # one step at a time, and ready for the next whenever none runs (with loads, a load

@@ -72,7 +72,9 @@ def test_synth_summary_is_read_from_the_full_report():
     (["synth", "--family", "xilinx"], "invalid choice"),
     (["scale", "--devices", "99k", "--dry-run"], "--devices: each must be one of 25k, 45k, 85k, not 99k"),
     (["scale", "--lanes", "a", "--dry-run"], "--lanes must be comma-separated integers, not a"),
-    (["scale", "--lanes", "157", "--dry-run"], "--lanes must be from 1 to X+H = 156, not 157"),
+    (["scale", "--lanes", "313", "--dry-run"], "--lanes must be from 1 to 2(X+H) = 312, not 313"),
+    (["scale", "--lanes", "64,20", "--logic-lanes", "25", "--dry-run"],
+     "--logic-lanes must be from 0 to the lane count, not 25 with P = 20"),
     (["scale", "--head-lanes", "11", "--dry-run"],
      "--head-lanes must be from 1 to the model's 10 classes, not 11"),
 ])
@@ -150,3 +152,27 @@ def test_scale_counts_the_heads_lanes(tmp_path):
               "--build-dir", build, "--json", "--out", tmp_path / "s2.json")
     row = json.loads(r.stdout)["rows"][0]
     assert row["fits"] is False and row["reason"] == "needs dsp 165 > 156"
+
+
+def test_scale_counts_logic_lanes(tmp_path):
+    """--logic-lanes 25: each row's last 25 lanes multiply in logic. At P = 174 > X+H = 156
+    the 85F's DSPs are the 149 multiplier-block lanes, the cell's 6 and the odd rows' second
+    sigmoid unit (156); a step is ceil(79,872 / 174) + 41 + 8 + 1 cycles (Booth products at
+    16-bit weights add none); at P = 198 the DSPs do not fit. Report files are named after L."""
+    build = tmp_path / "scale"
+    build.mkdir()
+    fake = {"resources": {"lut4": 1, "ff": 2, "dsp": 156, "bram": 184}, "fmax_mhz": 100.0,
+            "cycles_per_step": 510, "head_latency": 158, "fits_device": True,
+            "device": "LFE5U-85F-6CABGA381", "pnr": None}
+    (build / "85k-P174-head10lut-L25.json").write_text(json.dumps(fake))
+    r = bench("scale", "--devices", "85k", "--lanes", "174,198", "--logic-lanes", "25",
+              "--head-lanes", "10", "--head-multiplier", "lut", "--dry-run", "--reuse",
+              "--build-dir", build, "--json", "--out", tmp_path / "s.json")
+    assert r.returncode == 0, r.stderr
+    rows = {x["lanes"]: x for x in json.loads(r.stdout)["rows"]}
+    assert (rows[174]["dsp_needed"], rows[174]["bram_needed"]) == (156, 184)
+    assert rows[174]["logic_lanes"] == 25
+    assert rows[174]["cycles_per_step"] == 460 + 41 + 8 + 1 == 510
+    assert rows[174]["latency_us"] == pytest.approx((28 * 510 + 158) / 100.0)
+    assert rows[198]["fits"] is False and rows[198]["reason"] == "needs dsp 180 > 156"
+
