@@ -99,3 +99,13 @@ def assert_outputs(outputs, h, c):
     for k, (got_h, got_c) in enumerate(outputs):
         assert got_h == [int(v) for v in h[k]], f"h at step {k}"
         assert got_c == [int(v) for v in c[k]], f"c at step {k}"
+
+
+def flatten_golden(golden):
+    """A golden run's (B, T) sequences as one stream of steps: x codes, ``first`` (on each
+    sequence's step 0), and the expected h and c codes, each (B*T, ...)."""
+    B, T, H = golden.fixed["h"].shape
+    first = np.zeros((B, T), bool)
+    first[:, 0] = True
+    return (golden.x_raw.reshape(B * T, -1), first.reshape(-1),
+            golden.fixed["h"].reshape(B * T, H), golden.fixed["c"].reshape(B * T, H))

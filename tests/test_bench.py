@@ -123,6 +123,19 @@ def test_scale_says_what_cannot_fit_before_running_tools(tmp_path):
     assert rows["85k", 64]["images_per_s"] == pytest.approx(150e6 / (28 * 1295))
 
 
+def _scale_rows(tmp_path, report: str, fake: dict, *args):
+    """``bench scale --dry-run --reuse`` with one fake 85F report (``report``, e.g.
+    ``85k-P149.json``) in its build directory: the rows by lane count."""
+    build = tmp_path / "scale"
+    build.mkdir(exist_ok=True)
+    (build / report).write_text(json.dumps({"pnr": None, "fits_device": True,
+                                            "device": "LFE5U-85F-6CABGA381", **fake}))
+    r = bench("scale", "--devices", "85k", *args, "--dry-run", "--reuse", "--build-dir", build,
+              "--json", "--out", tmp_path / "s.json")
+    assert r.returncode == 0, r.stderr
+    return {x["lanes"]: x for x in json.loads(r.stdout)["rows"]}
+
+
 def test_scale_counts_the_heads_lanes(tmp_path):
     """--head-lanes 10 --head-multiplier lut: the head's ten products in logic (no DSP) from ten
     memories of one DP16KD each, all ten classes in H cycles: at P=149 the 85F's DSPs are the
@@ -131,17 +144,10 @@ def test_scale_counts_the_heads_lanes(tmp_path):
     blocks P=149 cannot fit. The report files of such rows are named after the head."""
     from rtl.head import ClassifierHead
     from model.config import load_config
-    build = tmp_path / "scale"
-    build.mkdir()
-    fake = {"resources": {"lut4": 1, "ff": 2, "dsp": 155, "bram": 159}, "fmax_mhz": 125.0,
-            "cycles_per_step": 586, "head_latency": 158, "fits_device": True,
-            "device": "LFE5U-85F-6CABGA381", "pnr": None}
-    (build / "85k-P149-head10lut.json").write_text(json.dumps(fake))
-    r = bench("scale", "--devices", "85k", "--lanes", "64,149", "--head-lanes", "10",
-              "--head-multiplier", "lut", "--dry-run", "--reuse", "--build-dir", build, "--json",
-              "--out", tmp_path / "s.json")
-    assert r.returncode == 0, r.stderr
-    rows = {x["lanes"]: x for x in json.loads(r.stdout)["rows"]}
+    rows = _scale_rows(tmp_path, "85k-P149-head10lut.json",
+                       {"resources": {"lut4": 1, "ff": 2, "dsp": 155, "bram": 159},
+                        "fmax_mhz": 125.0, "cycles_per_step": 586, "head_latency": 158},
+                       "--lanes", "64,149", "--head-lanes", "10", "--head-multiplier", "lut")
     assert (rows[149]["dsp_needed"], rows[149]["bram_needed"]) == (155, 159)
     assert rows[149]["head_lanes"] == 10 and rows[149]["head_multiplier"] == "lut"
     assert rows[149]["head_latency"] == 158 == ClassifierHead.multiplier_latency(
@@ -149,7 +155,7 @@ def test_scale_counts_the_heads_lanes(tmp_path):
     assert rows[149]["latency_us"] == pytest.approx((28 * 586 + 158) / 125.0)
     assert rows[64]["fits"] is None and rows[64]["dsp_needed"] == 64 + 6
     r = bench("scale", "--devices", "85k", "--lanes", "149", "--head-lanes", "10", "--dry-run",
-              "--build-dir", build, "--json", "--out", tmp_path / "s2.json")
+              "--build-dir", tmp_path / "scale", "--json", "--out", tmp_path / "s2.json")
     row = json.loads(r.stdout)["rows"][0]
     assert row["fits"] is False and row["reason"] == "needs dsp 165 > 156"
 
@@ -159,17 +165,11 @@ def test_scale_counts_logic_lanes(tmp_path):
     the 85F's DSPs are the 149 multiplier-block lanes, the cell's 6 and the odd rows' second
     sigmoid unit (156); a step is ceil(79,872 / 174) + 41 + 8 + 1 cycles (Booth products at
     16-bit weights add none); at P = 198 the DSPs do not fit. Report files are named after L."""
-    build = tmp_path / "scale"
-    build.mkdir()
-    fake = {"resources": {"lut4": 1, "ff": 2, "dsp": 156, "bram": 184}, "fmax_mhz": 100.0,
-            "cycles_per_step": 510, "head_latency": 158, "fits_device": True,
-            "device": "LFE5U-85F-6CABGA381", "pnr": None}
-    (build / "85k-P174-head10lut-L25.json").write_text(json.dumps(fake))
-    r = bench("scale", "--devices", "85k", "--lanes", "174,198", "--logic-lanes", "25",
-              "--head-lanes", "10", "--head-multiplier", "lut", "--dry-run", "--reuse",
-              "--build-dir", build, "--json", "--out", tmp_path / "s.json")
-    assert r.returncode == 0, r.stderr
-    rows = {x["lanes"]: x for x in json.loads(r.stdout)["rows"]}
+    rows = _scale_rows(tmp_path, "85k-P174-head10lut-L25.json",
+                       {"resources": {"lut4": 1, "ff": 2, "dsp": 156, "bram": 184},
+                        "fmax_mhz": 100.0, "cycles_per_step": 510, "head_latency": 158},
+                       "--lanes", "174,198", "--logic-lanes", "25", "--head-lanes", "10",
+                       "--head-multiplier", "lut")
     assert (rows[174]["dsp_needed"], rows[174]["bram_needed"]) == (156, 184)
     assert rows[174]["logic_lanes"] == 25
     assert rows[174]["cycles_per_step"] == 460 + 41 + 8 + 1 == 510

@@ -16,7 +16,7 @@ from model.fixed import quantize
 from model.golden import run_golden
 from rtl.geometry import RTLError
 from rtl.top import LSTMCell
-from rtl_helpers import assert_outputs, random_weights, run_steps
+from rtl_helpers import assert_outputs, flatten_golden, random_weights, run_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,12 +27,7 @@ def _run(dut, x_raw, first, *, gap=0.0, stall=0.0, seed=0, weight_packet=(), sta
                      loads=[(dut.weights, weight_packet), (dut.state, state_packet)])
 
 
-def _flatten(golden):
-    B, T, H = golden.fixed["h"].shape
-    first = np.zeros((B, T), bool)
-    first[:, 0] = True
-    return (golden.x_raw.reshape(B * T, -1), first.reshape(-1),
-            golden.fixed["h"].reshape(B * T, H), golden.fixed["c"].reshape(B * T, H))
+_flatten = flatten_golden
 
 
 def _assert_equal(outputs, h, c):

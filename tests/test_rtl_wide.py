@@ -12,15 +12,7 @@ from model.config import load_config
 from model.golden import run_golden
 from rtl.geometry import Geometry, RTLError
 from rtl.top import LSTMCell
-from rtl_helpers import assert_outputs, random_weights, run_steps
-
-
-def _flatten(golden):
-    B, T, H = golden.fixed["h"].shape
-    first = np.zeros((B, T), bool)
-    first[:, 0] = True
-    return (golden.x_raw.reshape(B * T, -1), first.reshape(-1),
-            golden.fixed["h"].reshape(B * T, H), golden.fixed["c"].reshape(B * T, H))
+from rtl_helpers import assert_outputs, flatten_golden, random_weights, run_steps
 
 
 def _check(X, H, lanes, seed, *, logic_lanes=0, gap=0.3, stall=0.3, random_formats=True,
@@ -30,7 +22,7 @@ def _check(X, H, lanes, seed, *, logic_lanes=0, gap=0.3, stall=0.3, random_forma
     golden = run_golden(cfg, random_weights(rng, X, H, scale=1.5),
                         rng.normal(0, 2, (batches, steps, X)))
     dut = LSTMCell(cfg, golden.qweights, lanes=lanes, logic_lanes=logic_lanes)
-    x_raw, first, h, c = _flatten(golden)
+    x_raw, first, h, c = flatten_golden(golden)
     outputs, accepted, produced = run_steps(
         dut, x_raw, first, gap=gap, stall=stall, seed=seed,
         loads=[(dut.weights, ()), (dut.state, ())])
