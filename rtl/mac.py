@@ -382,19 +382,19 @@ class MACArray(wiring.Component):
         # lane wait ``logic_delay`` stages more so that they all arrive together.
         ecp5_dsp = getattr(platform, "dsp_output_register", False)
         d = g.logic_delay
-        product = []
-        for j in range(P):
-            if j >= first_logic:
-                p = booth_product(m, operand[j], neg_operand[j], weight[j], f"product{j}_booth")
-                product.append(delay(m, p, 3 + d - g.logic_product_levels, f"product{j}_booth"))
-                continue
-            w, a = weight[j], operand[j]
-            if not ecp5_dsp:
-                w, a = delay(m, w, 1, f"weight{j}_q"), delay(m, a, 1, f"operand{j}_s5")
-            p = product_register(m, platform, w, a, f"product{j}", input_registers=True)
-            if ecp5_dsp:
-                p = delay(m, p, 1, f"product{j}_q")
-            product.append(delay(m, p, d, f"product{j}_wait"))
+        dsp_lanes = range(first_logic)
+        w, a = weight, operand
+        if not ecp5_dsp:
+            w = [delay(m, weight[j], 1, f"weight{j}_q") for j in dsp_lanes]
+            a = [delay(m, operand[j], 1, f"operand{j}_s5") for j in dsp_lanes]
+        product = [product_register(m, platform, w[j], a[j], f"product{j}", input_registers=True)
+                   for j in dsp_lanes]
+        if ecp5_dsp:
+            product = [delay(m, product[j], 1, f"product{j}_q") for j in dsp_lanes]
+        product = [delay(m, product[j], d, f"product{j}_wait") for j in dsp_lanes]
+        for j in range(first_logic, P):
+            p = booth_product(m, operand[j], neg_operand[j], weight[j], f"product{j}_booth")
+            product.append(delay(m, p, 3 + d - g.logic_product_levels, f"product{j}_booth"))
         ctl = carry(ctl, 5)
         ctl = carry(ctl, 6)
         for k in range(d):

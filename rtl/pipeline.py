@@ -302,25 +302,39 @@ def booth_levels(bits: int) -> int:
 
 def booth_product(m, a, neg_a, b, name: str):
     """``a * b`` (exact; ``a`` and ``b`` signed) in logic, no multiplier block: radix-4 Booth.
-    Digit i of ``b`` (bits 2i+1, 2i, 2i-1; bit -1 is 0) is d in {-2, -1, 0, 1, 2}, and the
-    partial product d * a * 4^i is a select among 0, ``a``, 2 ``a``, ``neg_a``, 2 ``neg_a``
-    (``neg_a`` = -``a``, a register the caller provides beside ``a``, so no negation lies in
-    front of the adders); ceil(bits(b) / 2) partial products in a tree of adders, one
-    registered level per stage (:func:`booth_levels`), every sum in its natural width.
-    Returns the product, ``len(a) + len(b)`` bits signed, :func:`booth_levels` cycles after
-    ``a``, ``neg_a`` and ``b``."""
+    Digit i of ``b`` (bits 2i+1, 2i, 2i-1; bit -1 is 0) is d in {-2, -1, 0, 1, 2}; partial
+    product i, d * a * 4^i, is ``a`` or 2 ``a`` (or 0), inverted when d < 0 (five inputs a
+    bit: one LUT5), and the +1 that completes the negation goes into a bit that is 0 in the
+    next partial product (bit 2i of product i+1, which starts at bit 2i+2). The last digit has
+    no next product: it selects among 0, +-``a``, +-2 ``a`` outright (``neg_a`` = -``a``, a
+    register the caller provides beside ``a``, so no negation lies in front of the adders).
+    ceil(bits(b) / 2) partial products in a tree of adders, one registered level per stage
+    (:func:`booth_levels`), every sum in its natural width. Returns the product,
+    ``len(a) + len(b)`` bits signed, :func:`booth_levels` cycles after ``a``, ``neg_a`` and
+    ``b``."""
     wb = len(b)
     width = len(a) + wb
     a, neg_a = a.as_signed(), neg_a.as_signed()
     bit = lambda k: b[min(k, wb - 1)] if k >= 0 else 0       # sign-extended, bit -1 is 0
+    digits = booth_digits(wb)
     terms = []
-    for i in range(booth_digits(wb)):
+    carry_in = None                  # the previous product's +1, at bit 2(i-1)
+    for i in range(digits):
         high, mid, low = bit(2 * i + 1), bit(2 * i), bit(2 * i - 1)
         zero = (high == mid) & (mid == low)
         two = (high != mid) & (mid == low)
-        one = Mux(high, neg_a, a)
-        term = Mux(zero, 0, Mux(two, one << 1, one))
-        terms.append(term << (2 * i))
+        if i < digits - 1:
+            magnitude = Mux(zero, 0, Mux(two, a << 1, a))            # (len(a) + 1)-bit signed
+            negate = high & ~zero
+            term = magnitude ^ Mux(negate, -1, 0)
+        else:
+            one = Mux(high, neg_a, a)
+            term = Mux(zero, 0, Mux(two, one << 1, one))
+        term = term << (2 * i)
+        if carry_in is not None:
+            term = term | (carry_in << (2 * i - 2))       # unsigned: zero-extended
+        terms.append(term)
+        carry_in = negate if i < digits - 1 else None
     level = 0
     while len(terms) > 1 or level == 0:
         nxt = []

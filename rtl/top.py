@@ -351,8 +351,9 @@ class LSTMCell(wiring.Component):
                      c_state_wr.en.eq(cell.out_valid)]
         with m.If(cell.out_valid):
             m.d.sync += [h_next[H - 1].eq(cell.h), c_next[H - 1].eq(cell.c),
-                         *_wrap_count(done, done_last, H),
-                         done_penult.eq(Mux(done_last, H == 2, done == H - 3))]
+                         *_wrap_count(done, done_last, H)]
+            if g.wide:
+                m.d.sync += done_penult.eq(Mux(done_last, H == 2, done == H - 3))
             with m.If(done_last):
                 m.d.sync += finished.eq(1)
         for u in range(H - 1):

@@ -36,7 +36,7 @@ def _products(wa, wb, pairs):
     return got
 
 
-@pytest.mark.parametrize("wa,wb", [(3, 1), (3, 2), (4, 3), (3, 4), (2, 5), (4, 6)])
+@pytest.mark.parametrize("wa,wb", [(3, 1), (3, 2), (4, 3), (3, 4), (2, 5), (4, 6), (5, 8)])
 def test_every_pair_small_widths(wa, wb):
     pairs = list(itertools.product(range(-2 ** (wa - 1), 2 ** (wa - 1)),
                                    range(-2 ** (wb - 1), 2 ** (wb - 1))))
