@@ -289,6 +289,13 @@ def doc_figures():
                    f"{thousands(row['cycles_per_step'])} cycles per step, {row['cell_us']:.1f} us per "
                    f"image for the cell ({thousands(row['images_per_s'])} images per second), "
                    f"{row['latency_us']:.1f} us to the label", f"scale.json 85k P={row['lanes']}")
+    wide = record("bench/results/synth-ecp5-wide.json")
+    assert (wide["design"]["lanes"], wide["design"]["logic_lanes"]) == (48, 30)
+    yield ("docs/speed.md",
+           f"{thousands(wide['resources']['lut4'])} LUT4, {thousands(wide['resources']['ff'])} "
+           f"flip-flops, **{wide['resources']['dsp']}\nMULT18X18D**", "synth-ecp5-wide.json resources")
+    yield ("docs/speed.md", f"{wide['resources']['bram']}\nDP16KD, **{wide['fmax_mhz']:.1f} MHz**, "
+           f"{wide['cycles_per_step']} cycles per step", "synth-ecp5-wide.json fmax_mhz, cycles_per_step")
     row = record("bench/results/scale-head10lut.json")["rows"][0]
     assert (row["lanes"], row["head_lanes"], row["head_multiplier"]) == (149, 10, "lut")
     yield ("docs/speed.md",
