@@ -116,7 +116,8 @@ def identity_problems(info: p.Info, want: Identity) -> list[str]:
                 or layer.lanes < 1:
             continue
         X, H = layer.n_inputs, layer.n_hidden
-        cycles = -(-4 * H * (X + H) // layer.lanes) + LSTMCell.overhead_for(layer.lanes)
+        cycles = (-(-4 * H * (X + H) // layer.lanes)
+                  + LSTMCell.overhead_for(layer.lanes, layer.lanes > X + H))
         if layer.cycles_per_step != cycles:
             problems.append(f"layer {k} takes {layer.cycles_per_step} cycles per step at "
                             f"P={layer.lanes}, this RTL {cycles}")

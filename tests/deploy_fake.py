@@ -32,7 +32,7 @@ class FakeBoard:
         ident = expected_identity(config, model)
         self.cell = FixedLSTM(config, qweights)
         X, H = qweights.n_inputs, qweights.n_hidden
-        cps = self.geometry.issue_cycles + LSTMCell.overhead_for(lanes)
+        cps = self.geometry.issue_cycles + LSTMCell.overhead_for(lanes, self.geometry.wide)
         layer = p.LayerInfo(X, H, lanes, self.geometry.load_data_bits, self.geometry.n_words,
                             config.fmt("h").bits, config.fmt("c").bits, cps)
         n_classes = ident.n_classes if self.head else 0

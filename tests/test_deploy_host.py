@@ -46,6 +46,15 @@ def test_digits_through_the_driver_match_the_golden_model(capsys, digits):
         assert r[key] > 0
 
 
+def test_a_board_with_more_lanes_than_columns_is_accepted(capsys, digits):
+    """P = 48 > X+H = 40: the board's cycles per step (one more, two row ends per cycle) are
+    what this RTL gives, so the identity check passes."""
+    fake = FakeBoard(*digits, lanes=48)
+    code, r, err = run_cli(capsys, fake, "--limit", "2")
+    assert code == 0, err
+    assert r["passed"] and fake.info.layers[0].cycles_per_step == 107 + 41 + 6 + 1
+
+
 @pytest.mark.parametrize("flaw, kind", [("logit", "logits"), ("h", "h")])
 def test_a_wrong_code_from_the_board_fails_the_run(capsys, flaw, kind, tmp_path):
     config = load_config()
