@@ -106,7 +106,8 @@ def describe(dut) -> str:
     if isinstance(core, LSTMCell):
         g = core.geometry
         logic = f" ({g.logic_lanes} in logic)" if g.logic_lanes else ""
-        text = (f"X={g.n_inputs} H={g.n_hidden} P={g.lanes}{logic}, {core.cycles_per_step} cycles/step "
+        text = (f"X={g.n_inputs} H={g.n_hidden} P={g.lanes}{logic}, "
+                f"{core.cycles_per_step} cycles/step "
                 f"(MAC bound {g.issue_cycles}, efficiency {core.mac_efficiency:.3f})")
     else:
         layers = "; ".join(f"layer {k}: X={c.geometry.n_inputs} H={c.geometry.n_hidden} "

@@ -131,8 +131,8 @@ class LSTMCell(wiring.Component):
     Raises
     ------
     RTLError
-        For lanes outside 1..2(X+H), logic lanes outside 0..P, weights that do not fit the config, or an accumulator the
-        config cannot size for these weights.
+        For lanes outside 1..2(X+H), logic lanes outside 0..P, weights that do not fit the
+        config, or an accumulator the config cannot size for these weights.
     """
 
     def __init__(self, config: Config, weights: QuantizedWeights, *, lanes=None, output_c=True,
@@ -319,12 +319,13 @@ class LSTMCell(wiring.Component):
                     with m.Case(2):
                         m.d.sync += candidate.eq(tanh.y)
         # c_{t-1} of the next unit to launch: its number (`c_unit`) moves on the edge after a
-        # launch (wide: a cycle earlier, see above); both memories are read at it on every
-        # edge, and the word of this step's source is registered into `c_prev` on the next:
-        # two edges after the launch, and the next launch is at least 4 rows later (wide: 4
-        # rows, 2 cycles, after the edge c_unit moved on). A unit's c_t is written into
-        # c_state when its result arrives (its c_{t-1} was read long before; later units' are
-        # at other addresses), so c_state holds c_{t-1} whenever a step starts.
+        # launch; both memories are read at it on every edge, and the word of this step's
+        # source is registered into `c_prev` on the next: two edges after the launch, and the
+        # next launch is at least 4 rows later. (Wide: c_unit moves on the edge before the
+        # launch, so c_prev is ready two cycles after the launch, and the next launch is at
+        # least 4 rows, 2 cycles, later.) A unit's c_t is written into c_state when its
+        # result arrives (its c_{t-1} was read long before; later units' are at other
+        # addresses), so c_state holds c_{t-1} whenever a step starts.
         c_unit = Signal(range(H))
         c_unit_last = Signal(init=1 if H == 1 else 0)
         with m.If(c_unit_moves):
