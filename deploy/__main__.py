@@ -1,6 +1,6 @@
 """python -m deploy build|sim|run ...
 
-  build  --board B [--weights W] [--config C] [--lanes P] [--clock MHZ] [--out DIR] [--json] [--program]
+  build  --board B [--weights W] [--config C] [--lanes P] [--logic-lanes L] [--clock MHZ] [--out DIR] [--json] [--program]
          bitstream for an FPGA board (YoWASP Yosys/nextpnr from PyPI) and a JSON report
   sim    --board B [--weights W] ...   the board top in Verilator, its UART on a TCP socket
   run    --port PORT [--weights W] [--inputs X] [--labels Y] [--limit N] [--json]

@@ -33,9 +33,10 @@ class Linked:
 def linked_design(config, stack, *, lanes=None, clock_hz: int, baud: int = DEFAULT_BAUD,
                   divisor: int | None = None, timeout: int | None = None,
                   max_payload: int = DEFAULT_MAX_PAYLOAD, batch_bytes: int = 16384,
-                  batch_results: int = 64) -> Linked:
+                  batch_results: int = 64, logic_lanes: int = 0) -> Linked:
     """The design of ``stack`` under ``config`` (as ``python -m rtl`` builds it, c left off the
-    output) behind a UART at ``baud`` for a ``clock_hz`` clock.
+    output; ``logic_lanes`` as ``python -m rtl --logic-lanes``) behind a UART at ``baud`` for a
+    ``clock_hz`` clock.
 
     ``timeout`` (cycles of line silence that end a frame) defaults to the longer of 20 ms and
     64 byte times."""
@@ -44,7 +45,7 @@ def linked_design(config, stack, *, lanes=None, clock_hz: int, baud: int = DEFAU
         divisor = divisor_for(clock_hz, baud)
     if timeout is None:
         timeout = max(clock_hz // 50, 64 * 10 * divisor)
-    design = build_design(config, stack, lanes=lanes, output_c=False)
+    design = build_design(config, stack, lanes=lanes, output_c=False, logic_lanes=logic_lanes)
     params = LinkParams(clock_hz=clock_hz, baud=baud, divisor=divisor, timeout=timeout,
                         max_payload=max_payload, batch_bytes=batch_bytes,
                         batch_results=batch_results)

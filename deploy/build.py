@@ -1,4 +1,4 @@
-"""python -m deploy build --board B [--weights W] [--config C] [--lanes P] [--clock MHZ] [--baud N] [--out DIR] [--json] [--program]
+"""python -m deploy build --board B [--weights W] [--config C] [--lanes P] [--logic-lanes L] [--clock MHZ] [--baud N] [--out DIR] [--json] [--program]
 
 Builds the bitstream of the design behind its UART host link for an FPGA board with the YoWASP
 tools from PyPI (Yosys, nextpnr-ecp5, ecppack) through amaranth-boards' platform, and writes a
@@ -44,6 +44,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--config", metavar="C", help="TOML config (default: configs/default.toml)")
     add_weights_options(ap)
     ap.add_argument("--lanes", metavar="P", help="MAC lanes: P, or P0,P1,... per layer")
+    ap.add_argument("--logic-lanes", type=int, default=0, metavar="L",
+                    help="of the P lanes, the last L multiply in logic (python -m rtl "
+                         "--logic-lanes; one-layer models)")
     ap.add_argument("--clock", type=float, default=None, metavar="MHZ",
                     help=f"design clock from the PLL (default {DEFAULT_CLOCK_MHZ:g}; "
                          + ", ".join(f"{b} {f:g}" for b, f in BOARD_CLOCK_MHZ.items()) + ")")
@@ -136,7 +139,7 @@ def run_build(args) -> dict:
         config, stack = load_model(args)
         linked = linked_design(config, stack, lanes=args.lanes, clock_hz=int(pll["f_out"]),
                                baud=args.baud, batch_bytes=args.batch_bytes,
-                               batch_results=args.batch_results)
+                               batch_results=args.batch_results, logic_lanes=args.logic_lanes)
     except ValueError as e:
         raise UsageError(e) from None
     clock_mhz = pll["f_out"] / 1e6

@@ -75,6 +75,25 @@ def test_board_top_elaborates_for_the_ulx3s(tmp_path):
     assert "MULT18X18D" in rtlil                               # DSP output registers
 
 
+def test_board_top_with_logic_lanes_reports_the_rtls_cycles():
+    """--logic-lanes reaches the design behind the link: P = 9 > X+H = 7 with 3 lanes in logic;
+    the board's identity says the cycles per step this RTL gives (the host checks them)."""
+    from deploy.board import linked_design
+    from model.config import load_config
+    from model.weights import LSTMStack
+    from rtl.top import LSTMCell
+    from rtl_helpers import random_weights
+    stack = LSTMStack((random_weights(np.random.default_rng(0), 3, 4),))
+    linked = linked_design(load_config(), stack, lanes=9, logic_lanes=3, clock_hz=50_000_000,
+                           baud=3_000_000, batch_bytes=64, batch_results=2)
+    assert linked.design.geometry.logic_lanes == 3
+    layer = linked.info.layers[0]
+    assert layer.lanes == 9
+    assert layer.cycles_per_step == -(-4 * 4 * 7 // 9) + LSTMCell.overhead_for(9, True) == 59
+    from amaranth.hdl import Fragment
+    Fragment.get(linked.link, None)                # it elaborates (and is used)
+
+
 def test_board_default_clocks_are_ones_the_pll_makes():
     """Without --clock each board gets the clock its measured build met (docs/deploy.md): 90 MHz,
     62.5 MHz on the 85F; the PLL makes each from the board's oscillator exactly."""
