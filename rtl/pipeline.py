@@ -278,12 +278,22 @@ def lut_product(m, a, b, name: str):
     for k in range(wb):
         term = Mux(b[k], a.as_signed() << k, 0)
         terms.append(-term if k == wb - 1 and b.shape().signed else term)
+    return _adder_tree(m, terms, signed(width), name)
+
+
+def _adder_tree(m, terms, shape, name: str, *, natural: bool = False):
+    """``terms`` summed in a tree of adders, one registered level per stage (at least one):
+    returns (the sum in a register of ``shape``, the levels). With ``natural`` the levels
+    before the last keep each sum's own width instead of ``shape``."""
     level = 0
     while len(terms) > 1 or level == 0:
         nxt = []
         for j in range(0, len(terms), 2):
-            s = Signal(signed(width), name=f"{name}_l{level}_{j // 2}", reset_less=True)
-            m.d.sync += s.eq(terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j])
+            value = terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j]
+            last = len(terms) <= 2
+            s = Signal(value.shape() if natural and not last else shape,
+                       name=f"{name}_l{level}_{j // 2}", reset_less=True)
+            m.d.sync += s.eq(value)
             nxt.append(s)
         terms, level = nxt, level + 1
     return terms[0], level
@@ -335,15 +345,5 @@ def booth_product(m, a, neg_a, b, name: str):
             term = term | (carry_in << (2 * i - 2))       # unsigned: zero-extended
         terms.append(term)
         carry_in = negate if i < digits - 1 else None
-    level = 0
-    while len(terms) > 1 or level == 0:
-        nxt = []
-        for j in range(0, len(terms), 2):
-            value = terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j]
-            last = len(terms) <= 2
-            s = Signal(signed(width) if last else value.shape(),
-                       name=f"{name}_l{level}_{j // 2}", reset_less=True)
-            m.d.sync += s.eq(value)
-            nxt.append(s)
-        terms, level = nxt, level + 1
-    return terms[0]
+    product, _ = _adder_tree(m, terms, signed(width), name, natural=True)
+    return product
