@@ -73,8 +73,8 @@ def needs(config, stack, lanes: int, head_lanes: int = 1, head_multiplier: str =
     return {"dsp": lanes - logic_lanes + multipliers + pwl + head_dsp,
             "bram": lanes * blocks + blocks_head, "head_latency": head_latency,
             "words_per_lane": g.issue_cycles, "blocks_per_lane": blocks,
-            "cycles_per_step": g.issue_cycles + LSTMCell.overhead_for(lanes, g.wide,
-                                                                     g.logic_delay)}
+            "cycles_per_step": LSTMCell.cycles_per_step_for(g.n_inputs, g.n_hidden, lanes,
+                                                            g.logic_delay)}
 
 
 def _run_synth(args, device: str, lanes: int, report: Path) -> dict:

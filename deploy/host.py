@@ -111,13 +111,13 @@ def identity_problems(info: p.Info, want: Identity) -> list[str]:
             problems.append(f"{name} format {got[0]} bits/{got[1]} fraction, the config gives "
                             f"{need[0]}/{need[1]}")
     for k, layer in enumerate(info.layers):
-        # the step period this RTL gives the board's own lanes (a board from another RTL differs)
+        # the step period this RTL gives the board's own lanes (a board from another RTL differs).
+        # The board does not report logic lanes: with them and weights over 16 bits its steps
+        # take Geometry.logic_delay cycles more, and this check names that as a difference.
         if k >= len(want.sizes) or (layer.n_inputs, layer.n_hidden) != want.sizes[k] \
                 or layer.lanes < 1:
             continue
-        X, H = layer.n_inputs, layer.n_hidden
-        cycles = (-(-4 * H * (X + H) // layer.lanes)
-                  + LSTMCell.overhead_for(layer.lanes, layer.lanes > X + H))
+        cycles = LSTMCell.cycles_per_step_for(layer.n_inputs, layer.n_hidden, layer.lanes)
         if layer.cycles_per_step != cycles:
             problems.append(f"layer {k} takes {layer.cycles_per_step} cycles per step at "
                             f"P={layer.lanes}, this RTL {cycles}")

@@ -14,9 +14,21 @@ from model.weights import QuantizedWeights
 
 from .pipeline import booth_levels
 
-__all__ = ["Geometry", "RTLError", "framed", "load_layout", "refuse", "state_layout"]
+__all__ = ["Geometry", "RTLError", "framed", "issue_cycles_for", "load_layout", "refuse",
+           "state_layout", "wide_for"]
 
 GATES = 4   # i, f, g, o
+
+
+def issue_cycles_for(n_inputs: int, n_hidden: int, lanes: int) -> int:
+    """The MAC bound of X = ``n_inputs``, H = ``n_hidden`` on P = ``lanes``: ceil(4H(X+H) / P)
+    cycles per step (:attr:`Geometry.issue_cycles`, without weights)."""
+    return -(-GATES * n_hidden * (n_inputs + n_hidden) // lanes)
+
+
+def wide_for(n_inputs: int, n_hidden: int, lanes: int) -> bool:
+    """More lanes than columns, P > X+H (:attr:`Geometry.wide`, without weights)."""
+    return lanes > n_inputs + n_hidden
 
 
 class RTLError(ValueError):
@@ -118,13 +130,13 @@ class Geometry:
     @property
     def issue_cycles(self) -> int:
         """The MAC bound: ceil(4H(X+H) / P) cycles per step."""
-        return -(-self.n_weights // self.lanes)
+        return issue_cycles_for(self.n_inputs, self.n_hidden, self.lanes)
 
     @property
     def wide(self) -> bool:
         """More lanes than columns (X+H < P <= 2(X+H)): up to two rows end in one cycle, and
         the MAC emits the even and the odd rows on two ports."""
-        return self.lanes > self.n_columns
+        return wide_for(self.n_inputs, self.n_hidden, self.lanes)
 
     @property
     def logic_product_levels(self) -> int:

@@ -11,7 +11,7 @@ from model.weights import QuantizedWeights
 
 from .cast import CAST_LATENCY, cast_registered
 from .cell import CellUpdate
-from .geometry import Geometry, RTLError, refuse, state_layout
+from .geometry import Geometry, RTLError, issue_cycles_for, refuse, state_layout, wide_for
 from .mac import MACArray
 from .pipeline import (TREE_SHARE, copies_for, delay, read_port, register_copies,
                        register_copies_tree, write_port)
@@ -166,6 +166,17 @@ class LSTMCell(wiring.Component):
         return (2 + MACArray.latency_for(lanes, logic_delay) + CAST_LATENCY + PWLUnit.latency
                 + int(bool(wide)) + CellUpdate.latency)
 
+    @staticmethod
+    def cycles_per_step_for(n_inputs: int, n_hidden: int, lanes: int, logic_delay: int = 0,
+                            serial_output: bool = False) -> int:
+        """:attr:`cycles_per_step` of a cell with X = ``n_inputs``, H = ``n_hidden`` and P =
+        ``lanes`` (no component built, no weights: a host checking a board, a cost table);
+        ``logic_delay``: :attr:`Geometry.logic_delay`, 0 without logic lanes or with weights of
+        up to 16 bits."""
+        X, H, P = n_inputs, n_hidden, lanes
+        return (issue_cycles_for(X, H, P) + LSTMCell.overhead_for(P, wide_for(X, H, P), logic_delay)
+                + (H - 1 if serial_output else 0))
+
     @property
     def overhead(self) -> int:
         """Pipeline cycles of a step beyond the MAC bound (the docstring's closed form)."""
@@ -181,8 +192,9 @@ class LSTMCell(wiring.Component):
         """Cycles per step with x waiting and h always ready; a word-serial output adds H - 1
         (its first word leaves on the edge the parallel result would; the next step starts
         after the last word has entered the output buffer)."""
-        return (self._geometry.issue_cycles + self.overhead
-                + (self._geometry.n_hidden - 1 if self._serial else 0))
+        g = self._geometry
+        return self.cycles_per_step_for(g.n_inputs, g.n_hidden, g.lanes, g.logic_delay,
+                                        self._serial)
 
     def cycles_per_sequence(self, steps: int) -> int:
         """Cycles from a sequence's first accept to its last output, inputs waiting and the

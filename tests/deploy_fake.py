@@ -32,7 +32,8 @@ class FakeBoard:
         ident = expected_identity(config, model)
         self.cell = FixedLSTM(config, qweights)
         X, H = qweights.n_inputs, qweights.n_hidden
-        cps = self.geometry.issue_cycles + LSTMCell.overhead_for(lanes, self.geometry.wide)
+        g = self.geometry
+        cps = LSTMCell.cycles_per_step_for(g.n_inputs, g.n_hidden, lanes, g.logic_delay)
         layer = p.LayerInfo(X, H, lanes, self.geometry.load_data_bits, self.geometry.n_words,
                             config.fmt("h").bits, config.fmt("c").bits, cps)
         n_classes = ident.n_classes if self.head else 0

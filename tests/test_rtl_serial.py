@@ -65,6 +65,7 @@ def test_serial_words_equal_golden(X, H, lanes, seed, gap, stall):
     if gap == stall == 0:
         parallel = dut.geometry.issue_cycles + LSTMCell.overhead_for(lanes, lanes > X + H)
         assert dut.cycles_per_step == parallel + H - 1
+        assert LSTMCell.cycles_per_step_for(X, H, lanes, serial_output=True) == dut.cycles_per_step
         assert np.diff(accepted).tolist() == [dut.cycles_per_step] * (len(h) - 1)
 
 

@@ -67,6 +67,9 @@ def test_cycle_count_equals_closed_form(lanes, logic, bits, tmp_path):
     assert dut.geometry.logic_delay == (1 if logic and bits == 18 else 0)
     assert dut.overhead == 41 + ceil_log2(lanes) + wide + dut.geometry.logic_delay
     assert dut.cycles_per_step == -(-4 * H * (X + H) // lanes) + dut.overhead
+    # the same from the sizes alone (what a host or a cost table computes without weights)
+    assert LSTMCell.cycles_per_step_for(X, H, lanes, dut.geometry.logic_delay) \
+        == dut.cycles_per_step
     assert np.diff(accepted).tolist() == [dut.cycles_per_step] * (T - 1)
     assert produced[-1] - accepted[0] == dut.cycles_per_sequence(T)
 
