@@ -137,11 +137,16 @@ def map_netlist(verilog_text: str, workdir: Path, *, abc9: bool = True) -> Netli
 
 def primitive_modes(netlist_text: str) -> dict:
     """How the netlist's block RAMs and multipliers are configured: DP16KD port A's REGMODE and
-    MULT18X18D's input- and output-register clocks (the input registers only where they are
-    used: the MAC lanes'), counted (e.g. {"DP16KD REGMODE_A": {"OUTREG": 8}})."""
+    MULT18X18D's input- and output-register clocks and the input registers' clock enables (the
+    input registers only where they are used: the MAC lanes', and with --dsp-input-registers
+    the activation units' and the cell update's), counted (e.g. {"DP16KD REGMODE_A":
+    {"OUTREG": 8}})."""
     out = {}
     for label, pattern in (("DP16KD REGMODE_A", r'\.REGMODE_A\("(\w+)"\)'),
                            ("MULT18X18D REG_INPUTA_CLK", r'\.REG_INPUTA_CLK\("(\w+)"\)'),
+                           ("MULT18X18D REG_INPUTB_CLK", r'\.REG_INPUTB_CLK\("(\w+)"\)'),
+                           ("MULT18X18D REG_INPUTA_CE", r'\.REG_INPUTA_CE\("(\w+)"\)'),
+                           ("MULT18X18D REG_INPUTB_CE", r'\.REG_INPUTB_CE\("(\w+)"\)'),
                            ("MULT18X18D REG_OUTPUT_CLK", r'\.REG_OUTPUT_CLK\("(\w+)"\)')):
         found = re.findall(pattern, netlist_text)
         if found:
@@ -190,6 +195,9 @@ def build_parser() -> ArgumentParser:
                          "port (yes), or one run each (both, the default)")
     ap.add_argument("--no-head", action="store_true",
                     help="the design without the model's classifier head (python -m rtl --no-head)")
+    ap.add_argument("--dsp-input-registers", action="store_true",
+                    help="the export of python -m rtl --ecp5-dsp --dsp-input-registers (the "
+                         "activation units' and cell update's multipliers register their operands)")
     ap.add_argument("--no-abc9", action="store_true", help="Yosys's classic ABC flow (as "
                     "python -m bench synth --no-abc9)")
     ap.add_argument("--build-dir", metavar="DIR", default=str(BUILD),
@@ -226,8 +234,10 @@ def cmd_netlist(args) -> int:
     g = (dut.core if head is not None else dut).geometry
     shape = (f"X{g.n_inputs}-H{g.n_hidden}-P{g.lanes}"
              + (f"-head{head.n_classes}" if head is not None else "")
+             + ("-dspin" if args.dsp_input_registers else "")
              + ("-noabc9" if args.no_abc9 else ""))
-    netlist = map_netlist(export_verilog(dut, TOP, ecp5=True), Path(args.build_dir) / shape,
+    text = export_verilog(dut, TOP, ecp5=True, dsp_input_registers=args.dsp_input_registers)
+    netlist = map_netlist(text, Path(args.build_dir) / shape,
                           abc9=not args.no_abc9)
     vectors = vectors_of_run(golden, lanes=args.lanes, head=head is not None)
     runs = []
@@ -246,7 +256,8 @@ def cmd_netlist(args) -> int:
                      "reports": tb.reports[:5]})
     result = {
         "design": {"n_inputs": g.n_inputs, "n_hidden": g.n_hidden, "lanes": g.lanes,
-                   "head_classes": head.n_classes if head is not None else None, **sources},
+                   "head_classes": head.n_classes if head is not None else None,
+                   "dsp_input_registers": args.dsp_input_registers, **sources},
         "simulator": args.sim, "sequences": int(x.shape[0]),
         "cells": netlist.cells, "primitive_modes": primitive_modes(netlist.text),
         "netlist": shown(netlist.workdir / "netlist.v"),

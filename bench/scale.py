@@ -85,6 +85,10 @@ def _run_synth(args, device: str, lanes: int, report: Path) -> dict:
             "--build-dir", str(Path(args.build_dir) / "synth")]
     if args.no_pnr:
         argv.append("--no-pnr")
+    if args.dsp_input_registers:
+        argv.append("--dsp-input-registers")
+    if args.seed != 1:
+        argv += ["--seed", str(args.seed)]
     run = subprocess.run(argv, capture_output=True, text=True)
     if run.returncode:
         lines = (run.stderr or run.stdout).strip().splitlines()
@@ -143,7 +147,9 @@ def cmd_scale(args) -> int:
                              "--head-lanes and --head-multiplier need a model with a classifier head")
     head = (args.head_lanes, args.head_multiplier)
     suffix = (("" if head == (1, "dsp") else f"-head{head[0]}{head[1]}")
-              + (f"-L{args.logic_lanes}" if args.logic_lanes else ""))
+              + (f"-L{args.logic_lanes}" if args.logic_lanes else "")
+              + ("-dspin" if args.dsp_input_registers else "")
+              + (f"-seed{args.seed}" if args.seed != 1 else ""))
     if stack.n_layers != 1:
         raise UsageError("bench scale takes a one-layer model")
     n_columns = stack.layers[0].n_inputs + stack.layers[0].n_hidden
@@ -186,7 +192,8 @@ def cmd_scale(args) -> int:
                             logic_lanes=args.logic_lanes))
     result = {"benchmark": "scale", "command": " ".join(["python -m bench scale", *args.argv]),
               "machine": machine(), "weights": shown(args.weights), "steps": args.steps,
-              "target_mhz": 150, "speed_grade": 6, "rows": rows}
+              "target_mhz": 150, "speed_grade": 6,
+              "dsp_input_registers": args.dsp_input_registers, "seed": args.seed, "rows": rows}
     return finish(args, out, result, print_scale)
 
 
@@ -228,6 +235,13 @@ def build_parser():
                     help="classes the classifier head works on at once, 1 (default) to C")
     ap.add_argument("--head-multiplier", choices=("dsp", "lut"), default="dsp",
                     help="the head's products in DSP blocks (default) or in logic")
+    ap.add_argument("--dsp-input-registers", action="store_true",
+                    help="the activation units' and the cell update's multipliers take their "
+                         "operands through their input registers (bench.synth "
+                         "--dsp-input-registers)")
+    ap.add_argument("--seed", type=int, default=1,
+                    help="nextpnr placer seed of every row (default 1; report files of other "
+                         "seeds end in -seed<S>)")
     ap.add_argument("--steps", type=int, default=STEPS, help=f"steps per image (default {STEPS})")
     ap.add_argument("--no-pnr", action="store_true", help="synthesis only (no Fmax, no latency)")
     ap.add_argument("--dry-run", action="store_true",

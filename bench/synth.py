@@ -384,6 +384,10 @@ def build_parser() -> ArgumentParser:
                     help="ecp5: the plain Verilog (python -m rtl without --ecp5-dsp): products, "
                          "weight memories and enable copies left to Yosys instead of MULT18X18D "
                          "and DP16KD primitives with their output registers and TRELLIS_FF copies")
+    ap.add_argument("--dsp-input-registers", action="store_true",
+                    help="ECP5: the activation units' and the cell update's multipliers take "
+                         "their operands through the MULT18X18D's input registers (same integers "
+                         "and cycles; python -m rtl --dsp-input-registers)")
     ap.add_argument("--no-flatten", action="store_true",
                     help="map each module on its own (Yosys synth -noflatten): a workaround for "
                          "the same assertion on stacked designs")
@@ -402,6 +406,9 @@ def cmd_synth(args) -> int:
         raise UsageError(f"--freq must be positive, not {args.freq:g}")
     if args.device and args.device != "auto":
         pick_device(args.family, {}, args.device)          # refuse a bad name before any work
+    if args.dsp_input_registers and (args.family != "ecp5" or args.plain_dsp):
+        raise UsageError("--dsp-input-registers needs the ECP5 multipliers (--family ecp5, "
+                         "no --plain-dsp)")
     build = Path(args.build_dir)
     if build.exists() and not build.is_dir():
         raise UsageError(f"--build-dir {build} is not a directory")
@@ -440,6 +447,7 @@ def cmd_synth(args) -> int:
                      for c in cells)
     workdir = build / (f"{args.family}-{shape}"
                        + ("-noc" if args.no_c else "") + ("-plaindsp" if args.plain_dsp else "")
+                       + ("-dspin" if args.dsp_input_registers else "")
                        + ("-serial" if args.serial_output else "")
                        + (f"-head{head.n_classes}" if head is not None else "")
                        + (f"x{head.lanes}" if head is not None and head.lanes > 1 else "")
@@ -450,7 +458,8 @@ def cmd_synth(args) -> int:
                        + (f"-axis{args.axis_width}" if args.axis else ""))
     workdir.mkdir(parents=True, exist_ok=True)
     dsp_register = args.family == "ecp5" and not args.plain_dsp
-    (workdir / f"{TOP}.v").write_text(export_verilog(top, TOP, ecp5=dsp_register))
+    (workdir / f"{TOP}.v").write_text(export_verilog(
+        top, TOP, ecp5=dsp_register, dsp_input_registers=args.dsp_input_registers))
     export_s = time.perf_counter() - start
 
     syn = synthesize(args.family, workdir, args.rom_style, abc9=not args.no_abc9,
@@ -464,6 +473,7 @@ def cmd_synth(args) -> int:
                    "lanes": lanes[0] if len(cells) == 1 else lanes, "layers": len(cells),
                    "logic_lanes": cells[0].geometry.logic_lanes if len(cells) == 1 else 0,
                    "output_c": not args.no_c, "dsp_output_register": dsp_register,
+                   "dsp_input_registers": args.dsp_input_registers,
                    "serial_output": args.serial_output,
                    "head_classes": head.n_classes if head is not None else None,
                    "head_lanes": head.lanes if head is not None else None,

@@ -1,4 +1,4 @@
-"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--logic-lanes L] [--no-c] [--serial-output] [--no-head] [--no-h] [--head-multiplier dsp|lut] [--head-lanes K] [--axis [--axis-width N]] [--ecp5-dsp] --out FILE.v
+"""python -m rtl [--config C] [--weights FILE] [--weights-format F] [--lanes P[,P1,...]] [--logic-lanes L] [--no-c] [--serial-output] [--no-head] [--no-h] [--head-multiplier dsp|lut] [--head-lanes K] [--axis [--axis-width N]] [--ecp5-dsp [--dsp-input-registers]] --out FILE.v
 
 Exports the LSTM cell (or, for a stacked model, one cell per layer chained as a pipeline), with
 the quantized weights in its memories, and the model's classifier head with its argmax when it
@@ -14,14 +14,20 @@ from .stack import StackedLSTM, build_design
 from .top import LSTMCell
 
 
-def export_verilog(dut, name: str = "lstm_cell", *, ecp5: bool = False) -> str:
+def export_verilog(dut, name: str = "lstm_cell", *, ecp5: bool = False,
+                   dsp_input_registers: bool = False) -> str:
     """Plain Verilog of ``dut``; ``ecp5``: ECP5 primitives (:class:`rtl.pipeline.ECP5`):
     ``MULT18X18D`` and ``DP16KD`` with their output registers, ``TRELLIS_FF`` enable copies (for
-    synthesis; a simulator needs models of them)."""
+    synthesis; a simulator needs models of them); ``dsp_input_registers`` (with ``ecp5``): the
+    activation units' and the cell update's multipliers also take their operands through their
+    input registers (same integers, same cycles)."""
     from amaranth.back import verilog
 
     from .pipeline import ECP5
-    return verilog.convert(dut, name=name, emit_src=False, platform=ECP5() if ecp5 else None)
+    if dsp_input_registers and not ecp5:
+        raise RTLError("--dsp-input-registers goes with --ecp5-dsp")
+    platform = ECP5(dsp_input_registers=dsp_input_registers) if ecp5 else None
+    return verilog.convert(dut, name=name, emit_src=False, platform=platform)
 
 
 def build_parser() -> ArgumentParser:
@@ -56,6 +62,11 @@ def build_parser() -> ArgumentParser:
                          "memories as DP16KD, both with their output register, copies of wide "
                          "enables as TRELLIS_FF (same integers and cycles; simulators need "
                          "models of the primitives)")
+    ap.add_argument("--dsp-input-registers", action="store_true",
+                    help="with --ecp5-dsp: the activation units' and the cell update's "
+                         "multipliers take their operands through the MULT18X18D's input "
+                         "registers, in place of the fabric registers before them (same "
+                         "integers and cycles; the MAC lanes' always do)")
     ap.add_argument("--single-ports", action="store_true",
                     help="a stacked model behind the single cell's port names, its load ports "
                          "never ready: for sim/verilog/tb_vectors.v and python -m model vectors "
@@ -67,6 +78,8 @@ def build_parser() -> ArgumentParser:
 
 def cmd_export(args) -> int:
     out = check_target(args.out, "--out")
+    if args.dsp_input_registers and not args.ecp5_dsp:
+        raise RTLError("--dsp-input-registers goes with --ecp5-dsp")
     if args.axis_width != 32 and not args.axis:
         raise RTLError("--axis-width goes with --axis")
     if args.axis_width not in AXIS_WIDTHS:
@@ -86,7 +99,8 @@ def cmd_export(args) -> int:
     elif not isinstance(core, LSTMCell) and args.single_ports:
         from .stack import StackTop
         top = StackTop(dut)
-    text = export_verilog(top, args.name, ecp5=args.ecp5_dsp)
+    text = export_verilog(top, args.name, ecp5=args.ecp5_dsp,
+                          dsp_input_registers=args.dsp_input_registers)
     atomic_write(out, lambda f: f.write(text), mode="w")
     if args.axis:
         print(f"AXI4-Stream, tdata {top.width} bits: a step is {top.x_layout.n_beats} beat(s) of "

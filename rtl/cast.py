@@ -71,11 +71,15 @@ def cast(value, from_frac: int, spec: TensorSpec):
     return _overflow(_quantize(value, from_frac, spec), spec)
 
 
-def cast_registered(m, value, from_frac: int, spec: TensorSpec, name: str):
+def cast_registered(m, value, from_frac: int, spec: TensorSpec, name: str, *,
+                    ahead: bool = False):
     """:func:`cast` over :data:`CAST_LATENCY` reset-less sync registers: the rounded value,
-    then the clamped (or wrapped) code. Returns the second register (``signed(W)``)."""
+    then the clamped (or wrapped) code. Returns the second register (``signed(W)``); with
+    ``ahead``, also its input (what it holds after the next edge), as ``(out, next)``."""
     quantized = _quantize(value, from_frac, spec)
     rounded = Signal(quantized.shape(), name=f"{name}_rounded", reset_less=True)
     out = Signal(spec_shape(spec), name=name, reset_less=True)
-    m.d.sync += [rounded.eq(quantized), out.eq(_overflow(rounded, spec))]
-    return out
+    nxt = Signal(spec_shape(spec), name=f"{name}_next")
+    m.d.comb += nxt.eq(_overflow(rounded, spec))
+    m.d.sync += [rounded.eq(quantized), out.eq(nxt)]
+    return (out, nxt) if ahead else out

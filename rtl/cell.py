@@ -50,6 +50,13 @@ class CellUpdate(wiring.Component):
         that must equal ``out_valid`` (copies of a wide enable).
     out_valid_next2 : ``Out(1)``
         What ``out_valid`` will be two cycles from now (for a two-level tree of such copies).
+    i_next, f_next, g_next, c_prev_next : like ``i``, ``f``, ``g``, ``c_prev``
+    i_load, f_load, g_load : ``In(1)``
+        The inputs of the registers that drive ``i``, ``f``, ``g`` and ``c_prev`` (each of
+        the first three loads ``*_next`` when its ``*_load`` is high; ``c_prev`` loads on
+        every edge). With ``dsp_input_registers`` (:class:`rtl.pipeline.ECP5`) the
+        multipliers' input registers take these in place of those registers; otherwise they
+        are unused.
     """
 
     latency = 3 + 2 * CAST_LATENCY + PWLUnit.latency
@@ -63,6 +70,10 @@ class CellUpdate(wiring.Component):
             "g": In(signed(cand.bits)), "c_prev": In(signed(c.bits)), "valid": In(1),
             "c": Out(signed(c.bits)), "h": Out(signed(h.bits)), "out_valid": Out(1),
             "out_valid_next": Out(1), "out_valid_next2": Out(1),
+            "i_next": In(signed(gate.bits)), "i_load": In(1),
+            "f_next": In(signed(gate.bits)), "f_load": In(1),
+            "g_next": In(signed(cand.bits)), "g_load": In(1),
+            "c_prev_next": In(signed(c.bits)),
         })
 
     def elaborate(self, platform):
@@ -76,8 +87,16 @@ class CellUpdate(wiring.Component):
         f_ig = cfg.fmt("gate").frac + cfg.fmt("candidate").frac
         f_sum = max(f_fc, f_ig)
         # datapath registers are reset-less: only the valid bits beside them reset
-        fc = product_register(m, platform, self.f, self.c_prev, "fc")
-        ig = product_register(m, platform, self.i, self.g, "ig")
+        inputs_in_dsp = getattr(platform, "dsp_input_registers", False)
+        if inputs_in_dsp:       # the multipliers' input registers are the inputs' registers
+            fc = product_register(m, platform, self.f_next, self.c_prev_next, "fc",
+                                  input_registers=True, a_enable=self.f_load)
+            ig = product_register(m, platform, self.i_next, self.g_next, "ig",
+                                  input_registers=True, a_enable=self.i_load,
+                                  b_enable=self.g_load)
+        else:
+            fc = product_register(m, platform, self.f, self.c_prev, "fc")
+            ig = product_register(m, platform, self.i, self.g, "ig")
 
         # stage 2: aligned sum; stages 3-4: one cast into c
         total = Signal(signed(max(len(fc) + f_sum - f_fc, len(ig) + f_sum - f_ig) + 1),
@@ -89,11 +108,14 @@ class CellUpdate(wiring.Component):
         pre = 2 + CAST_LATENCY                          # stages before the PWL unit
         valid = delay(m, self.valid, pre, "valid", reset_less=False)
         m.d.comb += [tanh_c.q.eq(c_new), tanh_c.q_valid.eq(valid)]
-        o_wait = delay(m, self.o, pre + L, "o")
+        o_wait = delay(m, self.o, pre + L - int(inputs_in_dsp), "o")
 
         # o * tanh(c), exact (multiplier between registers); then one cast into h
         f_h = cfg.fmt("gate").frac + cfg.fmt("tanh_c").frac
-        oh = product_register(m, platform, o_wait, tanh_c.y, "oh")
+        if inputs_in_dsp:       # the input registers: o's last wait and tanh_c's output
+            oh = product_register(m, platform, o_wait, tanh_c.y_next, "oh", input_registers=True)
+        else:
+            oh = product_register(m, platform, o_wait, tanh_c.y, "oh")
         h_out = cast_registered(m, oh, f_h, cfg.spec("h"), "h_new")
         c_out = delay(m, c_new, L + 1 + CAST_LATENCY, "c")
         valid_next2 = delay(m, tanh_c.y_valid, CAST_LATENCY - 1, "out_valid", reset_less=False)

@@ -1,7 +1,7 @@
 """P multiply-accumulate lanes time-sharing the 4H x (X+H) weight matrix (docs/architecture.md)."""
 from functools import partial
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -242,25 +242,32 @@ class MACArray(wiring.Component):
         # rotating register loaded from that copy while idle, rotated by P per cycle while
         # `issuing` (busy one cycle late, in copies: each the select of a share of the vector
         # register or of the column counters). Each lane's column (col0 + j mod N) is a counter
-        # of its own: the per-lane flags below are then constant compares, not adders.
+        # of its own: the per-lane flags below are then constant compares, not adders. At
+        # P = N or 2N (S = N) the columns never move: each is the constant j mod N.
         vector_q = Signal(data.ArrayLayout(signed(g.operand_bits), N), reset_less=True)
         m.d.sync += vector_q.eq(self.vector)
-        column = [Signal(range(N), name=f"column{j}", init=j % N) for j in range(P)]
+        fixed_columns = S == N
+        if fixed_columns:
+            column = [Const(j % N, range(N)) for j in range(P)]
+        else:
+            column = [Signal(range(N), name=f"column{j}", init=j % N) for j in range(P)]
         vec = Signal(data.ArrayLayout(signed(g.operand_bits), N), reset_less=True)
         vec_busy = register_copies(m, platform, self.busy, copies_for(N, g.operand_bits),
                                    "busy_vec")
-        lane_busy = register_copies(m, platform, self.busy, copies_for(P, 8), "busy_lane")
         issuing = delay(m, self.busy, 1, "issuing", reset_less=False)    # busy, a cycle late
         for n in range(N):
             with m.If(vec_busy[n * len(vec_busy) // N]):
                 m.d.sync += vec[n].eq(vec[(n + P) % N])
             with m.Else():
                 m.d.sync += vec[n].eq(vector_q[n])
-        for j in range(P):
-            with m.If(lane_busy[j * len(lane_busy) // P]):
-                m.d.sync += column[j].eq(Mux(column[j] >= N - S, column[j] + S - N, column[j] + S))
-            with m.Else():
-                m.d.sync += column[j].eq(j % N)
+        if not fixed_columns:
+            lane_busy = register_copies(m, platform, self.busy, copies_for(P, 8), "busy_lane")
+            for j in range(P):
+                with m.If(lane_busy[j * len(lane_busy) // P]):
+                    m.d.sync += column[j].eq(Mux(column[j] >= N - S, column[j] + S - N,
+                                                 column[j] + S))
+                with m.Else():
+                    m.d.sync += column[j].eq(j % N)
 
         # the load word into registers (two cycles after the handshake): weight address, lane
         # and data, or the bias address. Bias writes happen on the next edge (LUT RAM).

@@ -53,15 +53,24 @@ class ECP5:
     replicate_enables = True
     hand_mapped_roms = True
 
+    def __init__(self, *, dsp_input_registers: bool = False):
+        #: The activation units' and the cell update's multipliers take their operands through
+        #: the ``MULT18X18D``'s input registers, which replace the fabric registers before
+        #: them (same integers, same cycles; ``--dsp-input-registers``). The MAC lanes' always
+        #: do. Off by default: the recorded figures were measured without.
+        self.dsp_input_registers = bool(dsp_input_registers)
+
 
 def _fits_mult18(value) -> bool:
     shape = value.shape()
     return shape.width <= (18 if shape.signed else 17)
 
 
-def product_register(m, platform, a, b, name: str, *, input_registers: bool = False):
+def product_register(m, platform, a, b, name: str, *, input_registers: bool = False,
+                     a_enable=None, b_enable=None):
     """``a * b`` (exact) in a reset-less register, one cycle after ``a`` and ``b`` (two with
-    ``input_registers``: ``a`` and ``b`` registered first).
+    ``input_registers``: ``a`` and ``b`` registered first, each loading only when its
+    ``a_enable`` / ``b_enable`` is high, if given; the product register loads on every edge).
 
     With the :class:`ECP5` platform and both operands within 18 signed bits, the register is
     the output register of a ``MULT18X18D`` (signed mode; operands sign- or zero-extended to
@@ -71,19 +80,25 @@ def product_register(m, platform, a, b, name: str, *, input_registers: bool = Fa
     is most of a cycle. Same integers, same latency."""
     exact = a * b
     out = Signal(exact.shape(), name=name, reset_less=True)
+    if not input_registers and (a_enable is not None or b_enable is not None):
+        raise ValueError("an operand's enable needs input_registers")
     if not (getattr(platform, "dsp_output_register", False) and _fits_mult18(a)
             and _fits_mult18(b)):
         if input_registers:
-            a, b = delay(m, a, 1, f"{name}_a"), delay(m, b, 1, f"{name}_b")
+            a, b = (_enabled_register(m, v, en, f"{name}_{port}")
+                    for v, en, port in ((a, a_enable, "a"), (b, b_enable, "b")))
         m.d.sync += out.eq(a * b)
         return out
     inputs = {}
-    if input_registers:
-        inputs = {f"p_REG_INPUT{port}_{what}": value for port in "AB"
-                  for what, value in (("CLK", "CLK0"), ("CE", "CE0"), ("RST", "RST0"))}
     ports = {"i_CLK0": ClockSignal(), "i_CE0": Const(1), "i_RST0": Const(0),
              "i_SIGNEDA": Const(1), "i_SIGNEDB": Const(1),
              "i_SOURCEA": Const(0), "i_SOURCEB": Const(0)}
+    if input_registers:         # operand A's enable on CE1, B's on CE2 (CE0: always)
+        for port, enable, ce in (("A", a_enable, 1), ("B", b_enable, 2)):
+            inputs.update({f"p_REG_INPUT{port}_CLK": "CLK0", f"p_REG_INPUT{port}_RST": "RST0",
+                           f"p_REG_INPUT{port}_CE": "CE0" if enable is None else f"CE{ce}"})
+            if enable is not None:
+                ports[f"i_CE{ce}"] = enable
     for port, value in (("A", a), ("B", b)):
         wide = Signal(signed(18), name=f"{name}_{port.lower()}")
         m.d.comb += wide.eq(value)                      # sign- or zero-extends
@@ -96,6 +111,17 @@ def product_register(m, platform, a, b, name: str, *, input_registers: bool = Fa
         p_GSR="DISABLED", p_RESETMODE="SYNC", **inputs, **ports)
     m.d.comb += out.eq(p[:len(out)])
     return out
+
+
+def _enabled_register(m, value, enable, name: str):
+    """``value`` through one reset-less register that loads when ``enable`` is high (always
+    when ``enable`` is None)."""
+    if enable is None:
+        return delay(m, value, 1, name)
+    reg = Signal(value.shape(), name=f"{name}_d1", reset_less=True)
+    with m.If(enable):
+        m.d.sync += reg.eq(value)
+    return reg
 
 
 #: Bits of a wide register that one copy of its enable (:func:`register_copies`) drives.

@@ -56,6 +56,9 @@ class PWLUnit(wiring.Component):
         Output code in the table's output format (gate, candidate or tanh_c).
     y_valid : ``Out(1)``
         ``q_valid`` delayed by :attr:`latency`.
+    y_next : ``Out(signed(W_out))``
+        What ``y`` will hold after the next edge (its register's input), for a multiplier
+        block that registers it itself (its input register).
     """
 
     latency = 8 + CAST_LATENCY
@@ -70,6 +73,7 @@ class PWLUnit(wiring.Component):
             "q_valid": In(1),
             "y": Out(signed(spec.output.fmt.bits)),
             "y_valid": Out(1),
+            "y_next": Out(signed(spec.output.fmt.bits)),
         })
 
     @property
@@ -188,6 +192,10 @@ class PWLUnit(wiring.Component):
             step = Mux(coef5.zero, 0, offset << coef5.slope)
             product = Signal(step.shape(), reset_less=True)
             m.d.sync += product.eq(step)
+        elif getattr(platform, "dsp_input_registers", False):
+            # the multiplier block's input registers are stage 5's offset and slope registers
+            product = product_register(m, platform, (a4 - coef.base)[:len(a4)], coef.slope,
+                                       "product", input_registers=True)
         else:
             product = product_register(m, platform, offset, coef5.slope, "product")
         intercept = Signal(unsigned(t.frac + 1), reset_less=True)
@@ -205,6 +213,6 @@ class PWLUnit(wiring.Component):
             m.d.sync += y8.eq(Mux(neg7, -y7, y7))
 
         # stages 9-10: the output cast (the only rounding)
-        y = cast_registered(m, y8, t.frac, spec.output, "y_cast")
-        m.d.comb += [self.y.eq(y), self.y_valid.eq(valid[-1])]
+        y, y_next = cast_registered(m, y8, t.frac, spec.output, "y_cast", ahead=True)
+        m.d.comb += [self.y.eq(y), self.y_next.eq(y_next), self.y_valid.eq(valid[-1])]
         return m

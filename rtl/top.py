@@ -305,15 +305,10 @@ class LSTMCell(wiring.Component):
             i_late = delay(m, sigmoid.y, 1, "i_late")
             i_late_valid = delay(m, sigmoid.y_valid & ~gate[1], 1, "i_late_valid",
                                  reset_less=False)
-            with m.If(i_late_valid):
-                m.d.sync += i_gate.eq(i_late)
-            with m.If(sigmoid.y_valid & gate[1]):
-                m.d.sync += candidate.eq(tanh.y)
-            with m.If(sigmoid1.y_valid):
-                with m.If(gate1[1]):
-                    m.d.sync += o_gate.eq(sigmoid1.y)
-                with m.Else():
-                    m.d.sync += f_gate.eq(sigmoid1.y)
+            loads = {"i": (i_late, i_late_valid), "g": (tanh.y, sigmoid.y_valid & gate[1]),
+                     "f": (sigmoid1.y, sigmoid1.y_valid & ~gate1[1])}
+            with m.If(sigmoid1.y_valid & gate1[1]):
+                m.d.sync += o_gate.eq(sigmoid1.y)
             # `c_unit` (below) moves a cycle before the launch: launches may come every other
             # cycle here, and c_prev is ready three edges after c_unit moves
             c_unit_moves = sigmoid1.y_valid & gate1[1]
@@ -322,14 +317,17 @@ class LSTMCell(wiring.Component):
             o_gate = sigmoid.y
             m.d.comb += launch.eq(sigmoid.y_valid & (gate == 3))
             c_unit_moves = launch
-            with m.If(sigmoid.y_valid):
-                with m.Switch(gate):
-                    with m.Case(0):
-                        m.d.sync += i_gate.eq(sigmoid.y)
-                    with m.Case(1):
-                        m.d.sync += f_gate.eq(sigmoid.y)
-                    with m.Case(2):
-                        m.d.sync += candidate.eq(tanh.y)
+            loads = {"i": (sigmoid.y, sigmoid.y_valid & (gate == 0)),
+                     "f": (sigmoid.y, sigmoid.y_valid & (gate == 1)),
+                     "g": (tanh.y, sigmoid.y_valid & (gate == 2))}
+        # i, f and g into their registers (the cell update also takes the registers' inputs,
+        # for multiplier blocks that register their operands themselves)
+        for name, reg in (("i", i_gate), ("f", f_gate), ("g", candidate)):
+            value, load = loads[name]
+            with m.If(load):
+                m.d.sync += reg.eq(value)
+            m.d.comb += [getattr(cell, f"{name}_next").eq(value),
+                         getattr(cell, f"{name}_load").eq(load)]
         # c_{t-1} of the next unit to launch: its number (`c_unit`) moves on the edge after a
         # launch; both memories are read at it on every edge, and the word of this step's
         # source is registered into `c_prev` on the next: two edges after the launch, and the
@@ -345,9 +343,12 @@ class LSTMCell(wiring.Component):
         c_state_rd = read_port(c_state, "c_state_rd")
         c_init_rd = read_port(c_init, "c_init_rd")
         c_prev = Signal(wc, reset_less=True)
-        m.d.comb += [c_state_rd.addr.eq(c_unit), c_init_rd.addr.eq(c_unit)]
-        m.d.sync += c_prev.eq(Mux(c_from_zero, 0,
-                                  Mux(c_from_init, c_init_rd.data, c_state_rd.data)))
+        c_prev_next = Signal(wc)
+        m.d.comb += [c_state_rd.addr.eq(c_unit), c_init_rd.addr.eq(c_unit),
+                     c_prev_next.eq(Mux(c_from_zero, 0,
+                                        Mux(c_from_init, c_init_rd.data, c_state_rd.data))),
+                     cell.c_prev_next.eq(c_prev_next)]
+        m.d.sync += c_prev.eq(c_prev_next)
         m.d.comb += [cell.i.eq(i_gate), cell.f.eq(f_gate), cell.g.eq(candidate),
                      cell.o.eq(o_gate), cell.c_prev.eq(c_prev), cell.valid.eq(launch)]
 

@@ -105,6 +105,87 @@ def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path, i
         assert got[lag:, col].tolist() == (a * b)[:n - lag].tolist(), name
 
 
+class _EnabledProduct(wiring.Component):
+    """One product whose operands pass input registers with their own load enables."""
+
+    def __init__(self):
+        super().__init__({"a": In(signed(12)), "b": In(signed(15)), "ea": In(1), "eb": In(1),
+                          "p": Out(signed(27))})
+
+    def elaborate(self, platform):
+        m = Module()
+        p = product_register(m, platform, self.a, self.b, "p", input_registers=True,
+                             a_enable=self.ea, b_enable=self.eb)
+        m.d.comb += self.p.eq(p)
+        return m
+
+
+@pytest.mark.parametrize("ecp5", [False, True], ids=["plain", "ecp5"])
+def test_input_registers_load_only_when_enabled(tmp_path, ecp5):
+    """``a_enable`` / ``b_enable`` (the cell update's gates with --dsp-input-registers): on
+    ECP5 the MULT18X18D's input registers on CE1 / CE2, elsewhere fabric registers with an
+    enable; both hold an operand while its enable is low. Checked against a cycle model: on
+    each edge p takes ra * rb, then ra takes a when ea, rb takes b when eb."""
+    text = verilog.convert(_EnabledProduct(), name="products", emit_src=False,
+                           platform=ECP5(dsp_input_registers=True) if ecp5 else None)
+    flat = text.replace(" ", "")
+    assert ("MULT18X18D" in text) == ecp5
+    if ecp5:
+        assert 'REG_INPUTA_CE("CE1")' in flat and 'REG_INPUTB_CE("CE2")' in flat
+    rng = np.random.default_rng(5)
+    n = 300
+    a, b = rng.integers(-2048, 2048, n), rng.integers(-16384, 16384, n)
+    ea, eb = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    ea[:2] = eb[:2] = 1
+    lines = []
+    for k in range(n):
+        lines += [f"    a = {a[k]}; b = {b[k]}; ea = {ea[k]}; eb = {eb[k]};",
+                  "    @(posedge clk); #1;", '    $display("%0d", p);']
+    tb = ["module tb;", "  reg clk = 0; reg rst = 1;", "  always #5 clk = ~clk;",
+          "  reg signed [11:0] a; reg signed [14:0] b; reg ea, eb; wire signed [26:0] p;",
+          "  products dut(.clk(clk), .rst(rst), .a(a), .b(b), .ea(ea), .eb(eb), .p(p));",
+          "  initial begin", "    rst = 0;", *lines, "    $finish;", "  end", "endmodule"]
+    (tmp_path / "products.v").write_text(text)
+    shutil.copy(MULT_MODEL, tmp_path / "mult.v")
+    (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
+    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "products.v", "mult.v"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = [int(v) for v in r.stdout.split() if v.lstrip("-").isdigit()]
+    want, ra, rb = [], None, None
+    for k in range(n):
+        want.append(None if ra is None or rb is None else ra * rb)
+        ra = int(a[k]) if ea[k] else ra
+        rb = int(b[k]) if eb[k] else rb
+    assert len(got) == n
+    assert got[2:] == want[2:]
+    assert 0 < ea.sum() < n and 0 < eb.sum() < n        # both holds and loads happen
+
+
+def test_an_operand_enable_needs_input_registers():
+    m = Module()
+    m._MustUse__silence = True          # never elaborated: the call is refused
+    with pytest.raises(ValueError, match="an operand's enable needs input_registers"):
+        product_register(m, None, Signal(4), Signal(4), "p", a_enable=Signal())
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["-m", "rtl", "--dsp-input-registers"], "--dsp-input-registers goes with --ecp5-dsp"),
+    (["-m", "bench.synth", "--family", "ice40", "--dsp-input-registers", "--no-pnr"],
+     "--dsp-input-registers needs the ECP5 multipliers"),
+])
+def test_dsp_input_registers_are_refused_without_ecp5_multipliers(tmp_path, argv, words):
+    import sys
+    out = ["--out", str(tmp_path / ("x.v" if "rtl" in argv else "x.json"))]
+    p = subprocess.run([sys.executable, *argv, *out], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parent.parent)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], p.stderr
+
+
 # ---- DP16KD weight memories (rtl.lanemem.registered_memory) ----------------------------------
 
 class _LaneMemory(wiring.Component):
