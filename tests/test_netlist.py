@@ -28,22 +28,27 @@ ROOT = Path(__file__).resolve().parent.parent
 X, H, LANES = 5, 7, 3          # 112 weight words per lane: block RAM, not LUT RAM
 
 
+def _design(lanes: int, seed: int, steps: int):
+    """An X, H cell on ``lanes`` lanes with random weights (``seed``), its golden run on random
+    inputs, and the golden run of other weights (``seed + 1``) on the same inputs."""
+    cfg = load_config()
+    rng = np.random.default_rng(seed)
+    weights = random_weights(rng, X, H)
+    other = random_weights(np.random.default_rng(seed + 1), X, H)
+    x = rng.normal(0, 1.5, (2, steps, X))
+    golden = run_golden(cfg, weights, x)
+    return LSTMCell(cfg, golden.qweights, lanes=lanes), golden, run_golden(cfg, other, x)
+
+
 @pytest.fixture(scope="module", params=[False, True], ids=["plain", "dsp-input-registers"])
 def case(request):
     """The design's ECP5 export, without and with ``--dsp-input-registers`` (the activation
     units' and the cell update's multipliers registering their operands themselves)."""
-    cfg = load_config()
-    rng = np.random.default_rng(11)
-    weights = random_weights(rng, X, H)
-    other = random_weights(np.random.default_rng(12), X, H)
-    x = rng.normal(0, 1.5, (2, 2, X))
-    golden = run_golden(cfg, weights, x)
-    dut = LSTMCell(cfg, golden.qweights, lanes=LANES)
+    dut, golden, other = _design(LANES, 11, 2)
     flag = request.param
     netlist = map_netlist(export_verilog(dut, "lstm_cell", ecp5=True, dsp_input_registers=flag),
                           ROOT / "build" / "netlist" / ("test-X5-H7-P3" + ("-dspin" if flag else "")))
-    return netlist, vectors_of_run(golden, lanes=LANES), \
-        vectors_of_run(run_golden(cfg, other, x), lanes=LANES), flag
+    return netlist, vectors_of_run(golden, lanes=LANES), vectors_of_run(other, lanes=LANES), flag
 
 
 def test_the_netlist_holds_the_ecp5_primitives(case):
@@ -95,14 +100,8 @@ def test_wide_netlist_with_dsp_input_registers_matches_the_golden_model():
     with ``--dsp-input-registers``: the gates' loads reach the multipliers' input-register
     enables from the wide design's own sources; 0 mismatches, from the initial contents and
     after a load of other weights."""
-    cfg = load_config()
     lanes = X + H + 3
-    rng = np.random.default_rng(13)
-    weights = random_weights(rng, X, H)
-    other = random_weights(np.random.default_rng(14), X, H)
-    x = rng.normal(0, 1.5, (2, 3, X))
-    golden = run_golden(cfg, weights, x)
-    dut = LSTMCell(cfg, golden.qweights, lanes=lanes)
+    dut, golden, other = _design(lanes, 13, 3)
     assert dut.geometry.wide
     netlist = map_netlist(export_verilog(dut, "lstm_cell", ecp5=True, dsp_input_registers=True),
                           ROOT / "build" / "netlist" / f"test-X5-H7-P{lanes}-dspin")
@@ -112,7 +111,7 @@ def test_wide_netlist_with_dsp_input_registers_matches_the_golden_model():
     assert modes["MULT18X18D REG_INPUTA_CE"] == {"CE0": every - 2, "CE1": 2}
     assert modes["MULT18X18D REG_INPUTB_CE"] == {"CE0": every - 1, "CE2": 1}
     for vectors, load in ((vectors_of_run(golden, lanes=lanes), False),
-                          (vectors_of_run(run_golden(cfg, other, x), lanes=lanes), True)):
+                          (vectors_of_run(other, lanes=lanes), True)):
         r = run_netlist(vectors, netlist, "icarus", lanes=lanes, load=load)
         assert r.passed, "\n".join(r.tb.reports[:5]) or f"see {r.tb.log}"
         assert r.tb["mismatches"] == r.mismatches_dump == 0

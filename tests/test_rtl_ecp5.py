@@ -51,6 +51,20 @@ class _Products(wiring.Component):
         return m
 
 
+def _run_products(tmp_path, text: str, tb: list) -> str:
+    """Icarus on the module ``products`` (``text``), the MULT18X18D model and the testbench
+    lines ``tb``: its standard output."""
+    (tmp_path / "products.v").write_text(text)
+    shutil.copy(MULT_MODEL, tmp_path / "mult.v")
+    (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
+    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "products.v", "mult.v"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
 @pytest.mark.parametrize("input_registers", [False, True])
 def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path, input_registers):
     """With ``input_registers`` (the MAC lanes) the operands also pass the DSP's input
@@ -89,15 +103,8 @@ def test_ecp5_products_are_mult18x18d_with_output_register_and_exact(tmp_path, i
     tb = (["module tb;", "  reg clk = 0; reg rst = 1;", "  always #5 clk = ~clk;", *decl,
            f"  products dut(.clk(clk), .rst(rst), {conns});", "  initial begin",
            "    rst = 0;", *lines, "    $finish;", "  end", "endmodule"])
-    (tmp_path / "products.v").write_text(text)
-    shutil.copy(MULT_MODEL, tmp_path / "mult.v")
-    (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
-    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "products.v", "mult.v"],
-                       cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    r = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    got = np.array([[int(v) for v in line.split()] for line in r.stdout.splitlines()
+    stdout = _run_products(tmp_path, text, tb)
+    got = np.array([[int(v) for v in line.split()] for line in stdout.splitlines()
                     if line and line[0] in "-0123456789"])
     assert got.shape == (n, len(SHAPES))
     lag = int(input_registers)
@@ -145,15 +152,8 @@ def test_input_registers_load_only_when_enabled(tmp_path, ecp5):
           "  reg signed [11:0] a; reg signed [14:0] b; reg ea, eb; wire signed [26:0] p;",
           "  products dut(.clk(clk), .rst(rst), .a(a), .b(b), .ea(ea), .eb(eb), .p(p));",
           "  initial begin", "    rst = 0;", *lines, "    $finish;", "  end", "endmodule"]
-    (tmp_path / "products.v").write_text(text)
-    shutil.copy(MULT_MODEL, tmp_path / "mult.v")
-    (tmp_path / "tb.v").write_text("\n".join(tb) + "\n")
-    r = subprocess.run(["iverilog", "-g2005", "-o", "sim", "tb.v", "products.v", "mult.v"],
-                       cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    r = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    got = [int(v) for v in r.stdout.split() if v.lstrip("-").isdigit()]
+    stdout = _run_products(tmp_path, text, tb)
+    got = [int(v) for v in stdout.split() if v.lstrip("-").isdigit()]
     want, ra, rb = [], None, None
     for k in range(n):
         want.append(None if ra is None or rb is None else ra * rb)
