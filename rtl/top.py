@@ -307,11 +307,12 @@ class LSTMCell(wiring.Component):
                                  reset_less=False)
             loads = {"i": (i_late, i_late_valid), "g": (tanh.y, sigmoid.y_valid & gate[1]),
                      "f": (sigmoid1.y, sigmoid1.y_valid & ~gate1[1])}
-            with m.If(sigmoid1.y_valid & gate1[1]):
-                m.d.sync += o_gate.eq(sigmoid1.y)
-            # `c_unit` (below) moves a cycle before the launch: launches may come every other
-            # cycle here, and c_prev is ready three edges after c_unit moves
+            # o arrives: into its register; `c_unit` (below) moves a cycle before the launch:
+            # launches may come every other cycle here, and c_prev is ready three edges after
+            # c_unit moves
             c_unit_moves = sigmoid1.y_valid & gate1[1]
+            with m.If(c_unit_moves):
+                m.d.sync += o_gate.eq(sigmoid1.y)
             m.d.sync += launch.eq(c_unit_moves)
         else:
             o_gate = sigmoid.y
